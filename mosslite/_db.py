@@ -1,0 +1,121 @@
+"""Opening SQLite connections the way mosslite needs them.
+
+Each set-up step is a small named function saying why (cf. apsw's
+bestpractice module). Foreign sqlite errors are translated to our error tree at
+one boundary, ``translating_sqlite_errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import apsw
+import sqlite_vec
+
+from .errors import CorruptIndexError, MossliteError
+
+Tracer = Callable[[str, object], None]
+
+_SCHEMA_DIRS = (
+    Path(__file__).resolve().parent / "schemas",  # inside an installed wheel
+    Path(__file__).resolve().parent.parent / "schemas",  # a source checkout
+)
+
+
+def read_schema(name: str) -> str:
+    """The DDL of ``schemas/<name>``: the one canonical copy, never pasted into code."""
+    for directory in _SCHEMA_DIRS:
+        candidate = directory / name
+        if candidate.is_file():
+            return candidate.read_text(encoding="utf-8")
+    raise FileNotFoundError(f"schema {name!r} not found in {[str(d) for d in _SCHEMA_DIRS]}")
+
+
+def vec_extension_path() -> str:
+    """Path of the sqlite-vec loadable extension, for `.load` in the sqlite3 shell."""
+    return sqlite_vec.loadable_path()
+
+
+def load_vec(conn: apsw.Connection) -> None:
+    """vec0 is needed to write docs (the triggers feed docs_vec) and for SQL KNN."""
+    conn.enable_load_extension(True)
+    conn.load_extension(vec_extension_path())
+    conn.enable_load_extension(False)
+
+
+def set_busy_timeout(conn: apsw.Connection, ms: int = 10_000) -> None:
+    """Writers from several threads or processes wait for each other instead of failing."""
+    conn.set_busy_timeout(ms)
+
+
+def use_wal(conn: apsw.Connection) -> None:
+    """Readers never block the writer and commits cost one fsync of the WAL."""
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+
+
+def enforce_foreign_keys(conn: apsw.Connection) -> None:
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def attach_tracer(conn: apsw.Connection, tracer: Tracer | None) -> None:
+    """Let callers see every statement (``--sql`` flags, tests, debugging)."""
+    if tracer is None:
+        return
+
+    def exec_trace(cursor: apsw.Cursor, sql: str, bindings: object) -> bool:
+        tracer(sql, bindings)
+        return True
+
+    conn.exec_trace = exec_trace
+
+
+def connect(
+    path: Path | str,
+    *,
+    readonly: bool = False,
+    immutable: bool = False,
+    vec: bool = False,
+    tracer: Tracer | None = None,
+) -> apsw.Connection:
+    """Open ``path``. ``immutable`` is for published index files: they never change
+    after publication, so SQLite may skip locking and change detection entirely."""
+    if immutable:
+        uri = Path(path).resolve().as_uri() + "?immutable=1"
+        flags = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
+        conn = apsw.Connection(uri, flags=flags)
+    elif readonly:
+        conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
+    else:
+        conn = apsw.Connection(str(path))
+    if vec:
+        load_vec(conn)
+    set_busy_timeout(conn)
+    attach_tracer(conn, tracer)
+    return conn
+
+
+@contextmanager
+def translating_sqlite_errors(path: Path | str, what: str = "index file") -> Iterator[None]:
+    """Turn apsw's exceptions about a damaged or foreign file into CorruptIndexError."""
+    try:
+        yield
+    except MossliteError:
+        raise
+    except (apsw.NotADBError, apsw.CorruptError) as exc:
+        raise CorruptIndexError(f"{path} is not a valid {what}: {exc}", path=str(path)) from exc
+    except apsw.SQLError as exc:
+        raise CorruptIndexError(f"{path} is not a mosslite {what}: {exc}", path=str(path)) from exc
+    except apsw.CantOpenError as exc:
+        raise CorruptIndexError(f"cannot open {path}: {exc}", path=str(path)) from exc
+
+
+__all__ = [
+    "Tracer",
+    "connect",
+    "read_schema",
+    "translating_sqlite_errors",
+    "vec_extension_path",
+]

@@ -1,0 +1,245 @@
+"""Metadata filters in Moss's shape, compiled once and evaluated as numpy masks.
+
+    {"field": "category", "condition": {"$eq": "audio"}}
+    {"$and": [filter, ...]}   {"$or": [filter, ...]}      (nested freely)
+
+Operators: ``$eq $ne $in $nin`` compare strings exactly (numbers given in a
+filter are turned into their string form); ``$gt $gte $lt $lte`` compare
+numerically when the filter's value is a number (documents whose value is not
+a number do not match) and as strings otherwise (ISO dates order correctly); ``$near``
+takes ``"lat,lng,radius_m"`` and matches documents whose field holds
+``"lat,lng"`` within that great-circle (haversine) distance. Several operators
+in one condition must all hold. A document without the field matches only
+``$ne`` and ``$nin``, as in MongoDB.
+
+Filters are validated up front so a malformed one fails before any search, and
+evaluated over whole columns so a filter on 100k documents costs about a
+millisecond instead of 100k Python calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import InvalidFilterError
+
+EARTH_RADIUS_M = 6_371_008.8
+COMPARISONS = ("$gt", "$gte", "$lt", "$lte")
+OPERATORS = ("$eq", "$ne", "$in", "$nin", *COMPARISONS, "$near")
+
+
+@dataclass(frozen=True)
+class FieldColumn:
+    """One metadata field across all documents of an index, in row order."""
+
+    present: np.ndarray  # bool
+    strings: np.ndarray  # str_, "" where absent
+    numbers: np.ndarray  # float64, NaN where absent or not a number
+
+    @classmethod
+    def from_values(cls, values: Sequence[str | None]) -> FieldColumn:
+        present = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+        strings = np.array([v if v is not None else "" for v in values], dtype=np.str_)
+        numbers = np.fromiter((_number(v) for v in values), dtype=np.float64, count=len(values))
+        return cls(present=present, strings=strings, numbers=numbers)
+
+    def latlng(self) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [_latlng(s) if p else None for s, p in zip(self.strings.tolist(), self.present.tolist())]
+        lat = np.array([p[0] if p else np.nan for p in pairs], dtype=np.float64)
+        lng = np.array([p[1] if p else np.nan for p in pairs], dtype=np.float64)
+        return lat, lng
+
+
+class Columns(Protocol):
+    """What a filter reads: the row count and one column per metadata field."""
+
+    def __len__(self) -> int: ...
+
+    def column(self, field: str) -> FieldColumn: ...
+
+
+class DictColumns:
+    """Columns over a list of metadata dicts (a session's rows, a test's documents)."""
+
+    def __init__(self, metadata: Sequence[Mapping[str, str]]) -> None:
+        self._metadata = metadata
+        self._cache: dict[str, FieldColumn] = {}
+
+    def __len__(self) -> int:
+        return len(self._metadata)
+
+    def column(self, field: str) -> FieldColumn:
+        col = self._cache.get(field)
+        if col is None:
+            col = self._cache[field] = FieldColumn.from_values([m.get(field) for m in self._metadata])
+        return col
+
+
+class Filter:
+    """A validated filter; ``mask(columns)`` says which rows match."""
+
+    def mask(self, columns: Columns) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class _All(Filter):
+    parts: tuple[Filter, ...]
+
+    def mask(self, columns: Columns) -> np.ndarray:
+        out = np.ones(len(columns), dtype=bool)
+        for part in self.parts:
+            out &= part.mask(columns)
+        return out
+
+
+@dataclass(frozen=True)
+class _Any(Filter):
+    parts: tuple[Filter, ...]
+
+    def mask(self, columns: Columns) -> np.ndarray:
+        out = np.zeros(len(columns), dtype=bool)
+        for part in self.parts:
+            out |= part.mask(columns)
+        return out
+
+
+@dataclass(frozen=True)
+class _Condition(Filter):
+    field: str
+    op: str
+    value: Any
+
+    def mask(self, columns: Columns) -> np.ndarray:
+        col = columns.column(self.field)
+        if self.op == "$eq":
+            return col.present & (col.strings == self.value)
+        if self.op == "$ne":
+            return ~(col.present & (col.strings == self.value))
+        if self.op == "$in":
+            return col.present & np.isin(col.strings, self.value)
+        if self.op == "$nin":
+            return ~(col.present & np.isin(col.strings, self.value))
+        if self.op == "$near":
+            lat, lng, radius_m = self.value
+            doc_lat, doc_lng = col.latlng()
+            with np.errstate(invalid="ignore"):
+                return haversine_m(doc_lat, doc_lng, lat, lng) <= radius_m
+        return self._compare(col)
+
+    def _compare(self, col: FieldColumn) -> np.ndarray:
+        text, number = self.value
+        ops = {"$gt": np.greater, "$gte": np.greater_equal, "$lt": np.less, "$lte": np.less_equal}
+        compare = ops[self.op]
+        if number is None:
+            return col.present & compare(col.strings, text)
+        # A number in the filter orders numbers: "9.5" < "10"; a value that is not
+        # a number (NaN here) is not comparable with it, and does not match.
+        with np.errstate(invalid="ignore"):
+            return compare(col.numbers, number)
+
+
+def haversine_m(lat1: np.ndarray, lng1: np.ndarray, lat2: float, lng2: float) -> np.ndarray:
+    p1, p2 = np.radians(lat1), math.radians(lat2)
+    dlat, dlng = p2 - p1, np.radians(lng2 - lng1)
+    a = np.sin(dlat / 2) ** 2 + np.cos(p1) * math.cos(p2) * np.sin(dlng / 2) ** 2
+    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def compile_filter(spec: Mapping[str, Any] | None) -> Filter | None:
+    """Validate ``spec`` and return a Filter (None stays None)."""
+    if spec is None:
+        return None
+    return _compile(spec, "filter")
+
+
+def _compile(spec: Any, where: str) -> Filter:
+    if not isinstance(spec, Mapping):
+        raise InvalidFilterError(f"{where} must be an object, got {type(spec).__name__}")
+    keys = set(spec)
+    if keys in ({"$and"}, {"$or"}):
+        (key,) = keys
+        parts = spec[key]
+        if not isinstance(parts, list) or not parts:
+            raise InvalidFilterError(f"{where}.{key} must be a non-empty list of filters")
+        compiled = tuple(_compile(p, f"{where}.{key}[{i}]") for i, p in enumerate(parts))
+        return _All(compiled) if key == "$and" else _Any(compiled)
+    if keys == {"field", "condition"}:
+        return _compile_condition(spec["field"], spec["condition"], where)
+    raise InvalidFilterError(
+        f"{where} must have exactly 'field' and 'condition', or one of '$and'/'$or'; got keys {sorted(keys)}"
+    )
+
+
+def _compile_condition(field: Any, condition: Any, where: str) -> Filter:
+    if not isinstance(field, str) or not field:
+        raise InvalidFilterError(f"{where}.field must be a non-empty string")
+    if not isinstance(condition, Mapping) or not condition:
+        raise InvalidFilterError(f"{where}.condition must be an object like {{\"$eq\": \"value\"}}")
+    parts: list[Filter] = []
+    for op, value in condition.items():
+        if op not in OPERATORS:
+            raise InvalidFilterError(f"{where}: unknown operator {op!r}; use one of {' '.join(OPERATORS)}")
+        parts.append(_Condition(field, op, _operand(op, value, f"{where}.condition.{op}")))
+    return parts[0] if len(parts) == 1 else _All(tuple(parts))
+
+
+def _operand(op: str, value: Any, where: str) -> Any:
+    if op in ("$in", "$nin"):
+        if not isinstance(value, (list, tuple)):
+            raise InvalidFilterError(f"{where} takes a list of values")
+        return np.array([_scalar(v, where) for v in value], dtype=np.str_)
+    if op == "$near":
+        parsed = _near(value)
+        if parsed is None:
+            raise InvalidFilterError(f'{where} takes "lat,lng,radius_m" with -90<=lat<=90, -180<=lng<=180, radius>=0')
+        return parsed
+    text = _scalar(value, where)
+    if op in COMPARISONS:
+        number = _number(text)
+        return text, None if math.isnan(number) else number
+    return text
+
+
+def _scalar(value: Any, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise InvalidFilterError(f"{where}: values are strings (or numbers), got {type(value).__name__}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidFilterError(f"{where}: {value} is not a finite number")
+    return value if isinstance(value, str) else str(value)
+
+
+def _number(value: str | None) -> float:
+    if value is None:
+        return math.nan
+    try:
+        number = float(value)
+    except ValueError:
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
+def _latlng(value: str) -> tuple[float, float] | None:
+    parts = value.split(",")
+    if len(parts) != 2:
+        return None
+    lat, lng = (_number(p.strip()) for p in parts)
+    if math.isnan(lat) or math.isnan(lng) or not (-90 <= lat <= 90 and -180 <= lng <= 180):
+        return None
+    return lat, lng
+
+
+def _near(value: Any) -> tuple[float, float, float] | None:
+    if not isinstance(value, str):
+        return None
+    lat_lng, _, radius = value.rpartition(",")
+    point = _latlng(lat_lng)
+    radius_m = _number(radius.strip())
+    if point is None or math.isnan(radius_m) or radius_m < 0:
+        return None
+    return point[0], point[1], radius_m

@@ -1,0 +1,55 @@
+"""Ranking: top-k selection and the hybrid score.
+
+    score(d) = alpha * max(cos(q, d), 0) + (1 - alpha) * bm25(d) / max(bm25 over the keyword candidates)
+
+Both parts lie in [0, 1], so the score does too. The semantic part is the
+absolute cosine similarity (embeddings are unit length), so a score threshold
+keeps its meaning across queries; BM25 has no absolute scale, so the keyword
+part is relative to the best keyword hit of this query. With 0 < alpha < 1 the
+candidates are the best ``CANDIDATES`` of each kind; a candidate missing from the
+keyword list scores 0 there, and its cosine is computed exactly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CANDIDATES = 100
+
+
+def top_positions(scores: np.ndarray, mask: np.ndarray | None, k: int) -> np.ndarray:
+    """Positions of the ``k`` highest scores (best first), among rows allowed by ``mask``."""
+    if mask is not None:
+        scores = np.where(mask, scores, -np.inf)
+        k = min(k, int(np.count_nonzero(mask)))
+    k = min(k, scores.shape[0])
+    if k <= 0:
+        return np.empty(0, dtype=np.intp)
+    if k < scores.shape[0]:
+        part = np.argpartition(-scores, k - 1)[:k]
+    else:
+        part = np.arange(scores.shape[0])
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+def fuse(
+    alpha: float,
+    sims: np.ndarray | None,
+    vec_positions: np.ndarray,
+    kw_positions: np.ndarray,
+    kw_scores: np.ndarray,
+    top_k: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Final (positions, scores), best first, at most ``top_k``."""
+    kw_norm = kw_scores / kw_scores[0] if len(kw_scores) and kw_scores[0] > 0 else np.zeros(len(kw_scores))
+    if alpha <= 0.0 or sims is None:
+        return kw_positions[:top_k], np.clip(kw_norm[:top_k], 0.0, 1.0)
+    if alpha >= 1.0:
+        positions = vec_positions[:top_k]
+        return positions, np.clip(sims[positions], 0.0, 1.0)
+    union = np.union1d(vec_positions, kw_positions)
+    keyword_part = np.zeros(len(union))
+    keyword_part[np.searchsorted(union, kw_positions)] = kw_norm
+    combined = alpha * np.clip(sims[union], 0.0, 1.0) + (1.0 - alpha) * keyword_part
+    order = np.argsort(-combined, kind="stable")[:top_k]
+    return union[order], np.clip(combined[order], 0.0, 1.0)

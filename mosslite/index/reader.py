@@ -1,0 +1,316 @@
+"""IndexReader: answers queries from one immutable index version file.
+
+Invariants (issue #2):
+- Read-only: the file is opened with ``immutable=1``. Published versions never
+  change, so SQLite skips locking, and a newer version renamed over the path
+  later does not affect this reader, which holds the old inode open.
+- Vectors are served from memory: the normalised embedding matrix is hydrated
+  once at open, so vector search is one matrix-vector product (measured faster
+  than a vec0 KNN scan; see benchmarks/query_latency.py). Keyword search runs on
+  the file's FTS5 index (BM25); texts and metadata of hits are read by rowid.
+- Thread-safe: queries share only read-only numpy arrays; each SQLite access
+  borrows a connection from a pool, so concurrent queries from threads (or from
+  asyncio code via worker threads) never share a connection mid-statement.
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import apsw
+import numpy as np
+
+from .._db import Tracer, connect, translating_sqlite_errors
+from ..embeddings import Embedder, get_embedder
+from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError
+from ..types import DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult
+from .filters import DictColumns, Filter, compile_filter
+from .format import IndexMeta, read_meta
+from .fusion import CANDIDATES, fuse, top_positions
+
+HYDRATE_SQL = """
+SELECT rowid, id, embedding
+FROM docs
+ORDER BY rowid
+"""
+
+METADATA_SQL = """
+SELECT metadata
+FROM docs
+ORDER BY rowid
+"""
+
+ROWS_BY_ROWID_SQL = """
+SELECT rowid, id, text, metadata, payload
+FROM docs
+WHERE rowid IN (SELECT value FROM json_each(:rowids))
+"""
+
+ROWS_BY_ID_SQL = """
+SELECT rowid, id, text, metadata, payload, embedding
+FROM docs
+WHERE id IN (SELECT value FROM json_each(:ids))
+"""
+
+ALL_ROWS_SQL = """
+SELECT rowid, id, text, metadata, payload, embedding
+FROM docs
+ORDER BY rowid
+"""
+
+KEYWORD_SQL = """
+SELECT rowid, -bm25(docs_fts) AS score
+FROM docs_fts
+WHERE docs_fts MATCH :match
+ORDER BY rank
+LIMIT :limit
+"""
+
+_TOKEN_RE = re.compile(r"\w+", re.UNICODE)
+# Words so common that OR-ing them in only adds noise and cost to BM25.
+STOPWORDS = frozenset(
+    "a an and are as at be but by can do does for from has have how i if in is it its me my no not of on or "
+    "our so than that the their them then there these they this to was we what when where which who why "
+    "will with you your".split()
+)
+
+
+def match_expression(text: str) -> str | None:
+    """FTS5 MATCH for free text: the OR of its distinct words, each quoted so
+    user input can never be parsed as FTS5 syntax. None if nothing is left."""
+    words = list(dict.fromkeys(w.lower() for w in _TOKEN_RE.findall(text)))
+    kept = [w for w in words if w not in STOPWORDS] or words
+    if not kept:
+        return None
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in kept)
+
+
+@dataclass(frozen=True)
+class _Hit:
+    position: int
+    score: float
+
+
+class IndexReader:
+    def __init__(self, path: Path | str, *, embedder: Embedder | None = None, tracer: Tracer | None = None) -> None:
+        self.path = Path(path)
+        self._tracer = tracer
+        self._pool: queue.LifoQueue[apsw.Connection] = queue.LifoQueue()
+        self._all_conns: list[apsw.Connection] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self._metadata: list[dict[str, str]] | None = None
+        self._columns: DictColumns | None = None
+        if not self.path.is_file():
+            raise CorruptIndexError(f"{self.path} does not exist or is not a file", path=str(self.path))
+        with self._conn() as conn:
+            self.meta: IndexMeta = read_meta(conn, self.path)
+            with translating_sqlite_errors(self.path):
+                rows = conn.execute(HYDRATE_SQL).fetchall()
+        self.embedder = embedder or get_embedder(self.meta.model_id, dimension=self.meta.dimension)
+        self._rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        self._ids: list[str] = [r[1] for r in rows]
+        self._position = {doc_id: i for i, doc_id in enumerate(self._ids)}
+        dim = self.meta.dimension
+        blob = b"".join(r[2] for r in rows)
+        self._matrix = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dim).astype(np.float32, copy=False)
+        self._matrix.setflags(write=False)
+
+    # -- facts ---------------------------------------------------------------
+
+    @property
+    def index_name(self) -> str:
+        return self.meta.index_name
+
+    @property
+    def version(self) -> int:
+        return int(self.meta.version)
+
+    @property
+    def doc_count(self) -> int:
+        return len(self._ids)
+
+    @property
+    def matrix(self) -> np.ndarray:
+        """The hydrated, normalised embeddings (read-only), row i = i-th doc by rowid."""
+        return self._matrix
+
+    # -- connections ---------------------------------------------------------
+
+    @contextmanager
+    def _conn(self) -> Iterator[apsw.Connection]:
+        if self._closed:
+            raise ClosedError(f"index reader for {self.path} is closed", path=str(self.path))
+        try:
+            conn = self._pool.get_nowait()
+        except queue.Empty:
+            with translating_sqlite_errors(self.path):
+                conn = connect(self.path, immutable=True, tracer=self._tracer)
+            with self._lock:
+                self._all_conns.append(conn)
+        try:
+            yield conn
+        finally:
+            self._pool.put(conn)
+
+    def close(self) -> None:
+        """Close every pooled connection. Queries after this raise ClosedError."""
+        with self._lock:
+            self._closed = True
+            conns, self._all_conns = self._all_conns, []
+        for conn in conns:
+            conn.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> IndexReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- metadata for filters -----------------------------------------------
+
+    def _filter_mask(self, spec: Filter | None) -> np.ndarray | None:
+        if spec is None:
+            return None
+        return spec.mask(self._metadata_columns())
+
+    def _metadata_columns(self) -> DictColumns:
+        # Built on first use: loading and parsing all metadata is the one cost a
+        # filter adds, and indexes that are never filtered should not pay it.
+        if self._columns is None:
+            with self._conn() as conn:
+                metadata = [json.loads(r[0]) for r in conn.execute(METADATA_SQL)]
+            with self._lock:
+                if self._columns is None:
+                    self._metadata = metadata
+                    self._columns = DictColumns(metadata)
+        return self._columns
+
+    # -- search --------------------------------------------------------------
+
+    def query_vector(self, text: str, options: QueryOptions) -> np.ndarray | None:
+        """The query's embedding: given, or computed (and cached) by the model."""
+        if options.embedding is not None:
+            return self.embedder.check_vector(options.embedding, "query embedding")
+        if not self.embedder.computes_embeddings:
+            raise InvalidArgumentError(
+                f"index {self.index_name!r} uses the custom model: pass QueryOptions(embedding=[...])",
+                index=self.index_name,
+            )
+        return self.embedder.embed_query(text)
+
+    def query(self, query: str | Sequence[float], options: QueryOptions | None = None) -> SearchResult:
+        """Top-k documents for ``query`` (text, or an embedding for vector-only search)."""
+        started = time.perf_counter()
+        options = options or QueryOptions()
+        if isinstance(query, str):
+            text = query
+        elif isinstance(query, (Sequence, np.ndarray)) and not isinstance(query, bytes):
+            text, options = "", QueryOptions(
+                top_k=options.top_k, alpha=1.0, filter=options.filter, embedding=list(np.asarray(query, dtype=float))
+            )
+        else:
+            raise InvalidArgumentError(f"query must be text or an embedding, got {type(query).__name__}")
+        mask = self._filter_mask(compile_filter(options.filter))
+        alpha = options.alpha
+        vector = self.query_vector(text, options) if alpha > 0.0 else None
+        want = max(options.top_k, CANDIDATES) if 0.0 < alpha < 1.0 else options.top_k
+        sims = self._matrix @ vector if vector is not None else None
+        vec_positions = top_positions(sims, mask, want) if sims is not None else np.empty(0, dtype=np.intp)
+        kw_positions, kw_scores = (
+            self._keyword(text, want, mask) if alpha < 1.0 else (np.empty(0, dtype=np.intp), np.empty(0))
+        )
+        positions, scores = fuse(alpha, sims, vec_positions, kw_positions, kw_scores, options.top_k)
+        docs = self._result_docs(positions, scores)
+        return SearchResult(
+            docs=docs,
+            query=text,
+            index_name=self.index_name,
+            time_taken_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    def _keyword(self, text: str, want: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 hits as (positions, scores >= 0), best first, restricted to ``mask``."""
+        match = match_expression(text)
+        if match is None:
+            return np.empty(0, dtype=np.intp), np.empty(0)
+        limit = want
+        while True:
+            with self._conn() as conn:
+                rows = conn.execute(KEYWORD_SQL, {"match": match, "limit": limit}).fetchall()
+            if not rows:
+                return np.empty(0, dtype=np.intp), np.empty(0)
+            rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            scores = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+            positions = np.searchsorted(self._rowids, rowids)
+            if mask is not None:
+                keep = mask[positions]
+                positions, scores = positions[keep], scores[keep]
+            # A filter may reject most hits: widen the net until enough pass or none remain.
+            if mask is None or len(positions) >= want or len(rows) < limit:
+                return positions[:want], scores[:want]
+            limit *= 8
+
+    def _result_docs(self, positions: np.ndarray, scores: np.ndarray) -> list[QueryResultDocumentInfo]:
+        if len(positions) == 0:
+            return []
+        rowids = [int(self._rowids[p]) for p in positions]
+        with self._conn() as conn:
+            rows = {r[0]: r for r in conn.execute(ROWS_BY_ROWID_SQL, {"rowids": json.dumps(rowids)})}
+        out = []
+        for rowid, score in zip(rowids, scores):
+            _, doc_id, text, metadata, payload = rows[rowid]
+            out.append(
+                QueryResultDocumentInfo(
+                    id=doc_id,
+                    text=text,
+                    metadata=json.loads(metadata),
+                    score=float(score),
+                    payload=payload,
+                    index_name=self.index_name,
+                )
+            )
+        return out
+
+    # -- documents -----------------------------------------------------------
+
+    def get_docs(self, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None) -> list[DocumentInfo]:
+        """Documents by id (in the order asked, missing ids skipped) and/or filter (in index order)."""
+        compiled = compile_filter(filter)
+        if ids is not None:
+            if isinstance(ids, str):
+                raise InvalidArgumentError("ids must be a list of strings, not one string")
+            with self._conn() as conn:
+                found = {r[1]: r for r in conn.execute(ROWS_BY_ID_SQL, {"ids": json.dumps(list(ids))})}
+            rows = [found[i] for i in dict.fromkeys(ids) if i in found]
+        else:
+            with self._conn() as conn:
+                rows = conn.execute(ALL_ROWS_SQL).fetchall()
+        mask = self._filter_mask(compiled)
+        docs = []
+        for rowid, doc_id, text, metadata, payload, embedding in rows:
+            if mask is not None and not mask[self._position[doc_id]]:
+                continue
+            docs.append(
+                DocumentInfo(
+                    id=doc_id,
+                    text=text,
+                    metadata=json.loads(metadata),
+                    payload=payload,
+                    embedding=np.frombuffer(embedding, dtype="<f4").tolist(),
+                )
+            )
+        return docs

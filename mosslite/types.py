@@ -1,0 +1,177 @@
+"""Plain records shared by every layer, and the defaults in one place.
+
+Records validate themselves on construction, so a malformed document or option
+fails where the caller made it, with a typed error, long before it reaches
+storage (issue #2: bad input never corrupts stored data).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidArgumentError, InvalidDocumentError, InvalidNameError, PayloadTooLargeError
+
+DEFAULT_TOP_K = 5
+DEFAULT_ALPHA = 0.8
+MAX_TOP_K = 1000
+DEFAULT_MODEL_ID = "moss-minilm"
+# Documents larger than this are refused: an index is hydrated into memory on
+# every device that loads it, so one runaway document should not bloat them all.
+MAX_DOC_TEXT_BYTES = 256 * 1024
+MAX_PAYLOAD_BYTES = 256 * 1024
+MAX_ID_CHARS = 512
+MAX_NAME_CHARS = 128
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class Version(int):
+    """An index version number: 1, 2, 3 ... Version 0 means "none yet".
+
+    Files are named with the zero-padded form so ``ls`` order is version order.
+    """
+
+    WIDTH = 10
+    SUFFIX = ".sqlite"
+
+    def __new__(cls, value: int) -> Version:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidArgumentError(f"a version is a non-negative integer, got {value!r}")
+        return super().__new__(cls, value)
+
+    def filename(self) -> str:
+        return f"{int(self):0{self.WIDTH}d}{self.SUFFIX}"
+
+    @classmethod
+    def parse_filename(cls, name: str) -> Version:
+        stem, dot, ext = name.partition(".")
+        if "." + ext != cls.SUFFIX or len(stem) != cls.WIDTH or not stem.isdigit():
+            raise InvalidArgumentError(
+                f"{name!r} is not a version file name: expected {cls.WIDTH} digits and {cls.SUFFIX}"
+            )
+        return cls(int(stem))
+
+    def next(self) -> Version:
+        return Version(int(self) + 1)
+
+
+def validate_name(name: object, *, what: str = "index") -> str:
+    """Index and session names become file and URL path parts: keep them boring."""
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"{what} name must be a non-empty string", name=str(name))
+    if len(name) > MAX_NAME_CHARS:
+        raise InvalidNameError(f"{what} name is longer than {MAX_NAME_CHARS} characters", name=name[:40])
+    if not _NAME_RE.match(name) or ".." in name:
+        raise InvalidNameError(
+            f"{what} name {name!r} may use only letters, digits, '.', '_' and '-', "
+            "must start with a letter or digit, and may not contain '..'",
+            name=name,
+        )
+    return name
+
+
+@dataclass(frozen=True, kw_only=True)
+class DocumentInfo:
+    """A document to index. ``metadata`` values are strings (as in Moss);
+    ``embedding`` is only needed with the ``custom`` model."""
+
+    id: str
+    text: str
+    metadata: Mapping[str, str] | None = None
+    embedding: Sequence[float] | None = None
+    payload: str | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id.strip():
+            raise InvalidDocumentError("document id must be a non-empty string", id=str(self.id))
+        if len(self.id) > MAX_ID_CHARS:
+            raise InvalidDocumentError(f"document id is longer than {MAX_ID_CHARS} characters", id=self.id[:40])
+        if not isinstance(self.text, str):
+            raise InvalidDocumentError(f"document {self.id!r}: text must be a string", id=self.id)
+        if len(self.text.encode("utf-8", "surrogatepass")) > MAX_DOC_TEXT_BYTES:
+            raise PayloadTooLargeError(
+                f"document {self.id!r}: text is over {MAX_DOC_TEXT_BYTES} bytes",
+                id=self.id,
+                hint="split long texts into chunks",
+            )
+        if self.metadata is not None:
+            if not isinstance(self.metadata, Mapping):
+                raise InvalidDocumentError(f"document {self.id!r}: metadata must be a mapping of strings", id=self.id)
+            for key, value in self.metadata.items():
+                if not isinstance(key, str) or not isinstance(value, str):
+                    raise InvalidDocumentError(
+                        f"document {self.id!r}: metadata values must be strings, "
+                        f"got {type(value).__name__} for {key!r}",
+                        id=self.id,
+                        hint='store numbers as strings, e.g. {"price": "9.99"}',
+                    )
+            object.__setattr__(self, "metadata", dict(self.metadata))
+        if self.payload is not None:
+            if not isinstance(self.payload, str):
+                raise InvalidDocumentError(f"document {self.id!r}: payload must be a string or None", id=self.id)
+            if len(self.payload.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
+                    raise PayloadTooLargeError(f"document {self.id!r}: payload is over {MAX_PAYLOAD_BYTES} bytes", id=self.id)
+        if self.embedding is not None:
+            values = _as_float_tuple(self.embedding, f"document {self.id!r}: embedding")
+            object.__setattr__(self, "embedding", values)
+
+
+def _as_float_tuple(values: Any, what: str) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+        raise InvalidDocumentError(f"{what} must be a sequence of numbers")
+    try:
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError) as exc:
+        raise InvalidDocumentError(f"{what} must be a sequence of numbers") from exc
+    if not out:
+        raise InvalidDocumentError(f"{what} is empty")
+    if not all(math.isfinite(v) for v in out):
+        raise InvalidDocumentError(f"{what} contains NaN or infinity")
+    return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueryOptions:
+    """How to answer a query. ``alpha`` weighs semantic (1.0) against keyword (0.0)."""
+
+    top_k: int = DEFAULT_TOP_K
+    alpha: float = DEFAULT_ALPHA
+    filter: Mapping[str, Any] | None = None
+    embedding: Sequence[float] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
+            raise InvalidArgumentError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {self.top_k!r}")
+        if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:
+            raise InvalidArgumentError(f"alpha must be a number from 0.0 to 1.0, got {self.alpha!r}")
+        if self.embedding is not None:
+            object.__setattr__(self, "embedding", _as_float_tuple(self.embedding, "query embedding"))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MutationOptions:
+    """``upsert=True`` replaces documents whose id already exists; with False they are a conflict."""
+
+    upsert: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueryResultDocumentInfo:
+    id: str
+    text: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    score: float = 0.0
+    payload: str | None = None
+    index_name: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchResult:
+    docs: list[QueryResultDocumentInfo]
+    query: str
+    index_name: str | None = None
+    time_taken_ms: float = 0.0

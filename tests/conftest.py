@@ -1,0 +1,51 @@
+"""Shared fixtures: small real index files built with the dependency-free embedder."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mosslite import DocumentInfo, Version, build_version
+from mosslite.embeddings.hashed import HashedNgramEmbedder
+
+FAQ = [
+    ("refund-1", "How do I get a refund for a damaged product?", {"category": "returns", "price": "0", "loc": "52.5200,13.4050"}),
+    ("refund-2", "Getting your money back: returns are accepted within 30 days.", {"category": "returns", "price": "5"}),
+    ("ship-1", "Standard shipping takes three to five business days.", {"category": "shipping", "price": "4.99"}),
+    ("ship-2", "Express delivery arrives the next day if ordered before noon.", {"category": "shipping", "price": "14.99", "loc": "48.8566,2.3522"}),
+    ("bt-1", "Pair your headphones over Bluetooth by holding the power button.", {"category": "audio", "price": "129.99"}),
+    ("bt-2", "Speakers reconnect automatically to the last paired phone.", {"category": "audio", "price": "89", "loc": "52.5100,13.3900"}),
+    ("battery-1", "Charge the battery fully before first use to calibrate it.", {"category": "audio", "price": "abc"}),
+    ("account-1", "Reset your password from the account settings page.", {"category": "account"}),
+]
+
+
+class CountingEmbedder(HashedNgramEmbedder):
+    """Counts every text it embeds, to prove which documents were (re-)embedded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedded: list[str] = []
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.embedded.extend(texts)
+        return super().embed(texts)
+
+
+def faq_docs() -> list[DocumentInfo]:
+    return [DocumentInfo(id=i, text=t, metadata=m, payload=f"payload:{i}") for i, t, m in FAQ]
+
+
+@pytest.fixture
+def embedder() -> CountingEmbedder:
+    return CountingEmbedder()
+
+
+@pytest.fixture
+def faq_index(tmp_path: Path) -> Path:
+    path = tmp_path / Version(1).filename()
+    build_version(path, embedder=HashedNgramEmbedder(), index_name="faq", version=Version(1), upserts=faq_docs())
+    return path

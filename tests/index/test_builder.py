@@ -1,0 +1,158 @@
+"""Building version 1 and version N+1: contents, re-embedding, compactness, atomicity."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import apsw
+import numpy as np
+import pytest
+
+from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder
+from mosslite._db import connect
+from mosslite.embeddings.hashed import HashedNgramEmbedder
+from mosslite.errors import (
+    ConflictError,
+    DimensionMismatchError,
+    InvalidArgumentError,
+    InvalidDocumentError,
+)
+from mosslite.index.format import FORMAT_VERSION, read_meta
+
+from ..conftest import FAQ, CountingEmbedder, faq_docs
+
+
+def build(path: Path, embedder, version: int = 1, **kwargs):
+    return build_version(path, embedder=embedder, index_name="faq", version=Version(version), **kwargs)
+
+
+def test_version_one_holds_documents_fts_and_vectors(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    report = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs())
+    assert (report.inserted, report.embedded, report.reused) == (len(FAQ), len(FAQ), 0)
+    conn = connect(report.path, vec=True)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == FORMAT_VERSION
+    meta = read_meta(conn, report.path)
+    assert (meta.index_name, meta.version, meta.doc_count, meta.dimension) == ("faq", 1, len(FAQ), 256)
+    assert meta.model_id == "hashed-ngrams-256"
+    rows = conn.execute("SELECT id, metadata, payload, length(embedding) FROM docs ORDER BY rowid").fetchall()
+    assert [r[0] for r in rows] == [i for i, _, _ in FAQ]
+    assert json.loads(rows[0][1]) == FAQ[0][2]
+    assert rows[0][2] == "payload:refund-1" and rows[0][3] == 4 * 256
+    assert conn.execute("SELECT count(*) FROM docs_vec").fetchone()[0] == len(FAQ)
+    assert conn.execute("SELECT count(*) FROM docs_fts WHERE docs_fts MATCH 'shipping'").fetchone()[0] == 1
+    blob = conn.execute("SELECT embedding FROM docs WHERE id = 'bt-1'").fetchone()[0]
+    assert np.isclose(np.linalg.norm(np.frombuffer(blob, dtype="<f4")), 1.0, atol=1e-5)
+    conn.close()
+
+
+def test_file_is_single_and_compact(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    v1 = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs()).path
+    v2 = build(tmp_path / "v2.sqlite", embedder, 2, base=v1, deletes=[i for i, _, _ in FAQ[:6]]).path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v1.sqlite", "v2.sqlite"]
+    conn = connect(v2, readonly=True)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    free, total = conn.execute("SELECT (SELECT freelist_count FROM pragma_freelist_count), (SELECT page_count FROM pragma_page_count)").fetchone()
+    assert free / total <= 0.2
+    conn.close()
+
+
+def test_next_version_reembeds_only_new_or_changed_texts(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    v1 = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs()).path
+    before = IndexReader(v1).get_docs(ids=["bt-2"])[0].embedding
+    embedder.embedded.clear()
+    docs = faq_docs()
+    upserts = [
+        DocumentInfo(id="bt-2", text=docs[5].text, metadata={"category": "speakers"}),  # same text, new metadata
+        DocumentInfo(id="ship-1", text="Shipping is free over 50 euros."),  # changed text
+        DocumentInfo(id="new-1", text="Gift cards never expire."),  # new
+    ]
+    report = build(tmp_path / "v2.sqlite", embedder, 2, base=v1, upserts=upserts, deletes=["account-1", "nope"])
+    assert sorted(embedder.embedded) == ["Gift cards never expire.", "Shipping is free over 50 euros."]
+    assert (report.embedded, report.reused, report.inserted, report.updated, report.deleted) == (2, 1, 1, 2, 1)
+    assert report.meta.version == 2 and report.meta.doc_count == len(FAQ)
+    reader = IndexReader(report.path)
+    moved = reader.get_docs(ids=["bt-2"])[0]
+    assert moved.embedding == before and moved.metadata == {"category": "speakers"}
+    assert reader.get_docs(ids=["account-1"]) == []
+    hits = reader.query("free shipping euros", QueryOptions(alpha=0.0)).docs
+    assert hits[0].id == "ship-1"  # FTS follows the updated text
+    # The base version is untouched.
+    assert IndexReader(v1).get_docs(ids=["ship-1"])[0].text == docs[2].text
+
+
+def test_insert_without_upsert_on_existing_id_is_a_conflict(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    v1 = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs()).path
+    with pytest.raises(ConflictError, match="upsert=True"):
+        build(tmp_path / "v2.sqlite", embedder, 2, base=v1, upserts=[DocumentInfo(id="bt-1", text="x")], upsert=False)
+    assert not (tmp_path / "v2.sqlite").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v1.sqlite"]
+
+
+def test_failure_mid_build_leaves_no_file(tmp_path: Path) -> None:
+    class Exploding(HashedNgramEmbedder):
+        def embed(self, texts):  # type: ignore[override]
+            raise RuntimeError("model crashed")
+
+    with pytest.raises(RuntimeError):
+        build(tmp_path / "v1.sqlite", Exploding(), upserts=faq_docs())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_duplicate_ids_in_one_batch(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    docs = [DocumentInfo(id="a", text="x"), DocumentInfo(id="a", text="y")]
+    with pytest.raises(InvalidDocumentError, match="duplicate"):
+        build(tmp_path / "v1.sqlite", embedder, upserts=docs)
+
+
+def test_ids_must_be_a_list(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    v1 = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs()).path
+    with pytest.raises(InvalidArgumentError):
+        build(tmp_path / "v2.sqlite", embedder, 2, base=v1, deletes="bt-1")  # type: ignore[arg-type]
+
+
+def test_supplied_embeddings_are_used_and_checked(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    vector = np.zeros(256)
+    vector[3] = 2.0
+    report = build(tmp_path / "v1.sqlite", embedder, upserts=[DocumentInfo(id="a", text="t", embedding=vector.tolist())])
+    assert report.embedded == 0 and embedder.embedded == []
+    stored = IndexReader(report.path).get_docs(ids=["a"])[0].embedding
+    assert stored[3] == pytest.approx(1.0)  # normalised
+    with pytest.raises(DimensionMismatchError, match="256"):
+        build(tmp_path / "v2.sqlite", embedder, upserts=[DocumentInfo(id="a", text="t", embedding=[1.0, 2.0])])
+
+
+def test_custom_model_needs_every_embedding(tmp_path: Path) -> None:
+    custom = get_embedder("custom", dimension=3)
+    ok = build(tmp_path / "v1.sqlite", custom, upserts=[DocumentInfo(id="a", text="t", embedding=[1, 0, 0])])
+    assert ok.meta.model_id == "custom" and ok.meta.dimension == 3
+    with pytest.raises(InvalidDocumentError, match="no embedding"):
+        build(tmp_path / "v2.sqlite", custom, 2, base=ok.path, upserts=[DocumentInfo(id="b", text="t")])
+    with pytest.raises(DimensionMismatchError):
+        build(tmp_path / "v2.sqlite", custom, 2, base=ok.path, upserts=[DocumentInfo(id="b", text="t", embedding=[1, 0])])
+
+
+def test_model_of_base_must_match(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    v1 = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs()).path
+    with pytest.raises(InvalidArgumentError, match="uses model"):
+        build(tmp_path / "v2.sqlite", get_embedder("custom", dimension=256), 2, base=v1, upserts=[])
+
+
+def test_triggers_keep_derived_tables_in_step(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    path = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs()).path
+    conn = connect(path, vec=True)
+    conn.execute("DELETE FROM docs WHERE id = 'bt-1'")
+    conn.execute("UPDATE docs SET text = 'zebra crossing' WHERE id = 'bt-2'")
+    assert conn.execute("SELECT count(*) FROM docs_vec").fetchone()[0] == len(FAQ) - 1
+    assert conn.execute("SELECT count(*) FROM docs_fts WHERE docs_fts MATCH 'zebra'").fetchone()[0] == 1
+    assert conn.execute("SELECT count(*) FROM docs_fts WHERE docs_fts MATCH 'pair'").fetchone()[0] == 0
+    conn.execute("INSERT INTO docs_fts (docs_fts) VALUES ('integrity-check')")
+    with pytest.raises(apsw.ConstraintError):
+        conn.execute("INSERT INTO docs (id, text, embedding) VALUES ('short', 't', x'00')")
+    conn.close()
+
+
+def test_no_temp_files_after_success(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs())
+    assert [p for p in os.listdir(tmp_path) if ".tmp-" in p] == []

@@ -1,0 +1,102 @@
+"""Every filter operator, nesting, missing fields, and malformed filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from mosslite.errors import InvalidFilterError
+from mosslite.index.filters import DictColumns, compile_filter
+
+ROWS = [
+    {"category": "audio", "price": "129.99", "loc": "52.5200,13.4050", "name": "b"},  # Berlin
+    {"category": "audio", "price": "89", "loc": "52.5100,13.3900", "name": "a"},  # ~1.6 km away
+    {"category": "shipping", "price": "4.99", "loc": "48.8566,2.3522", "name": "c"},  # Paris
+    {"category": "returns", "price": "abc"},
+    {},
+]
+
+
+def matching(spec: dict) -> list[int]:
+    compiled = compile_filter(spec)
+    assert compiled is not None
+    return [i for i, hit in enumerate(compiled.mask(DictColumns(ROWS))) if hit]
+
+
+def cond(field: str, **ops: object) -> dict:
+    return {"field": field, "condition": {"$" + k: v for k, v in ops.items()}}
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (cond("category", eq="audio"), [0, 1]),
+        (cond("category", ne="audio"), [2, 3, 4]),  # a missing field matches $ne
+        (cond("category", **{"in": ["shipping", "returns"]}), [2, 3]),
+        (cond("category", nin=["audio"]), [2, 3, 4]),
+        (cond("price", gt="89"), [0]),  # numeric: 129.99 > 89 > 4.99 (as text, "4.99" > "129.99")
+        (cond("price", gte=89), [0, 1]),
+        (cond("price", lt="89"), [2]),
+        (cond("price", lte="89"), [1, 2]),
+        (cond("name", gt="a"), [0, 2]),  # both sides text: string order
+        (cond("price", gte="5", lte="100"), [1]),  # several operators: all must hold
+        (cond("loc", near="52.5200,13.4050,2000"), [0, 1]),
+        (cond("loc", near="52.5200,13.4050,100"), [0]),
+        (cond("loc", near="52.5200,13.4050,1000000"), [0, 1, 2]),
+        ({"$and": [cond("category", eq="audio"), cond("price", lt="100")]}, [1]),
+        ({"$or": [cond("category", eq="returns"), cond("price", gt="100")]}, [0, 3]),
+        ({"$or": [{"$and": [cond("category", eq="audio"), cond("name", eq="a")]}, cond("category", eq="shipping")]}, [1, 2]),
+        (cond("missing", eq="x"), []),
+    ],
+)
+def test_operators(spec: dict, expected: list[int]) -> None:
+    assert matching(spec) == expected
+
+
+def test_numeric_comparison_skips_values_that_are_not_numbers() -> None:
+    assert 3 not in matching(cond("price", gt="1"))
+    assert 3 not in matching(cond("price", lt="1"))
+
+
+def test_text_comparison_orders_iso_dates() -> None:
+    rows = [{"day": "2026-01-05"}, {"day": "2025-12-31"}]
+    compiled = compile_filter(cond("day", gte="2026-01-01"))
+    assert compiled is not None
+    assert compiled.mask(DictColumns(rows)).tolist() == [True, False]
+
+
+def test_none_filter_is_none() -> None:
+    assert compile_filter(None) is None
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "category = audio",
+        {},
+        {"field": "category"},
+        {"field": "category", "condition": {}},
+        {"field": "", "condition": {"$eq": "a"}},
+        {"field": "category", "condition": {"$regex": "a.*"}},
+        {"field": "category", "condition": "audio"},
+        {"field": "category", "condition": {"$eq": ["a"]}},
+        {"field": "category", "condition": {"$eq": True}},
+        {"field": "category", "condition": {"$eq": None}},
+        {"field": "price", "condition": {"$gt": float("nan")}},
+        {"field": "category", "condition": {"$in": "audio"}},
+        {"field": "loc", "condition": {"$near": "52.5,13.4"}},
+        {"field": "loc", "condition": {"$near": "91,13.4,100"}},
+        {"field": "loc", "condition": {"$near": "52.5,13.4,-1"}},
+        {"$and": []},
+        {"$or": "x"},
+        {"$and": [{"field": "a", "condition": {"$eq": "1"}}], "$or": []},
+        {"$and": [{"field": "a", "condition": {"$bogus": "1"}}]},
+    ],
+)
+def test_malformed_filters_are_typed_errors(spec: object) -> None:
+    with pytest.raises(InvalidFilterError):
+        compile_filter(spec)  # type: ignore[arg-type]
+
+
+def test_unknown_operator_message_lists_the_valid_ones() -> None:
+    with pytest.raises(InvalidFilterError, match=r"unknown operator '\$regex'.*\$eq"):
+        compile_filter({"field": "f", "condition": {"$regex": "x"}})

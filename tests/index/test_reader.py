@@ -1,0 +1,235 @@
+"""Every query path of IndexReader, its errors, and concurrent use."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import threading
+from pathlib import Path
+
+import apsw
+import numpy as np
+import pytest
+
+from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder
+from mosslite.errors import (
+    ClosedError,
+    CorruptIndexError,
+    DimensionMismatchError,
+    InvalidArgumentError,
+    InvalidFilterError,
+    UnsupportedFormatError,
+)
+from mosslite.index.reader import match_expression
+
+from ..conftest import FAQ
+
+
+@pytest.fixture
+def reader(faq_index: Path):
+    with IndexReader(faq_index) as r:
+        yield r
+
+
+def ids(result) -> list[str]:
+    return [d.id for d in result.docs]
+
+
+def check_scores(result) -> None:
+    scores = [d.score for d in result.docs]
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_hydrates_facts(reader: IndexReader) -> None:
+    assert (reader.index_name, reader.version, reader.doc_count) == ("faq", 1, len(FAQ))
+    assert reader.matrix.shape == (len(FAQ), 256) and reader.matrix.dtype == np.float32
+    assert not reader.matrix.flags.writeable
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.8, 1.0])
+def test_every_alpha_ranks_the_obvious_match_first(reader: IndexReader, alpha: float) -> None:
+    result = reader.query("bluetooth headphones pairing", QueryOptions(top_k=3, alpha=alpha))
+    assert ids(result)[0] == "bt-1"
+    check_scores(result)
+    assert result.query == "bluetooth headphones pairing" and result.index_name == "faq"
+    assert result.time_taken_ms > 0
+    top = result.docs[0]
+    assert top.text == FAQ[4][1] and top.metadata == FAQ[4][2] and top.payload == "payload:bt-1"
+
+
+def test_keyword_only_uses_bm25_with_stemming(reader: IndexReader) -> None:
+    result = reader.query("refunds", QueryOptions(alpha=0.0))
+    assert ids(result) == ["refund-1"]  # porter: refunds -> refund; no other doc has the word
+    assert result.docs[0].score == 1.0
+
+
+def test_keyword_only_with_no_match_is_empty(reader: IndexReader) -> None:
+    assert reader.query("xylophone", QueryOptions(alpha=0.0)).docs == []
+    assert reader.query("?!", QueryOptions(alpha=0.0)).docs == []
+
+
+def test_semantic_only_scores_are_cosines(reader: IndexReader) -> None:
+    text = FAQ[2][1]
+    result = reader.query(text, QueryOptions(alpha=1.0, top_k=len(FAQ)))
+    assert result.docs[0].id == "ship-1" and result.docs[0].score == pytest.approx(1.0, abs=1e-5)
+    vector = get_embedder("hashed-ngrams-256").embed([text])[0]
+    expected = np.clip(reader.matrix @ vector, 0, 1)
+    by_id = {d.id: d.score for d in result.docs}
+    for i, (doc_id, _, _) in enumerate(FAQ):
+        if doc_id in by_id:
+            assert by_id[doc_id] == pytest.approx(float(expected[i]), abs=1e-5)
+
+
+def test_hybrid_blends_both_parts(reader: IndexReader) -> None:
+    # "money back" only matches refund-2 by keyword; hybrid must surface it.
+    result = reader.query("money back", QueryOptions(alpha=0.5, top_k=3))
+    assert ids(result)[0] == "refund-2"
+    check_scores(result)
+
+
+def test_query_by_embedding_and_with_given_vector(reader: IndexReader) -> None:
+    vector = reader.matrix[4].tolist()
+    assert ids(reader.query(vector, QueryOptions(top_k=1)))[0] == "bt-1"
+    given = reader.query("shipping", QueryOptions(top_k=1, alpha=1.0, embedding=vector))
+    assert ids(given) == ["bt-1"]  # the given vector wins over the text for the semantic part
+    with pytest.raises(DimensionMismatchError):
+        reader.query([0.1, 0.2], QueryOptions())
+    with pytest.raises(InvalidArgumentError):
+        reader.query(42, QueryOptions())  # type: ignore[arg-type]
+
+
+def test_top_k_bounds_results(reader: IndexReader) -> None:
+    assert len(reader.query("the", QueryOptions(top_k=1, alpha=1.0)).docs) == 1
+    assert len(reader.query("the", QueryOptions(top_k=1000, alpha=1.0)).docs) == len(FAQ)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
+def test_filters_apply_to_every_path(reader: IndexReader, alpha: float) -> None:
+    spec = {"field": "category", "condition": {"$eq": "shipping"}}
+    result = reader.query("delivery shipping days", QueryOptions(alpha=alpha, filter=spec, top_k=10))
+    assert set(ids(result)) <= {"ship-1", "ship-2"} and ids(result)
+    near = {"field": "loc", "condition": {"$near": "52.52,13.405,5000"}}
+    assert set(ids(reader.query("anything", QueryOptions(alpha=1.0, filter=near, top_k=10)))) == {"refund-1", "bt-2"}
+
+
+def test_keyword_filter_widens_until_enough_pass(tmp_path: Path) -> None:
+    docs = [DocumentInfo(id=f"d{i}", text="common word", metadata={"keep": "yes" if i >= 290 else "no"}) for i in range(300)]
+    path = tmp_path / "v1.sqlite"
+    build_version(path, embedder=get_embedder("hashed-ngrams-256"), index_name="w", version=Version(1), upserts=docs)
+    with IndexReader(path) as reader:
+        spec = {"field": "keep", "condition": {"$eq": "yes"}}
+        result = reader.query("common", QueryOptions(alpha=0.0, top_k=10, filter=spec))
+        assert sorted(ids(result)) == sorted(f"d{i}" for i in range(290, 300))
+
+
+def test_malformed_filter_in_query(reader: IndexReader) -> None:
+    with pytest.raises(InvalidFilterError):
+        reader.query("x", QueryOptions(filter={"field": "a", "condition": {"$like": "b"}}))
+
+
+def test_get_docs_by_ids_and_filter(reader: IndexReader) -> None:
+    docs = reader.get_docs(ids=["bt-2", "missing", "refund-1"])
+    assert [d.id for d in docs] == ["bt-2", "refund-1"]
+    assert docs[0].payload == "payload:bt-2" and len(docs[0].embedding) == 256
+    audio = reader.get_docs(filter={"field": "category", "condition": {"$eq": "audio"}})
+    assert [d.id for d in audio] == ["bt-1", "bt-2", "battery-1"]
+    assert [d.id for d in reader.get_docs(ids=["bt-1", "ship-1"], filter={"field": "category", "condition": {"$eq": "audio"}})] == ["bt-1"]
+    assert len(reader.get_docs()) == len(FAQ)
+    with pytest.raises(InvalidArgumentError):
+        reader.get_docs(ids="bt-1")  # type: ignore[arg-type]
+
+
+def test_custom_index_queries_need_vectors(tmp_path: Path) -> None:
+    path = tmp_path / "v1.sqlite"
+    custom = get_embedder("custom", dimension=2)
+    docs = [DocumentInfo(id="x", text="east", embedding=[1, 0]), DocumentInfo(id="y", text="north", embedding=[0, 1])]
+    build_version(path, embedder=custom, index_name="c", version=Version(1), upserts=docs)
+    with IndexReader(path) as reader:
+        assert ids(reader.query("", QueryOptions(embedding=[0.1, 0.9], top_k=1))) == ["y"]
+        assert ids(reader.query("east", QueryOptions(alpha=0.0))) == ["x"]  # keyword needs no vector
+        with pytest.raises(InvalidArgumentError, match="custom"):
+            reader.query("north", QueryOptions(alpha=0.5))
+
+
+def test_not_an_index(tmp_path: Path) -> None:
+    text = tmp_path / "notes.sqlite"
+    text.write_text("hello, not a database " * 100)
+    with pytest.raises(CorruptIndexError):
+        IndexReader(text)
+    plain = tmp_path / "plain.sqlite"
+    conn = apsw.Connection(str(plain))
+    conn.execute("CREATE TABLE t (x)")
+    conn.close()
+    with pytest.raises(CorruptIndexError, match="not a mosslite index"):
+        IndexReader(plain)
+    with pytest.raises(CorruptIndexError):
+        IndexReader(tmp_path / "missing.sqlite")
+
+
+def test_truncated_index_is_rejected(tmp_path: Path, faq_index: Path) -> None:
+    cut = tmp_path / "cut.sqlite"
+    cut.write_bytes(faq_index.read_bytes()[: 3 * 4096])
+    with pytest.raises(CorruptIndexError):
+        IndexReader(cut)
+
+
+def test_newer_format_is_refused(tmp_path: Path, faq_index: Path) -> None:
+    future = tmp_path / "future.sqlite"
+    shutil.copy(faq_index, future)
+    conn = apsw.Connection(str(future))
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(UnsupportedFormatError, match="upgrade"):
+        IndexReader(future)
+
+
+def test_closed_reader_refuses_queries(faq_index: Path) -> None:
+    reader = IndexReader(faq_index)
+    reader.close()
+    with pytest.raises(ClosedError):
+        reader.query("refund", QueryOptions(alpha=0.0))
+
+
+def test_concurrent_threads_get_consistent_answers(reader: IndexReader) -> None:
+    queries = [t for _, t, _ in FAQ]
+    expected = {q: ids(reader.query(q, QueryOptions(alpha=0.5))) for q in queries}
+    errors: list[BaseException] = []
+
+    def worker(seed: int) -> None:
+        try:
+            for i in range(60):
+                q = queries[(seed + i) % len(queries)]
+                assert ids(reader.query(q, QueryOptions(alpha=0.5))) == expected[q]
+        except BaseException as exc:  # noqa: BLE001 - surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+
+
+def test_concurrent_asyncio_tasks(reader: IndexReader) -> None:
+    async def main() -> list[list[str]]:
+        tasks = [asyncio.to_thread(reader.query, "battery charge", QueryOptions(alpha=0.5)) for _ in range(50)]
+        return [ids(r) for r in await asyncio.gather(*tasks)]
+
+    results = asyncio.run(main())
+    assert all(r == results[0] for r in results) and results[0][0] == "battery-1"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("refund policy", '"refund" OR "policy"'),
+        ("the the", '"the"'),  # only stopwords: keep them rather than match nothing
+        ('drop" OR 1=1 NEAR(', '"drop" OR "1" OR "near"'),
+        ("", None),
+        ("?!", None),
+    ],
+)
+def test_match_expression_quotes_user_text(text: str, expected: str | None) -> None:
+    assert match_expression(text) == expected
