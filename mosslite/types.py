@@ -24,6 +24,8 @@ DEFAULT_MODEL_ID = "moss-minilm"
 MAX_DOC_TEXT_BYTES = 256 * 1024
 MAX_PAYLOAD_BYTES = 256 * 1024
 MAX_ID_CHARS = 512
+# Largest HTTP request body the server reads (a batch of documents); larger ones get 413.
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
 MAX_NAME_CHARS = 128
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -175,3 +177,109 @@ class SearchResult:
     query: str
     index_name: str | None = None
     time_taken_ms: float = 0.0
+
+
+class JobStatus:
+    """Job statuses, as in Moss: pending_upload -> uploading -> building -> completed | failed."""
+
+    PENDING_UPLOAD = "pending_upload"
+    UPLOADING = "uploading"
+    BUILDING = "building"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    FINAL = frozenset({COMPLETED, FAILED})
+
+
+class JobPhase:
+    """What a building job is doing now (``Job.current_phase``)."""
+
+    GENERATING_EMBEDDINGS = "generating_embeddings"
+    BUILDING_INDEX = "building_index"
+    UPLOADING = "uploading"
+    PUBLISHING = "publishing"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MutationResult:
+    job_id: str
+    index_name: str
+    doc_count: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Job:
+    job_id: str
+    index_name: str
+    kind: str
+    status: str
+    current_phase: str | None = None
+    progress: float = 0.0
+    error: str | None = None
+    doc_count: int = 0
+    version: int | None = None
+    created_at: str = ""
+    updated_at: str = ""
+    completed_at: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in JobStatus.FINAL
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexInfo:
+    name: str
+    version: int
+    status: str
+    doc_count: int
+    model: str
+    dimension: int
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest:
+    """What a client needs to fetch the newest published version of an index."""
+
+    index_name: str
+    version: int
+    sha256: str
+    size_bytes: int
+    doc_count: int
+    model_id: str
+    dimension: int
+    created_at: str
+
+
+DEFAULT_POLLING_INTERVAL_S = 600.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class SwapEvent:
+    """Emitted on every hot swap of a loaded index."""
+
+    index_name: str
+    old_version: int
+    new_version: int
+    duration_ms: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadedIndexInfo:
+    """What a client is serving locally for one index."""
+
+    index_name: str
+    version: int
+    doc_count: int
+    model_id: str
+    path: str
+    stale: bool
+    auto_refresh: bool
+    polling_interval_s: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadIndexesResult:
+    loaded: list[str]
+    failed: dict[str, str]

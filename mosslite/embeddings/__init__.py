@@ -32,6 +32,15 @@ _instances: dict[tuple[str, int | None], Embedder] = {}
 _lock = threading.Lock()
 
 
+def register(model_id: str, factory: Callable[[], Embedder]) -> None:
+    """Add an embedder under ``model_id`` (e.g. from a ``mosslite serve --plugin`` module)."""
+    if model_id == CUSTOM_MODEL_ID:
+        raise InvalidArgumentError(f"{CUSTOM_MODEL_ID!r} is reserved")
+    with _lock:
+        MODELS[model_id] = factory
+        _instances.pop((model_id, None), None)
+
+
 def model_ids() -> list[str]:
     return sorted([*MODELS, CUSTOM_MODEL_ID])
 
@@ -63,4 +72,4 @@ def get_embedder(model_id: str | None = None, *, dimension: int | None = None) -
     return embedder
 
 
-__all__ = ["Embedder", "get_embedder", "model_ids", "normalise_rows"]
+__all__ = ["Embedder", "get_embedder", "model_ids", "normalise_rows", "register"]

@@ -25,13 +25,13 @@ from .._db import connect, translating_sqlite_errors
 from .._fs import atomic_path
 from ..embeddings import Embedder
 from ..errors import ConflictError, CorruptIndexError, InvalidArgumentError, InvalidDocumentError
-from ..types import DocumentInfo, Version
+from ..types import DocumentInfo, JobPhase, Version
 from .format import COUNT_DOCS_SQL, IndexMeta, create_schema, read_meta, utc_now_iso, write_meta
 
 #: Called with (phase, percent 0-100) as a build moves on; phases follow Moss.
 ProgressFn = Callable[[str, float], None]
-PHASE_EMBEDDING = "generating_embeddings"
-PHASE_BUILDING = "building_index"
+PHASE_EMBEDDING = JobPhase.GENERATING_EMBEDDINGS
+PHASE_BUILDING = JobPhase.BUILDING_INDEX
 
 EMBED_BATCH = 64
 # Vacuum an incremental version when this share of its pages is free.

@@ -12,9 +12,15 @@ keyword list scores 0 there, and its cosine is computed exactly.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from ..types import QueryResultDocumentInfo
+
 CANDIDATES = 100
+# The usual RRF constant: damps the weight of the very first ranks.
+RRF_K = 60
 
 
 def top_positions(scores: np.ndarray, mask: np.ndarray | None, k: int) -> np.ndarray:
@@ -53,3 +59,17 @@ def fuse(
     combined = alpha * np.clip(sims[union], 0.0, 1.0) + (1.0 - alpha) * keyword_part
     order = np.argsort(-combined, kind="stable")[:top_k]
     return union[order], np.clip(combined[order], 0.0, 1.0)
+
+
+def reciprocal_rank_fusion(
+    lists: list[list[QueryResultDocumentInfo]], top_k: int
+) -> list[QueryResultDocumentInfo]:
+    """Merge ranked lists from different indexes: score = (RRF_K + 1) / (RRF_K + rank),
+    so a first place scores 1.0; ties go to the higher original score. Documents
+    keep their ``index_name``, as ids may repeat across indexes."""
+    scored = []
+    for docs in lists:
+        for rank, doc in enumerate(docs, start=1):
+            scored.append(((RRF_K + 1) / (RRF_K + rank), doc.score, doc))
+    scored.sort(key=lambda t: (t[0], t[1]), reverse=True)
+    return [dataclasses.replace(doc, score=rrf) for rrf, _, doc in scored[:top_k]]

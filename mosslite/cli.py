@@ -1,0 +1,190 @@
+"""The ``mosslite`` command: thin commands over the library.
+
+Each command calls one library method and holds no logic of its own; its help
+ends with an example. Our errors (and OS errors such as a port in use) become
+one line on stderr and exit status 1, through ``_Group.invoke``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import MossliteError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8700
+DATA_ENV = "MOSSLITE_DATA"
+
+
+class _Group(click.Group):
+    """Reports our errors as ``Error: <message>`` instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except (MossliteError, OSError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+data_option = click.option(
+    "--data",
+    "data_dir",
+    envvar=DATA_ENV,
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help=f"The service's data folder (catalog, version files). Default: ${DATA_ENV}.",
+)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mosslite")
+def cli() -> None:
+    """mosslite: an embedded, SQLite-backed, local-first search store.
+
+    \b
+    Example:
+        mosslite keys create --project my-project --data ./srv
+    """
+
+
+@cli.command()
+@data_option
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="MODULE",
+    help="Import MODULE before serving, e.g. to call mosslite.embeddings.register(). Repeatable.",
+)
+def serve(data_dir: Path, host: str, port: int, plugins: tuple[str, ...]) -> None:
+    """Serve the data folder's service over HTTP until interrupted.
+
+    Prints one line, "mosslite serving <url> (data: <folder>)", once listening.
+
+    \b
+    Example:
+        mosslite serve --data ./srv --port 8700 --plugin my_embedders
+    """
+    import uvicorn
+
+    from .service import Service
+    from .service.http import create_app
+
+    for module in plugins:
+        _import_plugin(module)
+    listener = _listen(host, port)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
+    # previous handler: make that a KeyboardInterrupt, so the service closes either way.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    service = Service(data_dir)
+    try:
+        server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning"))
+        asyncio.run(_serve(server, listener, data_dir))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        service.close()
+        signal.signal(signal.SIGTERM, previous)
+
+
+@cli.group()
+def keys() -> None:
+    """Project keys: create and list them.
+
+    \b
+    Example:
+        mosslite keys list --project my-project --data ./srv
+    """
+
+
+@keys.command("create")
+@click.option("--project", required=True, help="The project the key opens.")
+@data_option
+def keys_create(project: str, data_dir: Path) -> None:
+    """Create a key for PROJECT (Service.create_key) and print only the key.
+
+    Only its hash is stored: copy it now.
+
+    \b
+    Example:
+        export MOSSLITE_KEY=$(mosslite keys create --project my-project --data ./srv)
+    """
+    service = _open_service(data_dir)
+    try:
+        click.echo(service.create_key(project))
+    finally:
+        service.close()
+
+
+@keys.command("list")
+@click.option("--project", required=True, help="The project whose keys to list.")
+@data_option
+def keys_list(project: str, data_dir: Path) -> None:
+    """List PROJECT's keys: prefix and creation time, one per line.
+
+    \b
+    Example:
+        mosslite keys list --project my-project --data ./srv
+    """
+    service = _open_service(data_dir)
+    try:
+        rows = service.catalog.list_keys(project)
+    finally:
+        service.close()
+    if not rows:
+        click.echo(f"no keys for project {project!r}", err=True)
+    for prefix, created_at in rows:
+        click.echo(f"{prefix}…\t{created_at}")
+
+
+def main() -> None:
+    """The console entry point (``mosslite``, ``python -m mosslite``)."""
+    cli(prog_name="mosslite")
+
+
+# -- helpers ----------------------------------------------------------------------
+
+
+def _open_service(data_dir: Path):  # noqa: ANN202 (Service is imported lazily)
+    from .service import Service
+
+    # Key commands must not resume builds of the data folder they touch.
+    return Service(data_dir, start_jobs=False)
+
+
+def _import_plugin(module: str) -> None:
+    try:
+        importlib.import_module(module)
+    except Exception as exc:
+        raise click.ClickException(f"cannot import plugin {module!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind before serving, so a taken port is one clear error and --port 0 works."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        return socket.create_server((host, port), family=family)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+
+
+async def _serve(server, listener: socket.socket, data_dir: Path) -> None:  # noqa: ANN001 (uvicorn.Server)
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    while not server.started and not task.done():
+        await asyncio.sleep(0.02)
+    if server.started:
+        host, port = listener.getsockname()[:2]
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"mosslite serving http://{shown}:{port} (data: {data_dir})")
+        sys.stdout.flush()
+    await task

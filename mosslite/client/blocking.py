@@ -1,0 +1,91 @@
+"""SyncMossClient: MossClient for scripts and desktop apps that have no event loop.
+
+It drives one async MossClient on a private event-loop thread instead of
+duplicating it (cf. apsw's aio module), so both always behave the same. Every
+coroutine method of MossClient is available here as a plain method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+from .core import MossClient
+
+T = TypeVar("T")
+
+
+class EventLoopThread:
+    """A daemon thread running an asyncio loop, for calling coroutines from sync code."""
+
+    def __init__(self, name: str = "mosslite-loop") -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("cannot block on the loop from inside it")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
+
+
+class SyncMossClient:
+    """Example::
+
+        client = SyncMossClient("my-project", "my-key")
+        job = client.create_index("faq", docs)
+        client.wait_for_job(job.job_id)
+    """
+
+    def __init__(self, project_id: str, project_key: str, **kwargs: Any) -> None:
+        self._loop = EventLoopThread()
+        self._client: MossClient = self._loop.run(_make(project_id, project_key, kwargs))
+
+    @property
+    def async_client(self) -> MossClient:
+        return self._client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+        return self._blocking(attr)
+
+    def _blocking(self, method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
+        @functools.wraps(method)
+        def call(*args: Any, **kwargs: Any) -> T:
+            return self._loop.run(method(*args, **kwargs))
+
+        return call
+
+    def query(self, name: str, query: str, options: Any = None) -> Any:
+        """Runs in the calling thread, not the loop thread: queries from many threads
+        proceed in parallel instead of queueing behind one loop."""
+        return self._client.query_local(name, query, options)
+
+    def close(self) -> None:
+        try:
+            self._loop.run(self._client.close())
+        finally:
+            self._loop.stop()
+
+    def __enter__(self) -> SyncMossClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def _make(project_id: str, project_key: str, kwargs: dict[str, Any]) -> MossClient:
+    # Built on the loop thread so anything it creates (httpx pools) belongs to that loop.
+    return MossClient(project_id, project_key, **kwargs)

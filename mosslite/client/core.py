@@ -1,0 +1,298 @@
+"""MossClient: the async client, with Moss's names.
+
+With no ``url`` it runs the service core in this process (the embedded
+default: data under ``cache_path`` or ``$MOSSLITE_HOME`` or ``~/.mosslite``);
+with ``url`` it talks to ``mosslite serve`` over HTTP. Both go through a
+Transport, so every method behaves the same either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..errors import ClosedError, IndexNotLoadedError, InvalidArgumentError, JobFailedError, TimeoutError_
+from ..index.fusion import reciprocal_rank_fusion
+from ..service import Service
+from ..sync.clock import Clock, SystemClock
+from ..sync.refresher import IndexSync
+from ..types import (
+    DEFAULT_POLLING_INTERVAL_S,
+    DocumentInfo,
+    IndexInfo,
+    Job,
+    JobStatus,
+    LoadedIndexInfo,
+    LoadIndexesResult,
+    MutationOptions,
+    MutationResult,
+    QueryOptions,
+    SearchResult,
+    SwapEvent,
+    validate_name,
+)
+from .transports import LocalTransport, Transport
+
+HOME_ENV = "MOSSLITE_HOME"
+DEFAULT_HOME = Path("~/.mosslite")
+DEFAULT_POLL_INTERVAL_S = 0.25
+DEFAULT_JOB_TIMEOUT_S = 600.0
+
+_services: dict[Path, Service] = {}
+_services_lock = threading.Lock()
+
+
+def default_home() -> Path:
+    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser()
+
+
+def embedded_service(data_dir: Path) -> Service:
+    """One Service per data folder per process: its job workers and catalog are shared
+    by every client on that folder, and closed at exit."""
+    key = data_dir.resolve()
+    with _services_lock:
+        service = _services.get(key)
+        if service is None:
+            service = _services[key] = Service(key)
+        return service
+
+
+@atexit.register
+def close_embedded_services() -> None:
+    """Close every embedded service of this process (at exit, or between tests)."""
+    with _services_lock:
+        for service in _services.values():
+            service.close()
+        _services.clear()
+
+
+class MossClient:
+    """Example::
+
+        client = MossClient("my-project", "my-key")
+        job = await client.create_index("faq", [DocumentInfo(id="1", text="Refunds take 5 days")])
+        await client.wait_for_job(job.job_id)
+    """
+
+    def __init__(
+        self,
+        project_id: str,
+        project_key: str,
+        *,
+        url: str | None = None,
+        cache_path: str | Path | None = None,
+        transport: Transport | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        """``clock`` drives refresh timers; tests pass a ManualClock instead of sleeping."""
+        self.project_id = project_id
+        self.clock: Clock = clock or SystemClock()
+        self._loaded: dict[str, IndexSync] = {}
+        self._swap_hooks: list[Callable[[SwapEvent], None]] = []
+        self.home = Path(cache_path).expanduser() if cache_path is not None else default_home()
+        if transport is not None:
+            self.transport = transport
+        elif url is not None:
+            from .http_transport import HTTPTransport
+
+            self.transport = HTTPTransport(url, project_id, project_key)
+        else:
+            self.transport = LocalTransport(embedded_service(self.home / "service"), project_id, project_key)
+        self._closed = False
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where downloaded index versions are kept: ``<home>/cache/<project>/<index>/``."""
+        return self.home / "cache" / self.project_id
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            for sync in list(self._loaded.values()):
+                await sync.close()
+            self._loaded.clear()
+            await self.transport.aclose()
+
+    async def __aenter__(self) -> MossClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError("this MossClient is closed")
+
+    # -- mutations (asynchronous jobs) ----------------------------------------
+
+    async def create_index(
+        self, name: str, docs: Sequence[DocumentInfo], model_id: str | None = None
+    ) -> MutationResult:
+        """Start building a new index; returns at once with the job."""
+        self._check_open()
+        return await self.transport.create_index(name, list(docs), model_id)
+
+    async def add_docs(
+        self, name: str, docs: Sequence[DocumentInfo], options: MutationOptions | None = None
+    ) -> MutationResult:
+        """Upsert (default) or insert documents; the live version keeps serving meanwhile."""
+        self._check_open()
+        return await self.transport.add_docs(name, list(docs), options or MutationOptions())
+
+    async def delete_docs(self, name: str, ids: Sequence[str]) -> MutationResult:
+        self._check_open()
+        return await self.transport.delete_docs(name, ids)
+
+    async def get_job_status(self, job_id: str) -> Job:
+        self._check_open()
+        return await self.transport.get_job(job_id)
+
+    async def wait_for_job(
+        self,
+        job_id: str,
+        poll_interval_seconds: float = DEFAULT_POLL_INTERVAL_S,
+        timeout_seconds: float = DEFAULT_JOB_TIMEOUT_S,
+    ) -> Job:
+        """Poll until the job ends. Raises JobFailedError if it failed, TimeoutError_ if it
+        has not ended within ``timeout_seconds``."""
+        deadline = time.monotonic() + timeout_seconds
+        while True:
+            job = await self.get_job_status(job_id)
+            if job.status == JobStatus.COMPLETED:
+                return job
+            if job.status == JobStatus.FAILED:
+                raise JobFailedError(f"job {job_id} failed: {job.error}", job_id=job_id, index=job.index_name)
+            if time.monotonic() >= deadline:
+                raise TimeoutError_(
+                    f"job {job_id} is still {job.status} after {timeout_seconds} s",
+                    job_id=job_id,
+                    hint="call wait_for_job again, or raise timeout_seconds",
+                )
+            await asyncio.sleep(poll_interval_seconds)
+
+    # -- indexes and documents on the service ----------------------------------
+
+    async def get_index(self, name: str) -> IndexInfo:
+        self._check_open()
+        return await self.transport.get_index(name)
+
+    async def list_indexes(self) -> list[IndexInfo]:
+        self._check_open()
+        return await self.transport.list_indexes()
+
+    async def delete_index(self, name: str) -> None:
+        self._check_open()
+        await self.transport.delete_index(name)
+
+    async def get_docs(
+        self, name: str, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None
+    ) -> list[DocumentInfo]:
+        self._check_open()
+        return await self.transport.get_docs(name, ids, filter)
+
+    # -- local copies: load, refresh, query ----------------------------------------
+
+    async def load_index(
+        self,
+        name: str,
+        auto_refresh: bool = False,
+        polling_interval_in_seconds: float = DEFAULT_POLLING_INTERVAL_S,
+        cache_path: str | Path | None = None,
+    ) -> LoadedIndexInfo:
+        """Download (or reuse) the newest version, hydrate it, and serve queries from it.
+
+        On a loaded index this is a blocking refresh that also replaces the refresh
+        options. Offline with a cached version: serves it, ``was_served_stale`` is True.
+        """
+        self._check_open()
+        validate_name(name)
+        if not polling_interval_in_seconds > 0:
+            raise InvalidArgumentError("polling_interval_in_seconds must be positive")
+        sync = self._loaded.get(name)
+        if sync is None:
+            base = Path(cache_path).expanduser() / self.project_id if cache_path is not None else self.cache_dir
+            sync = IndexSync(name, self.transport, base / name, self.clock, self._emit_swap)
+            await sync.refresh()
+            self._loaded[name] = sync
+        else:
+            try:
+                await sync.refresh()
+            except Exception:
+                if sync.live is None:
+                    raise
+                sync.stale = True
+        sync.configure(auto_refresh=auto_refresh, interval_s=float(polling_interval_in_seconds))
+        return sync.info()
+
+    async def load_indexes(
+        self,
+        names: Sequence[str],
+        auto_refresh: bool = False,
+        polling_interval_in_seconds: float = DEFAULT_POLLING_INTERVAL_S,
+    ) -> LoadIndexesResult:
+        """Load several indexes concurrently; one failing does not stop the others."""
+        outcomes = await asyncio.gather(
+            *(self.load_index(n, auto_refresh, polling_interval_in_seconds) for n in names), return_exceptions=True
+        )
+        loaded = [n for n, o in zip(names, outcomes) if not isinstance(o, BaseException)]
+        failed = {n: str(o) for n, o in zip(names, outcomes) if isinstance(o, BaseException)}
+        return LoadIndexesResult(loaded=loaded, failed=failed)
+
+    async def unload_index(self, name: str) -> None:
+        sync = self._loaded.pop(name, None)
+        if sync is None:
+            raise IndexNotLoadedError(f"index {name!r} is not loaded", index=name)
+        await sync.close()
+
+    def _sync(self, name: str) -> IndexSync:
+        sync = self._loaded.get(name)
+        if sync is None or sync.live is None:
+            raise IndexNotLoadedError(f"index {name!r} is not loaded", index=name)
+        return sync
+
+    def loaded_index(self, name: str) -> LoadedIndexInfo:
+        return self._sync(name).info()
+
+    def get_loaded_version(self, name: str) -> int:
+        return self._sync(name).live.version  # type: ignore[union-attr]
+
+    def was_served_stale(self, name: str) -> bool:
+        """True while the loaded copy could not be checked against the service."""
+        return self._sync(name).stale
+
+    def on_swap(self, hook: Callable[[SwapEvent], None]) -> None:
+        """Call ``hook(SwapEvent)`` after every hot swap (old and new version, duration)."""
+        self._swap_hooks.append(hook)
+
+    def _emit_swap(self, event: SwapEvent) -> None:
+        for hook in list(self._swap_hooks):
+            hook(event)
+
+    def query_local(self, name: str, query: str, options: QueryOptions | None = None) -> SearchResult:
+        """The query itself: thread-safe, no event loop needed (the blocking client calls
+        this directly from the caller's thread)."""
+        with self._sync(name).live.lease() as reader:  # type: ignore[union-attr]
+            return reader.query(query, options)
+
+    async def query(self, name: str, query: str, options: QueryOptions | None = None) -> SearchResult:
+        """Query a loaded index locally (about a millisecond; runs inline on the loop)."""
+        return self.query_local(name, query, options)
+
+    async def query_multi_index(
+        self, names: Sequence[str], query: str, options: QueryOptions | None = None
+    ) -> SearchResult:
+        """One global top-k over several loaded indexes of one model (reciprocal rank fusion)."""
+        started = time.perf_counter()
+        options = options or QueryOptions()
+        models = {self._sync(n).live.reader.meta.model_id for n in names}  # type: ignore[union-attr]
+        if len(models) > 1:
+            raise InvalidArgumentError(f"indexes use different models {sorted(models)}; query them separately")
+        results = [self.query_local(n, query, options) for n in names]
+        docs = reciprocal_rank_fusion([r.docs for r in results], options.top_k)
+        return SearchResult(docs=docs, query=query, index_name=None, time_taken_ms=(time.perf_counter() - started) * 1000)

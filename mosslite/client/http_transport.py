@@ -1,0 +1,242 @@
+"""The client side of ``mosslite serve``: the Transport contract over HTTP with httpx.
+
+Invariants:
+- Callers see only ``mosslite.errors``: httpx's connection errors and timeouts
+  become UnavailableError (TimeoutError_ for timeouts), and an error body
+  ``{"error": {...}}`` is rebuilt as the same typed error the service raised.
+  Both happen at one boundary, ``_request`` / ``_stream`` under
+  ``_mapping_httpx_errors``, chained with ``from``.
+- Names go into URL paths only after ``validate_name``, so a name cannot walk
+  to another route (``..``, ``/``), and both transports refuse it alike.
+- Nothing is retried here: a lost response to a mutation would otherwise
+  submit its job twice. Downloads resume when the caller passes ``offset``.
+
+Example::
+
+    transport = HTTPTransport("http://127.0.0.1:8700", "my-project", "mk_...")
+    info = await transport.get_index("faq")
+    await transport.aclose()
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .. import __version__, errors
+from ..errors import ClosedError, MossliteError, NotFoundError, TimeoutError_, UnauthorizedError, UnavailableError
+from ..types import DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult, Version, validate_name
+from ..wire import docs_from_json, docs_to_json, from_dict
+from .transports import ByteProgress, Transport
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class HTTPTransport(Transport):
+    """One ``httpx.AsyncClient`` talking to ``url`` (e.g. ``http://127.0.0.1:8700``) for one project.
+
+    ``transport`` replaces httpx's network transport, e.g. with
+    ``httpx.ASGITransport(app=create_app(service))`` to test in-process.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        project_id: str,
+        project_key: str,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.project_id = validate_name(project_id, what="project")
+        self.url = url.rstrip("/")
+        self._client = httpx.AsyncClient(
+            base_url=f"{self.url}/v1/projects/{_segment(project_id)}",
+            headers={"Authorization": f"Bearer {project_key}", "User-Agent": f"mosslite/{__version__}"},
+            timeout=timeout_s,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # -- mutations ---------------------------------------------------------------
+
+    async def create_index(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None) -> MutationResult:
+        body = {"name": validate_name(name), "docs": docs_to_json(docs), "model_id": model_id}
+        return from_dict(MutationResult, await self._request("POST", "/indexes", body))
+
+    async def add_docs(self, name: str, docs: Sequence[DocumentInfo], options: MutationOptions) -> MutationResult:
+        body = {"docs": docs_to_json(docs), "options": {"upsert": options.upsert}}
+        return from_dict(MutationResult, await self._request("POST", f"{_index_path(name)}/docs", body))
+
+    async def delete_docs(self, name: str, ids: Sequence[str]) -> MutationResult:
+        body = {"ids": _id_list(ids)}
+        return from_dict(MutationResult, await self._request("POST", f"{_index_path(name)}/docs/delete", body))
+
+    async def delete_index(self, name: str) -> None:
+        await self._request("DELETE", _index_path(name))
+
+    # -- reads -------------------------------------------------------------------
+
+    async def get_job(self, job_id: str) -> Job:
+        return from_dict(Job, await self._request("GET", f"/jobs/{_segment(job_id)}"))
+
+    async def get_index(self, name: str) -> IndexInfo:
+        return from_dict(IndexInfo, await self._request("GET", _index_path(name)))
+
+    async def list_indexes(self) -> list[IndexInfo]:
+        body = await self._request("GET", "/indexes")
+        return [from_dict(IndexInfo, item) for item in body["indexes"]]
+
+    async def get_docs(self, name: str, ids: Sequence[str] | None, filter: dict[str, Any] | None) -> list[DocumentInfo]:
+        body = {"ids": None if ids is None else _id_list(ids), "filter": filter}
+        return docs_from_json((await self._request("POST", f"{_index_path(name)}/docs/get", body))["docs"])
+
+    async def manifest(self, name: str) -> Manifest:
+        return from_dict(Manifest, await self._request("GET", f"{_index_path(name)}/manifest"))
+
+    async def download(
+        self, name: str, version: int, dest: Path, *, offset: int = 0, progress: ByteProgress | None = None
+    ) -> None:
+        path = f"{_index_path(name)}/versions/{int(Version(version))}"
+        headers = {"Range": f"bytes={offset}-"} if offset > 0 else {}
+        async with self._stream("GET", path, headers=headers) as response:
+            status = response.status_code
+            if status == 200:  # the whole file, also when the server ignored our range
+                await _write(response, dest, 0, progress)
+                return
+            if offset > 0 and status == 206 and _range_start(response) == offset:
+                await _write(response, dest, offset, progress)
+                return
+            if offset > 0 and status == 416 and _range_size(response) == offset:
+                if progress:  # nothing left to fetch: the file is already whole
+                    progress(offset)
+                return
+            if offset == 0 or status not in (206, 416):
+                await response.aread()
+                _raise_for_status(response)
+                raise UnavailableError(f"unexpected answer {status} to GET {response.request.url}")
+        # A range the server cannot serve from our offset (the partial file is not a
+        # prefix of this version): fetch the whole file again.
+        await self.download(name, version, dest, offset=0, progress=progress)
+
+    # -- the one boundary to httpx -------------------------------------------------
+
+    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """The decoded JSON answer (None for 204); error answers raise typed errors."""
+        self._check_open()
+        with _mapping_httpx_errors():
+            response = await self._client.request(method, path, json=body)
+        _raise_for_status(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        return _json(response)
+
+    @asynccontextmanager
+    async def _stream(self, method: str, path: str, *, headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
+        self._check_open()
+        with _mapping_httpx_errors():
+            async with self._client.stream(method, path, headers=headers) as response:
+                yield response
+
+    def _check_open(self) -> None:
+        if self._client.is_closed:
+            raise ClosedError("this HTTPTransport was closed", hint="create a new client")
+
+
+@contextmanager
+def _mapping_httpx_errors() -> Iterator[None]:
+    """httpx's exceptions as ours, chained (cf. httpx ``map_httpcore_exceptions``)."""
+    try:
+        yield
+    except httpx.TimeoutException as exc:
+        raise TimeoutError_(f"the service did not answer in time: {exc!r}", url=_url_of(exc)) from exc
+    except httpx.TransportError as exc:
+        raise UnavailableError(f"cannot reach the service: {exc!r}", url=_url_of(exc)) from exc
+    except httpx.StreamError as exc:
+        raise UnavailableError(f"the download stream broke: {exc!r}") from exc
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    if response.is_success or response.status_code == 304:
+        return
+    try:
+        body = response.json()
+        error = errors.from_dict(body["error"])
+    except (ValueError, KeyError, TypeError):  # not our error body (a proxy's page, say)
+        error = _error_for_status(response)
+    raise error
+
+
+def _error_for_status(response: httpx.Response) -> MossliteError:
+    what = f"{response.request.method} {response.request.url} answered {response.status_code}"
+    if response.status_code == 401:
+        return UnauthorizedError(what)
+    if response.status_code == 404:
+        return NotFoundError(what)
+    if response.status_code >= 500:
+        return UnavailableError(what)
+    return MossliteError(what)
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise UnavailableError(f"the service answered with malformed JSON: {exc}") from exc
+
+
+def _url_of(exc: httpx.RequestError) -> str:
+    try:
+        return str(exc.request.url)
+    except RuntimeError:  # raised without a request attached
+        return ""
+
+
+# -- paths, bodies and downloads --------------------------------------------------
+
+
+def _segment(value: str) -> str:
+    """One URL path segment, escaped so it stays one ("/" escaped; "." and ".." too,
+    which URL normalisation would otherwise resolve)."""
+    segment = quote(value, safe="")
+    return segment.replace(".", "%2E") if segment in (".", "..") else segment
+
+
+def _index_path(name: str) -> str:
+    return f"/indexes/{_segment(validate_name(name))}"
+
+
+def _id_list(ids: Sequence[str]) -> list[str]:
+    if isinstance(ids, str):
+        raise errors.InvalidArgumentError("ids must be a list of strings, not one string")
+    return list(ids)
+
+
+def _range_start(response: httpx.Response) -> int | None:
+    """The first byte of a ``Content-Range: bytes a-b/size`` answer."""
+    unit, _, spec = response.headers.get("content-range", "").partition(" ")
+    first = spec.partition("-")[0]
+    return int(first) if unit == "bytes" and first.isdigit() else None
+
+
+def _range_size(response: httpx.Response) -> int | None:
+    """The size in a ``Content-Range: bytes */size`` (416) answer."""
+    size = response.headers.get("content-range", "").rpartition("/")[2]
+    return int(size) if size.isdigit() else None
+
+
+async def _write(response: httpx.Response, dest: Path, offset: int, progress: ByteProgress | None) -> None:
+    written = offset
+    with open(dest, "ab" if offset else "wb") as out:
+        async for chunk in response.aiter_bytes():
+            out.write(chunk)
+            written += len(chunk)
+            if progress:
+                progress(written)

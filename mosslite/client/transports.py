@@ -1,0 +1,141 @@
+"""How a client reaches the service: in-process, or over HTTP. Callers never learn which.
+
+Every method is a coroutine and raises only errors from ``mosslite.errors``
+(the HTTP transport rebuilds them from the wire; connection failures become
+UnavailableError). Reads are idempotent; mutations are not retried by the
+transport, because a lost response would otherwise submit a job twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..types import DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult
+
+#: Called with the number of bytes written so far during a download.
+ByteProgress = Callable[[int], None]
+
+
+class Transport(ABC):
+    project_id: str
+
+    @abstractmethod
+    async def create_index(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None) -> MutationResult: ...
+
+    @abstractmethod
+    async def add_docs(self, name: str, docs: Sequence[DocumentInfo], options: MutationOptions) -> MutationResult: ...
+
+    @abstractmethod
+    async def delete_docs(self, name: str, ids: Sequence[str]) -> MutationResult: ...
+
+    @abstractmethod
+    async def get_job(self, job_id: str) -> Job: ...
+
+    @abstractmethod
+    async def get_index(self, name: str) -> IndexInfo: ...
+
+    @abstractmethod
+    async def list_indexes(self) -> list[IndexInfo]: ...
+
+    @abstractmethod
+    async def delete_index(self, name: str) -> None:
+        """Missing index: IndexNotFoundError."""
+
+    @abstractmethod
+    async def get_docs(
+        self, name: str, ids: Sequence[str] | None, filter: dict[str, Any] | None
+    ) -> list[DocumentInfo]: ...
+
+    @abstractmethod
+    async def manifest(self, name: str) -> Manifest:
+        """The newest published version. No index, or none published: IndexNotFoundError."""
+
+    @abstractmethod
+    async def download(
+        self, name: str, version: int, dest: Path, *, offset: int = 0, progress: ByteProgress | None = None
+    ) -> None:
+        """Write the version file's bytes from ``offset`` on to ``dest`` (appending when
+        offset > 0, which is how an interrupted download resumes). The caller verifies
+        the sha256; the transport only moves bytes."""
+
+    def watch_dir(self, name: str) -> Path | None:
+        """A local folder whose manifest.json changes when a version is published,
+        if the service is in this process (lets refresh react at once); else None."""
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class LocalTransport(Transport):
+    """The embedded default: the service core in this process, called on worker threads."""
+
+    def __init__(self, service: Any, project_id: str, project_key: str) -> None:
+        self.service = service
+        self.project_id = project_id
+        service.adopt_key(project_id, project_key)
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        return await asyncio.to_thread(getattr(self.service, method), self.project_id, *args)
+
+    async def create_index(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None) -> MutationResult:
+        return await self._call("create_index", name, list(docs), model_id)
+
+    async def add_docs(self, name: str, docs: Sequence[DocumentInfo], options: MutationOptions) -> MutationResult:
+        return await self._call("add_docs", name, list(docs), options)
+
+    async def delete_docs(self, name: str, ids: Sequence[str]) -> MutationResult:
+        return await self._call("delete_docs", name, ids)
+
+    async def get_job(self, job_id: str) -> Job:
+        return await self._call("get_job", job_id)
+
+    async def get_index(self, name: str) -> IndexInfo:
+        return await self._call("get_index", name)
+
+    async def list_indexes(self) -> list[IndexInfo]:
+        return await self._call("list_indexes")
+
+    async def delete_index(self, name: str) -> None:
+        await self._call("delete_index", name)
+
+    async def get_docs(self, name: str, ids: Sequence[str] | None, filter: dict[str, Any] | None) -> list[DocumentInfo]:
+        return await self._call("get_docs", name, ids, filter)
+
+    async def manifest(self, name: str) -> Manifest:
+        return await self._call("manifest", name)
+
+    def watch_dir(self, name: str) -> Path | None:
+        from ..service import manifest_key
+
+        root = getattr(self.service.storage, "root", None)
+        return Path(root) / manifest_key(self.project_id, name).rsplit("/", 1)[0] if root is not None else None
+
+    async def download(
+        self, name: str, version: int, dest: Path, *, offset: int = 0, progress: ByteProgress | None = None
+    ) -> None:
+        record = await self._call("version_record", name, version)
+        await asyncio.to_thread(_copy_from_storage, self.service.storage, record.storage_key, dest, offset, progress)
+
+
+def _copy_from_storage(storage: Any, key: str, dest: Path, offset: int, progress: ByteProgress | None) -> None:
+    written = offset
+    with open(dest, "ab" if offset else "wb") as out:
+        source = storage.local_path(key)
+        if source is not None and offset == 0:
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+            written = out.tell()
+        else:
+            for chunk in storage.iter_range(key, offset):
+                out.write(chunk)
+                written += len(chunk)
+                if progress:
+                    progress(written)
+    if progress:
+        progress(written)

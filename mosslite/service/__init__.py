@@ -1,0 +1,408 @@
+"""The service core: the "cloud" side, one behaviour behind both transports.
+
+Invariants (issue #3):
+- The live version is never modified: a job builds version N+1 in a staging
+  file, stores it under a new key, then publishes it (version row, index row,
+  job completion) in one catalog transaction. A crash before that transaction
+  leaves version N live and an unreferenced staging/storage file, which the
+  next start removes.
+- Bad input is refused before anything is stored: names, documents,
+  dimensions, conflicts without upsert, unknown indexes all raise typed errors
+  synchronously, and the job is never created.
+- A job interrupted by a crash is resumed at the next start if its request was
+  stored (status ``uploading`` or later), and marked failed otherwise.
+- Authorization is per project: every method takes the ``project_id`` the
+  caller proved a key for; an index of another project is simply not found.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .._fs import remove_stale_temps, sha256_file
+from ..embeddings import Embedder, get_embedder
+from ..errors import (
+    ConflictError,
+    DimensionMismatchError,
+    IndexNotFoundError,
+    InvalidArgumentError,
+    InvalidDocumentError,
+    MossliteError,
+    UnauthorizedError,
+)
+from ..index.builder import check_batch, check_ids
+from ..index.reader import IndexReader
+from ..types import (
+    DEFAULT_MODEL_ID,
+    DocumentInfo,
+    IndexInfo,
+    Job,
+    JobPhase,
+    JobStatus,
+    Manifest,
+    MutationOptions,
+    MutationResult,
+    Version,
+    validate_name,
+)
+from ..index.format import utc_now_iso
+from ..wire import docs_from_json, docs_to_json, to_dict
+from .catalog import Catalog, VersionRecord
+from .jobs import JobRunner
+from .storage import Storage
+from .storage.directory import DirectoryStorage
+from .worker import JobContext, run_build
+
+log = logging.getLogger("mosslite.service")
+
+CATALOG_FILE = "catalog.sqlite"
+MANIFEST_KEY = "manifest.json"
+READER_CACHE = 8
+PHASE_SLICES = {
+    JobPhase.GENERATING_EMBEDDINGS: (0.0, 70.0),
+    JobPhase.BUILDING_INDEX: (70.0, 90.0),
+    JobPhase.UPLOADING: (90.0, 98.0),
+    JobPhase.PUBLISHING: (98.0, 100.0),
+}
+
+#: Called as (project_id, job) after every change of a job's status or phase.
+JobListener = Callable[[str, Job], None]
+
+
+def version_key(project_id: str, index_name: str, version: int) -> str:
+    return f"{project_id}/{index_name}/{Version(version).filename()}"
+
+
+def manifest_key(project_id: str, index_name: str) -> str:
+    return f"{project_id}/{index_name}/{MANIFEST_KEY}"
+
+
+class Service:
+    """One mosslite service over a data folder. Example::
+
+        service = Service(Path("~/.mosslite").expanduser())
+        key = service.create_key("my-project")
+        result = service.create_index("my-project", "faq", docs)
+    """
+
+    def __init__(self, data_dir: Path, *, storage: Storage | None = None, start_jobs: bool = True) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.storage = storage or DirectoryStorage(self.data_dir / "storage")
+        self.staging_dir = self.data_dir / "staging"
+        self.lock_dir = self.data_dir / "locks"
+        self.staging_dir.mkdir(exist_ok=True)
+        self.catalog = Catalog(self.data_dir / CATALOG_FILE)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+        self.listeners: list[JobListener] = []
+        self._readers: OrderedDict[tuple[str, str, int], IndexReader] = OrderedDict()
+        self._readers_lock = threading.Lock()
+        # Requests of jobs created here but not yet stored by their worker.
+        self._pending: dict[str, bytes] = {}
+        self._runner = JobRunner(self._run_job)
+        if start_jobs:
+            self._recover()
+
+    def close(self) -> None:
+        self._runner.stop()
+        with self._readers_lock:
+            for reader in self._readers.values():
+                reader.close()
+            self._readers.clear()
+        self.catalog.close()
+
+    def wait_idle(self, timeout_s: float | None = None) -> bool:
+        return self._runner.wait_idle(timeout_s)
+
+    # -- keys -------------------------------------------------------------------
+
+    def create_key(self, project_id: str) -> str:
+        validate_name(project_id, what="project")
+        return self.catalog.add_key(project_id)
+
+    def authenticate(self, project_id: str, key: str | None) -> None:
+        """Raise UnauthorizedError unless ``key`` belongs to ``project_id``."""
+        if not key or self.catalog.project_of_key(key) != project_id:
+            raise UnauthorizedError(f"the key is not valid for project {project_id!r}", project=project_id)
+
+    def adopt_key(self, project_id: str, key: str) -> None:
+        """Embedded mode: the first key used for a project becomes its key."""
+        validate_name(project_id, what="project")
+        if not isinstance(key, str) or not key:
+            raise UnauthorizedError("a project key is required", project=project_id)
+        if self.catalog.key_count(project_id) == 0:
+            self.catalog.add_key(project_id, key)
+        self.authenticate(project_id, key)
+
+    # -- indexes ----------------------------------------------------------------
+
+    def create_index(
+        self, project_id: str, name: str, docs: Sequence[DocumentInfo], model_id: str | None = None
+    ) -> MutationResult:
+        validate_name(name)
+        docs = list(docs)
+        check_batch(docs)
+        model_id = model_id or DEFAULT_MODEL_ID
+        dimension = _custom_dimension(docs) if model_id == "custom" else None
+        embedder = get_embedder(model_id, dimension=dimension)
+        _check_vectors(docs, embedder)
+        self.catalog.create_index(project_id, name, embedder.model_id, embedder.dimension)
+        return self._submit(project_id, name, "create_index", {"docs": docs_to_json(docs)}, len(docs))
+
+    def add_docs(
+        self, project_id: str, name: str, docs: Sequence[DocumentInfo], options: MutationOptions | None = None
+    ) -> MutationResult:
+        options = options or MutationOptions()
+        info = self.get_index(project_id, name)
+        docs = list(docs)
+        check_batch(docs)
+        if not docs:
+            raise InvalidDocumentError("add_docs needs at least one document")
+        _check_vectors(docs, get_embedder(info.model, dimension=info.dimension))
+        if not options.upsert:
+            existing = [d.id for d in self._get_docs(project_id, info, ids=[d.id for d in docs], filter=None)]
+            if existing:
+                raise ConflictError(
+                    f"{len(existing)} document id(s) already exist in {name!r}, e.g. {existing[:5]}",
+                    index=name,
+                    hint="pass MutationOptions(upsert=True) to replace them",
+                )
+        request = {"docs": docs_to_json(docs), "upsert": options.upsert}
+        return self._submit(project_id, name, "add_docs", request, len(docs))
+
+    def delete_docs(self, project_id: str, name: str, ids: Sequence[str]) -> MutationResult:
+        self.get_index(project_id, name)
+        ids = check_ids(ids)
+        if not ids:
+            raise InvalidArgumentError("delete_docs needs at least one id")
+        return self._submit(project_id, name, "delete_docs", {"ids": ids}, len(ids))
+
+    def get_index(self, project_id: str, name: str) -> IndexInfo:
+        validate_name(name)
+        return self.catalog.get_index(project_id, name)
+
+    def list_indexes(self, project_id: str) -> list[IndexInfo]:
+        return self.catalog.list_indexes(project_id)
+
+    def delete_index(self, project_id: str, name: str) -> None:
+        validate_name(name)
+        keys = self.catalog.delete_index(project_id, name)
+        self.storage.delete(manifest_key(project_id, name))
+        for key in keys:
+            self.storage.delete(key)
+
+    def get_docs(
+        self, project_id: str, name: str, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None
+    ) -> list[DocumentInfo]:
+        return self._get_docs(project_id, self.get_index(project_id, name), ids=ids, filter=filter)
+
+    def _get_docs(self, project_id: str, info: IndexInfo, *, ids: Any, filter: Any) -> list[DocumentInfo]:
+        if ids is not None:
+            ids = check_ids(ids)
+        if info.version == 0:
+            return []
+        return self._reader(project_id, info.name, info.version).get_docs(ids=ids, filter=filter)
+
+    # -- versions ---------------------------------------------------------------
+
+    def manifest(self, project_id: str, name: str) -> Manifest:
+        """The newest published version. An index with none yet is not found."""
+        validate_name(name)
+        record = self.catalog.latest_version(project_id, name)
+        if record is None:
+            self.catalog.get_index(project_id, name)  # raises if the index does not exist
+            raise IndexNotFoundError(f"index {name!r} has no published version yet", index=name, hint="wait for its job")
+        return record.manifest
+
+    def version_record(self, project_id: str, name: str, version: int) -> VersionRecord:
+        validate_name(name)
+        record = self.catalog.get_version(project_id, name, version)
+        if record is None:
+            raise IndexNotFoundError(f"index {name!r} has no version {version}", index=name, version=version)
+        return record
+
+    def _reader(self, project_id: str, name: str, version: int) -> IndexReader:
+        key = (project_id, name, version)
+        with self._readers_lock:
+            reader = self._readers.get(key)
+            if reader is not None:
+                self._readers.move_to_end(key)
+                return reader
+        path = self.local_copy(self.version_record(project_id, name, version))
+        reader = IndexReader(path)
+        with self._readers_lock:
+            self._readers[key] = reader
+            while len(self._readers) > READER_CACHE:
+                self._readers.popitem(last=False)[1].close()
+        return reader
+
+    def local_copy(self, record: VersionRecord) -> Path:
+        path = self.storage.local_path(record.storage_key)
+        if path is not None:
+            return path
+        path = self.staging_dir / "cache" / record.storage_key
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.storage.download_to(record.storage_key, path)
+        return path
+
+    # -- jobs -------------------------------------------------------------------
+
+    def get_job(self, project_id: str, job_id: str) -> Job:
+        return self.catalog.get_job(project_id, job_id)
+
+    def _submit(self, project_id: str, name: str, kind: str, request: dict[str, Any], doc_count: int) -> MutationResult:
+        job_id = self.catalog.create_job(project_id, name, kind, doc_count)
+        self.catalog.update_job(job_id, owner=self.owner)
+        self._notify(project_id, job_id)
+        # "Uploading" is the request reaching durable storage; it happens on the
+        # worker so the caller gets its job id at once, as with Moss.
+        self._pending[job_id] = json.dumps(request).encode("utf-8")
+        self._runner.submit((project_id, name), job_id)
+        return MutationResult(job_id=job_id, index_name=name, doc_count=doc_count)
+
+    def _notify(self, project_id: str, job_id: str) -> None:
+        if not self.listeners:
+            return
+        job = self.catalog.get_job(project_id, job_id)
+        for listener in list(self.listeners):
+            listener(project_id, job)
+
+    def _run_job(self, job_id: str) -> None:
+        project_id, stored = self.catalog.job_request(job_id)
+        request = self._pending.pop(job_id, None)
+        if stored is None:
+            if request is None:
+                self._fail(project_id, job_id, "the service stopped before the request was stored; submit it again")
+                return
+            self.catalog.update_job(job_id, status=JobStatus.UPLOADING)
+            self._notify(project_id, job_id)
+            self.catalog.update_job(job_id, request=request)
+            stored = request
+        self.catalog.update_job(job_id, status=JobStatus.BUILDING)
+        self._notify(project_id, job_id)
+        job = self.catalog.get_job(project_id, job_id)
+        try:
+            info = self.catalog.get_index(project_id, job.index_name)
+            payload = json.loads(stored)
+            context = JobContext(
+                project_id=project_id,
+                job_id=job_id,
+                index=info,
+                upserts=docs_from_json(payload.get("docs", [])),
+                deletes=payload.get("ids", []),
+                upsert=payload.get("upsert", True),
+                embedder=get_embedder(info.model, dimension=info.dimension),
+            )
+            record = run_build(self, context, progress=lambda phase, pct: self._progress(project_id, job_id, phase, pct))
+        except MossliteError as exc:
+            self._fail(project_id, job_id, str(exc))
+            return
+        except Exception as exc:  # a crashed embedder or a full disk fails the job, not the service
+            log.exception("job %s failed", job_id)
+            self._fail(project_id, job_id, f"{type(exc).__name__}: {exc}")
+            return
+        self.storage.put_bytes(manifest_key(project_id, job.index_name), _manifest_json(record.manifest))
+        self._notify(project_id, job_id)
+
+    def _progress(self, project_id: str, job_id: str, phase: str, percent: float) -> None:
+        # The job's progress is overall, 0-100 across phases; each phase owns a slice.
+        low, high = PHASE_SLICES.get(phase, (0.0, 100.0))
+        overall = round(low + (high - low) * percent / 100.0, 1)
+        self.catalog.update_job(job_id, status=JobStatus.BUILDING, current_phase=phase, progress=overall)
+        self._notify(project_id, job_id)
+
+    def _fail(self, project_id: str, job_id: str, error: str) -> None:
+        self.catalog.update_job(
+            job_id, status=JobStatus.FAILED, error=error, current_phase=None, request=None, completed_at=utc_now_iso()
+        )
+        job = self.catalog.get_job(project_id, job_id)
+        try:
+            if self.catalog.get_index(project_id, job.index_name).version == 0:
+                self.catalog.set_index_status(project_id, job.index_name, "failed")
+        except IndexNotFoundError:
+            pass
+        self._notify(project_id, job_id)
+
+    def _recover(self) -> None:
+        """At start: clear staging leftovers and resume or fail jobs of dead owners."""
+        remove_stale_temps(self.staging_dir)
+        for leftover in self.staging_dir.glob("*.sqlite"):
+            leftover.unlink(missing_ok=True)
+        for job_id, project_id, index_name, owner in self.catalog.unfinished_jobs():
+            if owner is not None and owner != self.owner and _owner_alive(owner):
+                continue
+            self._remove_unpublished(project_id, index_name)
+            self.catalog.update_job(job_id, owner=self.owner)
+            log.info("resuming job %s of %s/%s", job_id, project_id, index_name)
+            self._runner.submit((project_id, index_name), job_id)
+
+
+    def _remove_unpublished(self, project_id: str, index_name: str) -> None:
+        """A crash between storing a version file and publishing it leaves a file no
+        catalog row names; it is garbage (its job will build it again)."""
+        latest = self.catalog.latest_version(project_id, index_name)
+        newest = latest.manifest.version if latest is not None else 0
+        for key in self.storage.list(f"{project_id}/{index_name}/"):
+            try:
+                version = Version.parse_filename(key.rsplit("/", 1)[-1])
+            except InvalidArgumentError:
+                continue
+            if version > newest:
+                log.info("removing unpublished %s", key)
+                self.storage.delete(key)
+
+
+def _manifest_json(manifest: Manifest) -> bytes:
+    return json.dumps(to_dict(manifest), sort_keys=True).encode("utf-8")
+
+
+def _owner_alive(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname():
+        return True  # another machine's job: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _custom_dimension(docs: Sequence[DocumentInfo]) -> int:
+    for doc in docs:
+        if doc.embedding is not None:
+            return len(doc.embedding)
+    raise InvalidDocumentError(
+        "a custom index needs embeddings: pass DocumentInfo(embedding=[...]) for every document",
+        hint="or choose a model that computes embeddings, e.g. moss-minilm",
+    )
+
+
+def _check_vectors(docs: Sequence[DocumentInfo], embedder: Embedder) -> None:
+    """Refuse wrong widths and missing custom vectors before a job exists."""
+    for doc in docs:
+        if doc.embedding is None:
+            if not embedder.computes_embeddings:
+                raise InvalidDocumentError(
+                    f"document {doc.id!r} has no embedding, and model {embedder.model_id!r} computes none", id=doc.id
+                )
+        elif len(doc.embedding) != embedder.dimension:
+            raise DimensionMismatchError(
+                f"document {doc.id!r} has a {len(doc.embedding)}-dimensional embedding; the index uses {embedder.dimension}",
+                id=doc.id,
+                expected=embedder.dimension,
+                got=len(doc.embedding),
+            )
+
+
+__all__ = ["JobListener", "Service", "manifest_key", "version_key"]

@@ -1,0 +1,414 @@
+"""The catalog: projects, key hashes, indexes, versions and jobs in one SQLite file.
+
+Invariants (issue #3):
+- WAL mode, one connection per Catalog guarded by a lock; writes that must be
+  seen together (publishing a version and completing its job) are one
+  ``BEGIN IMMEDIATE`` transaction, so another process sharing the data folder
+  sees all of it or none of it.
+- Only ``sha256(key)`` is stored. Keys are bearer tokens: the embedded client
+  registers the key it is given on first use; ``create_key`` mints random ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import apsw
+
+from .._db import connect, enforce_foreign_keys, read_schema, use_wal
+from ..errors import ConflictError, IndexNotFoundError, JobNotFoundError
+from ..index.format import utc_now_iso
+from ..types import IndexInfo, Job, JobStatus, Manifest
+
+SCHEMA_FILE = "catalog.sql"
+KEY_PREFIX = "mk_"
+
+INSERT_PROJECT_SQL = """
+INSERT INTO projects (project_id, created_at)
+VALUES (:project_id, :now)
+ON CONFLICT DO NOTHING
+"""
+
+INSERT_KEY_SQL = """
+INSERT INTO project_keys (key_hash, project_id, key_prefix, created_at)
+VALUES (:key_hash, :project_id, :key_prefix, :now)
+ON CONFLICT DO NOTHING
+"""
+
+KEY_PROJECT_SQL = """
+SELECT project_id
+FROM project_keys
+WHERE key_hash = :key_hash
+"""
+
+COUNT_KEYS_SQL = """
+SELECT count(*)
+FROM project_keys
+WHERE project_id = :project_id
+"""
+
+LIST_KEYS_SQL = """
+SELECT key_prefix, created_at
+FROM project_keys
+WHERE project_id = :project_id
+ORDER BY created_at
+"""
+
+INSERT_INDEX_SQL = """
+INSERT INTO indexes (project_id, name, model_id, dimension, status, created_at, updated_at)
+VALUES (:project_id, :name, :model_id, :dimension, 'building', :now, :now)
+"""
+
+INDEX_COLUMNS = "name, version, status, doc_count, model_id, dimension, created_at, updated_at"
+
+GET_INDEX_SQL = f"""
+SELECT {INDEX_COLUMNS}
+FROM indexes
+WHERE project_id = :project_id AND name = :name
+"""
+
+LIST_INDEXES_SQL = f"""
+SELECT {INDEX_COLUMNS}
+FROM indexes
+WHERE project_id = :project_id
+ORDER BY name
+"""
+
+DELETE_INDEX_SQL = """
+DELETE FROM indexes
+WHERE project_id = :project_id AND name = :name
+"""
+
+SET_INDEX_STATUS_SQL = """
+UPDATE indexes
+SET status = :status, updated_at = :now
+WHERE project_id = :project_id AND name = :name
+"""
+
+VERSION_COLUMNS = "index_name, version, sha256, size_bytes, doc_count, model_id, dimension, created_at"
+
+LATEST_VERSION_SQL = f"""
+SELECT {VERSION_COLUMNS}, storage_key
+FROM versions
+WHERE project_id = :project_id AND index_name = :name
+ORDER BY version DESC
+LIMIT 1
+"""
+
+GET_VERSION_SQL = f"""
+SELECT {VERSION_COLUMNS}, storage_key
+FROM versions
+WHERE project_id = :project_id AND index_name = :name AND version = :version
+"""
+
+VERSION_KEYS_SQL = """
+SELECT storage_key
+FROM versions
+WHERE project_id = :project_id AND index_name = :name
+"""
+
+INSERT_VERSION_SQL = """
+INSERT INTO versions (project_id, index_name, version, sha256, size_bytes, doc_count, model_id, dimension,
+                      storage_key, created_at)
+VALUES (:project_id, :index_name, :version, :sha256, :size_bytes, :doc_count, :model_id, :dimension,
+        :storage_key, :created_at)
+"""
+
+PUBLISH_INDEX_SQL = """
+UPDATE indexes
+SET version = :version, doc_count = :doc_count, status = 'ready', updated_at = :now
+WHERE project_id = :project_id AND name = :index_name
+"""
+
+JOB_COLUMNS = (
+    "job_id, index_name, kind, status, current_phase, progress, error, doc_count, version, "
+    "created_at, updated_at, completed_at"
+)
+
+INSERT_JOB_SQL = """
+INSERT INTO jobs (job_id, project_id, index_name, kind, status, doc_count, request, seq, created_at, updated_at)
+VALUES (:job_id, :project_id, :index_name, :kind, 'pending_upload', :doc_count, NULL,
+        (SELECT coalesce(max(seq), 0) + 1 FROM jobs), :now, :now)
+"""
+
+GET_JOB_SQL = f"""
+SELECT {JOB_COLUMNS}
+FROM jobs
+WHERE project_id = :project_id AND job_id = :job_id
+"""
+
+JOB_REQUEST_SQL = """
+SELECT project_id, request
+FROM jobs
+WHERE job_id = :job_id
+"""
+
+UNFINISHED_JOBS_SQL = """
+SELECT job_id, project_id, index_name, owner
+FROM jobs
+WHERE status NOT IN ('completed', 'failed')
+ORDER BY seq
+"""
+
+NEXT_JOB_SQL = """
+SELECT job_id
+FROM jobs
+WHERE project_id = :project_id AND index_name = :index_name AND status NOT IN ('completed', 'failed')
+ORDER BY seq
+LIMIT 1
+"""
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class VersionRecord:
+    manifest: Manifest
+    storage_key: str
+
+
+class Catalog:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = connect(self.path)
+        use_wal(self._conn)
+        enforce_foreign_keys(self._conn)
+        self._lock = threading.RLock()
+        with self._lock:
+            self._conn.execute(read_schema(SCHEMA_FILE))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[apsw.Connection]:
+        """One immediate transaction: other processes wait (busy timeout) instead of interleaving."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: dict[str, Any]) -> list[tuple]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    # -- projects and keys ----------------------------------------------------
+
+    def add_key(self, project_id: str, key: str | None = None) -> str:
+        """Register ``key`` (or a new random one) for ``project_id``; returns the key."""
+        key = key or KEY_PREFIX + secrets.token_urlsafe(24)
+        now = utc_now_iso()
+        with self._write() as conn:
+            conn.execute(INSERT_PROJECT_SQL, {"project_id": project_id, "now": now})
+            conn.execute(
+                INSERT_KEY_SQL,
+                {"key_hash": hash_key(key), "project_id": project_id, "key_prefix": key[:6], "now": now},
+            )
+        return key
+
+    def project_of_key(self, key: str) -> str | None:
+        rows = self._read(KEY_PROJECT_SQL, {"key_hash": hash_key(key)})
+        return rows[0][0] if rows else None
+
+    def key_count(self, project_id: str) -> int:
+        return self._read(COUNT_KEYS_SQL, {"project_id": project_id})[0][0]
+
+    def list_keys(self, project_id: str) -> list[tuple[str, str]]:
+        return [(r[0], r[1]) for r in self._read(LIST_KEYS_SQL, {"project_id": project_id})]
+
+    # -- indexes ----------------------------------------------------------------
+
+    def create_index(self, project_id: str, name: str, model_id: str, dimension: int) -> None:
+        params = {"project_id": project_id, "name": name, "model_id": model_id, "dimension": dimension}
+        with self._write() as conn:
+            if conn.execute(GET_INDEX_SQL, params).fetchall():
+                raise ConflictError(
+                    f"index {name!r} already exists", index=name, hint="use add_docs to change it, or delete it first"
+                )
+            conn.execute(INSERT_INDEX_SQL, {**params, "now": utc_now_iso()})
+
+    def get_index(self, project_id: str, name: str) -> IndexInfo:
+        rows = self._read(GET_INDEX_SQL, {"project_id": project_id, "name": name})
+        if not rows:
+            raise IndexNotFoundError(f"index {name!r} not found", index=name)
+        return _index_info(rows[0])
+
+    def list_indexes(self, project_id: str) -> list[IndexInfo]:
+        return [_index_info(r) for r in self._read(LIST_INDEXES_SQL, {"project_id": project_id})]
+
+    def delete_index(self, project_id: str, name: str) -> list[str]:
+        """Remove the index and its versions from the catalog; returns their storage keys."""
+        params = {"project_id": project_id, "name": name}
+        with self._write() as conn:
+            if not conn.execute(GET_INDEX_SQL, params).fetchall():
+                raise IndexNotFoundError(f"index {name!r} not found", index=name)
+            keys = [r[0] for r in conn.execute(VERSION_KEYS_SQL, params)]
+            conn.execute(DELETE_INDEX_SQL, params)
+        return keys
+
+    def set_index_status(self, project_id: str, name: str, status: str) -> None:
+        with self._write() as conn:
+            conn.execute(SET_INDEX_STATUS_SQL, {"project_id": project_id, "name": name, "status": status, "now": utc_now_iso()})
+
+    # -- versions ---------------------------------------------------------------
+
+    def latest_version(self, project_id: str, name: str) -> VersionRecord | None:
+        rows = self._read(LATEST_VERSION_SQL, {"project_id": project_id, "name": name})
+        return _version_record(rows[0]) if rows else None
+
+    def get_version(self, project_id: str, name: str, version: int) -> VersionRecord | None:
+        rows = self._read(GET_VERSION_SQL, {"project_id": project_id, "name": name, "version": version})
+        return _version_record(rows[0]) if rows else None
+
+    def publish(self, project_id: str, job_id: str, record: VersionRecord) -> bool:
+        """Make ``record`` the newest version and complete the job, atomically.
+
+        Returns False (and changes nothing) if another writer published this
+        version number first or the index was deleted meanwhile; the caller
+        rebuilds on the new latest version.
+        """
+        m = record.manifest
+        now = utc_now_iso()
+        with self._write() as conn:
+            index = conn.execute(GET_INDEX_SQL, {"project_id": project_id, "name": m.index_name}).fetchall()
+            latest = conn.execute(LATEST_VERSION_SQL, {"project_id": project_id, "name": m.index_name}).fetchall()
+            if not index or (latest and latest[0][1] >= m.version):
+                return False
+            conn.execute(
+                INSERT_VERSION_SQL,
+                {
+                    "project_id": project_id,
+                    "index_name": m.index_name,
+                    "version": m.version,
+                    "sha256": m.sha256,
+                    "size_bytes": m.size_bytes,
+                    "doc_count": m.doc_count,
+                    "model_id": m.model_id,
+                    "dimension": m.dimension,
+                    "storage_key": record.storage_key,
+                    "created_at": m.created_at,
+                },
+            )
+            conn.execute(
+                PUBLISH_INDEX_SQL,
+                {"project_id": project_id, "index_name": m.index_name, "version": m.version, "doc_count": m.doc_count, "now": now},
+            )
+            _update_job(
+                conn,
+                job_id,
+                status=JobStatus.COMPLETED,
+                progress=100.0,
+                current_phase=None,
+                version=m.version,
+                request=None,
+                completed_at=now,
+            )
+        return True
+
+    # -- jobs -------------------------------------------------------------------
+
+    def create_job(self, project_id: str, index_name: str, kind: str, doc_count: int) -> str:
+        job_id = "job_" + secrets.token_hex(8)
+        params = {"job_id": job_id, "project_id": project_id, "index_name": index_name, "kind": kind}
+        with self._write() as conn:
+            conn.execute(INSERT_JOB_SQL, {**params, "doc_count": doc_count, "now": utc_now_iso()})
+        return job_id
+
+    def update_job(self, job_id: str, **fields: Any) -> None:
+        with self._write() as conn:
+            _update_job(conn, job_id, **fields)
+
+    def get_job(self, project_id: str, job_id: str) -> Job:
+        rows = self._read(GET_JOB_SQL, {"project_id": project_id, "job_id": job_id})
+        if not rows:
+            raise JobNotFoundError(f"job {job_id!r} not found", job_id=job_id)
+        (job_id, index_name, kind, status, phase, progress, error, doc_count, version, created, updated, completed) = rows[0]
+        return Job(
+            job_id=job_id,
+            index_name=index_name,
+            kind=kind,
+            status=status,
+            current_phase=phase,
+            progress=progress,
+            error=error,
+            doc_count=doc_count,
+            version=version,
+            created_at=created,
+            updated_at=updated,
+            completed_at=completed,
+        )
+
+    def job_request(self, job_id: str) -> tuple[str, bytes | None]:
+        rows = self._read(JOB_REQUEST_SQL, {"job_id": job_id})
+        if not rows:
+            raise JobNotFoundError(f"job {job_id!r} not found", job_id=job_id)
+        return rows[0][0], rows[0][1]
+
+    def unfinished_jobs(self) -> list[tuple[str, str, str, str | None]]:
+        """(job_id, project_id, index_name, owner) of every job not yet ended, oldest first."""
+        return [tuple(r) for r in self._read(UNFINISHED_JOBS_SQL, {})]  # type: ignore[misc]
+
+    def next_job(self, project_id: str, index_name: str) -> str | None:
+        rows = self._read(NEXT_JOB_SQL, {"project_id": project_id, "index_name": index_name})
+        return rows[0][0] if rows else None
+
+
+_JOB_FIELDS = frozenset({"status", "current_phase", "progress", "error", "version", "request", "owner", "completed_at"})
+
+
+def update_job_sql(fields: list[str]) -> str:
+    assignments = ", ".join(f"{name} = :{name}" for name in [*fields, "updated_at"])
+    return f"UPDATE jobs\nSET {assignments}\nWHERE job_id = :job_id"
+
+
+def _update_job(conn: apsw.Connection, job_id: str, **fields: Any) -> None:
+    unknown = set(fields) - _JOB_FIELDS
+    if unknown:
+        raise ValueError(f"not job fields: {sorted(unknown)}")
+    conn.execute(update_job_sql(sorted(fields)), {**fields, "job_id": job_id, "updated_at": utc_now_iso()})
+
+
+def _index_info(row: tuple) -> IndexInfo:
+    name, version, status, doc_count, model_id, dimension, created_at, updated_at = row
+    return IndexInfo(
+        name=name,
+        version=version,
+        status=status,
+        doc_count=doc_count,
+        model=model_id,
+        dimension=dimension,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
+def _version_record(row: tuple) -> VersionRecord:
+    index_name, version, sha256, size_bytes, doc_count, model_id, dimension, created_at, storage_key = row
+    return VersionRecord(
+        manifest=Manifest(
+            index_name=index_name,
+            version=version,
+            sha256=sha256,
+            size_bytes=size_bytes,
+            doc_count=doc_count,
+            model_id=model_id,
+            dimension=dimension,
+            created_at=created_at,
+        ),
+        storage_key=storage_key,
+    )

@@ -1,0 +1,348 @@
+"""The service over HTTP: a thin Starlette app around one ``Service``.
+
+Each endpoint authenticates, parses and checks the body's shape, calls the
+(synchronous) service on a worker thread, and serialises the answer with
+``mosslite.wire``. Everything else (names, documents, filters, conflicts) is
+the service's job, so both transports refuse the same input with the same
+error. The JSON shapes are described in ``schemas/wire/``.
+
+Invariants:
+- Errors cross the wire as ``{"error": MossliteError.to_dict()}`` with a
+  status chosen by class (``STATUS_BY_ERROR``), translated at one boundary
+  (``error_response``, around every endpoint); an unexpected exception is
+  logged and answered 500 ``internal`` without its details.
+- A key of project B on project A's path is answered 404 (not 401), so a key
+  cannot be used to learn which projects exist.
+- A request body is never read past ``max_request_bytes``: a declared
+  ``Content-Length`` over the limit is refused before reading, and the bytes
+  are counted while reading, so a lying or chunked client cannot exceed it.
+- Version files are immutable, so their sha256 is a strong ETag; downloads
+  honour one ``Range: bytes=a-b`` (206) and resume by appending.
+
+Example::
+
+    app = create_app(Service(Path("/srv/mosslite")))
+    uvicorn.run(app, host="127.0.0.1", port=8700)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Set
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .. import __version__
+from ..errors import (
+    ConflictError,
+    IndexNotFoundError,
+    IntegrityError,
+    InvalidArgumentError,
+    MossliteError,
+    NotFoundError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+    UnavailableError,
+)
+from ..types import MAX_REQUEST_BYTES, MutationOptions
+from ..wire import docs_from_json, docs_to_json, to_dict
+from . import Service
+
+log = logging.getLogger("mosslite.service.http")
+
+SQLITE_MEDIA_TYPE = "application/vnd.sqlite3"
+
+#: Most specific class first; any other MossliteError is a 400.
+STATUS_BY_ERROR: tuple[tuple[type[MossliteError], int], ...] = (
+    (PayloadTooLargeError, 413),
+    (InvalidArgumentError, 400),
+    (UnauthorizedError, 401),
+    (NotFoundError, 404),
+    (ConflictError, 409),
+    (UnavailableError, 503),
+    (IntegrityError, 500),
+)
+
+_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+Handler = Callable[[Request, str], Awaitable[Response]]
+
+
+def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) -> Starlette:
+    """The ASGI app serving ``service``; the caller owns (and closes) the service."""
+
+    def route(path: str, handler: Handler, method: str) -> Route:
+        async def endpoint(request: Request) -> Response:
+            try:
+                project = await _authenticate(service, request)
+                return await handler(request, project)
+            except Exception as exc:  # the one boundary: every failure leaves as an error body
+                return error_response(exc)
+
+        return Route(path, endpoint, methods=[method])
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    async def create_index(request: Request, project: str) -> Response:
+        body = await _read_json(request, max_request_bytes, required={"name", "docs"}, optional={"model_id"})
+        docs = await run_in_threadpool(docs_from_json, body["docs"])
+        model_id = _optional(body, "model_id", str)
+        result = await run_in_threadpool(service.create_index, project, body["name"], docs, model_id)
+        return JSONResponse(to_dict(result), status_code=202)
+
+    async def add_docs(request: Request, project: str) -> Response:
+        body = await _read_json(request, max_request_bytes, required={"docs"}, optional={"options"})
+        docs = await run_in_threadpool(docs_from_json, body["docs"])
+        options = _mutation_options(body.get("options"))
+        name = request.path_params["name"]
+        result = await run_in_threadpool(service.add_docs, project, name, docs, options)
+        return JSONResponse(to_dict(result), status_code=202)
+
+    async def delete_docs(request: Request, project: str) -> Response:
+        body = await _read_json(request, max_request_bytes, required={"ids"})
+        ids = _id_list(body["ids"])
+        result = await run_in_threadpool(service.delete_docs, project, request.path_params["name"], ids)
+        return JSONResponse(to_dict(result), status_code=202)
+
+    async def get_docs(request: Request, project: str) -> Response:
+        body = await _read_json(request, max_request_bytes, optional={"ids", "filter"})
+        ids = None if body.get("ids") is None else _id_list(body["ids"])
+        filter = _optional(body, "filter", dict)
+        docs = await run_in_threadpool(service.get_docs, project, request.path_params["name"], ids, filter)
+        return JSONResponse({"docs": docs_to_json(docs)})
+
+    async def list_indexes(request: Request, project: str) -> Response:
+        indexes = await run_in_threadpool(service.list_indexes, project)
+        return JSONResponse({"indexes": [to_dict(info) for info in indexes]})
+
+    async def get_index(request: Request, project: str) -> Response:
+        info = await run_in_threadpool(service.get_index, project, request.path_params["name"])
+        return JSONResponse(to_dict(info))
+
+    async def delete_index(request: Request, project: str) -> Response:
+        await run_in_threadpool(service.delete_index, project, request.path_params["name"])
+        return Response(status_code=204)
+
+    async def manifest(request: Request, project: str) -> Response:
+        found = await run_in_threadpool(service.manifest, project, request.path_params["name"])
+        etag = f'"{found.sha256}"'
+        if _etag_matches(request, found.sha256):
+            return Response(status_code=304, headers={"ETag": etag})
+        return JSONResponse(to_dict(found), headers={"ETag": etag})
+
+    async def download(request: Request, project: str) -> Response:
+        name, version = request.path_params["name"], request.path_params["version"]
+        record = await run_in_threadpool(service.version_record, project, name, version)
+        sha256 = record.manifest.sha256
+        headers = {"ETag": f'"{sha256}"', "X-Content-SHA256": sha256, "Accept-Ranges": "bytes"}
+        if _etag_matches(request, sha256):
+            return Response(status_code=304, headers=headers)
+        try:
+            size = await run_in_threadpool(service.storage.size, record.storage_key)
+        except FileNotFoundError as exc:  # deleted between the catalog read and now
+            raise IndexNotFoundError(f"index {name!r} has no version {version}", index=name, version=version) from exc
+        try:
+            byte_range = _parse_range(request.headers.get("range"), size)
+        except ValueError as exc:
+            error = InvalidArgumentError(str(exc), index=name, version=version, size_bytes=size)
+            return error_response(error, headers={"Content-Range": f"bytes */{size}"}, status_code=416)
+        if byte_range is None:
+            start, end, status = 0, size, 200
+        else:
+            (start, end), status = byte_range, 206
+            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+        headers["Content-Length"] = str(end - start)
+        if request.method == "HEAD":
+            return Response(status_code=status, headers=headers, media_type=SQLITE_MEDIA_TYPE)
+        chunks = service.storage.iter_range(record.storage_key, start, end)
+        return StreamingResponse(chunks, status_code=status, headers=headers, media_type=SQLITE_MEDIA_TYPE)
+
+    async def get_job(request: Request, project: str) -> Response:
+        job = await run_in_threadpool(service.get_job, project, request.path_params["job_id"])
+        return JSONResponse(to_dict(job))
+
+    base = "/v1/projects/{project}"
+    index = base + "/indexes/{name}"
+    routes = [
+        Route("/v1/health", health, methods=["GET"]),
+        route(base + "/indexes", create_index, "POST"),
+        route(base + "/indexes", list_indexes, "GET"),
+        route(index, get_index, "GET"),
+        route(index, delete_index, "DELETE"),
+        route(index + "/docs", add_docs, "POST"),
+        route(index + "/docs/delete", delete_docs, "POST"),
+        route(index + "/docs/get", get_docs, "POST"),
+        route(index + "/manifest", manifest, "GET"),
+        route(index + "/versions/{version:int}", download, "GET"),
+        route(base + "/jobs/{job_id}", get_job, "GET"),
+    ]
+    return Starlette(routes=routes, exception_handlers={HTTPException: _http_exception})
+
+
+# -- errors ---------------------------------------------------------------------
+
+
+def status_of(exc: MossliteError) -> int:
+    for cls, status in STATUS_BY_ERROR:
+        if isinstance(exc, cls):
+            return status
+    return 400
+
+
+def error_response(
+    exc: Exception, *, headers: dict[str, str] | None = None, status_code: int | None = None
+) -> Response:
+    """``{"error": ...}`` with the status of the error's class; anything foreign is a logged 500."""
+    if not isinstance(exc, MossliteError):
+        log.error("internal error while answering a request", exc_info=exc)
+        body = {"code": "internal", "message": "internal server error", "hint": "see the server log"}
+        return JSONResponse({"error": body}, status_code=500, headers=headers)
+    if isinstance(exc, UnauthorizedError):
+        headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+    return JSONResponse({"error": exc.to_dict()}, status_code=status_code or status_of(exc), headers=headers)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    """Routing misses (unknown path, wrong method) in the same error shape."""
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error: MossliteError = NotFoundError(f"no such route: {request.method} {request.url.path}")
+        return error_response(error)
+    code = "method_not_allowed" if exc.status_code == 405 else "error"
+    body = {"code": code, "message": f"{request.method} {request.url.path}: {exc.detail}"}
+    return JSONResponse({"error": body}, status_code=exc.status_code, headers=exc.headers)
+
+
+# -- authentication ---------------------------------------------------------------
+
+
+async def _authenticate(service: Service, request: Request) -> str:
+    """The path's project, if the bearer key opens it."""
+    project = request.path_params["project"]
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    key = key.strip()
+    if scheme.lower() != "bearer" or not key:
+        raise UnauthorizedError("send the project key as 'Authorization: Bearer <key>'", project=project)
+    owner = await run_in_threadpool(service.catalog.project_of_key, key)
+    if owner is None:
+        raise UnauthorizedError(f"the key is not valid for project {project!r}", project=project)
+    if owner != project:
+        raise NotFoundError(f"project {project!r} not found", project=project)
+    return project
+
+
+# -- request bodies ---------------------------------------------------------------
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    too_large = PayloadTooLargeError(
+        f"the request body is over {limit} bytes", hint="send the documents in smaller batches"
+    )
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise InvalidArgumentError(f"bad Content-Length header {declared!r}")
+        if int(declared) > limit:
+            raise too_large
+    parts: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise too_large
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+async def _read_json(
+    request: Request, limit: int, *, required: Set[str] = frozenset(), optional: Set[str] = frozenset()
+) -> dict[str, Any]:
+    """The body as a JSON object with exactly the allowed fields."""
+    raw = await _read_body(request, limit)
+    try:
+        body = await run_in_threadpool(json.loads, raw)  # up to the limit: keep it off the event loop
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidArgumentError(f"the request body is not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidArgumentError(f"the request body must be a JSON object, got {type(body).__name__}")
+    unknown = set(body) - set(required) - set(optional)
+    if unknown:
+        raise InvalidArgumentError(f"unknown field(s) in the request body: {sorted(unknown)}")
+    missing = set(required) - set(body)
+    if missing:
+        raise InvalidArgumentError(f"missing field(s) in the request body: {sorted(missing)}")
+    return body
+
+
+def _optional(body: dict[str, Any], field: str, kind: type) -> Any:
+    value = body.get(field)
+    if value is not None and not isinstance(value, kind):
+        raise InvalidArgumentError(f"{field!r} must be {_json_type(kind)} or null, got {type(value).__name__}")
+    return value
+
+
+def _id_list(value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise InvalidArgumentError(f"'ids' must be an array of strings, got {type(value).__name__}")
+    return value
+
+
+def _mutation_options(value: Any) -> MutationOptions:
+    if value is None:
+        return MutationOptions()
+    if not isinstance(value, dict):
+        raise InvalidArgumentError(f"'options' must be an object, got {type(value).__name__}")
+    unknown = set(value) - {"upsert"}
+    if unknown:
+        raise InvalidArgumentError(f"unknown field(s) in 'options': {sorted(unknown)}")
+    upsert = value.get("upsert", True)
+    if not isinstance(upsert, bool):
+        raise InvalidArgumentError(f"'options.upsert' must be true or false, got {upsert!r}")
+    return MutationOptions(upsert=upsert)
+
+
+def _json_type(kind: type) -> str:
+    return {str: "a string", dict: "an object", list: "an array"}.get(kind, kind.__name__)
+
+
+# -- conditional and range requests -----------------------------------------------
+
+
+def _etag_matches(request: Request, sha256: str) -> bool:
+    header = request.headers.get("if-none-match")
+    if header is None:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or f'"{sha256}"' in tags
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """``(start, end)`` (end exclusive) of one ``bytes=`` range, or None for the whole file.
+
+    Units other than bytes are ignored (RFC 9110 section 14.2); a bytes range we
+    cannot serve (past the end, reversed, several ranges) raises ValueError: a 416.
+    """
+    if header is None or not header.strip().lower().startswith("bytes="):
+        return None
+    match = _RANGE_RE.match(header.strip().lower().replace(" ", ""))
+    if match is None or match.groups() == ("", ""):
+        raise ValueError(f"unsupported range {header!r}: send one range, bytes=<start>-[<end>]")
+    first, last = match.groups()
+    if first == "":  # a suffix: the last N bytes
+        if int(last) == 0:
+            raise ValueError(f"range {header!r} asks for no bytes")
+        return max(0, size - int(last)), size
+    start = int(first)
+    end = size if last == "" else min(int(last) + 1, size)
+    if start >= size or start >= end:
+        raise ValueError(f"range {header!r} is not within the file's {size} bytes")
+    return start, end

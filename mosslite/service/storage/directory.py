@@ -1,0 +1,72 @@
+"""Version files as plain files under one folder: ``<root>/<key>``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..._fs import atomic_path, atomic_write_bytes, install, temp_path_for
+from . import CHUNK_BYTES, Storage
+
+
+class DirectoryStorage(Storage):
+    scheme = "file"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        # Keys are built from validated names; this guards the boundary anyway.
+        if self.root.resolve() not in path.parents:
+            raise ValueError(f"storage key {key!r} escapes the storage root")
+        return path
+
+    def put(self, key: str, source: Path, *, move: bool = False) -> None:
+        target = self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if move:
+            temp = temp_path_for(target)
+            os.replace(source, temp)  # same filesystem: the service stages under its data dir
+            install(temp, target)
+            return
+        with atomic_path(target) as temp:
+            shutil.copyfile(source, temp)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        atomic_write_bytes(self._path(key), data)
+
+    def read_bytes(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def size(self, key: str) -> int:
+        return self._path(key).stat().st_size
+
+    def iter_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        with open(self._path(key), "rb") as fh:
+            fh.seek(start)
+            remaining = None if end is None else max(0, end - start)
+            while remaining is None or remaining > 0:
+                chunk = fh.read(CHUNK_BYTES if remaining is None else min(CHUNK_BYTES, remaining))
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def list(self, prefix: str) -> list[str]:
+        base = self._path(prefix) if prefix else self.root
+        if not base.is_dir():
+            return []
+        root = self.root.resolve()
+        return sorted(str(p.relative_to(root)) for p in base.rglob("*") if p.is_file() and ".tmp-" not in p.name)
+
+    def local_path(self, key: str) -> Path | None:
+        path = self._path(key)
+        return path if path.is_file() else None

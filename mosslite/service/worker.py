@@ -1,0 +1,79 @@
+"""One job, start to publish: build N+1 beside N, store it, publish it.
+
+Runs under the index's cross-process lock, so the version it builds on is
+still the newest when it publishes; the only way publishing can fail is the
+index being deleted meanwhile, and then the stored file is removed again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .._fs import sha256_file
+from ..embeddings import Embedder
+from ..errors import IndexNotFoundError
+from ..index.builder import ProgressFn, build_version
+from ..types import DocumentInfo, IndexInfo, JobPhase, Manifest, Version
+from .catalog import VersionRecord
+from .jobs import index_lock
+
+if TYPE_CHECKING:
+    from . import Service
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobContext:
+    project_id: str
+    job_id: str
+    index: IndexInfo
+    upserts: Sequence[DocumentInfo]
+    deletes: Sequence[str]
+    upsert: bool
+    embedder: Embedder
+
+
+def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> VersionRecord:
+    from . import version_key
+
+    name = ctx.index.name
+    with index_lock(service.lock_dir, (ctx.project_id, name)):
+        latest = service.catalog.latest_version(ctx.project_id, name)
+        base = service.local_copy(latest) if latest is not None else None
+        version = Version(latest.manifest.version + 1 if latest is not None else 1)
+        target = service.staging_dir / f"{ctx.job_id}.sqlite"
+        try:
+            report = build_version(
+                target,
+                embedder=ctx.embedder,
+                index_name=name,
+                version=version,
+                upserts=ctx.upserts,
+                deletes=ctx.deletes,
+                base=base,
+                upsert=ctx.upsert,
+                progress=progress,
+            )
+            progress(JobPhase.UPLOADING, 0.0)
+            meta = report.meta
+            manifest = Manifest(
+                index_name=name,
+                version=int(version),
+                sha256=sha256_file(target),
+                size_bytes=report.size_bytes,
+                doc_count=meta.doc_count,
+                model_id=meta.model_id,
+                dimension=meta.dimension,
+                created_at=meta.created_at,
+            )
+            key = version_key(ctx.project_id, name, int(version))
+            service.storage.put(key, target, move=True)
+        finally:
+            target.unlink(missing_ok=True)
+        progress(JobPhase.PUBLISHING, 100.0)
+        record = VersionRecord(manifest=manifest, storage_key=key)
+        if not service.catalog.publish(ctx.project_id, ctx.job_id, record):
+            service.storage.delete(key)
+            raise IndexNotFoundError(f"index {name!r} was deleted while the job ran", index=name)
+        return record

@@ -1,0 +1,100 @@
+"""Getting a version file into the local cache, verified, without ever exposing a torn one.
+
+Layout: ``<cache>/<project>/<index>/<version>.sqlite``, plus while downloading a
+``<version>.sqlite.part`` (kept across crashes so the next attempt resumes it
+with an HTTP Range request) and ``.lock``. A file only gets its final name
+after its sha256 matched the manifest and it was fsynced, so whatever sits
+under a final name is complete. Two processes sharing a cache serialise their
+downloads of one index on the lock file and reuse each other's results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from .._fs import CHUNK_BYTES, TEMP_MARKER, install
+from ..errors import ChecksumMismatchError
+from ..types import Manifest, Version
+
+PART_SUFFIX = ".part"
+LOCK_NAME = ".lock"
+
+
+def version_path(index_dir: Path, version: int) -> Path:
+    return index_dir / Version(version).filename()
+
+
+def cached_versions(index_dir: Path) -> list[Version]:
+    """Complete version files in the cache, newest first."""
+    if not index_dir.is_dir():
+        return []
+    found = []
+    for entry in index_dir.iterdir():
+        try:
+            found.append(Version.parse_filename(entry.name))
+        except Exception:  # .part, .lock, temp files: not versions
+            continue
+    return sorted(found, reverse=True)
+
+
+def clean_leftovers(index_dir: Path, keep_part: Path | None = None) -> list[Path]:
+    """Remove temp files and stale partial downloads (not the one being resumed)."""
+    removed = []
+    if not index_dir.is_dir():
+        return removed
+    for entry in index_dir.iterdir():
+        stale_part = entry.name.endswith(PART_SUFFIX) and entry != keep_part
+        if entry.is_file() and (TEMP_MARKER in entry.name or stale_part):
+            entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
+
+
+def _lock_blocking(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+@asynccontextmanager
+async def index_dir_lock(index_dir: Path) -> AsyncIterator[None]:
+    """Exclusive across processes and threads; waits in a worker thread, not on the loop."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    fd = await asyncio.to_thread(_lock_blocking, index_dir / LOCK_NAME)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def sha256_prefix(path: Path) -> hashlib._Hash:
+    """Hash of what a partial download already holds, so resuming continues the digest."""
+    digest = hashlib.sha256()
+    if path.exists():
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK_BYTES):
+                digest.update(chunk)
+    return digest
+
+
+def finish_download(part: Path, target: Path, manifest: Manifest) -> None:
+    """Verify then install: sha256 and size must match, or the partial file is discarded."""
+    size = part.stat().st_size
+    digest = sha256_prefix(part).hexdigest()
+    if size != manifest.size_bytes or digest != manifest.sha256:
+        part.unlink(missing_ok=True)
+        raise ChecksumMismatchError(
+            f"download of {manifest.index_name} v{manifest.version} is corrupt: "
+            f"sha256 {digest[:12]}.. size {size}, expected {manifest.sha256[:12]}.. size {manifest.size_bytes}",
+            index=manifest.index_name,
+            version=manifest.version,
+            hint="the previous version keeps serving; the download is retried",
+        )
+    install(part, target)

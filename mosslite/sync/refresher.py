@@ -1,0 +1,245 @@
+"""IndexSync: one loaded index, kept current by its own refresh task.
+
+Invariants (issue #4):
+- Refresh = read manifest -> download to ``.part`` -> verify sha256 -> fsync ->
+  rename -> open a new reader -> swap (see LiveIndex). Any failure before the
+  swap leaves the serving reader untouched; it is retried with backoff
+  (1 s, 2 s, 4 s ... capped at the polling interval).
+- Each index has its own task, lock and timer: a slow or failing download of
+  one index never delays queries or refreshes of another.
+- Convergence: the timer fires every ``polling_interval_s`` after the previous
+  check, so a version published at any moment is installed by the next tick,
+  at most one interval later. Where the service is in this process, a
+  watchfiles watch on its manifest wakes the task at once.
+- Offline: if the service cannot be reached but the cache has a version, it
+  is served and marked stale until a check succeeds. An index the service
+  says does not exist is never served from cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from ..errors import ChecksumMismatchError, IndexNotFoundError, UnavailableError
+from ..index.reader import IndexReader
+from ..types import LoadedIndexInfo, Manifest, SwapEvent
+from .clock import Clock
+from .hydration import (
+    PART_SUFFIX,
+    cached_versions,
+    clean_leftovers,
+    finish_download,
+    index_dir_lock,
+    version_path,
+)
+from .swap import LiveIndex
+
+log = logging.getLogger("mosslite.sync")
+
+BACKOFF_BASE_S = 1.0
+MANIFEST_NAME = "manifest.json"
+
+
+class IndexSync:
+    def __init__(
+        self,
+        name: str,
+        transport,  # Transport; untyped here to avoid an import cycle with client/
+        index_dir: Path,
+        clock: Clock,
+        on_swap: Callable[[SwapEvent], None],
+    ) -> None:
+        self.name = name
+        self.transport = transport
+        self.index_dir = index_dir
+        self.clock = clock
+        self.on_swap = on_swap
+        self.live: LiveIndex | None = None
+        self.stale = False
+        self.auto_refresh = False
+        self.interval_s = 600.0
+        self.failures = 0
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- facts -------------------------------------------------------------------
+
+    def info(self) -> LoadedIndexInfo:
+        assert self.live is not None
+        reader = self.live.reader
+        return LoadedIndexInfo(
+            index_name=self.name,
+            version=reader.version,
+            doc_count=reader.doc_count,
+            model_id=reader.meta.model_id,
+            path=str(reader.path),
+            stale=self.stale,
+            auto_refresh=self.auto_refresh,
+            polling_interval_s=self.interval_s,
+        )
+
+    # -- loading and refreshing ---------------------------------------------------
+
+    async def refresh(self) -> bool:
+        """Install the newest version if there is a newer one; True if a swap happened.
+
+        With nothing loaded yet, falls back to the newest cached version when the
+        service is unreachable (and says so through ``stale``)."""
+        async with self._lock:
+            started = time.perf_counter()
+            try:
+                manifest = await self.transport.manifest(self.name)
+            except UnavailableError:
+                self.stale = True
+                if self.live is None and not await self._serve_cached():
+                    raise
+                if self.live is None:
+                    return False
+                raise
+            except IndexNotFoundError:
+                if self.live is None:
+                    async with index_dir_lock(self.index_dir):
+                        await asyncio.to_thread(_remove_cache, self.index_dir)
+                raise
+            self.stale = False
+            if self.live is not None and self.live.version >= manifest.version:
+                return False
+            path = await self._fetch(manifest)
+            await self._install(path, started)
+            return True
+
+    async def _serve_cached(self) -> bool:
+        for version in cached_versions(self.index_dir):
+            try:
+                await self._install(version_path(self.index_dir, version), time.perf_counter())
+                log.warning("%s: service unreachable, serving cached version %d", self.name, version)
+                return True
+            except Exception as exc:  # a damaged cache file: try the next older one
+                log.warning("%s: cached version %d unusable: %s", self.name, version, exc)
+        return False
+
+    async def _fetch(self, manifest: Manifest) -> Path:
+        target = version_path(self.index_dir, manifest.version)
+        part = target.with_name(target.name + PART_SUFFIX)
+        async with index_dir_lock(self.index_dir):
+            if target.exists():  # another process (or an earlier run) already has it
+                return target
+            clean_leftovers(self.index_dir, keep_part=part)
+            for attempt in range(2):
+                offset = part.stat().st_size if part.exists() else 0
+                if offset > manifest.size_bytes:
+                    part.unlink()
+                    offset = 0
+                await self.transport.download(self.name, manifest.version, part, offset=offset)
+                try:
+                    await asyncio.to_thread(finish_download, part, target, manifest)
+                    return target
+                except ChecksumMismatchError:
+                    if attempt == 1 or offset == 0:
+                        raise
+                    log.warning("%s: resumed download was corrupt; downloading again", self.name)
+        raise AssertionError("unreachable")
+
+    async def _install(self, path: Path, started: float) -> None:
+        """Open ``path`` and make it the serving version; ``started`` is when this refresh
+        began, so the swap event reports check + download + verify + open + swap."""
+        reader = await asyncio.to_thread(IndexReader, path)
+        if self.live is None:
+            self.live = LiveIndex(reader)
+            # Under the lock: another process sharing the cache may be mid-download.
+            async with index_dir_lock(self.index_dir):
+                await asyncio.to_thread(_remove_older_versions, self.index_dir, reader.version)
+            return
+        old = self.live.swap(reader)
+        event = SwapEvent(
+            index_name=self.name,
+            old_version=old.version,
+            new_version=reader.version,
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+        )
+        log.info("%s: swapped v%d -> v%d in %.1f ms", self.name, event.old_version, event.new_version, event.duration_ms)
+        self.on_swap(event)
+
+    # -- the refresh task ----------------------------------------------------------
+
+    def configure(self, *, auto_refresh: bool, interval_s: float) -> None:
+        """Replace the refresh options; (re)start or stop the task to match."""
+        self.auto_refresh, self.interval_s = auto_refresh, interval_s
+        self.stop()
+        if auto_refresh:
+            self._tasks.append(asyncio.create_task(self._run(), name=f"mosslite-refresh-{self.name}"))
+            watch_dir = self.transport.watch_dir(self.name)
+            if watch_dir is not None:
+                self._tasks.append(asyncio.create_task(self._watch(watch_dir), name=f"mosslite-watch-{self.name}"))
+
+    def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        self._tasks.clear()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            delay = self.interval_s if self.failures == 0 else min(self.interval_s, BACKOFF_BASE_S * 2 ** (self.failures - 1))
+            await self._wait(delay)
+            try:
+                await self.refresh()
+                self.failures = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let one bad check end the task
+                self.failures += 1
+                log.warning("%s: refresh failed (attempt %d): %s", self.name, self.failures, exc)
+
+    async def _wait(self, delay_s: float) -> None:
+        sleeper = asyncio.ensure_future(self.clock.sleep(delay_s))
+        waker = asyncio.ensure_future(self._wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+            self._wake.clear()
+
+    async def _watch(self, watch_dir: Path) -> None:
+        import watchfiles
+
+        watch_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            async for _ in watchfiles.awatch(
+                watch_dir,
+                watch_filter=lambda change, path: Path(path).name == MANIFEST_NAME,
+                debounce=50,
+                step=20,
+                recursive=False,
+            ):
+                self.wake()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # watching is an optimisation; the timer still runs
+            log.warning("%s: manifest watch stopped: %s", self.name, exc)
+
+    async def close(self) -> None:
+        self.stop()
+        if self.live is not None:
+            self.live.close()
+
+
+def _remove_older_versions(index_dir: Path, current: int) -> None:
+    for version in cached_versions(index_dir):
+        if version < current:
+            version_path(index_dir, version).unlink(missing_ok=True)
+    clean_leftovers(index_dir)
+
+
+def _remove_cache(index_dir: Path) -> None:
+    for version in cached_versions(index_dir):
+        version_path(index_dir, version).unlink(missing_ok=True)
+    clean_leftovers(index_dir)

@@ -1,0 +1,48 @@
+"""JSON shapes of our records, shared by job requests, the HTTP API and its client.
+
+The JSON Schemas in ``schemas/wire/`` describe these shapes; the tests validate
+real messages against them. Unknown fields are rejected with InvalidArgumentError
+rather than silently dropped, so a client typo fails loudly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from .errors import InvalidArgumentError, InvalidDocumentError
+from .types import DocumentInfo
+
+T = TypeVar("T")
+
+
+def to_dict(record: Any) -> dict[str, Any]:
+    """A record as JSON-ready dict; a DocumentInfo omits its empty optional fields."""
+    out = {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    if isinstance(record, DocumentInfo):
+        out = {k: (list(v) if k == "embedding" else v) for k, v in out.items() if v is not None}
+    return out
+
+
+def from_dict(cls: type[T], data: Any) -> T:
+    if not isinstance(data, Mapping):
+        raise InvalidArgumentError(f"expected a JSON object for {cls.__name__}, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = set(data) - names
+    if unknown:
+        raise InvalidArgumentError(f"unknown field(s) for {cls.__name__}: {sorted(unknown)}")
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise InvalidArgumentError(f"bad {cls.__name__}: {exc}") from exc
+
+
+def docs_from_json(items: Any) -> list[DocumentInfo]:
+    if not isinstance(items, Sequence) or isinstance(items, (str, bytes)):
+        raise InvalidDocumentError("docs must be a list of document objects")
+    return [from_dict(DocumentInfo, item) for item in items]
+
+
+def docs_to_json(docs: Sequence[DocumentInfo]) -> list[dict[str, Any]]:
+    return [to_dict(doc) for doc in docs]

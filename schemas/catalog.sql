@@ -1,0 +1,71 @@
+-- mosslite service catalog: which projects, keys, indexes, versions and jobs exist.
+-- Opened in WAL mode; publishing a version is one transaction over these tables.
+
+PRAGMA user_version = 1;
+
+CREATE TABLE IF NOT EXISTS projects (
+    project_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Only a salted hash of each key is stored: a copied catalog reveals no keys.
+CREATE TABLE IF NOT EXISTS project_keys (
+    key_hash   TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES projects (project_id) ON DELETE CASCADE,
+    key_prefix TEXT NOT NULL,
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- status: 'building' until its first version is published, then 'ready';
+-- a failed first build leaves it 'failed'.
+CREATE TABLE IF NOT EXISTS indexes (
+    project_id TEXT NOT NULL REFERENCES projects (project_id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    model_id   TEXT NOT NULL,
+    dimension  INTEGER NOT NULL,
+    status     TEXT NOT NULL,
+    version    INTEGER NOT NULL DEFAULT 0,
+    doc_count  INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (project_id, name)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS versions (
+    project_id  TEXT NOT NULL,
+    index_name  TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    size_bytes  INTEGER NOT NULL,
+    doc_count   INTEGER NOT NULL,
+    model_id    TEXT NOT NULL,
+    dimension   INTEGER NOT NULL,
+    storage_key TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (project_id, index_name, version),
+    FOREIGN KEY (project_id, index_name) REFERENCES indexes (project_id, name) ON DELETE CASCADE
+) WITHOUT ROWID;
+
+-- A job's request (documents, ids) is kept in `request` until it ends, so a
+-- service that crashed mid-build can run it again at its next start.
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id        TEXT PRIMARY KEY,
+    project_id    TEXT NOT NULL,
+    index_name    TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    current_phase TEXT,
+    progress      REAL NOT NULL DEFAULT 0,
+    error         TEXT,
+    doc_count     INTEGER NOT NULL DEFAULT 0,
+    version       INTEGER,
+    request       BLOB,
+    owner         TEXT,
+    seq           INTEGER NOT NULL,
+    created_at    TEXT NOT NULL,
+    updated_at    TEXT NOT NULL,
+    completed_at  TEXT
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS jobs_by_index ON jobs (project_id, index_name, seq);
+CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (status) WHERE status NOT IN ('completed', 'failed');

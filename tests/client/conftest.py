@@ -1,0 +1,121 @@
+"""One client suite, two transports: the embedded service, and a real `mosslite serve`
+process on a free loopback port, started here and stopped after."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from mosslite import SyncMossClient
+from mosslite.client.core import close_embedded_services
+from mosslite.service.catalog import Catalog
+
+PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
+sys.path.insert(0, str(PLUGINS))
+import mosslite_test_models  # noqa: E402,F401  (registers the fault-test models here too)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    data: Path
+    port: int
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, env: dict[str, str] | None = None) -> None:
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
+        environment.update(env or {})
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mosslite", "serve", "--data", str(self.data), "--host", "127.0.0.1",
+             "--port", str(self.port), "--plugin", "mosslite_test_models"],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mosslite serve exited: {self.process.stderr.read().decode()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("mosslite serve did not start listening")
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def new_key(self, project: str) -> str:
+        catalog = Catalog(self.data / "catalog.sqlite")
+        try:
+            return catalog.add_key(project)
+        finally:
+            catalog.close()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    srv = Server(data=tmp_path_factory.mktemp("server-data"), port=free_port())
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@dataclass
+class Target:
+    """How a test reaches the service: which transport, and how to make a client."""
+
+    kind: str
+    home: Path
+    server: Server | None
+
+    def client(self, project: str | None = None, key: str | None = None) -> SyncMossClient:
+        project = project or "p-" + secrets.token_hex(4)
+        if self.server is None:
+            return SyncMossClient(project, key or "k-" + project, cache_path=self.home)
+        return SyncMossClient(project, key or self.server.new_key(project), url=self.server.url, cache_path=self.home)
+
+
+@pytest.fixture(params=["embedded", "http"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
+    if request.param == "embedded":
+        return Target("embedded", tmp_path / "home", None)
+    return Target("http", tmp_path / "home", request.getfixturevalue("server"))
+
+
+@pytest.fixture
+def client(target: Target) -> Iterator[SyncMossClient]:
+    c = target.client()
+    yield c
+    c.close()
+    close_embedded_services()

@@ -1,0 +1,260 @@
+"""The client suite, run over both transports (embedded and a real HTTP server)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from mosslite import DocumentInfo, JobStatus, MossClient, MutationOptions
+from mosslite.errors import (
+    ConflictError,
+    DimensionMismatchError,
+    IndexNotFoundError,
+    InvalidDocumentError,
+    InvalidNameError,
+    JobFailedError,
+    JobNotFoundError,
+    ModelNotFoundError,
+    PayloadTooLargeError,
+    UnauthorizedError,
+)
+from mosslite.types import MAX_DOC_TEXT_BYTES
+
+from .conftest import Target
+
+MODEL = "hashed-ngrams-256"
+STATUS_ORDER = ["pending_upload", "uploading", "building", "completed"]
+
+
+def docs(n: int, prefix: str = "d", text: str = "document about refunds and shipping") -> list[DocumentInfo]:
+    return [DocumentInfo(id=f"{prefix}{i}", text=f"{text} number {i}", metadata={"n": str(i)}) for i in range(n)]
+
+
+def build(client, name: str = "faq", n: int = 5, model: str = MODEL):
+    job = client.create_index(name, docs(n), model_id=model)
+    return client.wait_for_job(job.job_id, poll_interval_seconds=0.02, timeout_seconds=30)
+
+
+def test_create_wait_get(client) -> None:
+    result = client.create_index("faq", docs(5), model_id=MODEL)
+    assert result.index_name == "faq" and result.doc_count == 5 and result.job_id
+    job = client.wait_for_job(result.job_id, poll_interval_seconds=0.02, timeout_seconds=30)
+    assert (job.status, job.version, job.progress, job.error) == ("completed", 1, 100.0, None)
+    info = client.get_index("faq")
+    assert (info.name, info.version, info.status, info.doc_count, info.model) == ("faq", 1, "ready", 5, MODEL)
+    assert [i.name for i in client.list_indexes()] == ["faq"]
+    got = client.get_docs("faq", ids=["d3", "d1"])
+    assert [d.id for d in got] == ["d3", "d1"] and got[0].metadata == {"n": "3"}
+    filtered = client.get_docs("faq", filter={"field": "n", "condition": {"$gte": "3"}})
+    assert sorted(d.id for d in filtered) == ["d3", "d4"]
+
+
+def test_job_status_sequence_is_ordered(client) -> None:
+    job = client.create_index("seq", docs(300), model_id="slow-hashed")
+    seen: list[str] = []
+    phases: list[str] = []
+    progress: list[float] = []
+    while True:
+        status = client.get_job_status(job.job_id)
+        if not seen or seen[-1] != status.status:
+            seen.append(status.status)
+        if status.current_phase and (not phases or phases[-1] != status.current_phase):
+            phases.append(status.current_phase)
+        progress.append(status.progress)
+        if status.done:
+            break
+        time.sleep(0.01)
+    assert seen[-1] == "completed"
+    assert seen == sorted(seen, key=STATUS_ORDER.index)  # never goes backwards
+    assert "building" in seen and "generating_embeddings" in phases and "building_index" in phases
+    assert phases.index("generating_embeddings") < phases.index("building_index")
+    assert progress == sorted(progress) and progress[-1] == 100.0
+
+
+def test_add_and_delete_make_new_versions(client) -> None:
+    build(client)
+    add = client.add_docs("faq", [DocumentInfo(id="x", text="gift cards"), DocumentInfo(id="d0", text="changed")])
+    assert add.doc_count == 2
+    client.wait_for_job(add.job_id, poll_interval_seconds=0.02, timeout_seconds=30)
+    assert client.get_index("faq").version == 2 and client.get_index("faq").doc_count == 6
+    assert client.get_docs("faq", ids=["d0"])[0].text == "changed"
+    delete = client.delete_docs("faq", ["x", "d1", "not-there"])
+    client.wait_for_job(delete.job_id, poll_interval_seconds=0.02, timeout_seconds=30)
+    info = client.get_index("faq")
+    assert (info.version, info.doc_count) == (3, 4)
+
+
+def test_jobs_on_one_index_run_in_order(client) -> None:
+    build(client)
+    jobs = [client.add_docs("faq", [DocumentInfo(id=f"k{i}", text=f"text {i}")]) for i in range(5)]
+    done = [client.wait_for_job(j.job_id, poll_interval_seconds=0.02, timeout_seconds=30) for j in jobs]
+    assert [j.version for j in done] == [2, 3, 4, 5, 6]
+    assert client.get_index("faq").doc_count == 10
+
+
+def test_failed_build_keeps_previous_version(client) -> None:
+    build(client, model="flaky-hashed")
+    bad = client.add_docs("faq", [DocumentInfo(id="boom", text="EXPLODE please")])
+    with pytest.raises(JobFailedError, match="crashed on purpose"):
+        client.wait_for_job(bad.job_id, poll_interval_seconds=0.02, timeout_seconds=30)
+    job = client.get_job_status(bad.job_id)
+    assert job.status == JobStatus.FAILED and "crashed on purpose" in job.error
+    info = client.get_index("faq")
+    assert (info.version, info.doc_count, info.status) == (1, 5, "ready")
+    assert client.get_docs("faq", ids=["boom"]) == []
+    ok = client.add_docs("faq", [DocumentInfo(id="fine", text="calm text")])
+    assert client.wait_for_job(ok.job_id, poll_interval_seconds=0.02, timeout_seconds=30).version == 2
+
+
+def test_failed_first_build_marks_index_failed(client) -> None:
+    job = client.create_index("broken", [DocumentInfo(id="a", text="EXPLODE")], model_id="flaky-hashed")
+    with pytest.raises(JobFailedError):
+        client.wait_for_job(job.job_id, poll_interval_seconds=0.02, timeout_seconds=30)
+    assert client.get_index("broken").status == "failed"
+
+
+def test_custom_embeddings(client) -> None:
+    vectors = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    job = client.create_index("vec", [DocumentInfo(id=f"v{i}", text="t", embedding=v) for i, v in enumerate(vectors)], model_id="custom")
+    client.wait_for_job(job.job_id, poll_interval_seconds=0.02, timeout_seconds=30)
+    info = client.get_index("vec")
+    assert (info.model, info.dimension) == ("custom", 3)
+    with pytest.raises(DimensionMismatchError):
+        client.add_docs("vec", [DocumentInfo(id="w", text="t", embedding=[1.0, 2.0])])
+    with pytest.raises(InvalidDocumentError, match="no embedding"):
+        client.add_docs("vec", [DocumentInfo(id="w", text="t")])
+    with pytest.raises(InvalidDocumentError):
+        client.create_index("vec2", [DocumentInfo(id="w", text="t")], model_id="custom")
+
+
+# -- bad input: typed errors, nothing stored ---------------------------------
+
+
+@pytest.mark.parametrize("name", ["", "a/b", "..", "../x", "a\x00b", "a\nb", "x" * 200, ".hidden"])
+def test_bad_index_names(client, name: str) -> None:
+    with pytest.raises(InvalidNameError):
+        client.create_index(name, docs(1), model_id=MODEL)
+    assert client.list_indexes() == []
+
+
+def test_existing_index_is_a_conflict(client) -> None:
+    build(client)
+    with pytest.raises(ConflictError):
+        client.create_index("faq", docs(1), model_id=MODEL)
+    assert client.get_index("faq").doc_count == 5
+
+
+def test_insert_without_upsert_on_existing_id(client) -> None:
+    build(client)
+    with pytest.raises(ConflictError, match="upsert"):
+        client.add_docs("faq", [DocumentInfo(id="d1", text="dup")], MutationOptions(upsert=False))
+    assert client.get_index("faq").version == 1
+    assert client.get_docs("faq", ids=["d1"])[0].text != "dup"
+    ok = client.add_docs("faq", [DocumentInfo(id="new", text="fresh")], MutationOptions(upsert=False))
+    client.wait_for_job(ok.job_id, poll_interval_seconds=0.02, timeout_seconds=30)
+
+
+def test_oversized_document(client) -> None:
+    build(client)
+    with pytest.raises(PayloadTooLargeError):
+        client.add_docs("faq", [DocumentInfo(id="big", text="x" * (MAX_DOC_TEXT_BYTES + 1))])
+
+
+def test_duplicate_ids_in_batch(client) -> None:
+    with pytest.raises(InvalidDocumentError, match="duplicate"):
+        client.create_index("faq", [DocumentInfo(id="a", text="1"), DocumentInfo(id="a", text="2")], model_id=MODEL)
+    assert client.list_indexes() == []
+
+
+def test_unknown_things_are_not_found(client) -> None:
+    with pytest.raises(IndexNotFoundError):
+        client.get_index("nope")
+    with pytest.raises(IndexNotFoundError):
+        client.delete_index("nope")
+    with pytest.raises(IndexNotFoundError):
+        client.add_docs("nope", docs(1))
+    with pytest.raises(IndexNotFoundError):
+        client.delete_docs("nope", ["a"])
+    with pytest.raises(IndexNotFoundError):
+        client.get_docs("nope")
+    with pytest.raises(JobNotFoundError):
+        client.get_job_status("job_0000")
+    with pytest.raises(ModelNotFoundError):
+        client.create_index("faq", docs(1), model_id="no-such-model")
+
+
+def test_delete_index(client) -> None:
+    build(client)
+    client.delete_index("faq")
+    assert client.list_indexes() == []
+    with pytest.raises(IndexNotFoundError):
+        client.get_index("faq")
+    build(client)  # the name is free again
+    assert client.get_index("faq").version == 1
+
+
+def test_wrong_key_is_unauthorized(target: Target) -> None:
+    good = target.client("proj-a")
+    try:
+        build(good)
+    finally:
+        good.close()
+    with pytest.raises(UnauthorizedError):
+        bad = target.client("proj-a", key="wrong-key")
+        bad.list_indexes()
+
+
+def test_projects_are_isolated(target: Target) -> None:
+    a, b = target.client("proj-a"), target.client("proj-b")
+    try:
+        build(a, "secret")
+        job = a.add_docs("secret", docs(1, "z"))
+        assert b.list_indexes() == []
+        for call in (
+            lambda: b.get_index("secret"),
+            lambda: b.get_docs("secret"),
+            lambda: b.add_docs("secret", docs(1)),
+            lambda: b.delete_docs("secret", ["d0"]),
+            lambda: b.delete_index("secret"),
+        ):
+            with pytest.raises(IndexNotFoundError):
+                call()
+        with pytest.raises(JobNotFoundError):
+            b.get_job_status(job.job_id)
+        assert a.get_index("secret").doc_count >= 5
+    finally:
+        a.close()
+        b.close()
+
+
+def test_wait_for_job_times_out(client) -> None:
+    job = client.create_index("slow", docs(400), model_id="slow-hashed")
+    from mosslite.errors import TimeoutError_
+
+    with pytest.raises(TimeoutError_):
+        client.wait_for_job(job.job_id, poll_interval_seconds=0.01, timeout_seconds=0.05)
+    client.wait_for_job(job.job_id, poll_interval_seconds=0.05, timeout_seconds=60)
+
+
+def test_async_client_directly(target: Target) -> None:
+    sync = target.client("proj-async")
+    url = sync.async_client.transport
+    sync.close()
+
+    async def main() -> None:
+        kwargs = {"cache_path": target.home}
+        if target.server is not None:
+            kwargs["url"] = target.server.url
+            key = target.server.new_key("proj-async2")
+        else:
+            key = "k"
+        async with MossClient("proj-async2", key, **kwargs) as client:
+            jobs = await asyncio.gather(*(client.create_index(f"i{n}", docs(3), model_id=MODEL) for n in range(3)))
+            done = await asyncio.gather(*(client.wait_for_job(j.job_id, 0.02, 30) for j in jobs))
+            assert all(j.status == "completed" for j in done)
+            assert sorted(i.name for i in await client.list_indexes()) == ["i0", "i1", "i2"]
+
+    assert url is not None
+    asyncio.run(main())

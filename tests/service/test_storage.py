@@ -1,0 +1,96 @@
+"""One contract for every Storage backend (cf. Litestream's RunWithReplicaClient)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from mosslite.service.storage import Storage, open_storage
+from mosslite.service.storage.directory import DirectoryStorage
+from mosslite.service.storage.memory import MemoryStorage
+
+
+@pytest.fixture(params=["directory", "memory"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    return DirectoryStorage(tmp_path / "store") if request.param == "directory" else MemoryStorage()
+
+
+def source(tmp_path: Path, data: bytes, name: str = "src.bin") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_put_read_size_list_delete(storage: Storage, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 5000
+    storage.put("p/i/0000000001.sqlite", source(tmp_path, data))
+    storage.put_bytes("p/i/manifest.json", b"{}")
+    storage.put_bytes("q/other.json", b"x")
+    assert storage.read_bytes("p/i/0000000001.sqlite") == data
+    assert storage.size("p/i/0000000001.sqlite") == len(data)
+    assert storage.list("p/") == ["p/i/0000000001.sqlite", "p/i/manifest.json"]
+    storage.delete("p/i/manifest.json")
+    storage.delete("p/i/manifest.json")  # idempotent
+    assert storage.list("p/") == ["p/i/0000000001.sqlite"]
+
+
+def test_ranges(storage: Storage, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 10000  # several chunks
+    storage.put("k", source(tmp_path, data))
+    assert b"".join(storage.iter_range("k")) == data
+    assert b"".join(storage.iter_range("k", 1000)) == data[1000:]
+    assert b"".join(storage.iter_range("k", 5, 17)) == data[5:17]
+    assert b"".join(storage.iter_range("k", len(data))) == b""
+
+
+def test_missing_keys(storage: Storage) -> None:
+    with pytest.raises(FileNotFoundError):
+        storage.read_bytes("nope")
+    with pytest.raises(FileNotFoundError):
+        storage.size("nope")
+    with pytest.raises(FileNotFoundError):
+        b"".join(storage.iter_range("nope"))
+    assert storage.list("nope/") == []
+
+
+def test_put_move_consumes_source(storage: Storage, tmp_path: Path) -> None:
+    src = source(tmp_path, b"abc")
+    storage.put("k", src, move=True)
+    assert not src.exists() and storage.read_bytes("k") == b"abc"
+
+
+def test_replace_is_all_or_nothing_for_readers(storage: Storage, tmp_path: Path) -> None:
+    old, new = b"o" * 3_000_000, b"n" * 3_000_000
+    storage.put("k", source(tmp_path, old))
+    seen: set[bytes] = set()
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set():
+            body = storage.read_bytes("k")
+            seen.add(body[:1] + body[-1:])
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    for i in range(5):
+        storage.put("k", source(tmp_path, new if i % 2 == 0 else old, f"s{i}"))
+    stop.set()
+    thread.join()
+    assert seen <= {b"oo", b"nn"}
+
+
+def test_directory_refuses_keys_that_escape(tmp_path: Path) -> None:
+    storage = DirectoryStorage(tmp_path / "store")
+    with pytest.raises(ValueError):
+        storage.put_bytes("../outside", b"x")
+    assert not (tmp_path / "outside").exists()
+
+
+def test_open_storage_by_scheme(tmp_path: Path) -> None:
+    assert isinstance(open_storage(str(tmp_path / "a")), DirectoryStorage)
+    assert isinstance(open_storage(f"file://{tmp_path / 'b'}"), DirectoryStorage)
+    assert isinstance(open_storage("memory://"), MemoryStorage)
+    with pytest.raises(ValueError):
+        open_storage("s4://bucket")
