@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import os
 import signal
 import socket
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import click
 
@@ -58,13 +60,16 @@ def cli() -> None:
 @cli.command()
 @data_option
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port.")
+@click.option(
+    "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port."
+)
 @click.option(
     "--plugin",
     "plugins",
     multiple=True,
     metavar="MODULE",
-    help="Import MODULE before serving, e.g. to call mosslite.embeddings.register(). Repeatable.",
+    help="Import MODULE before serving, e.g. to call mosslite.embeddings.register(); "
+    "a function mosslite_asgi_middleware(app) in it wraps the HTTP app. Repeatable.",
 )
 def serve(data_dir: Path, host: str, port: int, plugins: tuple[str, ...]) -> None:
     """Serve the data folder's service over HTTP until interrupted.
@@ -80,21 +85,25 @@ def serve(data_dir: Path, host: str, port: int, plugins: tuple[str, ...]) -> Non
     from .service import Service
     from .service.http import create_app
 
-    for module in plugins:
-        _import_plugin(module)
-    listener = _listen(host, port)
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
-    # previous handler: make that a KeyboardInterrupt, so the service closes either way.
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-    service = Service(data_dir)
-    try:
-        server = uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning"))
-        asyncio.run(_serve(server, listener, data_dir))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        service.close()
-        signal.signal(signal.SIGTERM, previous)
+    loaded = [_import_plugin(module) for module in plugins]
+    with _listen(host, port) as listener:
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
+        # previous handler: make that a KeyboardInterrupt, so the service closes either way.
+        previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        service = Service(data_dir)
+        try:
+            app = create_app(service)
+            # A plugin may wrap the ASGI app (metrics, auth, throttling) with a
+            # function named mosslite_asgi_middleware(app) -> app.
+            for module in loaded:
+                app = getattr(module, "mosslite_asgi_middleware", lambda a: a)(app)
+            server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+            asyncio.run(_serve(server, listener, data_dir))
+        except KeyboardInterrupt:
+            pass
+        finally:
+            service.close()
+            signal.signal(signal.SIGTERM, previous)
 
 
 @cli.group()
@@ -138,7 +147,7 @@ def keys_list(project: str, data_dir: Path) -> None:
     """
     service = _open_service(data_dir)
     try:
-        rows = service.catalog.list_keys(project)
+        rows = service.list_keys(project)
     finally:
         service.close()
     if not rows:
@@ -162,9 +171,11 @@ def _open_service(data_dir: Path):  # noqa: ANN202 (Service is imported lazily)
     return Service(data_dir, start_jobs=False)
 
 
-def _import_plugin(module: str) -> None:
+def _import_plugin(module: str) -> ModuleType:
+    if "" not in sys.path and os.getcwd() not in sys.path:  # as `python -m` and uvicorn's --app-dir do
+        sys.path.insert(0, os.getcwd())
     try:
-        importlib.import_module(module)
+        return importlib.import_module(module)
     except Exception as exc:
         raise click.ClickException(f"cannot import plugin {module!r}: {type(exc).__name__}: {exc}") from exc
 

@@ -39,10 +39,11 @@ class Version(int):
 
     WIDTH = 10
     SUFFIX = ".sqlite"
+    MAX = 10**WIDTH - 1  # what the file name can hold (and well inside SQLite's int64)
 
     def __new__(cls, value: int) -> Version:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise InvalidArgumentError(f"a version is a non-negative integer, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= cls.MAX:
+            raise InvalidArgumentError(f"a version is an integer from 0 to {cls.MAX}, got {value!r}")
         return super().__new__(cls, value)
 
     def filename(self) -> str:

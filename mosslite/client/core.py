@@ -17,7 +17,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..errors import ClosedError, IndexNotLoadedError, InvalidArgumentError, JobFailedError, TimeoutError_
+from ..errors import (
+    ClosedError,
+    IndexNotLoadedError,
+    InvalidArgumentError,
+    JobFailedError,
+    TimeoutError_,
+    UnavailableError,
+)
 from ..index.fusion import reciprocal_rank_fusion
 from ..service import Service
 from ..sync.clock import Clock, SystemClock
@@ -223,10 +230,8 @@ class MossClient:
         else:
             try:
                 await sync.refresh()
-            except Exception:
-                if sync.live is None:
-                    raise
-                sync.stale = True
+            except UnavailableError:
+                pass  # offline: keep serving what is loaded, marked stale (as a first load would)
         sync.configure(auto_refresh=auto_refresh, interval_s=float(polling_interval_in_seconds))
         return sync.info()
 

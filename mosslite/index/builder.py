@@ -94,8 +94,8 @@ def check_batch(docs: Sequence[DocumentInfo]) -> None:
 
 
 def check_ids(ids: Sequence[str]) -> list[str]:
-    if isinstance(ids, str):
-        raise InvalidArgumentError("ids must be a list of strings, not one string")
+    if not isinstance(ids, (list, tuple)):
+        raise InvalidArgumentError(f"ids must be a list of strings, got {type(ids).__name__}")
     out = list(ids)
     for doc_id in out:
         if not isinstance(doc_id, str) or not doc_id:

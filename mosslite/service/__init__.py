@@ -128,6 +128,11 @@ class Service:
         validate_name(project_id, what="project")
         return self.catalog.add_key(project_id)
 
+    def list_keys(self, project_id: str) -> list[tuple[str, str]]:
+        """(key prefix, created at) of the project's keys; the keys themselves are not kept."""
+        validate_name(project_id, what="project")
+        return self.catalog.list_keys(project_id)
+
     def authenticate(self, project_id: str, key: str | None) -> None:
         """Raise UnauthorizedError unless ``key`` belongs to ``project_id``."""
         if not key or self.catalog.project_of_key(key) != project_id:
@@ -224,7 +229,7 @@ class Service:
 
     def version_record(self, project_id: str, name: str, version: int) -> VersionRecord:
         validate_name(name)
-        record = self.catalog.get_version(project_id, name, version)
+        record = self.catalog.get_version(project_id, name, Version(version))
         if record is None:
             raise IndexNotFoundError(f"index {name!r} has no version {version}", index=name, version=version)
         return record

@@ -36,7 +36,7 @@ from typing import Any
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -53,7 +53,7 @@ from ..errors import (
     UnavailableError,
 )
 from ..types import MAX_REQUEST_BYTES, MutationOptions
-from ..wire import docs_from_json, docs_to_json, to_dict
+from ..wire import docs_from_json, docs_to_json, from_dict, to_dict
 from . import Service
 
 log = logging.getLogger("mosslite.service.http")
@@ -255,11 +255,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
             raise too_large
     parts: list[bytes] = []
     received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise too_large
-        parts.append(chunk)
+    try:
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > limit:
+                raise too_large
+            parts.append(chunk)
+    except ClientDisconnect as exc:  # nobody will read the answer; just do not log it as ours
+        raise InvalidArgumentError("the client disconnected while sending the body") from exc
     return b"".join(parts)
 
 
@@ -270,7 +273,7 @@ async def _read_json(
     raw = await _read_body(request, limit)
     try:
         body = await run_in_threadpool(json.loads, raw)  # up to the limit: keep it off the event loop
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidArgumentError(f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise InvalidArgumentError(f"the request body must be a JSON object, got {type(body).__name__}")
@@ -299,15 +302,10 @@ def _id_list(value: Any) -> list[str]:
 def _mutation_options(value: Any) -> MutationOptions:
     if value is None:
         return MutationOptions()
-    if not isinstance(value, dict):
-        raise InvalidArgumentError(f"'options' must be an object, got {type(value).__name__}")
-    unknown = set(value) - {"upsert"}
-    if unknown:
-        raise InvalidArgumentError(f"unknown field(s) in 'options': {sorted(unknown)}")
-    upsert = value.get("upsert", True)
-    if not isinstance(upsert, bool):
-        raise InvalidArgumentError(f"'options.upsert' must be true or false, got {upsert!r}")
-    return MutationOptions(upsert=upsert)
+    options = from_dict(MutationOptions, value)
+    if not isinstance(options.upsert, bool):
+        raise InvalidArgumentError(f"'options.upsert' must be true or false, got {options.upsert!r}")
+    return options
 
 
 def _json_type(kind: type) -> str:

@@ -96,10 +96,8 @@ class IndexSync:
                 manifest = await self.transport.manifest(self.name)
             except UnavailableError:
                 self.stale = True
-                if self.live is None and not await self._serve_cached():
-                    raise
-                if self.live is None:
-                    return False
+                if self.live is None and await self._serve_cached():
+                    return True
                 raise
             except IndexNotFoundError:
                 if self.live is None:

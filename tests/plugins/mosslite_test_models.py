@@ -37,3 +37,35 @@ class SlowEmbedder(HashedNgramEmbedder):
 
 register(FlakyEmbedder.model_id, FlakyEmbedder)
 register(SlowEmbedder.model_id, SlowEmbedder)
+
+
+def mosslite_asgi_middleware(app):
+    """A slow endpoint: version downloads of indexes named ``slow-*`` are throttled to
+    MOSSLITE_TEST_THROTTLE_BPS bytes per second (off when unset), to test that one
+    index's slow download never holds up another's."""
+    import asyncio
+
+    rate = float(os.environ.get("MOSSLITE_TEST_THROTTLE_BPS", "0"))
+    if rate <= 0:
+        return app
+    piece_bytes = 64 * 1024
+
+    async def throttled(scope, receive, send):
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if "/indexes/slow-" not in path or "/versions/" not in path:
+            return await app(scope, receive, send)
+
+        async def slow_send(message):
+            if message["type"] != "http.response.body":
+                return await send(message)
+            body, more = message.get("body", b""), message.get("more_body", False)
+            for start in range(0, len(body), piece_bytes):
+                piece = body[start : start + piece_bytes]
+                await asyncio.sleep(len(piece) / rate)
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            if not more:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await app(scope, receive, slow_send)
+
+    return throttled

@@ -1,0 +1,741 @@
+"""The HTTP layer: routes, wire schemas, auth, limits, ranges, and HTTPTransport.
+
+Most tests run in-process through ``httpx.ASGITransport``; one starts a real
+``mosslite serve`` process on a free loopback port.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import jsonschema
+import pytest
+from referencing import Registry, Resource
+
+import mosslite
+from mosslite import DocumentInfo, MutationOptions
+from mosslite.client.http_transport import HTTPTransport
+from mosslite.errors import (
+    ClosedError,
+    ConflictError,
+    IndexNotFoundError,
+    InvalidFilterError,
+    InvalidNameError,
+    JobNotFoundError,
+    NotFoundError,
+    TimeoutError_,
+    UnauthorizedError,
+    UnavailableError,
+)
+from mosslite.service import Service
+from mosslite.service.http import create_app
+
+pytestmark = pytest.mark.anyio
+
+MODEL = "hashed-ngrams-256"
+BASE = "http://mosslite.test"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas" / "wire"
+REQUEST_SCHEMAS = {
+    ("POST", "indexes"): "create_index_request",
+    ("POST", "docs"): "add_docs_request",
+    ("POST", "delete"): "delete_docs_request",
+    ("POST", "get"): "get_docs_request",
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+# -- schemas ----------------------------------------------------------------------
+
+
+def _load_validators() -> dict[str, jsonschema.protocols.Validator]:
+    schemas = {p.stem: json.loads(p.read_text()) for p in sorted(SCHEMA_DIR.glob("*.json"))}
+    registry: Registry = Registry().with_resources(
+        (schema["$id"], Resource.from_contents(schema)) for schema in schemas.values()
+    )
+    validators = {}
+    for name, schema in schemas.items():
+        jsonschema.Draft202012Validator.check_schema(schema)
+        validators[name] = jsonschema.Draft202012Validator(schema, registry=registry)
+    return validators
+
+
+VALIDATORS = _load_validators()
+
+
+def check(schema: str, instance: Any) -> Any:
+    VALIDATORS[schema].validate(instance)
+    return instance
+
+
+def error_code(response: httpx.Response) -> str:
+    return check("error", response.json())["error"]["code"]
+
+
+def test_every_wire_message_has_a_schema() -> None:
+    assert set(VALIDATORS) == {
+        "add_docs_request", "create_index_request", "delete_docs_request", "docs_list", "document", "error",
+        "get_docs_request", "health", "index_info", "index_list", "job", "manifest", "mutation_result",
+    }  # fmt: skip
+
+
+# -- fixtures ---------------------------------------------------------------------
+
+
+def faq_docs(n: int = 6) -> list[DocumentInfo]:
+    return [
+        DocumentInfo(
+            id=f"d{i}", text=f"document {i} about refunds and shipping", metadata={"n": str(i)}, payload=f"p{i}"
+        )
+        for i in range(n)
+    ]
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """Passes requests on, keeping them, so their bodies can be checked against the schemas."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return await self.inner.handle_async_request(request)
+
+
+class RangeStripper(httpx.AsyncBaseTransport):
+    """A server (or proxy) that ignores Range and always answers with the whole file."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        del request.headers["Range"]
+        return await self.inner.handle_async_request(request)
+
+
+@dataclass
+class Env:
+    service: Service
+    key_a: str
+    key_b: str
+    http: httpx.AsyncClient  # raw requests, no key by default
+    asgi: httpx.ASGITransport
+
+    def transport(self, project: str = "proj-a", key: str | None = None, inner: Any = None) -> HTTPTransport:
+        return HTTPTransport(BASE, project, key or self.key_a, transport=inner or self.asgi)
+
+    def auth(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.key_a}"}
+
+    def files(self) -> set[str]:
+        root = self.service.data_dir
+        return {str(p.relative_to(root)) for p in root.rglob("*") if "-wal" not in p.name and "-shm" not in p.name}
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Service]:
+    service = Service(tmp_path / "data")
+    yield service
+    service.close()
+
+
+@pytest.fixture
+async def env(service: Service) -> AsyncIterator[Env]:
+    asgi = httpx.ASGITransport(app=create_app(service, max_request_bytes=64 * 1024))
+    async with httpx.AsyncClient(transport=asgi, base_url=BASE) as http:
+        yield Env(service, service.create_key("proj-a"), service.create_key("proj-b"), http, asgi)
+
+
+async def build(env: Env, name: str = "faq") -> mosslite.types.Manifest:
+    """Index ``name`` of project A, built and published (version 1)."""
+    transport = env.transport()
+    try:
+        result = await transport.create_index(name, faq_docs(), MODEL)
+        assert env.service.wait_idle(30)
+        assert (await transport.get_job(result.job_id)).status == "completed"
+        return await transport.manifest(name)
+    finally:
+        await transport.aclose()
+
+
+# -- every route, in its schema ---------------------------------------------------
+
+
+async def test_health_needs_no_key(env: Env) -> None:
+    response = await env.http.get("/v1/health")
+    assert response.status_code == 200
+    assert check("health", response.json()) == {"status": "ok", "version": mosslite.__version__}
+
+
+async def test_every_route_answers_in_its_schema(env: Env) -> None:
+    p, auth = "/v1/projects/proj-a", env.auth()
+    docs = [mosslite.wire.to_dict(d) for d in faq_docs()]
+
+    created = await env.http.post(f"{p}/indexes", json={"name": "faq", "docs": docs, "model_id": MODEL}, headers=auth)
+    assert created.status_code == 202
+    job_id = check("mutation_result", created.json())["job_id"]
+    assert created.json() == {"job_id": job_id, "index_name": "faq", "doc_count": 6}
+    job = await env.http.get(f"{p}/jobs/{job_id}", headers=auth)
+    assert job.status_code == 200 and check("job", job.json())["job_id"] == job_id
+    assert env.service.wait_idle(30)
+    job = check("job", (await env.http.get(f"{p}/jobs/{job_id}", headers=auth)).json())
+    assert job["status"] == "completed" and job["version"] == 1
+
+    listed = await env.http.get(f"{p}/indexes", headers=auth)
+    assert [i["name"] for i in check("index_list", listed.json())["indexes"]] == ["faq"]
+    info = check("index_info", (await env.http.get(f"{p}/indexes/faq", headers=auth)).json())
+    assert (info["version"], info["status"], info["doc_count"], info["model"]) == (1, "ready", 6, MODEL)
+
+    manifest = await env.http.get(f"{p}/indexes/faq/manifest", headers=auth)
+    assert check("manifest", manifest.json())["version"] == 1
+    assert manifest.headers["etag"] == f'"{manifest.json()["sha256"]}"'
+
+    more = {"docs": [{"id": "x", "text": "express shipping"}], "options": {"upsert": False}}
+    added = await env.http.post(f"{p}/indexes/faq/docs", json=more, headers=auth)
+    assert added.status_code == 202 and check("mutation_result", added.json())["doc_count"] == 1
+    deleted = await env.http.post(f"{p}/indexes/faq/docs/delete", json={"ids": ["d0"]}, headers=auth)
+    assert deleted.status_code == 202 and check("mutation_result", deleted.json())["doc_count"] == 1
+    assert env.service.wait_idle(30)
+
+    got = await env.http.post(f"{p}/indexes/faq/docs/get", json={"ids": ["d1", "x", "d0"]}, headers=auth)
+    assert got.status_code == 200
+    assert sorted(d["id"] for d in check("docs_list", got.json())["docs"]) == ["d1", "x"]
+    d1 = next(d for d in got.json()["docs"] if d["id"] == "d1")
+    assert len(d1.pop("embedding")) == 256  # the service returns stored vectors too
+    assert d1 == {
+        "id": "d1", "text": "document 1 about refunds and shipping", "metadata": {"n": "1"}, "payload": "p1",
+    }  # fmt: skip
+    flt = {"ids": None, "filter": {"field": "n", "condition": {"$in": ["2", "3"]}}}
+    filtered = await env.http.post(f"{p}/indexes/faq/docs/get", json=flt, headers=auth)
+    assert sorted(d["id"] for d in check("docs_list", filtered.json())["docs"]) == ["d2", "d3"]
+    everything = await env.http.post(f"{p}/indexes/faq/docs/get", json={}, headers=auth)
+    assert len(check("docs_list", everything.json())["docs"]) == 6
+
+    latest = check("manifest", (await env.http.get(f"{p}/indexes/faq/manifest", headers=auth)).json())
+    assert latest["version"] == 3
+    version = await env.http.get(f"{p}/indexes/faq/versions/3", headers=auth)
+    assert version.status_code == 200 and version.headers["content-type"] == "application/vnd.sqlite3"
+    assert hashlib.sha256(version.content).hexdigest() == latest["sha256"]
+
+    gone = await env.http.delete(f"{p}/indexes/faq", headers=auth)
+    assert gone.status_code == 204 and gone.content == b""
+    missing = await env.http.get(f"{p}/indexes/faq", headers=auth)
+    assert missing.status_code == 404 and error_code(missing) == "index_not_found"
+    assert check("index_list", (await env.http.get(f"{p}/indexes", headers=auth)).json()) == {"indexes": []}
+
+
+async def test_transport_round_trip_sends_bodies_in_their_schemas(env: Env, tmp_path: Path) -> None:
+    recorder = Recorder(env.asgi)
+    transport = env.transport(inner=recorder)
+    docs = faq_docs() + [DocumentInfo(id="bare", text="no metadata at all")]
+    job = await transport.create_index("faq", docs, MODEL)
+    assert env.service.wait_idle(30)
+    assert (await transport.get_job(job.job_id)).version == 1
+    await transport.add_docs("faq", [DocumentInfo(id="d1", text="replaced", metadata={"n": "one"})], MutationOptions())
+    await transport.delete_docs("faq", ["d2"])
+    assert env.service.wait_idle(30)
+
+    got = {d.id: dataclasses.replace(d, embedding=None) for d in await transport.get_docs("faq", None, None)}
+    assert set(got) == {"d0", "d1", "d3", "d4", "d5", "bare"}
+    assert got["d1"] == DocumentInfo(id="d1", text="replaced", metadata={"n": "one"})
+    assert got["d0"] == docs[0]
+    assert (got["bare"].text, got["bare"].metadata or None, got["bare"].payload) == ("no metadata at all", None, None)
+    assert [d.id for d in await transport.get_docs("faq", ["d3"], None)] == ["d3"]
+    assert [d.id for d in await transport.get_docs("faq", None, {"field": "n", "condition": {"$eq": "4"}})] == ["d4"]
+    with pytest.raises(InvalidFilterError):
+        await transport.get_docs("faq", None, {"field": "n"})
+    [info] = await transport.list_indexes()
+    assert info == await transport.get_index("faq") and info.version == 3
+    manifest = await transport.manifest("faq")
+    await transport.download("faq", manifest.version, tmp_path / "v.sqlite")
+    assert hashlib.sha256((tmp_path / "v.sqlite").read_bytes()).hexdigest() == manifest.sha256
+    await transport.delete_index("faq")
+    with pytest.raises(IndexNotFoundError):
+        await transport.delete_index("faq")
+    await transport.aclose()
+
+    checked = 0
+    for request in recorder.requests:
+        assert request.headers["authorization"] == f"Bearer {env.key_a}"
+        schema = REQUEST_SCHEMAS.get((request.method, request.url.path.rsplit("/", 1)[1]))
+        if schema:
+            check(schema, json.loads(request.content))
+            checked += 1
+    assert checked == 7  # create, add, delete, and four get_docs
+
+
+# -- versions: ETag, sha256, Range -------------------------------------------------
+
+
+async def test_version_file_headers(env: Env) -> None:
+    manifest = await build(env)
+    url = "/v1/projects/proj-a/indexes/faq/versions/1"
+    response = await env.http.get(url, headers=env.auth())
+    assert response.status_code == 200
+    assert response.headers["etag"] == f'"{manifest.sha256}"'
+    assert response.headers["x-content-sha256"] == manifest.sha256
+    assert response.headers["accept-ranges"] == "bytes"
+    assert response.headers["content-type"] == "application/vnd.sqlite3"
+    assert int(response.headers["content-length"]) == manifest.size_bytes == len(response.content)
+    assert hashlib.sha256(response.content).hexdigest() == manifest.sha256
+    assert "content-range" not in response.headers
+
+    head = await env.http.head(url, headers=env.auth())
+    assert head.status_code == 200 and head.content == b""
+    assert int(head.headers["content-length"]) == manifest.size_bytes
+
+    missing = await env.http.get("/v1/projects/proj-a/indexes/faq/versions/2", headers=env.auth())
+    assert missing.status_code == 404 and error_code(missing) == "index_not_found"
+
+
+async def test_range_requests_answer_206_with_the_slice(env: Env) -> None:
+    manifest = await build(env)
+    url, size = "/v1/projects/proj-a/indexes/faq/versions/1", manifest.size_bytes
+    whole = (await env.http.get(url, headers=env.auth())).content
+    for header, start, end in [
+        ("bytes=100-199", 100, 200),
+        (f"bytes={size - 10}-", size - 10, size),
+        ("bytes=0-", 0, size),
+        ("bytes=-25", size - 25, size),
+        (f"bytes=5-{size + 1000}", 5, size),  # clipped to the end
+    ]:
+        response = await env.http.get(url, headers={**env.auth(), "Range": header})
+        assert response.status_code == 206, header
+        assert response.headers["content-range"] == f"bytes {start}-{end - 1}/{size}"
+        assert int(response.headers["content-length"]) == end - start
+        assert response.content == whole[start:end]
+        assert response.headers["x-content-sha256"] == manifest.sha256  # of the whole file
+    ignored = await env.http.get(url, headers={**env.auth(), "Range": "pages=1-2"})
+    assert ignored.status_code == 200 and ignored.content == whole
+
+
+UNSATISFIABLE = ["bytes={size}-", "bytes={size}-{more}", "bytes=9-5", "bytes=0-1,5-6", "bytes=-0", "bytes=x-"]
+
+
+@pytest.mark.parametrize("header", UNSATISFIABLE)
+async def test_unsatisfiable_range_is_416(env: Env, header: str) -> None:
+    manifest = await build(env)
+    size = manifest.size_bytes
+    response = await env.http.get(
+        "/v1/projects/proj-a/indexes/faq/versions/1",
+        headers={**env.auth(), "Range": header.format(size=size, more=size + 10)},
+    )
+    assert response.status_code == 416
+    assert response.headers["content-range"] == f"bytes */{size}"
+    assert error_code(response) == "invalid_argument"
+
+
+async def test_resume_by_appending_gives_the_manifest_sha(env: Env, tmp_path: Path) -> None:
+    manifest = await build(env)
+    transport = env.transport()
+    whole = tmp_path / "whole.sqlite"
+    await transport.download("faq", 1, whole)
+    dest = tmp_path / "partial.sqlite"
+    cut = manifest.size_bytes // 3
+    dest.write_bytes(whole.read_bytes()[:cut])  # an interrupted download
+    seen: list[int] = []
+    await transport.download("faq", 1, dest, offset=cut, progress=seen.append)
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == manifest.sha256
+    assert seen and seen == sorted(seen) and seen[0] > cut and seen[-1] == manifest.size_bytes
+    await transport.aclose()
+
+
+async def test_resume_of_a_whole_file_fetches_nothing(env: Env, tmp_path: Path) -> None:
+    manifest = await build(env)
+    transport = env.transport()
+    dest = tmp_path / "v.sqlite"
+    await transport.download("faq", 1, dest)
+    seen: list[int] = []
+    await transport.download("faq", 1, dest, offset=manifest.size_bytes, progress=seen.append)
+    assert seen == [manifest.size_bytes]
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == manifest.sha256
+    await transport.aclose()
+
+
+async def test_download_restarts_when_the_range_is_ignored_or_impossible(env: Env, tmp_path: Path) -> None:
+    manifest = await build(env)
+    ignoring = env.transport(inner=RangeStripper(env.asgi))
+    dest = tmp_path / "v.sqlite"
+    dest.write_bytes(b"garbage" * 100)
+    await ignoring.download("faq", 1, dest, offset=700)
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == manifest.sha256
+    await ignoring.aclose()
+
+    transport = env.transport()
+    too_long = manifest.size_bytes + 10  # a partial file longer than the version: not a prefix of it
+    dest.write_bytes(b"x" * too_long)
+    await transport.download("faq", 1, dest, offset=too_long)
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == manifest.sha256
+    await transport.aclose()
+
+
+async def test_if_none_match_answers_304(env: Env) -> None:
+    manifest = await build(env)
+    etag = f'"{manifest.sha256}"'
+    for path in ["versions/1", "manifest"]:
+        url = f"/v1/projects/proj-a/indexes/faq/{path}"
+        cached = await env.http.get(url, headers={**env.auth(), "If-None-Match": etag})
+        assert cached.status_code == 304 and cached.content == b"" and cached.headers["etag"] == etag
+        stale = await env.http.get(url, headers={**env.auth(), "If-None-Match": '"0000"'})
+        assert stale.status_code == 200
+
+
+# -- authentication and projects ---------------------------------------------------
+
+
+@pytest.mark.parametrize("authorization", [None, "", "Bearer", "Bearer ", "Basic abc", "Bearer mk_wrong"])
+async def test_missing_or_unknown_key_is_401(env: Env, authorization: str | None) -> None:
+    await build(env)
+    headers = {} if authorization is None else {"Authorization": authorization}
+    for method, path in [("GET", "indexes"), ("GET", "indexes/faq"), ("GET", "indexes/faq/versions/1"),
+                         ("POST", "indexes"), ("DELETE", "indexes/faq")]:  # fmt: skip
+        response = await env.http.request(method, f"/v1/projects/proj-a/{path}", headers=headers)
+        assert response.status_code == 401, (method, path)
+        assert error_code(response) == "unauthorized"
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert [i.name for i in env.service.list_indexes("proj-a")] == ["faq"]
+
+
+async def test_transport_with_a_wrong_key_raises_unauthorized(env: Env) -> None:
+    transport = env.transport(key="mk_not-a-key")
+    with pytest.raises(UnauthorizedError) as caught:
+        await transport.list_indexes()
+    assert caught.value.hint  # the server's hint crossed the wire
+    await transport.aclose()
+
+
+async def test_other_projects_things_are_404_to_a_valid_key(env: Env) -> None:
+    job_id_b = env.service.create_index("proj-b", "secret", faq_docs(), MODEL).job_id
+    assert env.service.wait_idle(30)
+    info_b, manifest_b = env.service.get_index("proj-b", "secret"), env.service.manifest("proj-b", "secret")
+    assert info_b.version == 1
+    auth_a = env.auth(env.key_a)
+
+    # Project B's path with project A's key: the same answer as a project that does not exist.
+    paths = ["indexes", "indexes/secret", "indexes/secret/manifest", "indexes/secret/versions/1", f"jobs/{job_id_b}"]
+    for path in paths:
+        as_b = await env.http.get(f"/v1/projects/proj-b/{path}", headers=auth_a)
+        as_nobody = await env.http.get(f"/v1/projects/proj-zz/{path}", headers=auth_a)
+        assert as_b.status_code == as_nobody.status_code == 404, path
+        assert error_code(as_b) == error_code(as_nobody) == "not_found"
+        assert as_b.text.replace("proj-b", "proj-zz") == as_nobody.text
+    posted = await env.http.post("/v1/projects/proj-b/indexes/secret/docs/get", json={}, headers=auth_a)
+    assert posted.status_code == 404
+    deleted = await env.http.delete("/v1/projects/proj-b/indexes/secret", headers=auth_a)
+    assert deleted.status_code == 404
+
+    # Project B's index, job and version named under project A's own path: not found there.
+    for path, code in [
+        ("indexes/secret", "index_not_found"),
+        ("indexes/secret/manifest", "index_not_found"),
+        ("indexes/secret/versions/1", "index_not_found"),
+        (f"jobs/{job_id_b}", "job_not_found"),
+    ]:
+        response = await env.http.get(f"/v1/projects/proj-a/{path}", headers=auth_a)
+        assert response.status_code == 404 and error_code(response) == code, path
+    transport = env.transport()
+    with pytest.raises(JobNotFoundError):
+        await transport.get_job(job_id_b)
+    with pytest.raises(IndexNotFoundError):
+        await transport.get_docs("secret", None, None)
+    with pytest.raises(NotFoundError):
+        await transport.download("secret", 1, Path(os.devnull))
+    await transport.aclose()
+    assert env.service.get_index("proj-b", "secret") == info_b
+    assert env.service.manifest("proj-b", "secret") == manifest_b
+
+
+# -- request bodies ----------------------------------------------------------------
+
+
+async def test_body_over_the_limit_is_413(env: Env) -> None:
+    url, auth = "/v1/projects/proj-a/indexes", env.auth()
+    big = json.dumps({"name": "big", "docs": [{"id": "a", "text": "x" * 70_000}], "model_id": MODEL}).encode()
+
+    declared = await env.http.post(url, content=big, headers={**auth, "Content-Type": "application/json"})
+    assert declared.status_code == 413 and error_code(declared) == "payload_too_large"
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(big), 4096):
+            yield big[i : i + 4096]
+
+    chunked = await env.http.post(url, content=chunks(), headers=auth)  # no Content-Length at all
+    assert "content-length" not in chunked.request.headers
+    assert chunked.status_code == 413 and error_code(chunked) == "payload_too_large"
+
+    lying = await env.http.post(url, content=big, headers={**auth, "Content-Length": "100"})
+    assert lying.request.headers["content-length"] == "100"
+    assert lying.status_code == 413 and error_code(lying) == "payload_too_large"
+
+    assert env.service.list_indexes("proj-a") == []
+
+
+async def test_body_under_the_limit_is_read(env: Env) -> None:
+    body = {"name": "small", "docs": [{"id": "a", "text": "y" * 50_000}], "model_id": MODEL}
+    response = await env.http.post("/v1/projects/proj-a/indexes", json=body, headers=env.auth())
+    assert response.status_code == 202
+
+
+def test_default_limit_is_max_request_bytes() -> None:
+    import inspect
+
+    limit = inspect.signature(create_app).parameters["max_request_bytes"].default
+    assert limit == mosslite.types.MAX_REQUEST_BYTES
+
+
+BAD_BODIES = [
+    ("indexes", b'{"name": "faq", "docs": [', "invalid_argument"),
+    ("indexes", b"\xff\xfe not utf-8", "invalid_argument"),
+    ("indexes", b"", "invalid_argument"),
+    ("indexes", b'[{"name": "faq"}]', "invalid_argument"),
+    ("indexes", b"[" * 30_000 + b"]" * 30_000, "invalid_argument"),  # nested past the parser's depth
+    ("indexes", b'{"name": "faq", "docs": [], "colour": "red"}', "invalid_argument"),
+    ("indexes", b'{"docs": []}', "invalid_argument"),
+    ("indexes", b'{"name": "faq", "docs": [], "model_id": 5}', "invalid_argument"),
+    ("indexes", b'{"name": "faq", "docs": [{"id": "a", "text": "t", "colour": "red"}]}', "invalid_argument"),
+    ("indexes", b'{"name": "faq", "docs": [{"id": "a"}]}', "invalid_argument"),
+    ("indexes", b'{"name": "faq", "docs": [{"id": "a", "text": 7}]}', "invalid_document"),
+    ("indexes", b'{"name": "faq", "docs": [{"id": "a", "text": "t", "metadata": {"k": 1}}]}', "invalid_document"),
+    ("indexes", b'{"name": "faq", "docs": {"id": "a"}}', "invalid_document"),
+    ("indexes", b'{"name": 42, "docs": []}', "invalid_name"),
+    ("indexes/faq/docs", b'{"docs": [{"id": "z", "text": "t"}], "options": {"upsert": "yes"}}', "invalid_argument"),
+    ("indexes/faq/docs", b'{"docs": [{"id": "z", "text": "t"}], "options": {"merge": true}}', "invalid_argument"),
+    ("indexes/faq/docs", b'{"docs": [{"id": "z", "text": "t"}], "upsert": true}', "invalid_argument"),
+    ("indexes/faq/docs/delete", b'{"ids": "d1"}', "invalid_argument"),
+    ("indexes/faq/docs/delete", b'{"ids": null}', "invalid_argument"),
+    ("indexes/faq/docs/delete", b'{"ids": [1, 2]}', "invalid_argument"),
+    ("indexes/faq/docs/delete", b'{"ids": []}', "invalid_argument"),
+    ("indexes/faq/docs/get", b'{"ids": "d1"}', "invalid_argument"),
+    ("indexes/faq/docs/get", b'{"filter": [1]}', "invalid_argument"),
+    ("indexes/faq/docs/get", b'{"filter": {"field": "n", "condition": {"$regex": "x"}}}', "invalid_filter"),
+    ("indexes/faq/docs/get", b'{"where": {}}', "invalid_argument"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "code"), BAD_BODIES)
+async def test_malformed_or_unknown_body_is_400(env: Env, path: str, body: bytes, code: str) -> None:
+    await build(env)
+    before = env.service.get_index("proj-a", "faq")
+    response = await env.http.post(
+        f"/v1/projects/proj-a/{path}", content=body, headers={**env.auth(), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert error_code(response) == code
+    assert env.service.wait_idle(30)
+    assert [i.name for i in env.service.list_indexes("proj-a")] == ["faq"]
+    assert env.service.get_index("proj-a", "faq") == before
+
+
+async def test_conflict_is_409(env: Env) -> None:
+    await build(env)
+    transport = env.transport()
+    with pytest.raises(ConflictError) as caught:
+        await transport.add_docs("faq", [DocumentInfo(id="d1", text="again")], MutationOptions(upsert=False))
+    assert "upsert" in (caught.value.hint or "")
+    response = await env.http.post(
+        "/v1/projects/proj-a/indexes", json={"name": "faq", "docs": [], "model_id": MODEL}, headers=env.auth()
+    )
+    assert response.status_code == 409 and error_code(response) == "conflict"
+    await transport.aclose()
+
+
+BAD_NAMES = ["..", "../escape", "a/b", "/abs", "a..b", ".hidden", "a\x00b", "a\nb", "tab\tname", "", "x" * 200, "é"]
+
+
+async def test_bad_index_names_are_400_and_create_nothing(env: Env) -> None:
+    before = env.files()
+    for name in BAD_NAMES:
+        body = {"name": name, "docs": [{"id": "a", "text": "t"}], "model_id": MODEL}
+        response = await env.http.post("/v1/projects/proj-a/indexes", json=body, headers=env.auth())
+        assert response.status_code == 400, name
+        assert error_code(response) == "invalid_name"
+    # In the path: anything that reaches the {name} segment is refused by name; an
+    # escaped "/" makes the path match no route.
+    raw_names = [("%2E%2E", 400), ("a%2E%2Eb", 400), ("a%01b", 400), ("a%0Ab", 400), ("a%2Fb", 404), ("a%2F..%2Fb", 404)]
+    for raw, status in raw_names:
+        for method, suffix in [("GET", ""), ("DELETE", ""), ("GET", "/manifest"), ("GET", "/versions/1")]:
+            response = await env.http.request(method, f"/v1/projects/proj-a/indexes/{raw}{suffix}", headers=env.auth())
+            assert response.status_code == status, (raw, method, suffix)
+            check("error", response.json())
+        body = {"docs": [{"id": "a", "text": "t"}]}
+        posted = await env.http.post(f"/v1/projects/proj-a/indexes/{raw}/docs", json=body, headers=env.auth())
+        assert posted.status_code == status, raw
+    assert env.service.wait_idle(30)
+    assert env.service.list_indexes("proj-a") == []
+    assert env.files() == before
+
+    transport = env.transport()
+    for name in BAD_NAMES:
+        with pytest.raises(InvalidNameError):
+            await transport.create_index(name, faq_docs(1), MODEL)
+        with pytest.raises(InvalidNameError):
+            await transport.get_index(name)
+    await transport.aclose()
+    assert env.files() == before
+
+
+# -- failures ----------------------------------------------------------------------
+
+
+async def test_unexpected_error_is_500_internal_and_logged(
+    env: Env, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(project_id: str) -> list:
+        raise RuntimeError("secret detail")
+
+    monkeypatch.setattr(env.service, "list_indexes", broken)
+    with caplog.at_level(logging.ERROR, logger="mosslite"):
+        response = await env.http.get("/v1/projects/proj-a/indexes", headers=env.auth())
+    assert response.status_code == 500 and error_code(response) == "internal"
+    assert "secret detail" not in response.text
+    assert any(r.exc_info and "secret detail" in str(r.exc_info[1]) for r in caplog.records)
+
+
+async def test_unknown_route_and_method_answer_in_the_error_shape(env: Env) -> None:
+    nowhere = await env.http.get("/v1/nowhere")
+    assert nowhere.status_code == 404 and error_code(nowhere) == "not_found"
+    wrong = await env.http.put("/v1/projects/proj-a/indexes", headers=env.auth())
+    assert wrong.status_code == 405 and error_code(wrong) == "method_not_allowed"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_transport_maps_connection_failures_to_unavailable() -> None:
+    transport = HTTPTransport(f"http://127.0.0.1:{free_port()}", "p", "k", timeout_s=2)
+    with pytest.raises(UnavailableError) as caught:
+        await transport.list_indexes()
+    assert isinstance(caught.value.__cause__, httpx.ConnectError)
+    await transport.aclose()
+
+    def timing_out(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("slow", request=request)
+
+    transport = HTTPTransport(BASE, "p", "k", transport=httpx.MockTransport(timing_out))
+    with pytest.raises(TimeoutError_) as timed_out:
+        await transport.get_index("faq")
+    assert isinstance(timed_out.value, UnavailableError) and isinstance(timed_out.value.__cause__, httpx.ReadTimeout)
+    await transport.aclose()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected"),
+    [
+        (502, b"<html>bad gateway</html>", UnavailableError),
+        (404, b"not json", NotFoundError),
+        (401, b"", UnauthorizedError),
+        (404, json.dumps({"error": {"code": "job_not_found", "message": "m"}}).encode(), JobNotFoundError),
+    ],
+)
+async def test_transport_rebuilds_error_bodies(status: int, body: bytes, expected: type) -> None:
+    answer = httpx.MockTransport(lambda request: httpx.Response(status, content=body))
+    transport = HTTPTransport(BASE, "p", "k", transport=answer)
+    with pytest.raises(expected) as caught:
+        await transport.get_job("j")
+    assert type(caught.value) is expected
+    await transport.aclose()
+
+
+async def test_closed_transport_raises_closed_error(env: Env) -> None:
+    transport = env.transport()
+    await transport.aclose()
+    with pytest.raises(ClosedError):
+        await transport.list_indexes()
+    with pytest.raises(ClosedError):
+        await transport.download("faq", 1, Path(os.devnull))
+
+
+# -- a real server -----------------------------------------------------------------
+
+
+def wait_for_port(process: subprocess.Popen, port: int, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"mosslite serve exited early: {process.stderr.read().decode()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("mosslite serve did not listen in time")
+
+
+def read_line(stream: Any, timeout_s: float = 10.0) -> str:
+    ready, _, _ = select.select([stream], [], [], timeout_s)
+    assert ready, "no line on stdout"
+    return stream.readline().decode()
+
+
+async def test_real_server_round_trip(tmp_path: Path) -> None:
+    data, port = tmp_path / "srv", free_port()
+    mosslite_cmd = [sys.executable, "-m", "mosslite"]
+    made = subprocess.run(
+        [*mosslite_cmd, "keys", "create", "--project", "proj-a"],
+        env={**os.environ, "MOSSLITE_DATA": str(data)},
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    key = made.stdout.decode().strip()
+    assert key.startswith("mk_") and "\n" not in key
+    listed = subprocess.run(
+        [*mosslite_cmd, "keys", "list", "--project", "proj-a", "--data", str(data)],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    assert listed.stdout.decode().startswith(key[:6]) and key not in listed.stdout.decode()
+
+    server = subprocess.Popen(
+        [*mosslite_cmd, "serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_for_port(server, port)
+        url = f"http://127.0.0.1:{port}"
+        assert read_line(server.stdout) == f"mosslite serving {url} (data: {data})\n"
+        transport = HTTPTransport(url, "proj-a", key)
+        job = await transport.create_index("faq", faq_docs(), MODEL)
+        deadline = time.monotonic() + 30
+        while not (status := await transport.get_job(job.job_id)).done:
+            assert time.monotonic() < deadline
+            await anyio.sleep(0.05)
+        assert status.status == "completed"
+        info = await transport.get_index("faq")
+        assert (info.version, info.doc_count, info.model) == (1, 6, MODEL)
+        assert [d.id for d in await transport.get_docs("faq", ["d2"], None)] == ["d2"]
+        manifest = await transport.manifest("faq")
+        dest = tmp_path / "v.sqlite"
+        await transport.download("faq", 1, dest)
+        assert hashlib.sha256(dest.read_bytes()).hexdigest() == manifest.sha256
+        with pytest.raises(UnauthorizedError):
+            await HTTPTransport(url, "proj-a", "mk_wrong").list_indexes()
+        await transport.aclose()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert server.returncode == 0, server.stderr.read().decode()

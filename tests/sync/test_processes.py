@@ -1,0 +1,182 @@
+"""Real processes around one cache: two clients sharing it, and a client killed mid-download."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from mosslite import DocumentInfo, SyncMossClient
+from mosslite._fs import sha256_file
+from mosslite.sync.hydration import cached_versions
+
+from ..client.conftest import PLUGINS, Server, free_port
+from .test_refresh import publish
+
+CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    from mosslite import SyncMossClient, QueryOptions
+    url, key, home, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+    client = SyncMossClient("p", key, url=url, cache_path=home)
+    client.load_index("faq", auto_refresh=True, polling_interval_in_seconds=0.05)
+    errors, queries, versions = [], 0, set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            result = client.query("faq", "marker", QueryOptions(top_k=5))
+            seen = {d.metadata["v"] for d in result.docs}
+            assert len(seen) == 1, seen
+            versions |= seen
+            queries += 1
+        except Exception as exc:
+            errors.append(repr(exc))
+        time.sleep(0.001)
+    print(json.dumps({"errors": errors, "queries": queries, "final": client.get_loaded_version("faq"),
+                      "versions": sorted(versions)}), flush=True)
+    client.close()
+    """
+)
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    srv = Server(data=tmp_path / "srv", port=free_port())
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def test_two_processes_share_one_cache(server: Server, tmp_path: Path) -> None:
+    key = server.new_key("p")
+    home = tmp_path / "shared-home"
+    with SyncMossClient("p", key, url=server.url, cache_path=tmp_path / "writer") as writer:
+        publish(writer, "faq", 1)
+        children = [
+            subprocess.Popen([sys.executable, "-c", CHILD, server.url, key, str(home), "6"], stdout=subprocess.PIPE)
+            for _ in range(2)
+        ]
+        time.sleep(1.0)  # both children have loaded version 1
+        for version in range(2, 12):
+            publish(writer, "faq", version)
+            time.sleep(0.15)
+        reports = [json.loads(child.communicate(timeout=60)[0]) for child in children]
+    for report in reports:
+        assert report["errors"] == []
+        assert report["final"] == 11 and report["queries"] > 100
+    index_dir = home / "cache" / "p" / "faq"
+    assert cached_versions(index_dir) == [11]
+    manifest = json.loads((server.data / "storage" / "p" / "faq" / "manifest.json").read_text())
+    assert sha256_file(index_dir / "0000000011.sqlite") == manifest["sha256"]
+    assert [p.name for p in index_dir.iterdir() if p.name.endswith(".part") or ".tmp-" in p.name] == []
+
+
+THROTTLED = {"MOSSLITE_TEST_THROTTLE_BPS": "1000000"}  # 1 MB/s for indexes named slow-*
+
+
+@pytest.fixture
+def slow_server(tmp_path: Path):
+    srv = Server(data=tmp_path / "slow-srv", port=free_port())
+    srv.start(env=THROTTLED)
+    yield srv
+    srv.stop()
+
+
+def bulk(version: int, n: int) -> list[DocumentInfo]:
+    return [DocumentInfo(id=f"d{i}", text=f"bulk text {i} marker v{version}", metadata={"v": str(version)}) for i in range(n)]
+
+
+def publish_docs(client: SyncMossClient, name: str, docs: list[DocumentInfo], create: bool) -> None:
+    job = client.create_index(name, docs, model_id="hashed-ngrams-256") if create else client.add_docs(name, docs)
+    client.wait_for_job(job.job_id, poll_interval_seconds=0.02, timeout_seconds=60)
+
+
+KILLABLE = textwrap.dedent(
+    """
+    import sys
+    from mosslite import SyncMossClient
+    url, key, home = sys.argv[1:4]
+    client = SyncMossClient("p", key, url=url, cache_path=home)
+    print(client.load_index("slow-idx").version, flush=True)
+    sys.stdin.readline()
+    client.load_index("slow-idx")  # the refresh that gets killed
+    print("refreshed", flush=True)
+    """
+)
+
+
+def test_client_killed_mid_download_keeps_previous_version(slow_server: Server, tmp_path: Path) -> None:
+    key = slow_server.new_key("p")
+    home = tmp_path / "home"
+    index_dir = home / "cache" / "p" / "slow-idx"
+    with SyncMossClient("p", key, url=slow_server.url, cache_path=tmp_path / "writer") as writer:
+        publish_docs(writer, "slow-idx", bulk(1, 10), create=True)
+        child = subprocess.Popen(
+            [sys.executable, "-c", KILLABLE, slow_server.url, key, str(home)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )
+        try:
+            assert child.stdout.readline().strip() == b"1"
+            publish_docs(writer, "slow-idx", bulk(2, 1500), create=False)
+            child.stdin.write(b"go\n")
+            child.stdin.flush()
+            part = index_dir / "0000000002.sqlite.part"
+            deadline = time.monotonic() + 30
+            while not (part.exists() and part.stat().st_size > 300_000):
+                assert time.monotonic() < deadline and child.poll() is None
+                time.sleep(0.02)
+            child.send_signal(signal.SIGKILL)
+            child.wait(10)
+        finally:
+            if child.poll() is None:
+                child.kill()
+        assert cached_versions(index_dir) == [1]  # the torn download has no final name
+        partial = part.stat().st_size
+        assert 0 < partial < writer.get_index("slow-idx").doc_count * 10_000
+
+        # Restart: the previous version is usable, and the next load resumes and installs v2.
+        with SyncMossClient("p", key, url=slow_server.url, cache_path=home) as restarted:
+            info = restarted.load_index("slow-idx")
+            assert info.version == 2 and restarted.query("slow-idx", "marker").docs[0].metadata["v"] == "2"
+        leftovers = [p.name for p in index_dir.iterdir() if p.name.endswith(".part") or ".tmp-" in p.name]
+        assert leftovers == [] and cached_versions(index_dir) == [2]
+        manifest = json.loads((slow_server.data / "storage" / "p" / "slow-idx" / "manifest.json").read_text())
+        assert sha256_file(index_dir / "0000000002.sqlite") == manifest["sha256"]
+
+
+def test_one_slow_index_never_delays_another(slow_server: Server, tmp_path: Path) -> None:
+    from mosslite import QueryOptions
+    from mosslite.sync.clock import ManualClock
+
+    key = slow_server.new_key("p")
+    clock = ManualClock()
+    with SyncMossClient("p", key, url=slow_server.url, cache_path=tmp_path / "writer") as writer, \
+            SyncMossClient("p", key, url=slow_server.url, cache_path=tmp_path / "home", clock=clock) as client:
+        publish_docs(writer, "slow-a", bulk(1, 5), create=True)
+        publish_docs(writer, "fast-b", bulk(1, 5), create=True)
+        client.load_index("slow-a", auto_refresh=True, polling_interval_in_seconds=60)
+        client.load_index("fast-b", auto_refresh=True, polling_interval_in_seconds=60)
+        publish_docs(writer, "slow-a", bulk(2, 2000), create=False)  # several seconds to download
+        publish_docs(writer, "fast-b", bulk(2, 5), create=False)
+        deadline = time.monotonic() + 10
+        while clock.sleepers < 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        clock.advance(60)  # both timers fire together
+        while client.get_loaded_version("fast-b") != 2:
+            assert time.monotonic() < deadline + 20
+            # Queries on both indexes are answered while slow-a downloads.
+            assert client.query("slow-a", "marker", QueryOptions(top_k=1)).docs[0].metadata["v"] == "1"
+            assert client.query("fast-b", "marker", QueryOptions(top_k=1)).docs
+            time.sleep(0.01)
+        assert client.get_loaded_version("slow-a") == 1  # still downloading: it did not hold fast-b up
+        while client.get_loaded_version("slow-a") != 2:
+            assert time.monotonic() < deadline + 60
+            time.sleep(0.05)

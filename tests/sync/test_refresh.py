@@ -1,0 +1,308 @@
+"""Hydration, auto-refresh and hot swap: each guarantee of issue #4 as a test.
+
+Time is controlled with ManualClock (the refresh timer), never by sleeping for
+an interval; the short real waits below only wait for work already due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mosslite import DocumentInfo, MossClient, QueryOptions, SyncMossClient
+from mosslite.client.core import close_embedded_services
+from mosslite.errors import (
+    IndexNotFoundError,
+    IndexNotLoadedError,
+    InvalidArgumentError,
+    UnavailableError,
+)
+from mosslite.sync.clock import ManualClock
+from mosslite.sync.hydration import cached_versions
+
+from ..client.conftest import Server, free_port
+
+MODEL = "hashed-ngrams-256"
+
+
+def versioned_docs(version: int, n: int = 20) -> list[DocumentInfo]:
+    """Every document of version N says so, in text and metadata: a result mixing
+    versions is detectable."""
+    return [DocumentInfo(id=f"d{i}", text=f"shared words item {i} marker v{version}", metadata={"v": str(version)}) for i in range(n)]
+
+
+def publish(client, name: str, version: int) -> None:
+    if version == 1:
+        job = client.create_index(name, versioned_docs(1), model_id=MODEL)
+    else:
+        job = client.add_docs(name, versioned_docs(version))
+    client.wait_for_job(job.job_id, poll_interval_seconds=0.01, timeout_seconds=30)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait for work that is already due (a download in flight), not for a timer."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def server(tmp_path: Path):
+    srv = Server(data=tmp_path / "srv", port=free_port())
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+def http_client(server: Server, home: Path, clock: ManualClock | None = None, key: str | None = None) -> SyncMossClient:
+    return SyncMossClient("p", key or server.new_key("p"), url=server.url, cache_path=home, clock=clock)
+
+
+def test_load_query_unload(server: Server, tmp_path: Path) -> None:
+    with http_client(server, tmp_path / "home") as client:
+        publish(client, "faq", 1)
+        with pytest.raises(IndexNotLoadedError, match="load_index"):
+            client.query("faq", "marker")
+        info = client.load_index("faq")
+        assert (info.version, info.doc_count, info.stale) == (1, 20, False)
+        assert Path(info.path).parent == tmp_path / "home" / "cache" / "p" / "faq"
+        result = client.query("faq", "item 3", QueryOptions(top_k=1, alpha=0.0))
+        assert result.docs[0].id == "d3" and result.index_name == "faq"
+        client.unload_index("faq")
+        with pytest.raises(IndexNotLoadedError):
+            client.query("faq", "marker")
+        with pytest.raises(IndexNotLoadedError):
+            client.unload_index("faq")
+
+
+def test_load_again_is_a_blocking_refresh_without_redownload(server: Server, tmp_path: Path) -> None:
+    with http_client(server, tmp_path / "home") as client:
+        publish(client, "faq", 1)
+        first = client.load_index("faq")
+        mtime = Path(first.path).stat().st_mtime_ns
+        again = client.load_index("faq", auto_refresh=True, polling_interval_in_seconds=30)
+        assert again.path == first.path and Path(again.path).stat().st_mtime_ns == mtime
+        assert (again.auto_refresh, again.polling_interval_s) == (True, 30.0)
+        publish(client, "faq", 2)
+        assert client.load_index("faq").version == 2
+        assert client.loaded_index("faq").auto_refresh is False  # options replaced
+        assert cached_versions(Path(first.path).parent) == [2]  # the old file is gone
+
+
+def test_bad_load_arguments(server: Server, tmp_path: Path) -> None:
+    with http_client(server, tmp_path / "home") as client:
+        with pytest.raises(InvalidArgumentError):
+            client.load_index("../etc")
+        with pytest.raises(InvalidArgumentError):
+            client.load_index("faq", polling_interval_in_seconds=0)
+        with pytest.raises(IndexNotFoundError):
+            client.load_index("missing")
+
+
+def test_converges_within_one_polling_interval(server: Server, tmp_path: Path) -> None:
+    clock = ManualClock()
+    with http_client(server, tmp_path / "home", clock) as client:
+        publish(client, "faq", 1)
+        swaps = []
+        client.on_swap(swaps.append)
+        client.load_index("faq", auto_refresh=True, polling_interval_in_seconds=60)
+        wait_for(lambda: clock.sleepers == 1)  # the refresh timer is armed
+        publish(client, "faq", 2)
+        clock.advance(59)
+        time.sleep(0.2)
+        assert client.get_loaded_version("faq") == 1  # not before the interval
+        clock.advance(1)
+        wait_for(lambda: client.get_loaded_version("faq") == 2)
+        assert [(s.old_version, s.new_version) for s in swaps] == [(1, 2)]
+        assert swaps[0].duration_ms > 0
+        assert {d.metadata["v"] for d in client.query("faq", "marker", QueryOptions(top_k=20)).docs} == {"2"}
+
+
+def test_embedded_refresh_is_instant_with_watchfiles(tmp_path: Path) -> None:
+    clock = ManualClock()  # never advanced: only the manifest watch can trigger the swap
+    with SyncMossClient("p", "k", cache_path=tmp_path / "home", clock=clock) as client:
+        publish(client, "faq", 1)
+        client.load_index("faq", auto_refresh=True, polling_interval_in_seconds=3600)
+        publish(client, "faq", 2)
+        wait_for(lambda: client.get_loaded_version("faq") == 2)
+    close_embedded_services()
+
+
+def test_failed_checks_back_off_and_never_disturb_serving(server: Server, tmp_path: Path) -> None:
+    clock = ManualClock()
+    key = server.new_key("p")
+    with http_client(server, tmp_path / "home", clock, key) as client:
+        publish(client, "faq", 1)
+        client.load_index("faq", auto_refresh=True, polling_interval_in_seconds=600)
+        server.stop()
+        wait_for(lambda: clock.sleepers == 1)
+        clock.advance(600)  # check fails: service down
+        wait_for(lambda: clock.sleepers == 1 and client.was_served_stale("faq"))
+        assert client.query("faq", "marker").docs  # still serving v1
+        clock.advance(1)  # backoff: retried after 1 s, not after another 600
+        wait_for(lambda: clock.sleepers == 1)
+        clock.advance(2)
+        wait_for(lambda: clock.sleepers == 1)
+        server.start()
+        publish(SyncMossClient("p", key, url=server.url, cache_path=tmp_path / "other"), "faq", 2)
+        clock.advance(4)
+        wait_for(lambda: client.get_loaded_version("faq") == 2)
+        assert client.was_served_stale("faq") is False
+
+
+def test_offline_load_serves_the_cache_and_says_so(server: Server, tmp_path: Path) -> None:
+    key = server.new_key("p")
+    home = tmp_path / "home"
+    with http_client(server, home, key=key) as client:
+        publish(client, "faq", 1)
+        client.load_index("faq")
+    server.stop()
+    with http_client(server, home, key=key) as offline:
+        info = offline.load_index("faq", auto_refresh=True)
+        assert info.stale and offline.was_served_stale("faq") and info.version == 1
+        assert offline.query("faq", "marker").docs
+        with pytest.raises(UnavailableError):
+            offline.load_index("never-cached")
+
+
+def test_deleted_index_is_not_served_from_cache(server: Server, tmp_path: Path) -> None:
+    key = server.new_key("p")
+    home = tmp_path / "home"
+    with http_client(server, home, key=key) as client:
+        publish(client, "faq", 1)
+        client.load_index("faq")
+        client.delete_index("faq")
+    with http_client(server, home, key=key) as later:
+        with pytest.raises(IndexNotFoundError):
+            later.load_index("faq")
+    assert cached_versions(home / "cache" / "p" / "faq") == []
+
+
+@pytest.mark.parametrize("damage", ["tamper", "truncate"])
+def test_bad_download_is_rejected_and_old_version_keeps_serving(server: Server, tmp_path: Path, damage: str) -> None:
+    with http_client(server, tmp_path / "home") as client:
+        publish(client, "faq", 1)
+        client.load_index("faq")
+        publish(client, "faq", 2)
+        stored = server.data / "storage" / "p" / "faq" / "0000000002.sqlite"
+        data = bytearray(stored.read_bytes())
+        if damage == "tamper":
+            data[len(data) // 2] ^= 0xFF
+        else:
+            data = data[: len(data) // 2]
+        stored.write_bytes(bytes(data))
+        from mosslite.errors import ChecksumMismatchError
+
+        with pytest.raises(ChecksumMismatchError):
+            client.load_index("faq")
+        assert client.get_loaded_version("faq") == 1
+        assert client.query("faq", "marker").docs[0].metadata["v"] == "1"
+        index_dir = tmp_path / "home" / "cache" / "p" / "faq"
+        assert sorted(p.name for p in index_dir.iterdir()) == [".lock", "0000000001.sqlite"]
+
+
+def test_load_indexes_reports_each_outcome(server: Server, tmp_path: Path) -> None:
+    with http_client(server, tmp_path / "home") as client:
+        publish(client, "a", 1)
+        publish(client, "b", 1)
+        result = client.load_indexes(["a", "b", "ghost", "bad/name"])
+        assert sorted(result.loaded) == ["a", "b"]
+        assert set(result.failed) == {"ghost", "bad/name"} and "not found" in result.failed["ghost"]
+
+
+def test_query_multi_index_fuses_ranks(server: Server, tmp_path: Path) -> None:
+    with http_client(server, tmp_path / "home") as client:
+        for name in ("a", "b"):
+            job = client.create_index(name, [DocumentInfo(id=f"{name}{i}", text=f"{name} topic {i} refunds") for i in range(5)], model_id=MODEL)
+            client.wait_for_job(job.job_id, poll_interval_seconds=0.01)
+        client.load_indexes(["a", "b"])
+        result = client.async_client.transport  # keep a reference to the loop-owned client
+        assert result is not None
+        fused = asyncio.run_coroutine_threadsafe(
+            client.async_client.query_multi_index(["a", "b"], "refunds", QueryOptions(top_k=6)), client._loop.loop
+        ).result()
+        assert len(fused.docs) == 6
+        assert {d.index_name for d in fused.docs} == {"a", "b"}
+        assert fused.docs[0].score == 1.0 and fused.docs[1].score == 1.0  # the two first places
+        scores = [d.score for d in fused.docs]
+        assert scores == sorted(scores, reverse=True)
+        with pytest.raises(IndexNotLoadedError):
+            client.query_multi_index(["a", "zzz"], "refunds")
+
+
+def test_zero_dropped_queries_across_50_swaps(tmp_path: Path) -> None:
+    """Threads and asyncio tasks query without pause while 50 versions are swapped in:
+    no query fails, and every result comes from exactly one version."""
+
+    async def main() -> tuple[int, list[BaseException], int]:
+        async with MossClient("p", "k", cache_path=tmp_path / "home") as client:
+            await client.wait_for_job((await client.create_index("faq", versioned_docs(1), model_id=MODEL)).job_id, 0.01)
+            await client.load_index("faq")
+            swaps: list = []
+            client.on_swap(swaps.append)
+            stop = threading.Event()
+            errors: list[BaseException] = []
+            counted = [0]
+
+            def check(result) -> None:
+                versions = {d.metadata["v"] for d in result.docs}
+                if len(versions) != 1 or len(result.docs) != 5:
+                    raise AssertionError(f"mixed or short result: {versions}")
+                counted[0] += 1
+
+            def thread_worker() -> None:
+                while not stop.is_set():
+                    try:
+                        check(client.query_local("faq", "shared words marker", QueryOptions(top_k=5, alpha=0.5)))
+                    except BaseException as exc:  # noqa: BLE001
+                        errors.append(exc)
+
+            async def task_worker() -> None:
+                while not stop.is_set():
+                    try:
+                        check(await client.query("faq", "item marker", QueryOptions(top_k=5)))
+                    except BaseException as exc:  # noqa: BLE001
+                        errors.append(exc)
+                    await asyncio.sleep(0)
+
+            threads = [threading.Thread(target=thread_worker) for _ in range(4)]
+            for t in threads:
+                t.start()
+            tasks = [asyncio.create_task(task_worker()) for _ in range(4)]
+            for version in range(2, 52):
+                job = await client.add_docs("faq", versioned_docs(version))
+                await client.wait_for_job(job.job_id, 0.005)
+                await client.load_index("faq")  # a blocking refresh: one swap per version
+            stop.set()
+            await asyncio.gather(*tasks)
+            for t in threads:
+                t.join()
+            assert client.get_loaded_version("faq") == 51
+            return len(swaps), errors, counted[0]
+
+    swaps, errors, counted = asyncio.run(main())
+    close_embedded_services()
+    assert errors == []
+    assert swaps == 50
+    assert counted > 200
+
+
+def test_in_flight_query_finishes_on_the_old_version(tmp_path: Path) -> None:
+    with SyncMossClient("p", "k", cache_path=tmp_path / "home") as client:
+        publish(client, "faq", 1)
+        client.load_index("faq")
+        live = client.async_client._loaded["faq"].live
+        with live.lease() as old_reader:  # a query that started before the swap
+            publish(client, "faq", 2)
+            client.load_index("faq")
+            assert client.query("faq", "marker").docs[0].metadata["v"] == "2"  # new queries: new version
+            assert old_reader.query("marker").docs[0].metadata["v"] == "1"  # in flight: old version
+            assert not old_reader.closed and old_reader.path.exists()
+        assert old_reader.closed and not old_reader.path.exists()  # drained, closed, deleted
+    close_embedded_services()
