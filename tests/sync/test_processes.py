@@ -46,14 +46,6 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.fixture
-def server(tmp_path: Path):
-    srv = Server(data=tmp_path / "srv", port=free_port())
-    srv.start()
-    yield srv
-    srv.stop()
-
-
 def test_two_processes_share_one_cache(server: Server, tmp_path: Path) -> None:
     key = server.new_key("p")
     home = tmp_path / "shared-home"

@@ -52,14 +52,6 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-@pytest.fixture
-def server(tmp_path: Path):
-    srv = Server(data=tmp_path / "srv", port=free_port())
-    srv.start()
-    yield srv
-    srv.stop()
-
-
 def http_client(server: Server, home: Path, clock: ManualClock | None = None, key: str | None = None) -> SyncMossClient:
     return SyncMossClient("p", key or server.new_key("p"), url=server.url, cache_path=home, clock=clock)
 
@@ -222,11 +214,7 @@ def test_query_multi_index_fuses_ranks(server: Server, tmp_path: Path) -> None:
             job = client.create_index(name, [DocumentInfo(id=f"{name}{i}", text=f"{name} topic {i} refunds") for i in range(5)], model_id=MODEL)
             client.wait_for_job(job.job_id, poll_interval_seconds=0.01)
         client.load_indexes(["a", "b"])
-        result = client.async_client.transport  # keep a reference to the loop-owned client
-        assert result is not None
-        fused = asyncio.run_coroutine_threadsafe(
-            client.async_client.query_multi_index(["a", "b"], "refunds", QueryOptions(top_k=6)), client._loop.loop
-        ).result()
+        fused = client.query_multi_index(["a", "b"], "refunds", QueryOptions(top_k=6))
         assert len(fused.docs) == 6
         assert {d.index_name for d in fused.docs} == {"a", "b"}
         assert fused.docs[0].score == 1.0 and fused.docs[1].score == 1.0  # the two first places
