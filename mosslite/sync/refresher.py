@@ -65,6 +65,7 @@ class IndexSync:
         self.failures = 0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
+        self._stop_watch = asyncio.Event()  # ends the watchfiles thread promptly on stop
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- facts -------------------------------------------------------------------
@@ -169,6 +170,7 @@ class IndexSync:
         """Replace the refresh options; (re)start or stop the task to match."""
         self.auto_refresh, self.interval_s = auto_refresh, interval_s
         self.stop()
+        self._stop_watch = asyncio.Event()
         if auto_refresh:
             self._tasks.append(asyncio.create_task(self._run(), name=f"mosslite-refresh-{self.name}"))
             watch_dir = self.transport.watch_dir(self.name)
@@ -176,6 +178,7 @@ class IndexSync:
                 self._tasks.append(asyncio.create_task(self._watch(watch_dir), name=f"mosslite-watch-{self.name}"))
 
     def stop(self) -> None:
+        self._stop_watch.set()
         for task in self._tasks:
             task.cancel()
         self._tasks.clear()
@@ -217,6 +220,7 @@ class IndexSync:
                 debounce=50,
                 step=20,
                 recursive=False,
+                stop_event=self._stop_watch,
             ):
                 self.wake()
         except asyncio.CancelledError:
@@ -225,7 +229,9 @@ class IndexSync:
             log.warning("%s: manifest watch stopped: %s", self.name, exc)
 
     async def close(self) -> None:
+        tasks = list(self._tasks)
         self.stop()
+        await asyncio.gather(*tasks, return_exceptions=True)  # let cancellations land
         if self.live is not None:
             self.live.close()
 

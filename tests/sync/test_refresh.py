@@ -110,7 +110,7 @@ def test_converges_within_one_polling_interval(server: Server, tmp_path: Path) -
         time.sleep(0.2)
         assert client.get_loaded_version("faq") == 1  # not before the interval
         clock.advance(1)
-        wait_for(lambda: client.get_loaded_version("faq") == 2)
+        wait_for(lambda: client.get_loaded_version("faq") == 2 and swaps)  # the hook runs just after the swap
         assert [(s.old_version, s.new_version) for s in swaps] == [(1, 2)]
         assert swaps[0].duration_ms > 0
         assert {d.metadata["v"] for d in client.query("faq", "marker", QueryOptions(top_k=20)).docs} == {"2"}
