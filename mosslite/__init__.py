@@ -5,10 +5,14 @@ Import everything public from here; submodules are internal.
 
 from . import errors
 from .client import MossClient, SyncMossClient
+from .chunking import chunk_document, chunk_markdown, chunk_text
+from .docfiles import read_docs
 from .embeddings import Embedder, get_embedder, model_ids
+from .folders import FolderMirror, MirrorResult
 from .index.builder import BuildReport, build_version
 from .index.format import FORMAT_VERSION, IndexMeta
 from .index.reader import IndexReader
+from .session import Session
 from .types import (
     DEFAULT_ALPHA,
     IndexInfo,
@@ -26,6 +30,7 @@ from .types import (
     SearchResult,
     Version,
 )
+from .types import PushIndexResult
 
 __version__ = "0.1.0"
 
@@ -37,6 +42,7 @@ __all__ = [
     "DocumentInfo",
     "Embedder",
     "FORMAT_VERSION",
+    "FolderMirror",
     "IndexInfo",
     "IndexMeta",
     "IndexReader",
@@ -44,17 +50,24 @@ __all__ = [
     "JobPhase",
     "JobStatus",
     "Manifest",
+    "MirrorResult",
     "MossClient",
     "MutationOptions",
     "MutationResult",
+    "PushIndexResult",
     "QueryOptions",
     "QueryResultDocumentInfo",
     "SearchResult",
+    "Session",
     "SyncMossClient",
     "Version",
     "__version__",
     "build_version",
+    "chunk_document",
+    "chunk_markdown",
+    "chunk_text",
     "errors",
     "get_embedder",
     "model_ids",
+    "read_docs",
 ]

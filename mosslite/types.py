@@ -284,3 +284,24 @@ class LoadedIndexInfo:
 class LoadIndexesResult:
     loaded: list[str]
     failed: dict[str, str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PushIndexResult:
+    """What ``Session.push_index()`` handed to the service (issue #5).
+
+    ``doc_count`` is the number of documents the diff changed (added, updated or
+    deleted), as ``MutationResult.doc_count`` counts a mutation's documents.
+    ``overwritten`` counts documents whose row on the service was not the one
+    the session had last seen (another agent changed it meanwhile) and that this
+    push replaced, last push wins; None until the job has applied the diff.
+    ``job_id`` is "" when there was nothing to push.
+    """
+
+    job_id: str
+    index_name: str
+    doc_count: int
+    status: str
+    diff_id: str = ""
+    overwritten: int | None = None
+    version: int | None = None

@@ -69,3 +69,19 @@ CREATE TABLE IF NOT EXISTS jobs (
 
 CREATE INDEX IF NOT EXISTS jobs_by_index ON jobs (project_id, index_name, seq);
 CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (status) WHERE status NOT IN ('completed', 'failed');
+
+-- Session pushes, by the diff id the client gave each diff: a retried push
+-- returns the job of the first (issue #5). `changeset` is kept until the job
+-- completed and `overwritten` (ids whose row on the service was not the one the
+-- session had seen, replaced by last-push-wins) was counted from it.
+CREATE TABLE IF NOT EXISTS pushes (
+    project_id  TEXT NOT NULL,
+    index_name  TEXT NOT NULL,
+    diff_id     TEXT NOT NULL,
+    job_id      TEXT NOT NULL,
+    doc_count   INTEGER NOT NULL,
+    changeset   BLOB,
+    overwritten INTEGER,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (project_id, index_name, diff_id)
+) WITHOUT ROWID;

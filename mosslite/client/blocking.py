@@ -79,6 +79,13 @@ class SyncMossClient:
         finally:
             self._loop.stop()
 
+    def session(
+        self, index_name: str, model_id: str | None = None, auto_load_on_init: bool = True, **kwargs: Any
+    ) -> SyncSession:
+        """``MossClient.session`` for code without an event loop: a SyncSession."""
+        opened = self._loop.run(self._client.session(index_name, model_id, auto_load_on_init, **kwargs))
+        return SyncSession(opened, self._loop)
+
     def __enter__(self) -> SyncMossClient:
         return self
 
@@ -89,3 +96,41 @@ class SyncMossClient:
 async def _make(project_id: str, project_key: str, kwargs: dict[str, Any]) -> MossClient:
     # Built on the loop thread so anything it creates (httpx pools) belongs to that loop.
     return MossClient(project_id, project_key, **kwargs)
+
+
+class SyncSession:
+    """A Session driven on its client's loop thread: the same methods, blocking.
+    ``query`` runs in the calling thread, as ``SyncMossClient.query`` does. Example::
+
+        session = SyncMossClient("my-project", "my-key").session("call-123")
+        session.add_docs([DocumentInfo(id="n1", text="...")])
+        session.push_index()
+    """
+
+    def __init__(self, session: Any, loop: EventLoopThread) -> None:
+        self._session = session
+        self._loop = loop
+
+    @property
+    def async_session(self) -> Any:
+        return self._session
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._session, name)
+        if not inspect.iscoroutinefunction(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._loop.run(attr(*args, **kwargs))
+
+        return call
+
+    def query(self, query: str, options: Any = None) -> Any:
+        return self._session.query_local(query, options)
+
+    def __enter__(self) -> SyncSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._loop.run(self._session.close())

@@ -46,6 +46,11 @@ from ..types import (
 )
 from .transports import LocalTransport, Transport
 
+from typing import TYPE_CHECKING  # noqa: E402
+
+if TYPE_CHECKING:
+    from ..session import Session
+
 HOME_ENV = "MOSSLITE_HOME"
 DEFAULT_HOME = Path("~/.mosslite")
 DEFAULT_POLL_INTERVAL_S = 0.25
@@ -301,3 +306,37 @@ class MossClient:
         results = [self.query_local(n, query, options) for n in names]
         docs = reciprocal_rank_fusion([r.docs for r in results], options.top_k)
         return SearchResult(docs=docs, query=query, index_name=None, time_taken_ms=(time.perf_counter() - started) * 1000)
+
+    # -- sessions (issue #5) -----------------------------------------------------------
+
+    async def session(
+        self,
+        index_name: str,
+        model_id: str | None = None,
+        auto_load_on_init: bool = True,
+        *,
+        cache_path: str | Path | None = None,
+    ) -> Session:
+        """Open (or resume) the local, durable session ``index_name``.
+
+        If the service has that index, its current version is hydrated into the
+        session's database (no re-embedding) and the session adopts its model; an
+        explicit different ``model_id`` is an InvalidArgumentError. Otherwise the
+        session starts empty (or from what this device kept of it). The file lives
+        under ``<cache_path or home>/sessions/<project>/``. Example::
+
+            session = await client.session("call-123")
+            await session.add_docs([DocumentInfo(id="n1", text="caller wants a refund")])
+            await session.push_index()
+        """
+        from ..session import Session
+
+        self._check_open()
+        root = Path(cache_path).expanduser() if cache_path is not None else self.home / "sessions"
+        return await Session.open(
+            self,
+            index_name,
+            model_id=model_id,
+            auto_load_on_init=auto_load_on_init,
+            directory=root / self.project_id,
+        )

@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -33,6 +34,7 @@ from ..errors import ClosedError, MossliteError, NotFoundError, TimeoutError_, U
 from ..types import DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult, Version, validate_name
 from ..wire import docs_from_json, docs_to_json, from_dict
 from .transports import ByteProgress, Transport
+from ..types import PushIndexResult
 
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -125,6 +127,23 @@ class HTTPTransport(Transport):
         # A range the server cannot serve from our offset (the partial file is not a
         # prefix of this version): fetch the whole file again.
         await self.download(name, version, dest, offset=0, progress=progress)
+
+    # -- session pushes (issue #5) ---------------------------------------------------
+
+    async def push(
+        self, name: str, diff_id: str, changeset: bytes, model_id: str | None, dimension: int | None
+    ) -> PushIndexResult:
+        body = {
+            "diff_id": diff_id,
+            "changeset": base64.b64encode(bytes(changeset)).decode("ascii"),
+            "model_id": model_id,
+            "dimension": dimension,
+        }
+        return from_dict(PushIndexResult, await self._request("POST", f"{_index_path(name)}/push", body))
+
+    async def get_push(self, name: str, diff_id: str) -> PushIndexResult:
+        path = f"{_index_path(name)}/pushes/{_segment(diff_id)}"
+        return from_dict(PushIndexResult, await self._request("GET", path))
 
     # -- the one boundary to httpx -------------------------------------------------
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..types import DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult
+from ..types import PushIndexResult
 
 #: Called with the number of bytes written so far during a download.
 ByteProgress = Callable[[int], None]
@@ -62,6 +63,19 @@ class Transport(ABC):
         """Write the version file's bytes from ``offset`` on to ``dest`` (appending when
         offset > 0, which is how an interrupted download resumes). The caller verifies
         the sha256; the transport only moves bytes."""
+
+    @abstractmethod
+    async def push(
+        self, name: str, diff_id: str, changeset: bytes, model_id: str | None, dimension: int | None
+    ) -> PushIndexResult:
+        """Submit a session's diff (a SQLite changeset) to be applied onto the latest
+        version of ``name``; creates the index if it does not exist. Idempotent by
+        ``diff_id``: resending one returns the first push's job, so a caller whose
+        answer was lost may simply retry (issue #5)."""
+
+    @abstractmethod
+    async def get_push(self, name: str, diff_id: str) -> PushIndexResult:
+        """The state of a push; unknown diff id: NotFoundError."""
 
     def watch_dir(self, name: str) -> Path | None:
         """A local folder whose manifest.json changes when a version is published,
@@ -121,6 +135,15 @@ class LocalTransport(Transport):
     ) -> None:
         record = await self._call("version_record", name, version)
         await asyncio.to_thread(_copy_from_storage, self.service.storage, record.storage_key, dest, offset, progress)
+
+
+    async def push(
+        self, name: str, diff_id: str, changeset: bytes, model_id: str | None, dimension: int | None
+    ) -> PushIndexResult:
+        return await self._call("push", name, diff_id, bytes(changeset), model_id, dimension)
+
+    async def get_push(self, name: str, diff_id: str) -> PushIndexResult:
+        return await self._call("get_push", name, diff_id)
 
 
 def _copy_from_storage(storage: Any, key: str, dest: Path, offset: int, progress: ByteProgress | None) -> None:

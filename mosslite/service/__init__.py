@@ -61,6 +61,15 @@ from .storage import Storage
 from .storage.directory import DirectoryStorage
 from .worker import JobContext, run_build
 
+# Session pushes (issue #5).
+import re  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from ..errors import NotFoundError  # noqa: E402
+from ..index.builder import vector_blob  # noqa: E402
+from ..types import PushIndexResult  # noqa: E402
+
 log = logging.getLogger("mosslite.service")
 
 CATALOG_FILE = "catalog.sqlite"
@@ -365,6 +374,115 @@ class Service:
                 log.info("removing unpublished %s", key)
                 self.storage.delete(key)
 
+    # -- session pushes (issue #5) ---------------------------------------------------
+
+    def push(
+        self,
+        project_id: str,
+        name: str,
+        diff_id: str,
+        changeset: bytes,
+        model_id: str | None = None,
+        dimension: int | None = None,
+    ) -> PushIndexResult:
+        """Apply a session's diff (a SQLite changeset, see ``mosslite.session.changes``)
+        onto the latest version of ``name``, through the job pipeline: the pushed
+        embeddings are reused, nothing is re-embedded. Creates the index (with
+        ``model_id``/``dimension``) if it does not exist.
+
+        Idempotent by ``diff_id``: a repeated id returns the job of the first push
+        (unless that job failed: then the diff is submitted again). Conflicts resolve
+        last push wins; ``get_push`` tells how many documents were overwritten."""
+        from ..session.changes import decode
+
+        validate_name(name)
+        _check_diff_id(diff_id)
+        changes = decode(changeset)
+        upserts = [c.document() for c in changes if c.new is not None]
+        deletes = [c.id for c in changes if c.new is None]
+        with _PUSH_LOCK:
+            earlier = self.catalog.get_push(project_id, name, diff_id)
+            if earlier is not None:
+                job = self.catalog.get_job(project_id, earlier[0])
+                if job.status != JobStatus.FAILED:
+                    return self.get_push(project_id, name, diff_id)
+            embedder = self._push_embedder(project_id, name, upserts, model_id, dimension)
+            _check_vectors(upserts, embedder)
+            request = {"docs": docs_to_json(upserts), "ids": deletes, "upsert": True}
+            result = self._submit(project_id, name, "push", request, len(changes))
+            self.catalog.record_push(project_id, name, diff_id, result.job_id, len(changes), bytes(changeset))
+        return self.get_push(project_id, name, diff_id)
+
+    def _push_embedder(
+        self, project_id: str, name: str, upserts: Sequence[DocumentInfo], model_id: str | None, dimension: int | None
+    ) -> Embedder:
+        """The index's embedder, after checking the push agrees with it; a missing index is created."""
+        try:
+            info = self.catalog.get_index(project_id, name)
+        except IndexNotFoundError:
+            info = None
+        if info is None:
+            model_id = model_id or DEFAULT_MODEL_ID
+            if model_id == "custom" and dimension is None:
+                dimension = _custom_dimension(upserts)
+            embedder = get_embedder(model_id, dimension=dimension if model_id == "custom" else None)
+            if dimension is not None and dimension != embedder.dimension:
+                raise DimensionMismatchError(
+                    f"model {model_id!r} has {embedder.dimension} dimensions, the push says {dimension}",
+                    index=name,
+                )
+            try:
+                self.catalog.create_index(project_id, name, embedder.model_id, embedder.dimension)
+                return embedder
+            except ConflictError:  # another session's first push created it just now
+                info = self.catalog.get_index(project_id, name)
+        if model_id is not None and model_id != info.model:
+            raise InvalidArgumentError(
+                f"index {name!r} uses model {info.model!r}, the session {model_id!r}", index=name
+            )
+        if dimension is not None and dimension != info.dimension:
+            raise DimensionMismatchError(
+                f"index {name!r} has {info.dimension} dimensions, the session {dimension}",
+                index=name,
+                expected=info.dimension,
+                got=dimension,
+            )
+        return get_embedder(info.model, dimension=info.dimension)
+
+    def get_push(self, project_id: str, name: str, diff_id: str) -> PushIndexResult:
+        """The state of a push by its diff id. Once its job completed, ``overwritten``
+        counts the documents whose row in the version the diff was applied onto
+        (the job's version - 1: jobs of one index publish in turn, under its lock)
+        was neither what the session had seen nor what it wrote."""
+        from ..session.changes import count_overwritten, decode, metadata_json
+
+        validate_name(name)
+        _check_diff_id(diff_id)
+        found = self.catalog.get_push(project_id, name, diff_id)
+        if found is None:
+            raise NotFoundError(f"no push {diff_id!r} of index {name!r}", index=name, diff_id=diff_id)
+        job_id, doc_count, changeset, overwritten = found
+        job = self.catalog.get_job(project_id, job_id)
+        if overwritten is None and job.status == JobStatus.COMPLETED and job.version is not None:
+            changes = decode(changeset)
+            base: dict[str, tuple[str, str, str | None, bytes]] = {}
+            if job.version > 1:
+                reader = self._reader(project_id, name, job.version - 1)
+                for doc in reader.get_docs(ids=[c.id for c in changes]):
+                    blob = vector_blob(np.asarray(doc.embedding, dtype=np.float32))
+                    base[doc.id] = (doc.text, metadata_json(doc.metadata), doc.payload, blob)
+            overwritten = count_overwritten(changes, base)
+            self.catalog.set_push_overwritten(project_id, name, diff_id, overwritten)
+        return PushIndexResult(
+            job_id=job_id,
+            index_name=name,
+            doc_count=doc_count,
+            status=job.status,
+            diff_id=diff_id,
+            overwritten=overwritten,
+            version=job.version,
+        )
+
 
 def _manifest_json(manifest: Manifest) -> bytes:
     return json.dumps(to_dict(manifest), sort_keys=True).encode("utf-8")
@@ -409,5 +527,15 @@ def _check_vectors(docs: Sequence[DocumentInfo], embedder: Embedder) -> None:
                 got=len(doc.embedding),
             )
 
+
+#: Serialises the check-then-submit of pushes in this process, so a retry that
+#: arrives while the first request is still being handled finds its diff id.
+_PUSH_LOCK = threading.Lock()
+_DIFF_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+
+
+def _check_diff_id(diff_id: object) -> None:
+    if not isinstance(diff_id, str) or not _DIFF_ID_RE.match(diff_id):
+        raise InvalidArgumentError(f"a diff id is 8 to 128 letters, digits, '_' or '-', got {diff_id!r}")
 
 __all__ = ["JobListener", "Service", "manifest_key", "version_key"]

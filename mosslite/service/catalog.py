@@ -166,6 +166,29 @@ LIMIT 1
 """
 
 
+GET_PUSH_SQL = """
+SELECT job_id, doc_count, changeset, overwritten
+FROM pushes
+WHERE project_id = :project_id AND index_name = :index_name AND diff_id = :diff_id
+"""
+
+RECORD_PUSH_SQL = """
+INSERT INTO pushes (project_id, index_name, diff_id, job_id, doc_count, changeset, overwritten, created_at)
+VALUES (:project_id, :index_name, :diff_id, :job_id, :doc_count, :changeset, NULL, :now)
+ON CONFLICT (project_id, index_name, diff_id) DO UPDATE SET
+    job_id = excluded.job_id,
+    doc_count = excluded.doc_count,
+    changeset = excluded.changeset,
+    overwritten = NULL,
+    created_at = excluded.created_at
+"""
+
+SET_PUSH_OVERWRITTEN_SQL = """
+UPDATE pushes
+SET overwritten = :overwritten, changeset = NULL
+WHERE project_id = :project_id AND index_name = :index_name AND diff_id = :diff_id
+"""
+
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
@@ -366,6 +389,31 @@ class Catalog:
     def next_job(self, project_id: str, index_name: str) -> str | None:
         rows = self._read(NEXT_JOB_SQL, {"project_id": project_id, "index_name": index_name})
         return rows[0][0] if rows else None
+
+    # -- session pushes (issue #5) -------------------------------------------------
+
+    def get_push(self, project_id: str, index_name: str, diff_id: str) -> tuple[str, int, bytes | None, int | None] | None:
+        """(job_id, doc_count, changeset, overwritten) of a push, or None."""
+        params = {"project_id": project_id, "index_name": index_name, "diff_id": diff_id}
+        rows = self._read(GET_PUSH_SQL, params)
+        return tuple(rows[0]) if rows else None  # type: ignore[return-value]
+
+    def record_push(
+        self, project_id: str, index_name: str, diff_id: str, job_id: str, doc_count: int, changeset: bytes
+    ) -> None:
+        """Remember which job applies ``diff_id`` (replacing the record of a failed one)."""
+        params = {"project_id": project_id, "index_name": index_name, "diff_id": diff_id}
+        with self._write() as conn:
+            conn.execute(
+                RECORD_PUSH_SQL,
+                {**params, "job_id": job_id, "doc_count": doc_count, "changeset": changeset, "now": utc_now_iso()},
+            )
+
+    def set_push_overwritten(self, project_id: str, index_name: str, diff_id: str, overwritten: int) -> None:
+        """Store the overwrite count, dropping the changeset it was counted from."""
+        params = {"project_id": project_id, "index_name": index_name, "diff_id": diff_id}
+        with self._write() as conn:
+            conn.execute(SET_PUSH_OVERWRITTEN_SQL, {**params, "overwritten": overwritten})
 
 
 _JOB_FIELDS = frozenset({"status", "current_phase", "progress", "error", "version", "request", "owner", "completed_at"})

@@ -27,6 +27,8 @@ Example::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import re
@@ -170,6 +172,29 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         job = await run_in_threadpool(service.get_job, project, request.path_params["job_id"])
         return JSONResponse(to_dict(job))
 
+    async def push(request: Request, project: str) -> Response:
+        body = await _read_json(
+            request, max_request_bytes, required={"diff_id", "changeset"}, optional={"model_id", "dimension"}
+        )
+        diff_id = _optional(body, "diff_id", str)
+        encoded = _optional(body, "changeset", str)
+        model_id = _optional(body, "model_id", str)
+        dimension = body.get("dimension")
+        if dimension is not None and (isinstance(dimension, bool) or not isinstance(dimension, int)):
+            raise InvalidArgumentError(f"'dimension' must be an integer or null, got {type(dimension).__name__}")
+        try:
+            changeset = base64.b64decode(encoded or "", validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidArgumentError(f"'changeset' is not valid base64: {exc}") from exc
+        name = request.path_params["name"]
+        result = await run_in_threadpool(service.push, project, name, diff_id, changeset, model_id, dimension)
+        return JSONResponse(to_dict(result), status_code=202)
+
+    async def get_push(request: Request, project: str) -> Response:
+        name, diff_id = request.path_params["name"], request.path_params["diff_id"]
+        result = await run_in_threadpool(service.get_push, project, name, diff_id)
+        return JSONResponse(to_dict(result))
+
     base = "/v1/projects/{project}"
     index = base + "/indexes/{name}"
     routes = [
@@ -184,6 +209,8 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         route(index + "/manifest", manifest, "GET"),
         route(index + "/versions/{version:int}", download, "GET"),
         route(base + "/jobs/{job_id}", get_job, "GET"),
+        route(index + "/push", push, "POST"),
+        route(index + "/pushes/{diff_id}", get_push, "GET"),
     ]
     return Starlette(routes=routes, exception_handlers={HTTPException: _http_exception})
 

@@ -94,6 +94,7 @@ def test_every_wire_message_has_a_schema() -> None:
     assert set(VALIDATORS) == {
         "add_docs_request", "create_index_request", "delete_docs_request", "docs_list", "document", "error",
         "get_docs_request", "health", "index_info", "index_list", "job", "manifest", "mutation_result",
+        "push_request", "push_result",
     }  # fmt: skip
 
 

@@ -1,8 +1,11 @@
 """The ``mosslite`` command: thin commands over the library.
 
 Each command calls one library method and holds no logic of its own; its help
-ends with an example. Our errors (and OS errors such as a port in use) become
-one line on stderr and exit status 1, through ``_Group.invoke``.
+ends with an example. Our errors (and OS errors such as a missing file or a
+port in use) become one line on stderr and exit status 1, through
+``_Group.invoke``. Modules: config (credentials, ``init``), indexes (``index``,
+``doc``, ``job``), query, mirror (``sync``), output (tables, JSON, progress);
+``serve`` and ``keys`` live here.
 """
 
 from __future__ import annotations
@@ -18,8 +21,12 @@ from types import ModuleType
 
 import click
 
-from . import __version__
-from .errors import MossliteError
+from .. import __version__
+from ..errors import MossliteError
+from .config import init
+from .indexes import doc, index, job
+from .mirror import sync_folder
+from .query import query
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8700
@@ -51,9 +58,14 @@ data_option = click.option(
 def cli() -> None:
     """mosslite: an embedded, SQLite-backed, local-first search store.
 
+    Commands that reach the service take --project-id, --project-key and --url,
+    else MOSS_PROJECT_ID, MOSS_PROJECT_KEY and MOSS_URL, else the config file
+    written by `mosslite init`; no URL means the embedded service under
+    $MOSSLITE_HOME (~/.mosslite). Add --json for output scripts can parse.
+
     \b
     Example:
-        mosslite keys create --project my-project --data ./srv
+        mosslite init && mosslite index create faq -f faq.jsonl --wait && mosslite query faq "refunds"
     """
 
 
@@ -82,8 +94,8 @@ def serve(data_dir: Path, host: str, port: int, plugins: tuple[str, ...]) -> Non
     """
     import uvicorn
 
-    from .service import Service
-    from .service.http import create_app
+    from ..service import Service
+    from ..service.http import create_app
 
     loaded = [_import_plugin(module) for module in plugins]
     with _listen(host, port) as listener:
@@ -156,6 +168,10 @@ def keys_list(project: str, data_dir: Path) -> None:
         click.echo(f"{prefix}…\t{created_at}")
 
 
+for _command in (init, index, doc, job, query, sync_folder):
+    cli.add_command(_command)
+
+
 def main() -> None:
     """The console entry point (``mosslite``, ``python -m mosslite``)."""
     cli(prog_name="mosslite")
@@ -165,7 +181,7 @@ def main() -> None:
 
 
 def _open_service(data_dir: Path):  # noqa: ANN202 (Service is imported lazily)
-    from .service import Service
+    from ..service import Service
 
     # Key commands must not resume builds of the data folder they touch.
     return Service(data_dir, start_jobs=False)

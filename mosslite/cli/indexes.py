@@ -1,0 +1,306 @@
+"""``mosslite index``, ``doc`` and ``job``: the service's indexes, documents and jobs.
+
+Each command calls the MossClient method it is named after.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import click
+
+from .._db import vec_extension_path
+from ..docfiles import read_docs
+from ..errors import InvalidArgumentError
+from ..types import MutationOptions
+from ..wire import docs_to_json
+from .config import Credentials, client_options
+from .output import emit_json, fields, follow_job, json_option, say, shorten, spinner, table
+
+file_option = click.option(
+    "-f",
+    "--file",
+    "path",
+    required=True,
+    metavar="FILE",
+    help="Documents: a JSON array, JSON Lines or CSV (id,text,metadata) file; - reads stdin.",
+)
+wait_option = click.option("--wait", is_flag=True, help="Wait for the job to finish, with a progress bar on a terminal.")
+
+
+def parse_json_option(value: str | None, what: str) -> Any:
+    if value is None:
+        return None
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise InvalidArgumentError(f"{what} is not valid JSON: {exc.msg} (column {exc.colno})") from exc
+
+
+def split_ids(value: str) -> list[str]:
+    ids = [i.strip() for i in value.split(",") if i.strip()]
+    if not ids:
+        raise InvalidArgumentError("--ids needs at least one id, e.g. --ids a,b")
+    return ids
+
+
+def report_mutation(creds: Credentials, result: Any, wait: bool, as_json: bool, what: str) -> None:
+    """Print a MutationResult; with ``wait``, follow its job and print the finished Job."""
+    if not wait:
+        if as_json:
+            emit_json(result)
+        else:
+            say(f"{what}: job [bold]{result.job_id}[/] ({result.doc_count} documents)")
+            say(f"follow it with: mosslite job status {result.job_id} --wait")
+        return
+    job = creds.run(lambda client: follow_job(client, result.job_id))
+    if as_json:
+        emit_json(job)
+    else:
+        say(f"{what}: job {job.job_id} {job.status}, index {job.index_name} is at version {job.version}")
+
+
+# -- index ------------------------------------------------------------------------------
+
+
+@click.group()
+def index() -> None:
+    """Indexes on the service: create, list, get, delete, inspect.
+
+    \b
+    Example:
+        mosslite index create faq -f faq.jsonl --model hashed-ngrams-256 --wait
+    """
+
+
+@index.command("create")
+@click.argument("name")
+@file_option
+@click.option("--model", "model_id", help="Embedding model id (default: moss-minilm). See README 'Embedders'.")
+@wait_option
+@json_option
+@client_options
+def index_create(creds: Credentials, name: str, path: str, model_id: str | None, wait: bool, as_json: bool) -> None:
+    """Build index NAME from the documents in FILE (MossClient.create_index).
+
+    Prints the job (or with --wait, the finished job).
+
+    \b
+    Example:
+        mosslite index create faq -f faq.jsonl --model hashed-ngrams-256 --wait
+    """
+    docs = read_docs(path)
+    result = creds.run(lambda client: client.create_index(name, docs, model_id))
+    report_mutation(creds, result, wait, as_json, f"creating index {name}")
+
+
+@index.command("list")
+@json_option
+@client_options
+def index_list(creds: Credentials, as_json: bool) -> None:
+    """List the project's indexes (MossClient.list_indexes).
+
+    \b
+    Example:
+        mosslite index list --json
+    """
+    infos = creds.run(lambda client: client.list_indexes())
+    if as_json:
+        emit_json(infos)
+        return
+    table(
+        ["name", "version", "status", "docs", "model", "updated"],
+        [[i.name, i.version, i.status, i.doc_count, i.model, i.updated_at] for i in infos],
+        title=f"indexes of {creds.project_id}",
+    )
+
+
+@index.command("get")
+@click.argument("name")
+@json_option
+@client_options
+def index_get(creds: Credentials, name: str, as_json: bool) -> None:
+    """Show index NAME: version, status, documents, model (MossClient.get_index).
+
+    \b
+    Example:
+        mosslite index get faq
+    """
+    info = creds.run(lambda client: client.get_index(name))
+    emit_json(info) if as_json else fields(info, title=f"index {name}")
+
+
+@index.command("delete")
+@click.argument("name")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@client_options
+def index_delete(creds: Credentials, name: str, yes: bool, as_json: bool) -> None:
+    """Delete index NAME and all its versions (MossClient.delete_index).
+
+    \b
+    Example:
+        mosslite index delete faq -y
+    """
+    if not yes:
+        click.confirm(f"Delete index {name!r} of project {creds.project_id!r}?", abort=True, err=True)
+    creds.run(lambda client: client.delete_index(name))
+    emit_json({"deleted": name}) if as_json else say(f"deleted index {name}")
+
+
+@index.command("inspect")
+@click.argument("name")
+@json_option
+@client_options
+def index_inspect(creds: Credentials, name: str, as_json: bool) -> None:
+    """Download index NAME's newest version (MossClient.load_index) and show its file.
+
+    Prints version, document count, model, the file's path and size, and the
+    sqlite3 commands that open it (README: "Inspect an index with sqlite3"):
+    plain tables need nothing, vec0 KNN needs `.load` of the sqlite-vec extension.
+
+    \b
+    Example:
+        mosslite index inspect faq
+    """
+
+    async def body(client: Any) -> Any:
+        info = await client.get_index(name)
+        with spinner(f"downloading {name} v{info.version}…"):
+            return info, await client.load_index(name)
+
+    info, loaded = creds.run(body)
+    vec = vec_extension_path()
+    shell = [
+        f"sqlite3 -readonly '{loaded.path}'",
+        f".load '{vec}'",
+        "SELECT key, value FROM meta;",
+        "SELECT rowid, id, substr(text, 1, 60), metadata FROM docs LIMIT 5;",
+    ]
+    report = {
+        "index_name": name,
+        "version": loaded.version,
+        "doc_count": loaded.doc_count,
+        "model_id": loaded.model_id,
+        "dimension": info.dimension,
+        "path": loaded.path,
+        "size_bytes": os.path.getsize(loaded.path),
+        "vec_extension": vec,
+        "sqlite3": shell,
+    }
+    if as_json:
+        emit_json(report)
+        return
+    fields({k: v for k, v in report.items() if k != "sqlite3"}, title=f"index {name}")
+    click.echo("\nOpen it with the sqlite3 shell:\n")
+    for line in shell:
+        click.echo(f"  {line}")
+
+
+# -- doc ----------------------------------------------------------------------------
+
+
+@click.group()
+def doc() -> None:
+    """Documents of an index: add, delete, get.
+
+    \b
+    Example:
+        mosslite doc add faq -f more.jsonl --upsert --wait
+    """
+
+
+@doc.command("add")
+@click.argument("name")
+@file_option
+@click.option("--upsert", is_flag=True, help="Replace documents whose id exists (default: such an id is an error).")
+@wait_option
+@json_option
+@client_options
+def doc_add(creds: Credentials, name: str, path: str, upsert: bool, wait: bool, as_json: bool) -> None:
+    """Add the documents in FILE to index NAME (MossClient.add_docs).
+
+    \b
+    Example:
+        mosslite doc add faq -f more.jsonl --upsert --wait
+    """
+    docs = read_docs(path)
+    result = creds.run(lambda client: client.add_docs(name, docs, MutationOptions(upsert=upsert)))
+    report_mutation(creds, result, wait, as_json, f"adding to {name}")
+
+
+@doc.command("delete")
+@click.argument("name")
+@click.option("--ids", required=True, help="Comma-separated document ids.")
+@wait_option
+@json_option
+@client_options
+def doc_delete(creds: Credentials, name: str, ids: str, wait: bool, as_json: bool) -> None:
+    """Delete documents from index NAME (MossClient.delete_docs); unknown ids are ignored.
+
+    \b
+    Example:
+        mosslite doc delete faq --ids r1,s1 --wait
+    """
+    result = creds.run(lambda client: client.delete_docs(name, split_ids(ids)))
+    report_mutation(creds, result, wait, as_json, f"deleting from {name}")
+
+
+@doc.command("get")
+@click.argument("name")
+@click.option("--ids", help="Comma-separated document ids (default: all).")
+@click.option("--filter", "filter_json", metavar="JSON", help='A metadata filter, e.g. \'{"field": "category", "condition": {"$eq": "returns"}}\'.')
+@json_option
+@client_options
+def doc_get(creds: Credentials, name: str, ids: str | None, filter_json: str | None, as_json: bool) -> None:
+    """Show documents of index NAME (MossClient.get_docs).
+
+    \b
+    Example:
+        mosslite doc get faq --ids r1,s1 --json
+    """
+    where = parse_json_option(filter_json, "--filter")
+    docs = creds.run(lambda client: client.get_docs(name, split_ids(ids) if ids else None, where))
+    if as_json:
+        emit_json([{k: v for k, v in d.items() if k != "embedding"} for d in docs_to_json(docs)])
+        return
+    table(
+        ["id", "text", "metadata"],
+        [[d.id, shorten(d.text), json.dumps(d.metadata or {}, ensure_ascii=False)] for d in docs],
+        title=f"{len(docs)} documents of {name}",
+    )
+
+
+# -- job -----------------------------------------------------------------------------
+
+
+@click.group()
+def job() -> None:
+    """Mutation jobs: follow them.
+
+    \b
+    Example:
+        mosslite job status JOB_ID --wait
+    """
+
+
+@job.command("status")
+@click.argument("job_id")
+@wait_option
+@json_option
+@client_options
+def job_status(creds: Credentials, job_id: str, wait: bool, as_json: bool) -> None:
+    """Show job JOB_ID (MossClient.get_job_status); --wait follows it to the end
+    with a live bar of its status, phase and percent.
+
+    \b
+    Example:
+        mosslite job status 3f2a9c --wait
+    """
+    if wait:
+        found = creds.run(lambda client: follow_job(client, job_id))
+    else:
+        found = creds.run(lambda client: client.get_job_status(job_id))
+    emit_json(found) if as_json else fields(found, title=f"job {job_id}")

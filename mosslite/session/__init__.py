@@ -1,0 +1,608 @@
+"""Sessions: a durable local database an agent writes to, queries, and pushes as a diff.
+
+A session is how an agent accumulates context during an interaction and hands
+it to the service so any agent can resume it (issue #5)::
+
+    session = await client.session("call-123")             # hydrates the index, if any
+    added, updated = await session.add_docs([DocumentInfo(id="n1", text="...")])
+    res = await session.query("what did the caller want?", QueryOptions(top_k=3))
+    result = await session.push_index()                     # only what changed, as a diff
+    await session.close()
+
+Files: ``<home>/sessions/<project>/<name>.sqlite`` (WAL; ``schemas/session.sql``)
+and ``<name>.lock`` beside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import time
+from collections.abc import Sequence
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._db import connect, translating_sqlite_errors
+from ..embeddings import Embedder, get_embedder
+from ..errors import (
+    ClosedError,
+    ConflictError,
+    IndexNotFoundError,
+    InvalidArgumentError,
+    InvalidDocumentError,
+    UnavailableError,
+)
+from ..index.builder import check_batch, check_ids, vector_blob
+from ..index.filters import DictColumns, compile_filter
+from ..index.format import read_meta
+from ..index.fusion import CANDIDATES, fuse, top_positions
+from ..index.reader import match_expression
+from ..sync.hydration import finish_download
+from ..types import (
+    DEFAULT_MODEL_ID,
+    DocumentInfo,
+    JobStatus,
+    MutationOptions,
+    PushIndexResult,
+    QueryOptions,
+    QueryResultDocumentInfo,
+    SearchResult,
+    validate_name,
+)
+from .changes import Row, metadata_json
+from .store import SessionStore
+
+if TYPE_CHECKING:
+    from ..client.core import MossClient
+
+CUSTOM = "custom"
+SESSION_SUFFIX = ".sqlite"
+LOCK_SUFFIX = ".lock"
+
+BASE_ROWS_SQL = """
+SELECT id, text, metadata, payload, embedding
+FROM docs
+"""
+
+
+class SessionState(Enum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Session:
+    """A session's documents: durable on every return, queryable at once, pushed as diffs.
+
+    Invariants (issue #5) and why they hold:
+    - **Durable on return.** ``add_docs``/``delete_docs`` commit the rows and the
+      session-extension changeset that records them in one WAL transaction
+      (``SessionStore``) before returning; a process killed at any point
+      reopens with every returned write, pushed or not.
+    - **Push sends only the diff.** Pending changesets are combined
+      (``sqlite3changegroup``) into one changeset of the net change per id.
+      It is stored with a diff id *before* it is sent and forgotten only after
+      the service reports the job that applied it completed, so a lost answer,
+      an offline service or a crash mid-push resends the same diff id, which
+      the service applies once.
+    - **Merges, never forks.** The service applies each diff onto its latest
+      version (last push wins per document, counted in ``overwritten``), so
+      sessions of one name in several processes all land. Opening (or
+      ``load()``) overlays the service's latest version with the changes not
+      pushed yet.
+    - **One process per session file.** The file is locked (``flock``) while
+      open; a second opener gets ConflictError. Agents on one machine that
+      share a session name use separate ``cache_path``s, as agents on separate
+      machines do anyway.
+    - **Queries match IndexReader's.** The same filters (``index.filters``) and
+      ranking (``index.fusion``): vectors from an in-memory matrix updated on
+      every write, keywords from the file's FTS5 table (BM25).
+    """
+
+    def __init__(self, client: MossClient, name: str, path: Path, store: SessionStore, lock_fd: int) -> None:
+        self._client = client
+        self._name = name
+        self.path = path
+        self._store = store
+        self._lock_fd = lock_fd
+        self._state = SessionState.OPEN
+        self._model_id = DEFAULT_MODEL_ID
+        self._embedder: Embedder | None = None
+        #: True when the service could not be reached at open or load: serving the local copy.
+        self.stale = False
+        # One push at a time: a second would resend the same outgoing diff and could
+        # forget a newer one it did not send.
+        self._push_lock = asyncio.Lock()
+        self._reset_memory(0)
+
+    # -- opening ------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        client: MossClient,
+        name: str,
+        *,
+        model_id: str | None = None,
+        auto_load_on_init: bool = True,
+        directory: Path,
+    ) -> Session:
+        validate_name(name, what="session")
+        if model_id is not None and not isinstance(model_id, str):
+            raise InvalidArgumentError(f"model_id must be a string or None, got {type(model_id).__name__}")
+        directory.mkdir(parents=True, exist_ok=True)
+        lock_fd = _lock(directory / f"{name}{LOCK_SUFFIX}", name)
+        path = directory / f"{name}{SESSION_SUFFIX}"
+        try:
+            store = await asyncio.to_thread(SessionStore, path)
+        except BaseException:
+            _unlock(lock_fd)
+            raise
+        session = cls(client, name, path, store, lock_fd)
+        try:
+            await session._init(model_id, auto_load_on_init)
+        except BaseException:
+            await session.close()
+            raise
+        return session
+
+    async def _init(self, model_id: str | None, auto_load: bool) -> None:
+        meta = self._store.meta()
+        stored_model = meta.get("model_id")
+        stored_dim = int(meta["dimension"]) if meta.get("dimension") else None
+        info = None
+        if auto_load:
+            try:
+                info = await self._client.transport.get_index(self._name)
+            except IndexNotFoundError:
+                info = None
+            except UnavailableError:
+                self.stale = True
+        if info is not None:
+            if model_id is not None and model_id != info.model:
+                raise InvalidArgumentError(
+                    f"index {self._name!r} uses model {info.model!r}, not {model_id!r}",
+                    index=self._name,
+                    hint="omit model_id: a session adopts its index's model",
+                )
+            if stored_model is not None and (stored_model != info.model or (stored_dim and stored_dim != info.dimension)):
+                raise InvalidArgumentError(
+                    f"the local session {self._name!r} holds model {stored_model!r} documents, "
+                    f"but the index now uses {info.model!r}",
+                    index=self._name,
+                    hint=f"push or delete {self.path} first",
+                )
+            model, dimension = info.model, info.dimension
+        else:
+            if stored_model is not None and model_id is not None and model_id != stored_model:
+                raise InvalidArgumentError(
+                    f"session {self._name!r} uses model {stored_model!r}, not {model_id!r}", index=self._name
+                )
+            model, dimension = stored_model or model_id or DEFAULT_MODEL_ID, stored_dim
+        self._model_id = model
+        if model != CUSTOM or dimension is not None:
+            self._embedder = await asyncio.to_thread(get_embedder, model, dimension=dimension)
+            dimension = self._embedder.dimension
+        self._store.set_meta(index_name=self._name, model_id=model, dimension=dimension or "")
+        await asyncio.to_thread(self._load_memory)
+        if info is not None and info.version > int(meta.get("base_version") or 0):
+            await self._pull()
+
+    # -- facts ----------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dimension(self) -> int | None:
+        return self._embedder.dimension if self._embedder is not None else None
+
+    @property
+    def doc_count(self) -> int:
+        return len(self._pos)
+
+    @property
+    def closed(self) -> bool:
+        return self._state is SessionState.CLOSED
+
+    @property
+    def base_version(self) -> int:
+        """The service version this session last hydrated from or pushed to (0: none)."""
+        return int(self._store.meta().get("base_version") or 0)
+
+    def pending_changes(self) -> int:
+        """Committed writes not yet pushed (each add or delete call counts once)."""
+        self._check_open()
+        return self._store.pending_count()
+
+    def _check_open(self) -> None:
+        if self._state is SessionState.CLOSED:
+            raise ClosedError(f"session {self._name!r} is closed", index=self._name, hint="open it again")
+
+    # -- writes ---------------------------------------------------------------------
+
+    async def add_docs(
+        self, docs: Sequence[DocumentInfo], options: MutationOptions | None = None
+    ) -> tuple[int, int]:
+        """Upsert (default) or insert ``docs``; returns (added, updated) once they are
+        durable and queryable. Texts are embedded by the session's model unless the
+        document carries its embedding (always, for ``custom``); an upsert with an
+        unchanged text keeps its stored vector."""
+        self._check_open()
+        options = options or MutationOptions()
+        if isinstance(docs, DocumentInfo) or not isinstance(docs, Sequence):
+            raise InvalidDocumentError("docs must be a list of DocumentInfo")
+        docs = list(docs)
+        check_batch(docs)
+        if not docs:
+            return (0, 0)
+        new_meta: dict[str, object] = {}
+        if self._embedder is None:  # custom, first documents: they fix the dimension
+            first = next((d for d in docs if d.embedding is not None), None)
+            if first is None:
+                raise InvalidDocumentError(
+                    f"document {docs[0].id!r} has no embedding, and model 'custom' computes none", id=docs[0].id
+                )
+            embedder = get_embedder(CUSTOM, dimension=len(first.embedding))  # type: ignore[arg-type]
+            new_meta["dimension"] = embedder.dimension
+        else:
+            embedder = self._embedder
+        blobs = await self._vectors(docs, embedder)
+        rows = [(d.id, (d.text, metadata_json(d.metadata), d.payload, blob)) for d, blob in zip(docs, blobs)]
+        written = self._store.upsert(rows, upsert=options.upsert, meta=new_meta or None)
+        if self._embedder is None:
+            self._embedder = embedder
+            self._reset_memory(embedder.dimension)
+        for (doc_id, rowid), doc, blob in zip(written.stored, docs, blobs):
+            self._remember(doc_id, rowid, blob, doc.metadata or {})
+        return (written.added, written.updated)
+
+    async def _vectors(self, docs: list[DocumentInfo], embedder: Embedder) -> list[bytes]:
+        """One float32 blob per doc: supplied (checked, normalised), reused, or embedded."""
+        blobs: list[bytes | None] = [None] * len(docs)
+        missing: list[int] = []
+        for i, doc in enumerate(docs):
+            if doc.embedding is not None:
+                blobs[i] = vector_blob(embedder.check_vector(doc.embedding, f"embedding of document {doc.id!r}"))
+            elif not embedder.computes_embeddings:
+                raise InvalidDocumentError(
+                    f"document {doc.id!r} has no embedding, and model {embedder.model_id!r} computes none",
+                    id=doc.id,
+                    hint="pass DocumentInfo(embedding=[...]) for every document of a custom session",
+                )
+            else:
+                missing.append(i)
+        if missing:
+            existing = self._store.existing([docs[i].id for i in missing])
+            to_embed = []
+            for i in missing:
+                old = existing.get(docs[i].id)
+                if old is not None and old[0] == docs[i].text:
+                    blobs[i] = old[1]
+                else:
+                    to_embed.append(i)
+            if to_embed:
+                vectors = await asyncio.to_thread(embedder.embed, [docs[i].text for i in to_embed])
+                for i, vector in zip(to_embed, vectors):
+                    blobs[i] = vector_blob(vector)
+        return [b for b in blobs if b is not None]
+
+    async def delete_docs(self, ids: Sequence[str]) -> int:
+        """Remove documents (missing ids are ignored); returns how many were removed."""
+        self._check_open()
+        ids = check_ids(ids)
+        if not ids:
+            return 0
+        written = self._store.delete(ids)
+        for doc_id, _ in written.removed:
+            self._forget(doc_id)
+        return len(written.removed)
+
+    # -- reads ----------------------------------------------------------------------
+
+    async def get_docs(
+        self, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None
+    ) -> list[DocumentInfo]:
+        """Documents by id (in the order asked, missing ids skipped) and/or filter, with embeddings."""
+        self._check_open()
+        compiled = compile_filter(filter)
+        if ids is not None:
+            ids = check_ids(ids)
+            found = {r[0]: r for r in self._store.rows_by_id(ids)}
+            rows = [found[i] for i in dict.fromkeys(ids) if i in found]
+        else:
+            rows = self._store.rows_by_id(None)
+        mask = compiled.mask(self._columns()) if compiled is not None else None
+        out = []
+        for doc_id, text, metadata, payload, embedding in rows:
+            if mask is not None and not mask[self._pos[doc_id]]:
+                continue
+            out.append(
+                DocumentInfo(
+                    id=doc_id,
+                    text=text,
+                    metadata=json.loads(metadata),
+                    payload=payload,
+                    embedding=np.frombuffer(embedding, dtype="<f4").tolist(),
+                )
+            )
+        return out
+
+    async def query(self, query: str, options: QueryOptions | None = None) -> SearchResult:
+        """Top-k documents of the session for ``query``; same semantics, filters and
+        result types as ``MossClient.query``."""
+        self._check_open()
+        return self.query_local(query, options)
+
+    def query_local(self, query: str, options: QueryOptions | None = None) -> SearchResult:
+        """The query itself, without an event loop."""
+        self._check_open()
+        started = time.perf_counter()
+        options = options or QueryOptions()
+        if not isinstance(query, str):
+            raise InvalidArgumentError(f"query must be text, got {type(query).__name__}")
+        compiled = compile_filter(options.filter)
+        count = self._count
+        mask = self._alive[:count].copy()
+        if compiled is not None:
+            mask &= compiled.mask(self._columns())
+        alpha = options.alpha
+        vector = self._query_vector(query, options) if alpha > 0.0 and self._embedder is not None else None
+        want = max(options.top_k, CANDIDATES) if 0.0 < alpha < 1.0 else options.top_k
+        sims = self._matrix[:count] @ vector if vector is not None else None
+        vec_positions = top_positions(sims, mask, want) if sims is not None else np.empty(0, dtype=np.intp)
+        kw_positions, kw_scores = (
+            self._keyword(query, want, mask) if alpha < 1.0 else (np.empty(0, dtype=np.intp), np.empty(0))
+        )
+        positions, scores = fuse(alpha, sims, vec_positions, kw_positions, kw_scores, options.top_k)
+        return SearchResult(
+            docs=self._result_docs(positions, scores),
+            query=query,
+            index_name=self._name,
+            time_taken_ms=(time.perf_counter() - started) * 1000.0,
+        )
+
+    def _query_vector(self, text: str, options: QueryOptions) -> np.ndarray:
+        assert self._embedder is not None
+        if options.embedding is not None:
+            return self._embedder.check_vector(options.embedding, "query embedding")
+        if not self._embedder.computes_embeddings:
+            raise InvalidArgumentError(
+                f"session {self._name!r} uses the custom model: pass QueryOptions(embedding=[...])", index=self._name
+            )
+        return self._embedder.embed_query(text)
+
+    def _keyword(self, text: str, want: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """BM25 hits as (positions, scores), best first, restricted to ``mask`` (as IndexReader)."""
+        match = match_expression(text)
+        if match is None:
+            return np.empty(0, dtype=np.intp), np.empty(0)
+        limit = want
+        while True:
+            rows = self._store.keyword(match, limit)
+            pairs = [(self._rowid_pos[r[0]], r[1]) for r in rows if r[0] in self._rowid_pos]
+            positions = np.fromiter((p for p, _ in pairs), dtype=np.intp, count=len(pairs))
+            scores = np.fromiter((s for _, s in pairs), dtype=np.float64, count=len(pairs))
+            keep = mask[positions] if len(positions) else np.empty(0, dtype=bool)
+            positions, scores = positions[keep], scores[keep]
+            if len(positions) >= want or len(rows) < limit:
+                return positions[:want], scores[:want]
+            limit *= 8
+
+    def _result_docs(self, positions: np.ndarray, scores: np.ndarray) -> list[QueryResultDocumentInfo]:
+        if len(positions) == 0:
+            return []
+        rowids = [int(self._rowids[p]) for p in positions]
+        rows = self._store.rows_by_rowid(rowids)
+        out = []
+        for rowid, score in zip(rowids, scores):
+            _, doc_id, text, metadata, payload = rows[rowid]
+            out.append(
+                QueryResultDocumentInfo(
+                    id=doc_id,
+                    text=text,
+                    metadata=json.loads(metadata),
+                    score=float(score),
+                    payload=payload,
+                    index_name=self._name,
+                )
+            )
+        return out
+
+    # -- push and pull --------------------------------------------------------------
+
+    async def push_index(self) -> PushIndexResult:
+        """Send what changed since the last successful push, as one changeset, and wait
+        until the service has published it. Creates the index on a first push.
+
+        Offline: raises UnavailableError and keeps everything; the next push sends it
+        (under the same diff id, so it never applies twice). A job that failed
+        (JobFailedError) is also kept and retried by the next push."""
+        self._check_open()
+        async with self._push_lock:
+            return await self._push()
+
+    async def _push(self) -> PushIndexResult:
+        transport = self._client.transport
+        total = overwritten = 0
+        result: PushIndexResult | None = None
+        while True:
+            outgoing = await asyncio.to_thread(self._store.outgoing)
+            if outgoing is None:
+                break
+            sent = await transport.push(
+                self._name, outgoing.diff_id, outgoing.changeset, self._model_id, self.dimension
+            )
+            job = await self._client.wait_for_job(sent.job_id)
+            result = await transport.get_push(self._name, outgoing.diff_id)
+            await asyncio.to_thread(self._store.pushed, outgoing, job.version)
+            total += result.doc_count
+            overwritten += result.overwritten or 0
+        if result is None:
+            return PushIndexResult(
+                job_id="", index_name=self._name, doc_count=0, status=JobStatus.COMPLETED, overwritten=0,
+                version=self.base_version or None,
+            )  # fmt: skip
+        return PushIndexResult(
+            job_id=result.job_id,
+            index_name=self._name,
+            doc_count=total,
+            status=result.status,
+            diff_id=result.diff_id,
+            overwritten=overwritten,
+            version=result.version,
+        )
+
+    async def load(self) -> int:
+        """Bring in the service's latest version (other agents' pushes), keeping the
+        changes not pushed yet on top. Returns the version now merged (0: none)."""
+        self._check_open()
+        await self._pull()
+        return self.base_version
+
+    async def _pull(self) -> None:
+        transport = self._client.transport
+        try:
+            manifest = await transport.manifest(self._name)
+        except IndexNotFoundError:
+            return
+        except UnavailableError:
+            self.stale = True
+            return
+        part = self.path.with_name(f"{self._name}.base{SESSION_SUFFIX}.part")
+        target = self.path.with_name(f"{self._name}.base{SESSION_SUFFIX}")
+        part.unlink(missing_ok=True)
+        try:
+            await transport.download(self._name, manifest.version, part)
+            await asyncio.to_thread(finish_download, part, target, manifest)
+            base = await asyncio.to_thread(_read_version_rows, target)
+        finally:
+            part.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)
+        await asyncio.to_thread(self._store.merge_base, base, manifest.version)
+        await asyncio.to_thread(self._load_memory)
+        self.stale = False
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Close the database and release the session's lock. Unpushed changes stay on
+        disk for the next open. Calling it twice is fine."""
+        if self._state is SessionState.CLOSED:
+            return
+        self._state = SessionState.CLOSED
+        try:
+            self._store.close()
+        finally:
+            _unlock(self._lock_fd)
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- the in-memory side: vectors, positions, metadata ---------------------------
+
+    def _reset_memory(self, dimension: int, capacity: int = 64) -> None:
+        self._matrix = np.zeros((capacity, max(dimension, 1)), dtype=np.float32)
+        self._alive = np.zeros(capacity, dtype=bool)
+        self._rowids = np.zeros(capacity, dtype=np.int64)
+        self._metadata: list[dict[str, str]] = []
+        self._count = 0
+        self._pos: dict[str, int] = {}
+        self._rowid_pos: dict[int, int] = {}
+        self._column_cache: DictColumns | None = None
+
+    def _load_memory(self) -> None:
+        rows = self._store.hydrate_rows()
+        dimension = self.dimension or 0
+        self._reset_memory(dimension, capacity=max(64, 2 * len(rows)))
+        for rowid, doc_id, metadata, embedding in rows:
+            self._remember(doc_id, rowid, embedding, json.loads(metadata))
+
+    def _remember(self, doc_id: str, rowid: int, blob: bytes, metadata: Any) -> None:
+        position = self._pos.get(doc_id)
+        if position is None:
+            if self._count == len(self._alive):
+                self._grow()
+            position = self._count
+            self._count += 1
+            self._metadata.append({})
+            self._pos[doc_id] = position
+        self._matrix[position] = np.frombuffer(blob, dtype="<f4")
+        self._alive[position] = True
+        self._rowids[position] = rowid
+        self._rowid_pos[rowid] = position
+        self._metadata[position] = dict(metadata)
+        self._column_cache = None
+
+    def _forget(self, doc_id: str) -> None:
+        position = self._pos.pop(doc_id, None)
+        if position is None:
+            return
+        self._alive[position] = False
+        self._rowid_pos.pop(int(self._rowids[position]), None)
+        self._metadata[position] = {}
+        self._column_cache = None
+
+    def _grow(self) -> None:
+        capacity = 2 * len(self._alive)
+        matrix = np.zeros((capacity, self._matrix.shape[1]), dtype=np.float32)
+        matrix[: self._count] = self._matrix[: self._count]
+        self._matrix = matrix
+        self._alive = np.concatenate([self._alive, np.zeros(capacity - len(self._alive), dtype=bool)])
+        self._rowids = np.concatenate([self._rowids, np.zeros(capacity - len(self._rowids), dtype=np.int64)])
+
+    def _columns(self) -> DictColumns:
+        # Rebuilt lazily after a write, for filtered queries only (as IndexReader does).
+        if self._column_cache is None:
+            self._column_cache = DictColumns(self._metadata)
+        return self._column_cache
+
+    def __repr__(self) -> str:
+        return f"<Session {self._name!r} {self._state.value} docs={self.doc_count} model={self._model_id!r}>"
+
+
+def _lock(path: Path, name: str) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        os.close(fd)
+        raise ConflictError(
+            f"session {name!r} is already open (in this or another process)",
+            index=name,
+            hint="close it first, or give the other agent its own cache_path",
+        ) from exc
+    return fd
+
+
+def _unlock(fd: int) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _read_version_rows(path: Path) -> dict[str, Row]:
+    """id -> row of every document of a downloaded, verified version file."""
+    conn = connect(path, readonly=True)
+    try:
+        read_meta(conn, path)
+        with translating_sqlite_errors(path):
+            return {r[0]: (r[1], r[2], r[3], r[4]) for r in conn.execute(BASE_ROWS_SQL)}
+    finally:
+        conn.close()
+
+
+__all__ = ["Session", "SessionState"]

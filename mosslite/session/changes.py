@@ -1,0 +1,207 @@
+"""Session diffs: SQLite session-extension changesets over the ``docs`` table.
+
+The format on the wire is a plain changeset (``sqlite3session_changeset``) of
+one table, ``docs (id PRIMARY KEY, text, metadata, payload, embedding)``, in the
+column order of ``schemas/session.sql``. Two rules make it safe to apply onto
+*any* later version of the index, not only the one the session started from:
+
+- **Full rows.** The session extension records an UPDATE with only its changed
+  columns. ``with_full_rows`` rewrites each UPDATE so old and new carry every
+  column (unchanged columns are, by definition, the row's current value), so
+  the service can write the new row even where another agent deleted it.
+- **Old values are kept.** They are what the session last saw; the service
+  compares them with the row it holds to count what the push overwrote (last
+  push wins, but the caller is told).
+
+Example::
+
+    blob = with_full_rows(conn, combine(pending_blobs))
+    for change in decode(blob):
+        print(change.id, change.old is not None, change.new is not None)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import apsw
+import numpy as np
+
+from ..errors import InvalidArgumentError
+from ..types import DocumentInfo
+
+TABLE = "docs"
+COLUMNS = ("id", "text", "metadata", "payload", "embedding")
+
+#: (text, metadata JSON, payload, embedding float32 blob): a document minus its id.
+Row = tuple[str, str, str | None, bytes]
+
+CURRENT_ROW_SQL = """
+SELECT id, text, metadata, payload, embedding
+FROM docs
+WHERE id = :id
+"""
+
+
+@dataclass(frozen=True)
+class Change:
+    """One document's net change: ``old`` None = it was new, ``new`` None = it was deleted."""
+
+    id: str
+    old: Row | None
+    new: Row | None
+
+    def document(self) -> DocumentInfo:
+        """The new row as a DocumentInfo carrying its embedding (validated on construction)."""
+        assert self.new is not None
+        text, metadata, payload, blob = self.new
+        try:
+            parsed = json.loads(metadata)
+        except json.JSONDecodeError as exc:
+            raise InvalidArgumentError(f"document {self.id!r}: metadata in the diff is not JSON", id=self.id) from exc
+        return DocumentInfo(
+            id=self.id,
+            text=text,
+            metadata=parsed,
+            payload=payload,
+            embedding=np.frombuffer(blob, dtype="<f4").tolist(),
+        )
+
+
+def record(conn: apsw.Connection) -> apsw.Session:
+    """A session-extension recorder on ``docs`` only: FTS5 shadow tables and our own
+    bookkeeping tables are never part of a diff."""
+    session = apsw.Session(conn, "main")
+    session.attach(TABLE)
+    return session
+
+
+def combine(blobs: Iterable[bytes]) -> bytes:
+    """One changeset with one net change per id (``sqlite3changegroup``): an insert
+    then a delete cancel out, two updates merge."""
+    builder = apsw.ChangesetBuilder()
+    try:
+        for blob in blobs:
+            builder.add(blob)
+        return builder.output()
+    finally:
+        builder.close()
+
+
+def with_full_rows(conn: apsw.Connection, changeset: bytes) -> bytes:
+    """``changeset`` with every UPDATE carrying all columns in old and new (see the
+    module docstring). Runs against the session database that recorded it."""
+    if not changeset:
+        return b""
+    builder = apsw.ChangesetBuilder()
+    try:
+        builder.schema(conn, "main")
+        for change in apsw.Changeset.iter(changeset):
+            if change.op != "UPDATE":
+                builder.add_change(change)
+                continue
+            pk = change.old[0]
+            current = conn.execute(CURRENT_ROW_SQL, {"id": pk}).fetchone()
+            if current is None:  # cannot happen: an UPDATE's net result is a present row
+                raise InvalidArgumentError(f"document {pk!r} changed but is not in the session")
+            old = tuple(cur if value is apsw.no_change else value for value, cur in zip(change.old, current))
+            new = (apsw.no_change, *current[1:])
+            builder.add_update(TABLE, False, old, new)
+        return builder.output()
+    finally:
+        builder.close()
+
+
+def decode(changeset: bytes) -> list[Change]:
+    """The changes of a pushed diff, checked: one table ``docs`` of our shape, full rows,
+    each id once. Anything else is an InvalidArgumentError (the bytes came from outside)."""
+    if not isinstance(changeset, (bytes, bytearray, memoryview)) or not changeset:
+        raise InvalidArgumentError("a push needs a non-empty changeset")
+    out: list[Change] = []
+    seen: set[str] = set()
+    try:
+        for change in apsw.Changeset.iter(bytes(changeset)):
+            if change.name != TABLE or change.column_count != len(COLUMNS) or tuple(change.pk_columns) != (0,):
+                raise InvalidArgumentError(
+                    f"a session diff changes only table {TABLE!r} with columns {COLUMNS}, got {change.name!r}"
+                )
+            op = change.op
+            old = _row(change.old, "old") if op in ("UPDATE", "DELETE") else None
+            new = _row(change.new, "new") if op in ("UPDATE", "INSERT") else None
+            doc_id = (change.old if op == "DELETE" or op == "UPDATE" else change.new)[0]
+            if not isinstance(doc_id, str) or not doc_id:
+                raise InvalidArgumentError(f"a document id in the diff is not a non-empty string: {doc_id!r}")
+            if doc_id in seen:
+                raise InvalidArgumentError(f"document {doc_id!r} appears twice in one diff", id=doc_id)
+            seen.add(doc_id)
+            out.append(Change(id=doc_id, old=old, new=new))
+    except apsw.Error as exc:
+        raise InvalidArgumentError(f"the push body is not a valid SQLite changeset: {exc}") from exc
+    return out
+
+
+def _row(values: Sequence[object] | None, which: str) -> Row:
+    if values is None or any(v is apsw.no_change for v in values[1:]):
+        raise InvalidArgumentError(f"every change of a session diff carries full {which} rows")
+    _, text, metadata, payload, embedding = values
+    if not isinstance(text, str) or not isinstance(metadata, str) or not isinstance(embedding, bytes):
+        raise InvalidArgumentError("a diff row needs text and metadata as text and the embedding as a blob")
+    if payload is not None and not isinstance(payload, str):
+        raise InvalidArgumentError("a diff row's payload is text or NULL")
+    if len(embedding) == 0 or len(embedding) % 4:
+        raise InvalidArgumentError("a diff row's embedding is not a float32 vector")
+    return (text, metadata, payload, embedding)
+
+
+def row_of(doc: DocumentInfo) -> Row:
+    """The stored form of a document that carries its embedding."""
+    assert doc.embedding is not None
+    return (
+        doc.text,
+        metadata_json(doc.metadata),
+        doc.payload,
+        np.asarray(doc.embedding, dtype="<f4").tobytes(),
+    )
+
+
+def metadata_json(metadata: object) -> str:
+    """Metadata as stored in index and session files alike (sorted keys, UTF-8)."""
+    return json.dumps(metadata or {}, ensure_ascii=False, sort_keys=True)
+
+
+def same_row(a: Row | None, b: Row | None) -> bool:
+    """Same document content. Embeddings compare within float32 rounding: the service
+    re-normalises pushed vectors, which may move their last bits."""
+    if a is None or b is None:
+        return a is None and b is None
+    if a[0] != b[0] or a[2] != b[2] or json.loads(a[1]) != json.loads(b[1]) or len(a[3]) != len(b[3]):
+        return False
+    return bool(np.allclose(np.frombuffer(a[3], dtype="<f4"), np.frombuffer(b[3], dtype="<f4"), atol=1e-6))
+
+
+def count_overwritten(changes: Sequence[Change], base: dict[str, Row]) -> int:
+    """Changes whose row in ``base`` (the version the diff was applied onto) was neither
+    what the session had seen nor what it wrote: another writer's change, replaced."""
+    return sum(
+        1
+        for change in changes
+        if not same_row(base.get(change.id), change.old) and not same_row(base.get(change.id), change.new)
+    )
+
+
+__all__ = [
+    "COLUMNS",
+    "Change",
+    "Row",
+    "TABLE",
+    "combine",
+    "count_overwritten",
+    "decode",
+    "metadata_json",
+    "record",
+    "row_of",
+    "same_row",
+    "with_full_rows",
+]

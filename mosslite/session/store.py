@@ -1,0 +1,339 @@
+"""The session database: one SQLite file in WAL mode (``schemas/session.sql``).
+
+Invariants (issue #5):
+- A write is durable when it returns: the documents, and the changeset that
+  records them (SQLite's session extension, ``apsw.Session``), are committed
+  in one transaction, so after a crash the file holds exactly the writes that
+  had returned and knows which of them are not pushed yet.
+- Writes made to mirror the service (hydration) are not recorded, so they
+  are never pushed back.
+- ``synchronous = NORMAL`` in WAL mode: a commit survives the process dying
+  (SIGKILL, a crash) at no fsync cost; only a power cut may lose the last
+  commits. That is what keeps a one-document add near a millisecond; pass
+  ``power_safe=True`` for ``synchronous = FULL`` (one fsync per commit).
+- One connection, used under a lock: a session belongs to one process (the
+  caller holds the file's lock, see ``mosslite.session``).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import apsw
+
+from .._db import Tracer, connect, read_schema, translating_sqlite_errors, use_wal
+from ..errors import ConflictError
+from .changes import Row, combine, decode, record, same_row, with_full_rows
+
+SCHEMA_FILE = "session.sql"
+
+READ_META_SQL = """
+SELECT key, value
+FROM meta
+"""
+
+WRITE_META_SQL = """
+INSERT INTO meta (key, value)
+VALUES (:key, :value)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value
+"""
+
+EXISTING_SQL = """
+SELECT id, text, embedding
+FROM docs
+WHERE id IN (SELECT value FROM json_each(:ids))
+"""
+
+UPSERT_SQL = """
+INSERT INTO docs (id, text, metadata, payload, embedding)
+VALUES (:id, :text, :metadata, :payload, :embedding)
+ON CONFLICT (id) DO UPDATE SET
+    text = excluded.text,
+    metadata = excluded.metadata,
+    payload = excluded.payload,
+    embedding = excluded.embedding
+RETURNING rowid
+"""
+
+DELETE_SQL = """
+DELETE FROM docs
+WHERE id = :id
+RETURNING rowid
+"""
+
+ADD_PENDING_SQL = """
+INSERT INTO pending_changes (changeset)
+VALUES (:changeset)
+"""
+
+PENDING_SQL = """
+SELECT seq, changeset
+FROM pending_changes
+ORDER BY seq
+"""
+
+COUNT_PENDING_SQL = """
+SELECT count(*)
+FROM pending_changes
+"""
+
+CLEAR_PENDING_SQL = """
+DELETE FROM pending_changes
+WHERE seq <= :upto_seq
+"""
+
+OUTGOING_SQL = """
+SELECT diff_id, upto_seq, changeset
+FROM outgoing
+"""
+
+SET_OUTGOING_SQL = """
+INSERT INTO outgoing (diff_id, upto_seq, changeset)
+VALUES (:diff_id, :upto_seq, :changeset)
+"""
+
+CLEAR_OUTGOING_SQL = """
+DELETE FROM outgoing
+WHERE diff_id = :diff_id
+"""
+
+HYDRATE_SQL = """
+SELECT rowid, id, metadata, embedding
+FROM docs
+ORDER BY rowid
+"""
+
+ALL_ROWS_SQL = """
+SELECT id, text, metadata, payload, embedding
+FROM docs
+ORDER BY rowid
+"""
+
+ROWS_BY_ID_SQL = """
+SELECT id, text, metadata, payload, embedding
+FROM docs
+WHERE id IN (SELECT value FROM json_each(:ids))
+"""
+
+ROWS_BY_ROWID_SQL = """
+SELECT rowid, id, text, metadata, payload
+FROM docs
+WHERE rowid IN (SELECT value FROM json_each(:rowids))
+"""
+
+KEYWORD_SQL = """
+SELECT rowid, -bm25(docs_fts) AS score
+FROM docs_fts
+WHERE docs_fts MATCH :match
+ORDER BY rank
+LIMIT :limit
+"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outgoing:
+    """A diff on its way to the service: resent as is until confirmed."""
+
+    diff_id: str
+    upto_seq: int
+    changeset: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Written:
+    """What a write did: (id, rowid) of rows now present, (id, rowid) of rows removed."""
+
+    stored: list[tuple[str, int]]
+    removed: list[tuple[str, int]]
+    added: int
+    updated: int
+
+
+class SessionStore:
+    def __init__(self, path: Path, *, tracer: Tracer | None = None, power_safe: bool = False) -> None:
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        with translating_sqlite_errors(self.path, "session database"):
+            self._conn = connect(self.path, tracer=tracer)
+            use_wal(self._conn)
+            if power_safe:
+                self._conn.execute("PRAGMA synchronous = FULL")
+            self._conn.execute(read_schema(SCHEMA_FILE))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _txn(self) -> Iterator[apsw.Connection]:
+        with self._lock, translating_sqlite_errors(self.path, "session database"):
+            with self._conn:
+                yield self._conn
+
+    # -- meta -------------------------------------------------------------------
+
+    def meta(self) -> dict[str, str]:
+        with self._lock:
+            return dict(self._conn.execute(READ_META_SQL).fetchall())
+
+    def set_meta(self, **values: object) -> None:
+        with self._txn() as conn:
+            conn.executemany(WRITE_META_SQL, [{"key": k, "value": str(v)} for k, v in values.items()])
+
+    # -- recorded writes ----------------------------------------------------------
+
+    def existing(self, ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
+        """id -> (text, embedding) of the ids already present."""
+        with self._lock:
+            rows = self._conn.execute(EXISTING_SQL, {"ids": json.dumps(list(ids))}).fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def upsert(self, rows: Sequence[tuple[str, Row]], *, upsert: bool, meta: dict[str, object] | None = None) -> Written:
+        """Write ``rows`` (id, row) and their changeset in one transaction. With
+        ``upsert=False`` an existing id is a ConflictError and nothing is written."""
+        with self._txn() as conn:
+            ids = [doc_id for doc_id, _ in rows]
+            present = {r[0] for r in conn.execute(EXISTING_SQL, {"ids": json.dumps(ids)})}
+            if present and not upsert:
+                raise ConflictError(
+                    f"{len(present)} document id(s) already exist in this session, e.g. {sorted(present)[:5]}",
+                    hint="pass MutationOptions(upsert=True) to replace them",
+                )
+            recorder = record(conn)
+            try:
+                stored = []
+                for doc_id, (text, metadata, payload, embedding) in rows:
+                    params = {"id": doc_id, "text": text, "metadata": metadata, "payload": payload, "embedding": embedding}
+                    stored.append((doc_id, conn.execute(UPSERT_SQL, params).fetchone()[0]))
+                self._keep_changes(conn, recorder)
+            finally:
+                recorder.close()
+            if meta:
+                conn.executemany(WRITE_META_SQL, [{"key": k, "value": str(v)} for k, v in meta.items()])
+        return Written(stored=stored, removed=[], added=len(rows) - len(present), updated=len(present))
+
+    def delete(self, ids: Sequence[str]) -> Written:
+        with self._txn() as conn:
+            recorder = record(conn)
+            try:
+                removed = []
+                for doc_id in dict.fromkeys(ids):
+                    row = conn.execute(DELETE_SQL, {"id": doc_id}).fetchone()
+                    if row is not None:
+                        removed.append((doc_id, row[0]))
+                self._keep_changes(conn, recorder)
+            finally:
+                recorder.close()
+        return Written(stored=[], removed=removed, added=0, updated=0)
+
+    @staticmethod
+    def _keep_changes(conn: apsw.Connection, recorder: apsw.Session) -> None:
+        if not recorder.is_empty:
+            changeset = recorder.changeset()
+            if changeset:
+                conn.execute(ADD_PENDING_SQL, {"changeset": changeset})
+
+    # -- pushing ------------------------------------------------------------------
+
+    def pending_count(self) -> int:
+        with self._lock:
+            return self._conn.execute(COUNT_PENDING_SQL).fetchone()[0]
+
+    def outgoing(self) -> Outgoing | None:
+        """The diff in flight, else a new one made of every pending change (None if
+        nothing changed since the last push). Stored before it is sent."""
+        with self._txn() as conn:
+            row = conn.execute(OUTGOING_SQL).fetchone()
+            if row is not None:
+                return Outgoing(diff_id=row[0], upto_seq=row[1], changeset=row[2])
+            pending = conn.execute(PENDING_SQL).fetchall()
+            if not pending:
+                return None
+            upto_seq = pending[-1][0]
+            changeset = with_full_rows(conn, combine(blob for _, blob in pending))
+            if not changeset:  # everything cancelled out (added, then deleted)
+                conn.execute(CLEAR_PENDING_SQL, {"upto_seq": upto_seq})
+                return None
+            outgoing = Outgoing(diff_id=new_diff_id(), upto_seq=upto_seq, changeset=changeset)
+            conn.execute(
+                SET_OUTGOING_SQL,
+                {"diff_id": outgoing.diff_id, "upto_seq": upto_seq, "changeset": changeset},
+            )
+            return outgoing
+
+    def pushed(self, outgoing: Outgoing, version: int | None) -> None:
+        """The service applied ``outgoing`` as ``version``: forget it and the changes it
+        covered, at once. The session now mirrors ``version`` only if that came right
+        after the one it mirrored; otherwise another agent published in between, and
+        ``base_version`` stays put so the next open (or load) merges their changes."""
+        with self._txn() as conn:
+            conn.execute(CLEAR_PENDING_SQL, {"upto_seq": outgoing.upto_seq})
+            conn.execute(CLEAR_OUTGOING_SQL, {"diff_id": outgoing.diff_id})
+            base = int(dict(conn.execute(READ_META_SQL).fetchall()).get("base_version") or 0)
+            if version is not None and version == base + 1:
+                conn.execute(WRITE_META_SQL, {"key": "base_version", "value": str(version)})
+
+    def local_changes(self) -> dict[str, Row | None]:
+        """id -> the session's row (None: deleted here) for every change not yet pushed."""
+        with self._lock:
+            blobs = [blob for _, blob in self._conn.execute(PENDING_SQL)]
+            if not blobs:
+                return {}
+            combined = with_full_rows(self._conn, combine(blobs))
+            changes = decode(combined) if combined else []
+        return {c.id: c.new for c in changes}
+
+    # -- mirroring the service ------------------------------------------------------
+
+    def merge_base(self, base: dict[str, Row], version: int) -> tuple[int, int]:
+        """Make the documents the service's ``base`` version, overlaid with the changes
+        not pushed yet (the session's own writes win locally; the push decides on the
+        service). Not recorded: none of this is pushed back. Returns (written, removed)."""
+        local = self.local_changes()
+        with self._txn() as conn:
+            current = {r[0]: (r[1], r[2], r[3], r[4]) for r in conn.execute(ALL_ROWS_SQL)}
+            written = removed = 0
+            for doc_id, row in base.items():
+                if doc_id in local or same_row(current.get(doc_id), row):
+                    continue
+                text, metadata, payload, embedding = row
+                params = {"id": doc_id, "text": text, "metadata": metadata, "payload": payload, "embedding": embedding}
+                conn.execute(UPSERT_SQL, params).fetchall()
+                written += 1
+            for doc_id in current:
+                if doc_id not in base and doc_id not in local:
+                    conn.execute(DELETE_SQL, {"id": doc_id}).fetchall()
+                    removed += 1
+            conn.execute(WRITE_META_SQL, {"key": "base_version", "value": str(version)})
+        return written, removed
+
+    # -- reads ----------------------------------------------------------------------
+
+    def hydrate_rows(self) -> list[tuple[int, str, str, bytes]]:
+        with self._lock:
+            return self._conn.execute(HYDRATE_SQL).fetchall()
+
+    def rows_by_id(self, ids: Sequence[str] | None) -> list[tuple[str, str, str, str | None, bytes]]:
+        with self._lock:
+            if ids is None:
+                return self._conn.execute(ALL_ROWS_SQL).fetchall()
+            return self._conn.execute(ROWS_BY_ID_SQL, {"ids": json.dumps(list(ids))}).fetchall()
+
+    def rows_by_rowid(self, rowids: Sequence[int]) -> dict[int, tuple[int, str, str, str, str | None]]:
+        with self._lock:
+            rows = self._conn.execute(ROWS_BY_ROWID_SQL, {"rowids": json.dumps(list(rowids))}).fetchall()
+        return {r[0]: r for r in rows}
+
+    def keyword(self, match: str, limit: int) -> list[tuple[int, float]]:
+        with self._lock:
+            return self._conn.execute(KEYWORD_SQL, {"match": match, "limit": limit}).fetchall()
+
+
+def new_diff_id() -> str:
+    return "diff_" + secrets.token_hex(12)

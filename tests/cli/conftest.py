@@ -1,0 +1,48 @@
+"""Drive ``mosslite`` as a user would: a subprocess per command, real files, a real
+embedded store under a temporary MOSSLITE_HOME, and a real ``mosslite serve``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mosslite_cli_helpers import CLI, FAQ, MODEL, Server, base_env, read_line  # noqa: E402
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> CLI:
+    """Embedded store, credentials in the environment."""
+    env = base_env(tmp_path / "home")
+    env.update(MOSS_PROJECT_ID="proj", MOSS_PROJECT_KEY="key-1")
+    return CLI(tmp_path, env)
+
+
+@pytest.fixture
+def faq_file(tmp_path: Path) -> Path:
+    path = tmp_path / "faq.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in FAQ))
+    return path
+
+
+@pytest.fixture
+def faq_index(cli: CLI, faq_file: Path) -> str:
+    cli.ok("index", "create", "faq", "-f", str(faq_file), "--model", MODEL, "--wait")
+    return "faq"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real ``mosslite serve`` on a free loopback port (--port 0)."""
+    root = tmp_path_factory.mktemp("cli-server")
+    cli = CLI(root, base_env(root / "home"))
+    process = cli.popen("serve", "--data", str(root / "srv"), "--host", "127.0.0.1", "--port", "0")
+    line = read_line(process.stdout)
+    assert line.startswith("mosslite serving http://"), line + process.stderr.read()
+    yield Server(url=line.split()[2], data=root / "srv", process=process)
+    process.terminate()
+    process.wait(30)

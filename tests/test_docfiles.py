@@ -1,0 +1,75 @@
+"""read_docs / parse_docs: JSON, JSON Lines and CSV files to DocumentInfo."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+from mosslite import DocumentInfo, read_docs
+from mosslite.docfiles import detect_format, parse_docs
+from mosslite.errors import InvalidArgumentError, InvalidDocumentError
+
+DOCS = [
+    DocumentInfo(id="a", text="first", metadata={"k": "v"}),
+    DocumentInfo(id="b", text="second, with \"quotes\"", payload="p"),
+]
+
+
+def test_json_array_and_jsonl(tmp_path: Path) -> None:
+    items = [{"id": "a", "text": "first", "metadata": {"k": "v"}}, {"id": "b", "text": 'second, with "quotes"', "payload": "p"}]
+    (tmp_path / "d.json").write_text(json.dumps(items))
+    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(i) for i in items) + "\n\n")
+    assert read_docs(tmp_path / "d.json") == DOCS
+    assert read_docs(tmp_path / "d.jsonl") == DOCS
+    assert parse_docs(json.dumps(items)) == DOCS  # detected by content
+    assert parse_docs(json.dumps(items[0])) == DOCS[:1]  # one object: JSON Lines
+
+
+def test_csv_with_metadata_payload_and_extra_columns(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text('id,text,metadata,payload,colour\na,first,"{""k"": ""v""}",,\nb,"second, with ""quotes""",,p,red\n')
+    assert read_docs(path) == [DOCS[0], DocumentInfo(id="b", text='second, with "quotes"', payload="p", metadata={"colour": "red"})]
+
+
+def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO('[{"id": "a", "text": "first", "metadata": {"k": "v"}}]'))
+    assert read_docs("-") == DOCS[:1]
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("x.json", '[{"id": "a",', "x.json: line 1: malformed JSON"),
+        ("x.json", '{"id": "a", "text": "t"}', "expected a JSON array"),
+        ("x.jsonl", '{"id": "a", "text": "t"}\n{nope}\n', "x.jsonl: line 2: malformed JSON"),
+        ("x.jsonl", '{"id": "a", "text": "t", "colour": "red"}\n', "line 1: unknown field"),
+        ("x.jsonl", '{"id": "a", "text": "t", "metadata": {"n": 1}}\n', "metadata values must be strings"),
+        ("x.csv", "name,body\nx,y\n", "id and text columns"),
+        ("x.csv", 'id,text,metadata\na,t,{oops\n', "line 2: metadata is not JSON"),
+        ("x.csv", "id,text\na,t,extra\n", "more values than header columns"),
+    ],
+)
+def test_malformed_files_name_file_and_line(tmp_path: Path, name: str, content: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(InvalidDocumentError) as caught:
+        read_docs(path)
+    assert message in str(caught.value)
+
+
+def test_missing_file_is_an_os_error_and_binary_is_invalid(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError):
+        read_docs(tmp_path / "missing.json")
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(InvalidDocumentError, match="not UTF-8"):
+        read_docs(tmp_path / "bin.json")
+    with pytest.raises(InvalidArgumentError, match="unknown document format"):
+        parse_docs("[]", "xml")
+
+
+def test_detect_format() -> None:
+    assert detect_format("", "a.NDJSON") == "jsonl"
+    assert (detect_format(" [", "x"), detect_format("{", "x"), detect_format("id,text", "x")) == ("json", "jsonl", "csv")
