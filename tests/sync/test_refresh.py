@@ -292,5 +292,5 @@ def test_in_flight_query_finishes_on_the_old_version(tmp_path: Path) -> None:
             assert client.query("faq", "marker").docs[0].metadata["v"] == "2"  # new queries: new version
             assert old_reader.query("marker").docs[0].metadata["v"] == "1"  # in flight: old version
             assert not old_reader.closed and old_reader.path.exists()
-        assert old_reader.closed and not old_reader.path.exists()  # drained, closed, deleted
+        wait_for(lambda: old_reader.closed and not old_reader.path.exists())  # drained, closed, deleted (off-thread)
     close_embedded_services()
