@@ -20,9 +20,8 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +93,59 @@ def match_expression(text: str) -> str | None:
     return " OR ".join('"' + w.replace('"', '""') + '"' for w in kept)
 
 
-@dataclass(frozen=True)
-class _Hit:
-    position: int
-    score: float
+def keyword_hits(
+    text: str,
+    want: int,
+    mask: np.ndarray | None,
+    fetch: Callable[[str, int], list[tuple[int, float]]],
+    positions_of: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """BM25 hits as (positions, scores >= 0), best first, restricted to ``mask``.
+
+    ``fetch(match, limit)`` runs KEYWORD_SQL on the caller's database (an index
+    file or a session); ``positions_of`` maps rowids to matrix rows (-1: unknown).
+    A filter may reject most hits, so the net widens until enough pass or none remain.
+    """
+    empty = (np.empty(0, dtype=np.intp), np.empty(0))
+    match = match_expression(text)
+    if match is None:
+        return empty
+    limit = want
+    while True:
+        rows = fetch(match, limit)
+        if not rows:
+            return empty
+        rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        scores = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+        positions = positions_of(rowids)
+        known = positions >= 0
+        positions, scores = positions[known], scores[known]
+        if mask is not None:
+            keep = mask[positions]
+            positions, scores = positions[keep], scores[keep]
+        if mask is None or len(positions) >= want or len(rows) < limit:
+            return positions[:want], scores[:want]
+        limit *= 8
+
+
+def result_docs(
+    rows: dict[int, tuple], rowids: list[int], scores: np.ndarray, index_name: str
+) -> list[QueryResultDocumentInfo]:
+    """Ranked results from rows of ROWS_BY_ROWID_SQL (rowid, id, text, metadata, payload)."""
+    out = []
+    for rowid, score in zip(rowids, scores):
+        _, doc_id, text, metadata, payload = rows[rowid]
+        out.append(
+            QueryResultDocumentInfo(
+                id=doc_id,
+                text=text,
+                metadata=json.loads(metadata),
+                score=float(score),
+                payload=payload,
+                index_name=index_name,
+            )
+        )
+    return out
 
 
 class IndexReader:
@@ -243,47 +291,19 @@ class IndexReader:
         )
 
     def _keyword(self, text: str, want: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """BM25 hits as (positions, scores >= 0), best first, restricted to ``mask``."""
-        match = match_expression(text)
-        if match is None:
-            return np.empty(0, dtype=np.intp), np.empty(0)
-        limit = want
-        while True:
+        def fetch(match: str, limit: int) -> list[tuple[int, float]]:
             with self._conn() as conn:
-                rows = conn.execute(KEYWORD_SQL, {"match": match, "limit": limit}).fetchall()
-            if not rows:
-                return np.empty(0, dtype=np.intp), np.empty(0)
-            rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            scores = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
-            positions = np.searchsorted(self._rowids, rowids)
-            if mask is not None:
-                keep = mask[positions]
-                positions, scores = positions[keep], scores[keep]
-            # A filter may reject most hits: widen the net until enough pass or none remain.
-            if mask is None or len(positions) >= want or len(rows) < limit:
-                return positions[:want], scores[:want]
-            limit *= 8
+                return conn.execute(KEYWORD_SQL, {"match": match, "limit": limit}).fetchall()
+
+        return keyword_hits(text, want, mask, fetch, lambda rowids: np.searchsorted(self._rowids, rowids))
 
     def _result_docs(self, positions: np.ndarray, scores: np.ndarray) -> list[QueryResultDocumentInfo]:
-        if len(positions) == 0:
-            return []
         rowids = [int(self._rowids[p]) for p in positions]
+        if not rowids:
+            return []
         with self._conn() as conn:
             rows = {r[0]: r for r in conn.execute(ROWS_BY_ROWID_SQL, {"rowids": json.dumps(rowids)})}
-        out = []
-        for rowid, score in zip(rowids, scores):
-            _, doc_id, text, metadata, payload = rows[rowid]
-            out.append(
-                QueryResultDocumentInfo(
-                    id=doc_id,
-                    text=text,
-                    metadata=json.loads(metadata),
-                    score=float(score),
-                    payload=payload,
-                    index_name=self.index_name,
-                )
-            )
-        return out
+        return result_docs(rows, rowids, scores, self.index_name)
 
     # -- documents -----------------------------------------------------------
 

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._fs import remove_stale_temps, sha256_file
+from .._fs import remove_stale_temps
 from ..embeddings import Embedder, get_embedder
 from ..errors import (
     ConflictError,

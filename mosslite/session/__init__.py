@@ -41,7 +41,7 @@ from ..index.builder import check_batch, check_ids, vector_blob
 from ..index.filters import DictColumns, compile_filter
 from ..index.format import read_meta
 from ..index.fusion import CANDIDATES, fuse, top_positions
-from ..index.reader import match_expression
+from ..index.reader import keyword_hits, result_docs
 from ..sync.hydration import finish_download
 from ..types import (
     DEFAULT_MODEL_ID,
@@ -394,45 +394,19 @@ class Session:
         return self._embedder.embed_query(text)
 
     def _keyword(self, text: str, want: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """BM25 hits as (positions, scores), best first, restricted to ``mask`` (as IndexReader)."""
-        match = match_expression(text)
-        if match is None:
-            return np.empty(0, dtype=np.intp), np.empty(0)
-        limit = want
-        while True:
-            rows = self._store.keyword(match, limit)
-            rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-            scores = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
-            positions = self._rowid_lut[np.minimum(rowids, len(self._rowid_lut) - 1)]
-            positions[rowids >= len(self._rowid_lut)] = -1
-            known = positions >= 0
-            positions, scores = positions[known], scores[known]
-            if mask is not None:
-                keep = mask[positions]
-                positions, scores = positions[keep], scores[keep]
-            if mask is None or len(positions) >= want or len(rows) < limit:
-                return positions[:want], scores[:want]
-            limit *= 8
+        return keyword_hits(text, want, mask, self._store.keyword, self._positions_of)
+
+    def _positions_of(self, rowids: np.ndarray) -> np.ndarray:
+        """Matrix rows of session rowids; -1 for rows written after the matrix was read."""
+        positions = self._rowid_lut[np.minimum(rowids, len(self._rowid_lut) - 1)]
+        positions[rowids >= len(self._rowid_lut)] = -1
+        return positions
 
     def _result_docs(self, positions: np.ndarray, scores: np.ndarray) -> list[QueryResultDocumentInfo]:
-        if len(positions) == 0:
-            return []
         rowids = [int(self._rowids[p]) for p in positions]
-        rows = self._store.rows_by_rowid(rowids)
-        out = []
-        for rowid, score in zip(rowids, scores):
-            _, doc_id, text, metadata, payload = rows[rowid]
-            out.append(
-                QueryResultDocumentInfo(
-                    id=doc_id,
-                    text=text,
-                    metadata=json.loads(metadata),
-                    score=float(score),
-                    payload=payload,
-                    index_name=self._name,
-                )
-            )
-        return out
+        if not rowids:
+            return []
+        return result_docs(self._store.rows_by_rowid(rowids), rowids, scores, self._name)
 
     # -- push and pull --------------------------------------------------------------
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from mosslite import DocumentInfo, SyncMossClient
 from mosslite._fs import sha256_file
 from mosslite.sync.hydration import cached_versions
 
-from ..client.conftest import PLUGINS, Server, free_port
+from ..client.conftest import Server, free_port
 from .test_refresh import publish
 
 CHILD = textwrap.dedent(

@@ -25,7 +25,7 @@ from mosslite.errors import (
 from mosslite.sync.clock import ManualClock
 from mosslite.sync.hydration import cached_versions
 
-from ..client.conftest import Server, free_port
+from ..client.conftest import Server
 
 MODEL = "hashed-ngrams-256"
 
