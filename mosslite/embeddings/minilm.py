@@ -31,8 +31,7 @@ import importlib.util
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -281,51 +280,11 @@ def load_tokenizer(folder: Path) -> Tokenizer:
 
 # --------------------------------------------------------------------------- forward pass
 #
-# BLAS already spreads each matmul over every core, but numpy's element-wise
-# work (softmax, GELU, LayerNorm) runs on one; for document batches that is
-# about half the time. So large element-wise steps are split by rows over a
-# small thread pool (numpy releases the GIL inside ufuncs). Matmuls always stay
-# on the calling thread: OpenBLAS called from two threads at once is many
-# times slower than called from one.
-
-_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
-#: Below this many elements a thread hand-off costs more than it saves
-#: (a 20-token query never crosses it).
-PARALLEL_MIN_ELEMENTS = 1 << 17
-_pool: ThreadPoolExecutor | None = None
-_pool_lock = threading.Lock()
-
-
-def _forget_pool() -> None:
-    """A forked child inherits the pool object but not its threads; start afresh."""
-    global _pool, _pool_lock
-    _pool, _pool_lock = None, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-def _thread_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_WORKERS - 1, thread_name_prefix="mosslite-minilm")
-        return _pool
-
-
-def _by_rows(work: Callable[[slice], None], rows: int, row_width: int) -> None:
-    """Run ``work`` over row slices that together cover ``range(rows)``, in parallel when big."""
-    parts = min(_WORKERS, rows, (rows * row_width) // (PARALLEL_MIN_ELEMENTS // 2))
-    if parts <= 1:
-        work(slice(0, rows))
-        return
-    bounds = np.linspace(0, rows, parts + 1).astype(int)
-    slices = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
-    futures = [_thread_pool().submit(work, part) for part in slices[1:]]
-    work(slices[0])  # the caller does a share instead of idling
-    for future in futures:
-        future.result()
+# Tried and dropped: splitting the element-wise steps (softmax, GELU,
+# LayerNorm) over a thread pool. numpy does release the GIL inside ufuncs, but
+# these steps are many short ufunc calls, and on 2 cores the GIL hand-offs ate
+# the gain (measured slower, and much slower when other processes compete).
+# BLAS already uses every core for the matmuls, which are most of the time.
 
 
 def _layer_norm_(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
@@ -342,15 +301,10 @@ def _layer_norm_(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarr
 
 
 def _add_layer_norm_(x: np.ndarray, bias: np.ndarray, residual: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> None:
-    """``x = LayerNorm(x + bias + residual)`` in place (x is the residual stream), split over rows."""
-
-    def work(rows: slice) -> None:
-        part = x[rows]
-        part += bias
-        part += residual[rows]
-        _layer_norm_(part, gamma, beta)
-
-    _by_rows(work, x.shape[0], x.shape[1])
+    """``x = LayerNorm(x + bias + residual)`` in place: x is the residual stream."""
+    x += bias
+    x += residual
+    _layer_norm_(x, gamma, beta)
 
 
 # erf by Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, below float32 noise): numpy
@@ -383,15 +337,6 @@ def _gelu_(h: np.ndarray) -> np.ndarray:
     return h
 
 
-def _bias_gelu_(h: np.ndarray, bias: np.ndarray) -> None:
-    def work(rows: slice) -> None:
-        part = h[rows]
-        part += bias
-        _gelu_(part)
-
-    _by_rows(work, h.shape[0], h.shape[1])
-
-
 def _runs(lengths: Sequence[int]) -> Iterator[tuple[int, int, int]]:
     """(first row, sequence count, length) for each group of equal-length neighbours.
 
@@ -411,22 +356,14 @@ def _runs(lengths: Sequence[int]) -> Iterator[tuple[int, int, int]]:
 
 
 def _softmax_numerators_(scores: np.ndarray) -> np.ndarray:
-    """``exp(s - max)`` in place over the last axis; returns the row sums.
+    """``exp(s - max)`` in place over the last axis; returns the sums.
 
     Dividing by the sums is left for after ``P @ V``, where it touches
     L x 32 values instead of L x L.
     """
-    flat = scores.reshape(-1, scores.shape[-1])
-    sums = np.empty((flat.shape[0], 1), dtype=np.float32)
-
-    def work(rows: slice) -> None:
-        part = flat[rows]
-        part -= part.max(axis=-1, keepdims=True)
-        np.exp(part, out=part)
-        np.sum(part, axis=-1, keepdims=True, out=sums[rows])
-
-    _by_rows(work, flat.shape[0], flat.shape[1])
-    return sums.reshape(*scores.shape[:-1], 1)
+    scores -= scores.max(axis=-1, keepdims=True)
+    np.exp(scores, out=scores)
+    return scores.sum(axis=-1, keepdims=True)
 
 
 def _attention(qkv: np.ndarray, lengths: Sequence[int], out: np.ndarray) -> None:
@@ -455,7 +392,8 @@ def _feed_forward_(x: np.ndarray, layer: _Layer) -> np.ndarray:
         h = hidden[: rows.shape[0]]
         d = down[: rows.shape[0]]
         np.matmul(rows, layer.w_up, out=h)
-        _bias_gelu_(h, layer.b_up)
+        h += layer.b_up
+        _gelu_(h)
         np.matmul(h, layer.w_down, out=d)
         _add_layer_norm_(rows, layer.b_down, d, layer.ln2_g, layer.ln2_b)
     return x
