@@ -24,8 +24,9 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
-	$(PY) benchmarks/query_latency.py
-	$(PY) benchmarks/quality.py
+	for script in query_latency quality build hydrate hot_swap sessions; do \
+		$(PY) benchmarks/$$script.py || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
