@@ -29,6 +29,11 @@ Queries
 
 What each row measures (milliseconds per call, >= 300 calls, after warm-up)
 ---------------------------------------------------------------------------
+The retrieval-alone rows and the baselines are measured round-robin (query i of
+every mode, then query i + 1), so load from other processes hits them alike and
+the "vs numpy" ratios stay meaningful on a shared machine; the load average is
+printed before and after.
+
 - numpy brute force: ``M @ q`` over the reader's own hydrated matrix, then
   ``argpartition`` + sort of the top 5. No Python objects, no texts fetched:
   the floor for exact vector search in this process.
@@ -44,8 +49,11 @@ What each row measures (milliseconds per call, >= 300 calls, after warm-up)
   (a transformer forward pass on one text; cache cold).
 - end-to-end hybrid: ``reader.query(text, QueryOptions(top_k=5))`` with the
   reader's embedder set to moss-minilm, cache cold: embedding + retrieval.
+- where hybrid time goes: ``M @ q`` alone, and the reader's own FTS5 SQL
+  (``bm25``, ``ORDER BY rank LIMIT 100``) for its own MATCH expression, alone.
 - hydrate: ``IndexReader(path)``: open, read meta, load every row's vector into
   the in-memory matrix (file in the OS page cache; median of 5 opens).
+  "1st filter" is the first filtered query, which also parses all metadata.
 
 Targets (PASS/MISS is informational; the script always exits 0): vector p50
 <= 1 ms at 10k and <= 1.3x numpy; hybrid p50 <= 3 ms and p99 <= 6 ms at 100k;

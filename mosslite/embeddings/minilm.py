@@ -20,8 +20,9 @@ Speed choices, each measured on a 2-core machine:
   run on all real tokens of a batch at once, attention runs per group of
   equal-length sequences, so no compute is spent on pad tokens and a text
   embeds the same alone or in a batch;
-* the feed-forward block runs in row chunks so GELU's element-wise passes stay
-  in cache.
+* the feed-forward block runs in row chunks, so its 1536-wide temporaries
+  stay a few MB whatever the batch, and GELU uses a closed-form erf (numpy
+  has none) in 19 in-place passes.
 """
 
 from __future__ import annotations
@@ -60,10 +61,10 @@ FFN = 1536
 MAX_TOKENS = 256  # sentence-transformers' max_seq_length, [CLS] and [SEP] included
 LN_EPS = 1e-12
 
-#: Texts per forward pass. Larger batches feed BLAS bigger matrices; past ~32
-#: the gain is flat and memory grows.
+#: Texts per forward pass: 32 texts of 256 tokens give BLAS 8192-row matrices
+#: (near its peak) while a batch's temporaries stay under ~100 MB.
 BATCH_SIZE = 32
-#: Rows per feed-forward chunk: 256 x 1536 float32 is 1.5 MB, cache-sized.
+#: Rows per feed-forward chunk: 256 x 1536 float32 is 1.5 MB.
 FFN_CHUNK_ROWS = 256
 #: Attention-score floats per chunk (n x heads x L x L), ~4 MB.
 ATTENTION_CHUNK_FLOATS = 1 << 20
@@ -382,7 +383,7 @@ def _attention(qkv: np.ndarray, lengths: Sequence[int], out: np.ndarray) -> None
 
 
 def _feed_forward_(x: np.ndarray, layer: _Layer) -> np.ndarray:
-    """``x = LayerNorm(x + FFN(x))`` in place, in row chunks so GELU's passes stay in cache."""
+    """``x = LayerNorm(x + FFN(x))`` in place, in row chunks to bound the temporaries."""
     # x is updated chunk by chunk; each chunk reads only its own rows, so that is safe.
     rows_per_chunk = min(FFN_CHUNK_ROWS, x.shape[0])
     hidden = np.empty((rows_per_chunk, FFN), dtype=np.float32)
@@ -400,6 +401,7 @@ def _feed_forward_(x: np.ndarray, layer: _Layer) -> np.ndarray:
 
 
 def _encoder_layer(x: np.ndarray, lengths: Sequence[int], layer: _Layer) -> np.ndarray:
+    """One post-LayerNorm BERT layer; updates ``x`` in place to save a copy per step."""
     qkv = x @ layer.w_qkv
     qkv += layer.b_qkv
     context = np.empty_like(x)

@@ -128,6 +128,17 @@ def keyword_hits(
         limit *= 8
 
 
+def stored_doc(doc_id: str, text: str, metadata: str, payload: str | None, embedding: bytes) -> DocumentInfo:
+    """A DocumentInfo from a stored row (metadata JSON, float32 little-endian blob)."""
+    return DocumentInfo(
+        id=doc_id,
+        text=text,
+        metadata=json.loads(metadata),
+        payload=payload,
+        embedding=np.frombuffer(embedding, dtype="<f4").tolist(),
+    )
+
+
 def result_docs(
     rows: dict[int, tuple], rowids: list[int], scores: np.ndarray, index_name: str
 ) -> list[QueryResultDocumentInfo]:
@@ -324,13 +335,5 @@ class IndexReader:
         for rowid, doc_id, text, metadata, payload, embedding in rows:
             if mask is not None and not mask[self._position[doc_id]]:
                 continue
-            docs.append(
-                DocumentInfo(
-                    id=doc_id,
-                    text=text,
-                    metadata=json.loads(metadata),
-                    payload=payload,
-                    embedding=np.frombuffer(embedding, dtype="<f4").tolist(),
-                )
-            )
+            docs.append(stored_doc(doc_id, text, metadata, payload, embedding))
         return docs

@@ -41,7 +41,7 @@ from ..index.builder import check_batch, check_ids, vector_blob
 from ..index.filters import DictColumns, compile_filter
 from ..index.format import read_meta
 from ..index.fusion import CANDIDATES, fuse, top_positions
-from ..index.reader import keyword_hits, result_docs
+from ..index.reader import keyword_hits, result_docs, stored_doc
 from ..sync.hydration import finish_download
 from ..types import (
     DEFAULT_MODEL_ID,
@@ -336,15 +336,7 @@ class Session:
         for doc_id, text, metadata, payload, embedding in rows:
             if mask is not None and not mask[self._pos[doc_id]]:
                 continue
-            out.append(
-                DocumentInfo(
-                    id=doc_id,
-                    text=text,
-                    metadata=json.loads(metadata),
-                    payload=payload,
-                    embedding=np.frombuffer(embedding, dtype="<f4").tolist(),
-                )
-            )
+            out.append(stored_doc(doc_id, text, metadata, payload, embedding))
         return out
 
     async def query(self, query: str, options: QueryOptions | None = None) -> SearchResult:

@@ -29,26 +29,13 @@ import apsw
 
 from .._db import Tracer, connect, read_schema, translating_sqlite_errors, use_wal
 from ..errors import ConflictError
+from ..index.builder import EXISTING_DOCS_SQL
+from ..index.format import READ_META_SQL, WRITE_META_SQL
+from ..index.reader import KEYWORD_SQL, ROWS_BY_ROWID_SQL
 from .changes import Row, combine, decode, record, same_row, with_full_rows
 
 SCHEMA_FILE = "session.sql"
 
-READ_META_SQL = """
-SELECT key, value
-FROM meta
-"""
-
-WRITE_META_SQL = """
-INSERT INTO meta (key, value)
-VALUES (:key, :value)
-ON CONFLICT (key) DO UPDATE SET value = excluded.value
-"""
-
-EXISTING_SQL = """
-SELECT id, text, embedding
-FROM docs
-WHERE id IN (SELECT value FROM json_each(:ids))
-"""
 
 UPSERT_SQL = """
 INSERT INTO docs (id, text, metadata, payload, embedding)
@@ -121,23 +108,10 @@ FROM docs
 WHERE id IN (SELECT value FROM json_each(:ids))
 """
 
-ROWS_BY_ROWID_SQL = """
-SELECT rowid, id, text, metadata, payload
-FROM docs
-WHERE rowid IN (SELECT value FROM json_each(:rowids))
-"""
 
 OPTIMIZE_FTS_SQL = """
 INSERT INTO docs_fts (docs_fts)
 VALUES ('optimize')
-"""
-
-KEYWORD_SQL = """
-SELECT rowid, -bm25(docs_fts) AS score
-FROM docs_fts
-WHERE docs_fts MATCH :match
-ORDER BY rank
-LIMIT :limit
 """
 
 
@@ -196,7 +170,7 @@ class SessionStore:
     def existing(self, ids: Sequence[str]) -> dict[str, tuple[str, bytes]]:
         """id -> (text, embedding) of the ids already present."""
         with self._lock:
-            rows = self._conn.execute(EXISTING_SQL, {"ids": json.dumps(list(ids))}).fetchall()
+            rows = self._conn.execute(EXISTING_DOCS_SQL, {"ids": json.dumps(list(ids))}).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
 
     def upsert(
@@ -206,7 +180,7 @@ class SessionStore:
         ``upsert=False`` an existing id is a ConflictError and nothing is written."""
         with self._txn() as conn:
             ids = [doc_id for doc_id, _ in rows]
-            present = {r[0] for r in conn.execute(EXISTING_SQL, {"ids": json.dumps(ids)})}
+            present = {r[0] for r in conn.execute(EXISTING_DOCS_SQL, {"ids": json.dumps(ids)})}
             if present and not upsert:
                 raise ConflictError(
                     f"{len(present)} document id(s) already exist in this session, e.g. {sorted(present)[:5]}",
