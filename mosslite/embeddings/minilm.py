@@ -23,6 +23,11 @@ Speed choices, each measured on a 2-core machine:
 * the feed-forward block runs in row chunks, so its 1536-wide temporaries
   stay a few MB whatever the batch, and GELU uses a closed-form erf (numpy
   has none) in 19 in-place passes.
+
+onnxruntime, fed a graph built from these same weights with the onnx helper
+API, measured ~1.4x faster here (query ~7 ms vs ~11 ms p50; 256-token docs
+~14.5 vs ~10/s). It is not used because it adds two dependencies; revisit if
+embedding speed becomes the bottleneck.
 """
 
 from __future__ import annotations
