@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
 
     add("keyword (FTS5 BM25)", results[0.0], f"BM25 (BEIR paper) {BM25_PUBLISHED:.3f}", KEYWORD_TARGET)
     add(f"vector ({args.model})", results[1.0], f"MiniLM (MTEB) {MINILM_PUBLISHED:.4f}" if minilm else "", None)
-    add(f"hybrid, default alpha", results[DEFAULT_ALPHA], "", HYBRID_TARGET)
+    add("hybrid, default alpha", results[DEFAULT_ALPHA], "", HYBRID_TARGET)
     for a in SWEEP:
         add("hybrid sweep", results[a], "", HYBRID_TARGET)
     print_table(
