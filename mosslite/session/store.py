@@ -29,7 +29,7 @@ import apsw
 
 from .._db import Tracer, connect, read_schema, translating_sqlite_errors, use_wal
 from ..errors import ConflictError
-from ..index.builder import EXISTING_DOCS_SQL
+from ..index.builder import EXISTING_DOCS_SQL, UPSERT_DOC_SQL
 from ..index.format import READ_META_SQL, WRITE_META_SQL
 from ..index.reader import KEYWORD_SQL, ROWS_BY_ROWID_SQL
 from .changes import Row, combine, decode, record, same_row, with_full_rows
@@ -37,16 +37,8 @@ from .changes import Row, combine, decode, record, same_row, with_full_rows
 SCHEMA_FILE = "session.sql"
 
 
-UPSERT_SQL = """
-INSERT INTO docs (id, text, metadata, payload, embedding)
-VALUES (:id, :text, :metadata, :payload, :embedding)
-ON CONFLICT (id) DO UPDATE SET
-    text = excluded.text,
-    metadata = excluded.metadata,
-    payload = excluded.payload,
-    embedding = excluded.embedding
-RETURNING rowid
-"""
+# The index's upsert, plus the rowid: the session's in-memory matrix is keyed by it.
+UPSERT_SQL = UPSERT_DOC_SQL.rstrip("\n") + "\nRETURNING rowid\n"
 
 DELETE_SQL = """
 DELETE FROM docs
