@@ -61,7 +61,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Percentiles, cache_dir, fmt_ms, machine_summary, print_table, time_each, verdict  # noqa: E402
 
 import mosslite.service.worker as worker_module  # noqa: E402
-from mosslite import DocumentInfo, SyncMossClient  # noqa: E402
+from mosslite import FORMAT_VERSION, DocumentInfo, SyncMossClient  # noqa: E402
 from mosslite._db import connect  # noqa: E402
 from mosslite._fs import fsync_file, sha256_file  # noqa: E402
 from mosslite.client.core import close_embedded_services  # noqa: E402
@@ -265,7 +265,7 @@ def measure_build(n: int, seed: int, counter: EmbedCounter, work: Path) -> dict[
 
 
 def fixture_dir(n: int, seed: int) -> Path:
-    return cache_dir() / f"build-base-g{GENERATOR_VERSION}-{MODEL}-n{n}-s{seed}"
+    return cache_dir() / f"build-base-g{GENERATOR_VERSION}-f{FORMAT_VERSION}-{MODEL}-n{n}-s{seed}"
 
 
 def ensure_fixture(n: int, seed: int) -> Path:

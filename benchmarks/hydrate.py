@@ -24,7 +24,8 @@ works on a temp copy of that folder.
 - the split comes from wrappers installed for the run (no library change):
   ``transport.manifest``, ``transport.download``, and in
   ``mosslite.sync.refresher`` / ``mosslite.sync.hydration`` the functions
-  ``sha256_prefix`` (verify: hash), ``install`` (fsync + rename + fsync dir)
+  ``sha256_file`` (verify: re-read and hash, when the transport did not hash
+  while writing), ``install`` (fsync + rename + fsync dir)
   and ``IndexReader`` (open + hydrate). "other" = total minus those (thread
   hops, cache-folder locks, removing older versions, the swap itself).
 - baseline, same process: ``IndexReader(path)`` on the service's own copy of
@@ -42,7 +43,6 @@ Target (informational; exit status 0 either way): load and refresh of the
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import shutil
 import signal
@@ -65,7 +65,7 @@ from _common import Percentiles, cache_dir, fmt_ms, machine_summary, print_table
 
 import mosslite.sync.hydration as hydration_module  # noqa: E402
 import mosslite.sync.refresher as refresher_module  # noqa: E402
-from mosslite import DocumentInfo, SyncMossClient  # noqa: E402
+from mosslite import FORMAT_VERSION, DocumentInfo, SyncMossClient  # noqa: E402
 from mosslite._db import connect  # noqa: E402
 from mosslite.client.core import close_embedded_services  # noqa: E402
 from mosslite.index.format import read_meta  # noqa: E402
@@ -148,7 +148,7 @@ def index_name(n: int) -> str:
 
 
 def fixture_root(seed: int) -> Path:
-    return cache_dir() / f"hydrate-custom-g{GENERATOR_VERSION}-s{seed}"
+    return cache_dir() / f"hydrate-custom-g{GENERATOR_VERSION}-f{FORMAT_VERSION}-s{seed}"
 
 
 def ensure_fixture(sizes: list[int], seed: int) -> Path:
@@ -300,7 +300,7 @@ class LoadProbe:
         self._restore: list[Callable[[], None]] = []
         self._wrap_async(transport, "manifest", "manifest")
         self._wrap_async(transport, "download", "download")
-        self._wrap_sync(hydration_module, "sha256_prefix", "sha256")
+        self._wrap_sync(hydration_module, "sha256_file", "sha256")
         self._wrap_sync(hydration_module, "install", "fsync+rename")
         self._wrap_sync(refresher_module, "IndexReader", "open+hydrate")
 

@@ -109,10 +109,10 @@ from _common import (  # noqa: E402
 )
 
 import mosslite  # noqa: E402
-from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder  # noqa: E402
+from mosslite import FORMAT_VERSION, DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder  # noqa: E402
 from mosslite._db import connect  # noqa: E402
 from mosslite.index.fusion import CANDIDATES  # noqa: E402
-from mosslite.index.reader import KEYWORD_SQL, match_expression  # noqa: E402
+from mosslite.index.keyword import KEYWORD_SQL, match_expression  # noqa: E402
 
 #: Bump when the generator changes, so stale cached files are not reused.
 GENERATOR_VERSION = 1
@@ -254,7 +254,7 @@ def make_corpus(n: int, seed: int) -> Corpus:
 
 
 def index_path(n: int, seed: int) -> Path:
-    return cache_dir() / f"latency-g{GENERATOR_VERSION}-n{n}-d{DIM}-s{seed}.sqlite"
+    return cache_dir() / f"latency-g{GENERATOR_VERSION}-f{FORMAT_VERSION}-n{n}-d{DIM}-s{seed}.sqlite"
 
 
 def ensure_index(corpus: Corpus, n: int, seed: int) -> tuple[Path, float | None]:

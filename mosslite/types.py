@@ -7,11 +7,12 @@ storage (issue #2: bad input never corrupts stored data).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from .errors import InvalidArgumentError, InvalidDocumentError, InvalidNameError, PayloadTooLargeError
 
@@ -126,15 +127,19 @@ class DocumentInfo:
 def _as_float_tuple(values: Any, what: str) -> tuple[float, ...]:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
         raise InvalidDocumentError(f"{what} must be a sequence of numbers")
+    # Converted and checked in numpy: a per-element Python loop cost ~60 us for a
+    # 384-dim query vector, more than the whole vector search at 10k documents.
     try:
-        out = tuple(float(v) for v in values)
+        arr = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
         raise InvalidDocumentError(f"{what} must be a sequence of numbers") from exc
-    if not out:
+    if arr.ndim != 1:
+        raise InvalidDocumentError(f"{what} must be a flat sequence of numbers")
+    if not arr.size:
         raise InvalidDocumentError(f"{what} is empty")
-    if not all(math.isfinite(v) for v in out):
+    if not np.isfinite(arr).all():
         raise InvalidDocumentError(f"{what} contains NaN or infinity")
-    return out
+    return tuple(arr.tolist())
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mosslite import Version, build_version, get_embedder
+from mosslite import FORMAT_VERSION, Version, build_version, get_embedder
 from mosslite._db import connect
 from mosslite.demo import load_sample
 
@@ -37,23 +37,23 @@ def sample_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_readme_has_the_blocks() -> None:
-    assert len(sql_blocks("Inspect an index with sqlite3")) == 3
+    assert len(sql_blocks("Inspect an index with sqlite3")) == 4
 
 
 def test_plain_sql_needs_no_extension(sample_index: Path) -> None:
     conn = connect(sample_index, readonly=True)  # vec0 deliberately not loaded
-    plain, keyword, _knn = sql_blocks("Inspect an index with sqlite3")
-    for statement in statements(plain) + statements(keyword):
+    plain, keyword, postings, _knn = sql_blocks("Inspect an index with sqlite3")
+    for statement in statements(plain) + statements(keyword) + statements(postings):
         rows = conn.execute(statement).fetchall()
         assert rows, statement
     meta = dict(conn.execute(statements(plain)[0]).fetchall())
-    assert meta["index_name"] == "sample" and meta["format_version"] == "1"
+    assert meta["index_name"] == "sample" and meta["format_version"] == str(FORMAT_VERSION)
     conn.close()
 
 
 def test_knn_after_loading_vec0(sample_index: Path) -> None:
     conn = connect(sample_index, readonly=True, vec=True)
-    (knn,) = statements(sql_blocks("Inspect an index with sqlite3")[2])
+    (knn,) = statements(sql_blocks("Inspect an index with sqlite3")[-1])
     rows = conn.execute(knn).fetchall()
     assert len(rows) == 5
     assert rows[0][0] == "faq-returns-001" and rows[0][1] == pytest.approx(0.0, abs=1e-5)

@@ -20,7 +20,9 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import hashlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -30,6 +32,7 @@ from urllib.parse import quote
 import httpx
 
 from .. import __version__, errors
+from .._fs import sha256_of
 from ..errors import ClosedError, MossliteError, NotFoundError, TimeoutError_, UnauthorizedError, UnavailableError
 from ..types import DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult, Version, validate_name
 from ..wire import docs_from_json, docs_to_json, from_dict
@@ -105,28 +108,26 @@ class HTTPTransport(Transport):
 
     async def download(
         self, name: str, version: int, dest: Path, *, offset: int = 0, progress: ByteProgress | None = None
-    ) -> None:
+    ) -> str | None:
         path = f"{_index_path(name)}/versions/{int(Version(version))}"
         headers = {"Range": f"bytes={offset}-"} if offset > 0 else {}
         async with self._stream("GET", path, headers=headers) as response:
             status = response.status_code
             if status == 200:  # the whole file, also when the server ignored our range
-                await _write(response, dest, 0, progress)
-                return
+                return await _write(response, dest, 0, progress)
             if offset > 0 and status == 206 and _range_start(response) == offset:
-                await _write(response, dest, offset, progress)
-                return
+                return await _write(response, dest, offset, progress)
             if offset > 0 and status == 416 and _range_size(response) == offset:
                 if progress:  # nothing left to fetch: the file is already whole
                     progress(offset)
-                return
+                return None
             if offset == 0 or status not in (206, 416):
                 await response.aread()
                 _raise_for_status(response)
                 raise UnavailableError(f"unexpected answer {status} to GET {response.request.url}")
         # A range the server cannot serve from our offset (the partial file is not a
         # prefix of this version): fetch the whole file again.
-        await self.download(name, version, dest, offset=0, progress=progress)
+        return await self.download(name, version, dest, offset=0, progress=progress)
 
     # -- session pushes (issue #5) ---------------------------------------------------
 
@@ -251,11 +252,16 @@ def _range_size(response: httpx.Response) -> int | None:
     return int(size) if size.isdigit() else None
 
 
-async def _write(response: httpx.Response, dest: Path, offset: int, progress: ByteProgress | None) -> None:
+async def _write(response: httpx.Response, dest: Path, offset: int, progress: ByteProgress | None) -> str:
+    """Stream the body into ``dest`` from ``offset``; returns the sha256 of all of ``dest``,
+    hashed as the bytes arrive (on loopback this overlaps the server's sending)."""
+    digest = await asyncio.to_thread(sha256_of, dest) if offset else hashlib.sha256()
     written = offset
     with open(dest, "ab" if offset else "wb") as out:
         async for chunk in response.aiter_bytes():
             out.write(chunk)
+            digest.update(chunk)
             written += len(chunk)
             if progress:
                 progress(written)
+    return digest.hexdigest()

@@ -59,10 +59,11 @@ class Transport(ABC):
     @abstractmethod
     async def download(
         self, name: str, version: int, dest: Path, *, offset: int = 0, progress: ByteProgress | None = None
-    ) -> None:
+    ) -> str | None:
         """Write the version file's bytes from ``offset`` on to ``dest`` (appending when
         offset > 0, which is how an interrupted download resumes). The caller verifies
-        the sha256; the transport only moves bytes."""
+        the sha256; to spare it a second read of the file, a transport that streams
+        the bytes returns the sha256 (hex) of the whole of ``dest``, else None."""
 
     @abstractmethod
     async def push(
@@ -132,9 +133,10 @@ class LocalTransport(Transport):
 
     async def download(
         self, name: str, version: int, dest: Path, *, offset: int = 0, progress: ByteProgress | None = None
-    ) -> None:
+    ) -> str | None:
         record = await self._call("version_record", name, version)
         await asyncio.to_thread(_copy_from_storage, self.service.storage, record.storage_key, dest, offset, progress)
+        return None  # usually a hard link: no bytes passed through to hash
 
 
     async def push(

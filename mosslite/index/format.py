@@ -16,7 +16,7 @@ from .._db import read_schema, translating_sqlite_errors
 from ..errors import CorruptIndexError, UnsupportedFormatError
 from ..types import Version
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SCHEMA_FILE = "index.sql"
 
 READ_META_SQL = """
@@ -80,6 +80,13 @@ def read_meta(conn: apsw.Connection, path: Path | str) -> IndexMeta:
                 f"{path} has index format {user_version}; this mosslite reads up to {FORMAT_VERSION}",
                 path=str(path),
                 format_version=user_version,
+            )
+        if 1 <= user_version < FORMAT_VERSION:
+            raise UnsupportedFormatError(
+                f"{path} has index format {user_version}, from before this mosslite's {FORMAT_VERSION}",
+                path=str(path),
+                format_version=user_version,
+                hint="rebuild it from its documents (format 2 added the postings BM25 is scored from)",
             )
         if user_version != FORMAT_VERSION:
             raise CorruptIndexError(f"{path} is not a mosslite index (user_version {user_version})", path=str(path))

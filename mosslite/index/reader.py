@@ -6,8 +6,9 @@ Invariants (issue #2):
   later does not affect this reader, which holds the old inode open.
 - Vectors are served from memory: the normalised embedding matrix is hydrated
   once at open, so vector search is one matrix-vector product (measured faster
-  than a vec0 KNN scan; see benchmarks/query_latency.py). Keyword search runs on
-  the file's FTS5 index (BM25); texts and metadata of hits are read by rowid.
+  than a vec0 KNN scan; see benchmarks/query_latency.py). Keyword search scores
+  FTS5's BM25 in numpy from the posting lists of the query's terms (keyword.py);
+  texts and metadata of hits are read by rowid.
 - Thread-safe: queries share only read-only numpy arrays; each SQLite access
   borrows a connection from a pool, so concurrent queries from threads (or from
   asyncio code via worker threads) never share a connection mid-statement.
@@ -17,10 +18,9 @@ from __future__ import annotations
 
 import json
 import queue
-import re
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from ..types import DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchR
 from .filters import DictColumns, Filter, compile_filter
 from .format import IndexMeta, read_meta
 from .fusion import CANDIDATES, fuse, top_positions
+from .keyword import Bm25
 
 HYDRATE_SQL = """
 SELECT rowid, id, embedding
@@ -65,68 +66,6 @@ SELECT rowid, id, text, metadata, payload, embedding
 FROM docs
 ORDER BY rowid
 """
-
-KEYWORD_SQL = """
-SELECT rowid, -bm25(docs_fts) AS score
-FROM docs_fts
-WHERE docs_fts MATCH :match
-ORDER BY rank
-LIMIT :limit
-"""
-
-_TOKEN_RE = re.compile(r"\w+", re.UNICODE)
-# Words so common that OR-ing them in only adds noise and cost to BM25.
-STOPWORDS = frozenset(
-    "a an and are as at be but by can do does for from has have how i if in is it its me my no not of on or "
-    "our so than that the their them then there these they this to was we what when where which who why "
-    "will with you your".split()
-)
-
-
-def match_expression(text: str) -> str | None:
-    """FTS5 MATCH for free text: the OR of its distinct words, each quoted so
-    user input can never be parsed as FTS5 syntax. None if nothing is left."""
-    words = list(dict.fromkeys(w.lower() for w in _TOKEN_RE.findall(text)))
-    kept = [w for w in words if w not in STOPWORDS] or words
-    if not kept:
-        return None
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in kept)
-
-
-def keyword_hits(
-    text: str,
-    want: int,
-    mask: np.ndarray | None,
-    fetch: Callable[[str, int], list[tuple[int, float]]],
-    positions_of: Callable[[np.ndarray], np.ndarray],
-) -> tuple[np.ndarray, np.ndarray]:
-    """BM25 hits as (positions, scores >= 0), best first, restricted to ``mask``.
-
-    ``fetch(match, limit)`` runs KEYWORD_SQL on the caller's database (an index
-    file or a session); ``positions_of`` maps rowids to matrix rows (-1: unknown).
-    A filter may reject most hits, so the net widens until enough pass or none remain.
-    """
-    empty = (np.empty(0, dtype=np.intp), np.empty(0))
-    match = match_expression(text)
-    if match is None:
-        return empty
-    limit = want
-    while True:
-        rows = fetch(match, limit)
-        if not rows:
-            return empty
-        rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        scores = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
-        positions = positions_of(rowids)
-        known = positions >= 0
-        positions, scores = positions[known], scores[known]
-        if mask is not None:
-            keep = mask[positions]
-            positions, scores = positions[keep], scores[keep]
-        if mask is None or len(positions) >= want or len(rows) < limit:
-            return positions[:want], scores[:want]
-        limit *= 8
-
 
 def stored_doc(doc_id: str, text: str, metadata: str, payload: str | None, embedding: bytes) -> DocumentInfo:
     """A DocumentInfo from a stored row (metadata JSON, float32 little-endian blob)."""
@@ -183,6 +122,8 @@ class IndexReader:
         blob = b"".join(r[2] for r in rows)
         self._matrix = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dim).astype(np.float32, copy=False)
         self._matrix.setflags(write=False)
+        with self._conn() as conn, translating_sqlite_errors(self.path):
+            self._bm25 = Bm25(conn, self._rowids)
 
     # -- facts ---------------------------------------------------------------
 
@@ -302,11 +243,8 @@ class IndexReader:
         )
 
     def _keyword(self, text: str, want: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        def fetch(match: str, limit: int) -> list[tuple[int, float]]:
-            with self._conn() as conn:
-                return conn.execute(KEYWORD_SQL, {"match": match, "limit": limit}).fetchall()
-
-        return keyword_hits(text, want, mask, fetch, lambda rowids: np.searchsorted(self._rowids, rowids))
+        with self._conn() as conn:
+            return self._bm25.hits(conn, text, want, mask)
 
     def _result_docs(self, positions: np.ndarray, scores: np.ndarray) -> list[QueryResultDocumentInfo]:
         rowids = [int(self._rowids[p]) for p in positions]

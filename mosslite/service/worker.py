@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .._fs import sha256_file
 from ..embeddings import Embedder
 from ..errors import IndexNotFoundError
 from ..index.builder import ProgressFn, build_version
@@ -60,7 +59,7 @@ def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> Versio
             manifest = Manifest(
                 index_name=name,
                 version=int(version),
-                sha256=sha256_file(target),
+                sha256=report.sha256,
                 size_bytes=report.size_bytes,
                 doc_count=meta.doc_count,
                 model_id=meta.model_id,

@@ -41,7 +41,8 @@ from ..index.builder import check_batch, check_ids, vector_blob
 from ..index.filters import DictColumns, compile_filter
 from ..index.format import read_meta
 from ..index.fusion import CANDIDATES, fuse, top_positions
-from ..index.reader import keyword_hits, result_docs, stored_doc
+from ..index.keyword import keyword_hits
+from ..index.reader import result_docs, stored_doc
 from ..sync.hydration import finish_download
 from ..types import (
     DEFAULT_MODEL_ID,
@@ -464,8 +465,8 @@ class Session:
         target = self.path.with_name(f"{self._name}.base{SESSION_SUFFIX}")
         part.unlink(missing_ok=True)
         try:
-            await transport.download(self._name, manifest.version, part)
-            await asyncio.to_thread(finish_download, part, target, manifest)
+            sha256 = await transport.download(self._name, manifest.version, part)
+            await asyncio.to_thread(finish_download, part, target, manifest, sha256)
             base = await asyncio.to_thread(_read_version_rows, target)
         finally:
             part.unlink(missing_ok=True)

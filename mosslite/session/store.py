@@ -31,7 +31,8 @@ from .._db import Tracer, connect, read_schema, translating_sqlite_errors, use_w
 from ..errors import ConflictError
 from ..index.builder import EXISTING_DOCS_SQL, UPSERT_DOC_SQL
 from ..index.format import READ_META_SQL, WRITE_META_SQL
-from ..index.reader import KEYWORD_SQL, ROWS_BY_ROWID_SQL
+from ..index.keyword import KEYWORD_SQL
+from ..index.reader import ROWS_BY_ROWID_SQL
 from .changes import Row, combine, decode, record, same_row, with_full_rows
 
 SCHEMA_FILE = "session.sql"

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-import hashlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from .._fs import CHUNK_BYTES, TEMP_MARKER, install
+from .._fs import TEMP_MARKER, install, sha256_file
 from ..errors import ChecksumMismatchError
 from ..types import Manifest, Version
 
@@ -74,20 +73,12 @@ async def index_dir_lock(index_dir: Path) -> AsyncIterator[None]:
         os.close(fd)
 
 
-def sha256_prefix(path: Path) -> hashlib._Hash:
-    """Hash of what a partial download already holds, so resuming continues the digest."""
-    digest = hashlib.sha256()
-    if path.exists():
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK_BYTES):
-                digest.update(chunk)
-    return digest
-
-
-def finish_download(part: Path, target: Path, manifest: Manifest) -> None:
-    """Verify then install: sha256 and size must match, or the partial file is discarded."""
+def finish_download(part: Path, target: Path, manifest: Manifest, sha256: str | None = None) -> None:
+    """Verify then install: sha256 and size must match, or the partial file is discarded.
+    ``sha256`` is the digest the transport computed while writing ``part``, if it did;
+    otherwise the file is read again to hash it."""
     size = part.stat().st_size
-    digest = sha256_prefix(part).hexdigest()
+    digest = sha256 or sha256_file(part)
     if size != manifest.size_bytes or digest != manifest.sha256:
         part.unlink(missing_ok=True)
         raise ChecksumMismatchError(

@@ -134,9 +134,9 @@ class IndexSync:
                 if offset > manifest.size_bytes:
                     part.unlink()
                     offset = 0
-                await self.transport.download(self.name, manifest.version, part, offset=offset)
+                sha256 = await self.transport.download(self.name, manifest.version, part, offset=offset)
                 try:
-                    await asyncio.to_thread(finish_download, part, target, manifest)
+                    await asyncio.to_thread(finish_download, part, target, manifest, sha256)
                     return target
                 except ChecksumMismatchError:
                     if attempt == 1 or offset == 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -55,6 +56,7 @@ def test_file_is_single_and_compact(tmp_path: Path, embedder: CountingEmbedder) 
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
     free, total = conn.execute("SELECT (SELECT freelist_count FROM pragma_freelist_count), (SELECT page_count FROM pragma_page_count)").fetchone()
     assert free / total <= 0.2
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == 8192  # schemas/index.sql: ~2 KB rows fit 4 per page
     conn.close()
 
 
@@ -154,5 +156,7 @@ def test_triggers_keep_derived_tables_in_step(tmp_path: Path, embedder: Counting
 
 
 def test_no_temp_files_after_success(tmp_path: Path, embedder: CountingEmbedder) -> None:
-    build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs())
+    report = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs())
+    # Hashed while fsync ran, from a handle opened before the rename: still the final bytes.
+    assert report.sha256 == hashlib.sha256(report.path.read_bytes()).hexdigest()
     assert [p for p in os.listdir(tmp_path) if ".tmp-" in p] == []

@@ -20,7 +20,7 @@ from mosslite.errors import (
     InvalidFilterError,
     UnsupportedFormatError,
 )
-from mosslite.index.reader import match_expression
+from mosslite.index.keyword import match_expression
 
 from ..conftest import FAQ
 

@@ -349,13 +349,13 @@ async def test_resume_by_appending_gives_the_manifest_sha(env: Env, tmp_path: Pa
     manifest = await build(env)
     transport = env.transport()
     whole = tmp_path / "whole.sqlite"
-    await transport.download("faq", 1, whole)
+    assert await transport.download("faq", 1, whole) == manifest.sha256  # hashed while streaming
     dest = tmp_path / "partial.sqlite"
     cut = manifest.size_bytes // 3
     dest.write_bytes(whole.read_bytes()[:cut])  # an interrupted download
     seen: list[int] = []
-    await transport.download("faq", 1, dest, offset=cut, progress=seen.append)
-    assert hashlib.sha256(dest.read_bytes()).hexdigest() == manifest.sha256
+    sha256 = await transport.download("faq", 1, dest, offset=cut, progress=seen.append)
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == manifest.sha256 == sha256  # the digest continued
     assert seen and seen == sorted(seen) and seen[0] > cut and seen[-1] == manifest.size_bytes
     await transport.aclose()
 
@@ -366,8 +366,8 @@ async def test_resume_of_a_whole_file_fetches_nothing(env: Env, tmp_path: Path) 
     dest = tmp_path / "v.sqlite"
     await transport.download("faq", 1, dest)
     seen: list[int] = []
-    await transport.download("faq", 1, dest, offset=manifest.size_bytes, progress=seen.append)
-    assert seen == [manifest.size_bytes]
+    sha256 = await transport.download("faq", 1, dest, offset=manifest.size_bytes, progress=seen.append)
+    assert seen == [manifest.size_bytes] and sha256 is None  # nothing streamed: the caller hashes the file
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == manifest.sha256
     await transport.aclose()
 

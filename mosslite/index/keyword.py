@@ -1,0 +1,167 @@
+"""Keyword search: the words a query asks for, and BM25 over them two ways.
+
+- ``Bm25``: the reader's path. Scores FTS5's ``bm25()`` formula in numpy over
+  the posting lists of the query's terms only (``docs_postings``, see
+  postings.py), so its cost follows the query's terms, not the number of
+  matching documents, and a metadata filter is exact (a mask on the scores).
+- ``keyword_hits``: FTS5 ``MATCH ... ORDER BY rank`` on any database with a
+  ``docs_fts`` table. Sessions use it: their small local databases change on
+  every write, where keeping postings in step would cost more than it saves.
+
+Both treat free text the same way: distinct words, minus a few stopwords,
+OR-ed together; user text is never parsed as FTS5 query syntax.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+
+import apsw
+import numpy as np
+
+from ..errors import CorruptIndexError
+from .postings import READ_TERMS_SQL, decode, tokenizer, tokens
+
+#: FTS5's bm25() defaults.
+K1 = 1.2
+B = 0.75
+
+KEYWORD_SQL = """
+SELECT rowid, -bm25(docs_fts) AS score
+FROM docs_fts
+WHERE docs_fts MATCH :match
+ORDER BY rank
+LIMIT :limit
+"""
+
+DOC_TOKENS_SQL = """
+SELECT rowid, tokens
+FROM docs_tokens
+ORDER BY rowid
+"""
+
+_WORD_RE = re.compile(r"\w+", re.UNICODE)
+# Words so common that OR-ing them in only adds noise and cost to BM25.
+STOPWORDS = frozenset(
+    "a an and are as at be but by can do does for from has have how i if in is it its me my no not of on or "
+    "our so than that the their them then there these they this to was we what when where which who why "
+    "will with you your".split()
+)
+
+Hits = tuple[np.ndarray, np.ndarray]
+
+
+def query_words(text: str) -> list[str]:
+    """The distinct lower-cased words of ``text``, stopwords dropped unless nothing else is left."""
+    words = list(dict.fromkeys(w.lower() for w in _WORD_RE.findall(text)))
+    return [w for w in words if w not in STOPWORDS] or words
+
+
+def _no_hits() -> Hits:
+    return np.empty(0, dtype=np.intp), np.empty(0)
+
+
+def _best(scores: np.ndarray, positions: np.ndarray, want: int) -> Hits:
+    """The ``want`` best of ``scores[positions]``, best first."""
+    values = scores[positions]
+    if len(positions) > want:
+        part = np.argpartition(-values, want - 1)[:want]
+        positions, values = positions[part], values[part]
+    order = np.argsort(-values, kind="stable")
+    return positions[order], values[order].astype(np.float64)
+
+
+# --------------------------------------------------------------------------- postings path
+
+
+class Bm25:
+    """BM25 over an index file's postings, for the documents the reader hydrated.
+
+    Holds only per-document numbers (a rowid -> position table and each
+    document's length norm); posting lists are read per query, by term, from
+    the file the reader has mapped into memory.
+    """
+
+    def __init__(self, conn: apsw.Connection, rowids: np.ndarray) -> None:
+        rows = conn.execute(DOC_TOKENS_SQL).fetchall()
+        lengths = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+        if not np.array_equal(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), rowids):
+            raise CorruptIndexError(f"docs_tokens has {len(rows)} rows that do not match the {len(rowids)} documents")
+        self.doc_count = len(rowids)
+        self._position = np.full(int(rowids[-1]) + 1 if len(rowids) else 1, -1, dtype=np.int64)
+        self._position[rowids] = np.arange(len(rowids))
+        average = lengths.mean() if len(lengths) else 1.0
+        # The per-document half of BM25's denominator, computed once: k1 * (1 - b + b * len / avg).
+        self._norm = (K1 * (1.0 - B + B * lengths / (average or 1.0))).astype(np.float32)
+
+    def hits(self, conn: apsw.Connection, text: str, want: int, mask: np.ndarray | None) -> Hits:
+        """The ``want`` best (positions, scores > 0), as ``-bm25(docs_fts)`` would score them."""
+        tok = tokenizer(conn)
+        terms = list(dict.fromkeys(t for w in query_words(text) for t in tokens(tok, w, query=True)))
+        if not terms or want <= 0:
+            return _no_hits()
+        scores = np.zeros(self.doc_count, dtype=np.float32)
+        for _, rowids, counts in conn.execute(READ_TERMS_SQL, {"terms": json.dumps(terms, ensure_ascii=False)}):
+            rowids, counts = decode(rowids, counts)
+            positions = self._position[rowids]
+            found = len(rowids)
+            idf = max(math.log((self.doc_count - found + 0.5) / (found + 0.5)), 1e-6)  # FTS5 clamps at 1e-6
+            tf = counts.astype(np.float32)
+            scores[positions] += np.float32(idf * (K1 + 1.0)) * tf / (tf + self._norm[positions])
+        positions = np.flatnonzero(scores)
+        if mask is not None:
+            positions = positions[mask[positions]]
+        return _best(scores, positions, want)
+
+
+# --------------------------------------------------------------------------- FTS5 path
+
+
+def match_expression(text: str) -> str | None:
+    """FTS5 MATCH for free text: the OR of its query words, each quoted so
+    user input can never be parsed as FTS5 syntax. None if nothing is left."""
+    words = query_words(text)
+    if not words:
+        return None
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+def keyword_hits(
+    text: str,
+    want: int,
+    mask: np.ndarray | None,
+    fetch: Callable[[str, int], list[tuple[int, float]]],
+    positions_of: Callable[[np.ndarray], np.ndarray],
+) -> Hits:
+    """BM25 hits as (positions, scores >= 0), best first, restricted to ``mask``.
+
+    ``fetch(match, limit)`` runs KEYWORD_SQL on the caller's database;
+    ``positions_of`` maps rowids to matrix rows (-1: unknown). A filter may reject
+    most hits, so the net starts as wide as the filter's selectivity suggests and
+    widens until enough pass or none remain.
+    """
+    match = match_expression(text)
+    if match is None:
+        return _no_hits()
+    limit = want
+    if mask is not None:
+        allowed = max(int(np.count_nonzero(mask)), 1)
+        limit = min(max(want, int(want * len(mask) / allowed * 1.5)), max(len(mask), want))
+    while True:
+        rows = fetch(match, limit)
+        if not rows:
+            return _no_hits()
+        rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        scores = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+        positions = positions_of(rowids)
+        known = positions >= 0
+        positions, scores = positions[known], scores[known]
+        if mask is not None:
+            keep = mask[positions]
+            positions, scores = positions[keep], scores[keep]
+        if mask is None or len(positions) >= want or len(rows) < limit:
+            return positions[:want], scores[:want]
+        limit *= 8

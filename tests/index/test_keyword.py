@@ -1,0 +1,159 @@
+"""Keyword search from postings: equal to FTS5's bm25(), kept in step by every build."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+import apsw
+import numpy as np
+import pytest
+
+from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder
+from mosslite._db import connect
+from mosslite.errors import CorruptIndexError, UnsupportedFormatError
+from mosslite.index.keyword import KEYWORD_SQL, match_expression
+from mosslite.index.postings import MAX_COUNT, decode
+
+EMBEDDER = get_embedder("hashed-ngrams-256")
+WORDS = (
+    "battery charger cable pairing bluetooth refund shipping delivery courier warranty screen crack "
+    "running runs runner café naïve résumé übermäßig color colour organise organize 3.5mm usb-c e-mail "
+    "the a of and to in is it"
+).split()
+QUERIES = [
+    "battery charger",
+    "running café",
+    "refunds for cracked screens",
+    "naive resume",
+    "the",  # only stopwords: kept, as nothing else is left
+    "usb-c e-mail",
+    "xylophone",
+]
+
+
+def random_docs(rng: random.Random, start: int, n: int) -> list[DocumentInfo]:
+    docs = []
+    for i in range(start, start + n):
+        text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 40)))
+        docs.append(DocumentInfo(id=f"d{i}", text=text, metadata={"group": str(i % 3)}))
+    return docs
+
+
+def build(path: Path, version: int, base: Path | None = None, **kwargs) -> Path:
+    return build_version(
+        path, embedder=EMBEDDER, index_name="kw", version=Version(version), base=base, **kwargs
+    ).path
+
+
+def fts5_scores(path: Path, text: str) -> dict[str, float]:
+    """What FTS5 itself says: -bm25() of every matching document, by id."""
+    match = match_expression(text)
+    if match is None:
+        return {}
+    conn = connect(path, immutable=True)
+    rows = conn.execute(KEYWORD_SQL, {"match": match, "limit": 1_000_000}).fetchall()
+    ids = dict(conn.execute("SELECT rowid, id FROM docs").fetchall())
+    conn.close()
+    return {ids[rowid]: score for rowid, score in rows}
+
+
+def postings_scores(path: Path, text: str, mask: np.ndarray | None = None) -> dict[str, float]:
+    with IndexReader(path) as reader:
+        with reader._conn() as conn:
+            positions, scores = reader._bm25.hits(conn, text, reader.doc_count, mask)
+        return {reader._ids[p]: float(s) for p, s in zip(positions, scores)}
+
+
+def assert_same_scores(path: Path) -> None:
+    for text in QUERIES:
+        expected, got = fts5_scores(path, text), postings_scores(path, text)
+        assert set(got) == set(expected), text
+        for doc_id, score in expected.items():
+            assert got[doc_id] == pytest.approx(score, rel=1e-5), (text, doc_id)
+
+
+def stored_postings(path: Path) -> dict[str, dict[int, int]]:
+    conn = connect(path, immutable=True)
+    out = {}
+    for term, rowids, counts in conn.execute("SELECT term, rowids, counts FROM docs_postings"):
+        r, c = decode(rowids, counts)
+        assert list(r) == sorted(set(r.tolist())), term  # ascending, no duplicates
+        out[term] = dict(zip(r.tolist(), c.tolist()))
+    conn.close()
+    return out
+
+
+def test_postings_scores_equal_fts5_bm25(tmp_path: Path) -> None:
+    rng = random.Random(1)
+    path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(rng, 0, 200))
+    assert_same_scores(path)
+
+
+def test_every_incremental_build_keeps_postings_equal_to_a_fresh_build(tmp_path: Path) -> None:
+    rng = random.Random(2)
+    docs = {d.id: d for d in random_docs(rng, 0, 120)}
+    path = build(tmp_path / "v1.sqlite", 1, upserts=list(docs.values()))
+    for version in range(2, 7):
+        ids = list(docs)
+        deletes = rng.sample(ids, 10)
+        changed = [DocumentInfo(id=i, text=docs[i].text + " warranty warranty") for i in rng.sample(ids, 10)]
+        same = [docs[i] for i in rng.sample(ids, 5)]  # same text: postings untouched
+        readded = [DocumentInfo(id=deletes[0], text="courier courier courier")]  # deleted and re-added in one batch
+        new = random_docs(rng, 1000 * version, 8)
+        upserts = list({d.id: d for d in [*changed, *same, *readded, *new]}.values())
+        path = build(tmp_path / f"v{version}.sqlite", version, base=path, upserts=upserts, deletes=deletes)
+        for doc_id in deletes:
+            docs.pop(doc_id, None)
+        docs.update({d.id: d for d in upserts})
+
+        fresh = build(tmp_path / f"fresh{version}.sqlite", 1, upserts=list(docs.values()))
+        by_id = lambda p: dict(connect(p, immutable=True).execute("SELECT rowid, id FROM docs").fetchall())  # noqa: E731
+        ids_now, ids_fresh = by_id(path), by_id(fresh)
+        as_ids = lambda postings, ids: {t: {ids[r]: c for r, c in p.items()} for t, p in postings.items()}  # noqa: E731
+        assert as_ids(stored_postings(path), ids_now) == as_ids(stored_postings(fresh), ids_fresh)
+        assert_same_scores(path)
+
+
+def test_filtered_keyword_search_is_exact(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(rng, 0, 300))
+    spec = {"field": "group", "condition": {"$eq": "1"}}
+    with IndexReader(path) as reader:
+        for text in QUERIES[:4]:
+            got = reader.query(text, QueryOptions(alpha=0.0, top_k=20, filter=spec)).docs
+            allowed = sorted((s for i, s in fts5_scores(path, text).items() if int(i[1:]) % 3 == 1), reverse=True)
+            assert all(int(d.id[1:]) % 3 == 1 for d in got)
+            # The best 20 of the allowed documents, by FTS5's own scores (ties make ids ambiguous, not scores).
+            expected = np.array(allowed[:20]) / allowed[0]
+            assert [d.score for d in got] == pytest.approx(expected.tolist(), rel=1e-5)
+
+
+def test_term_counts_saturate_instead_of_overflowing(tmp_path: Path) -> None:
+    text = "z " * (MAX_COUNT + 10)  # the most repeats a 256 KB text allows is ~2x the cap
+    path = build(tmp_path / "v1.sqlite", 1, upserts=[DocumentInfo(id="z", text=text), DocumentInfo(id="y", text="y")])
+    assert stored_postings(path)["z"] == {1: MAX_COUNT}
+    with IndexReader(path) as reader:
+        assert [d.id for d in reader.query("z", QueryOptions(alpha=0.0)).docs] == ["z"]
+
+
+def test_format_1_file_is_refused_with_a_hint(tmp_path: Path) -> None:
+    path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(random.Random(4), 0, 5))
+    old = tmp_path / "old.sqlite"
+    shutil.copy(path, old)
+    conn = apsw.Connection(str(old))
+    conn.execute("DROP TABLE docs_postings; DROP TABLE docs_tokens; PRAGMA user_version = 1")
+    conn.close()
+    with pytest.raises(UnsupportedFormatError, match="format 1") as info:
+        IndexReader(old)
+    assert "rebuild" in str(info.value)
+
+
+def test_postings_that_disagree_with_docs_are_corrupt(tmp_path: Path) -> None:
+    path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(random.Random(5), 0, 5))
+    conn = apsw.Connection(str(path))
+    conn.execute("DELETE FROM docs_tokens WHERE rowid = 3")
+    conn.close()
+    with pytest.raises(CorruptIndexError, match="docs_tokens"):
+        IndexReader(path)
