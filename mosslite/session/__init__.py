@@ -225,7 +225,8 @@ class Session:
         return int(self._store.meta().get("base_version") or 0)
 
     def pending_changes(self) -> int:
-        """Committed writes not yet pushed (each add or delete call counts once)."""
+        """Recorded changesets not yet pushed: one per add or delete call (a call
+        writing over ~8 MB of rows is recorded in several)."""
         self._check_open()
         return self._store.pending_count()
 

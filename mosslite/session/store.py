@@ -13,6 +13,11 @@ Invariants (issue #5):
   ``power_safe=True`` for ``synchronous = FULL`` (one fsync per commit).
 - One connection, used under a lock: a session belongs to one process (the
   caller holds the file's lock, see ``mosslite.session``).
+- A backlog of any size can be pushed: writes are recorded as changesets of
+  at most ~``CHANGESET_BYTES`` and a diff takes pending changesets, in order,
+  up to ~``PUSH_BYTES``; the rest goes as further diffs. One diff sent whole
+  could exceed what the service accepts per request (64 MiB) and would then
+  never get through.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +41,12 @@ from ..index.reader import ROWS_BY_ROWID_SQL
 from .changes import Row, combine, decode, record, same_row, with_full_rows
 
 SCHEMA_FILE = "session.sql"
+
+#: Row bytes per recorded changeset: one large add_docs becomes several.
+CHANGESET_BYTES = 8 << 20
+#: Changeset bytes per pushed diff. The wire adds base64 (4/3) and full rows for
+#: updates; 16 MiB stays well under the service's 64 MiB request limit.
+PUSH_BYTES = 16 << 20
 
 
 # The index's upsert, plus the rowid: the session's in-memory matrix is keyed by it.
@@ -128,8 +139,17 @@ class Written:
 
 
 class SessionStore:
-    def __init__(self, path: Path, *, tracer: Tracer | None = None, power_safe: bool = False) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        tracer: Tracer | None = None,
+        power_safe: bool = False,
+        changeset_bytes: int = CHANGESET_BYTES,
+        push_bytes: int = PUSH_BYTES,
+    ) -> None:
         self.path = Path(path)
+        self.changeset_bytes, self.push_bytes = changeset_bytes, push_bytes
         self._lock = threading.RLock()
         with translating_sqlite_errors(self.path, "session database"):
             self._conn = connect(self.path, tracer=tracer)
@@ -179,39 +199,52 @@ class SessionStore:
                     f"{len(present)} document id(s) already exist in this session, e.g. {sorted(present)[:5]}",
                     hint="pass MutationOptions(upsert=True) to replace them",
                 )
-            recorder = record(conn)
-            try:
-                stored = []
-                for doc_id, (text, metadata, payload, embedding) in rows:
-                    params = _params(doc_id, (text, metadata, payload, embedding))
+            stored = []
+            with self._recording(conn) as cut:
+                for doc_id, row in rows:
+                    params = _params(doc_id, row)
                     stored.append((doc_id, conn.execute(UPSERT_SQL, params).fetchone()[0]))
-                self._keep_changes(conn, recorder)
-            finally:
-                recorder.close()
+                    cut(sum(len(v) for v in params.values() if isinstance(v, (str, bytes))))
             if meta:
                 conn.executemany(WRITE_META_SQL, [{"key": k, "value": str(v)} for k, v in meta.items()])
         return Written(stored=stored, removed=[], added=len(rows) - len(present), updated=len(present))
 
     def delete(self, ids: Sequence[str]) -> Written:
         with self._txn() as conn:
-            recorder = record(conn)
-            try:
-                removed = []
+            removed = []
+            with self._recording(conn) as cut:
                 for doc_id in dict.fromkeys(ids):
                     row = conn.execute(DELETE_SQL, {"id": doc_id}).fetchone()
                     if row is not None:
                         removed.append((doc_id, row[0]))
-                self._keep_changes(conn, recorder)
-            finally:
-                recorder.close()
+                        cut(len(doc_id) + 2048)  # a delete's changeset holds the old row
         return Written(stored=[], removed=removed, added=0, updated=0)
 
-    @staticmethod
-    def _keep_changes(conn: apsw.Connection, recorder: apsw.Session) -> None:
-        if not recorder.is_empty:
-            changeset = recorder.changeset()
-            if changeset:
+    @contextmanager
+    def _recording(self, conn: apsw.Connection) -> Iterator[Callable[[int], None]]:
+        """Record the writes made inside as pending changesets of about
+        ``changeset_bytes`` each; the caller reports each row's size to ``cut``.
+        Runs inside the caller's transaction, so rows and changesets commit together."""
+        recorder = record(conn)
+        size = 0
+
+        def keep() -> None:
+            if not recorder.is_empty and (changeset := recorder.changeset()):
                 conn.execute(ADD_PENDING_SQL, {"changeset": changeset})
+
+        def cut(row_bytes: int) -> None:
+            nonlocal recorder, size
+            size += row_bytes
+            if size >= self.changeset_bytes:
+                keep()
+                recorder.close()
+                recorder, size = record(conn), 0
+
+        try:
+            yield cut
+            keep()
+        finally:
+            recorder.close()
 
     # -- pushing ------------------------------------------------------------------
 
@@ -220,13 +253,21 @@ class SessionStore:
             return self._conn.execute(COUNT_PENDING_SQL).fetchone()[0]
 
     def outgoing(self) -> Outgoing | None:
-        """The diff in flight, else a new one made of every pending change (None if
-        nothing changed since the last push). Stored before it is sent."""
+        """The diff in flight, else a new one made of the oldest pending changes, up
+        to ``push_bytes`` (None if nothing changed since the last push). Stored before
+        it is sent; the caller asks again after each push until None."""
         with self._txn() as conn:
             row = conn.execute(OUTGOING_SQL).fetchone()
             if row is not None:
                 return Outgoing(diff_id=row[0], upto_seq=row[1], changeset=row[2])
-            pending = conn.execute(PENDING_SQL).fetchall()
+            pending, size = [], 0
+            cursor = conn.execute(PENDING_SQL)
+            for seq, blob in cursor:
+                if pending and size + len(blob) > self.push_bytes:
+                    break
+                pending.append((seq, blob))
+                size += len(blob)
+            cursor.close()
             if not pending:
                 return None
             upto_seq = pending[-1][0]

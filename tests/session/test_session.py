@@ -194,6 +194,37 @@ async def test_repeated_diff_id_returns_the_first_job(clients) -> None:
     await session.close()
 
 
+async def test_a_large_backlog_goes_as_several_diffs_in_order(clients, target: Target) -> None:
+    """One diff of everything could exceed what the service accepts per request;
+    budgets shrunk here so a few dozen documents need many pieces."""
+    client = clients("a")
+    session = await client.session("bulk", model_id=MODEL)
+    session._store.changeset_bytes, session._store.push_bytes = 4_000, 10_000
+    docs = [DocumentInfo(id=f"d{i:03d}", text=f"bulk document {i} " * 10) for i in range(60)]
+    assert await session.add_docs(docs) == (60, 0)
+    assert session.pending_changes() > 5  # one call, recorded in pieces
+    await session.delete_docs(["d000"])
+    await session.add_docs([DocumentInfo(id="d001", text="rewritten after the bulk add")])
+    pushed = []
+    inner = client.transport.push
+
+    async def counting_push(*args, **kwargs):
+        pushed.append(len(args[2]))  # changeset bytes of each diff
+        return await inner(*args, **kwargs)
+
+    client.transport.push = counting_push
+    result = await session.push_index()
+    assert len(pushed) > 3 and max(pushed) < 4 * 10_000 and session.pending_changes() == 0
+    assert result.status == "completed" and result.version == len(pushed)
+    info = await client.get_index("bulk")
+    assert (info.version, info.doc_count) == (len(pushed), 59)
+    fresh = await clients("b").session("bulk")  # what any agent now resumes
+    got = {d.id: d.text for d in await fresh.get_docs()}
+    assert len(got) == 59 and "d000" not in got and got["d001"] == "rewritten after the bulk add"
+    await fresh.close()
+    await session.close()
+
+
 async def test_offline_push_loses_nothing(clients) -> None:
     client = clients("a")
     flaky = FlakyTransport(client.transport)
