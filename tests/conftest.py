@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +10,8 @@ import pytest
 
 from mosslite import DocumentInfo, Version, build_version
 from mosslite.embeddings.hashed import HashedNgramEmbedder
+
+from .client.conftest import Server, free_port
 
 FAQ = [
     ("refund-1", "How do I get a refund for a damaged product?", {"category": "returns", "price": "0", "loc": "52.5200,13.4050"}),
@@ -49,3 +51,13 @@ def faq_index(tmp_path: Path) -> Path:
     path = tmp_path / Version(1).filename()
     build_version(path, embedder=HashedNgramEmbedder(), index_name="faq", version=Version(1), upserts=faq_docs())
     return path
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real ``mosslite serve`` process on 127.0.0.1 for the whole run, shared by
+    the client and session suites (each test works in its own project or index)."""
+    srv = Server(data=tmp_path_factory.mktemp("server-data"), port=free_port())
+    srv.start()
+    yield srv
+    srv.stop()

@@ -83,14 +83,6 @@ class Server:
             catalog.close()
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    srv = Server(data=tmp_path_factory.mktemp("server-data"), port=free_port())
-    srv.start()
-    yield srv
-    srv.stop()
-
-
 @dataclass
 class Target:
     """How a test reaches the service: which transport, and how to make a client."""

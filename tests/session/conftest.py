@@ -1,5 +1,5 @@
 """Session tests run over both transports: the embedded service, and a real
-`mosslite serve` process (the one of tests/client, started once per test run)."""
+`mosslite serve` process (the `server` fixture of tests/conftest.py, one per test run)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from mosslite import MossClient
 from mosslite.client.core import close_embedded_services
 
-from ..client.conftest import Server, free_port
+from ..client.conftest import Server
 
 MODEL = "hashed-ngrams-256"
 
@@ -21,14 +21,6 @@ MODEL = "hashed-ngrams-256"
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@pytest.fixture(scope="session")
-def session_server(tmp_path_factory: pytest.TempPathFactory) -> Server:
-    srv = Server(data=tmp_path_factory.mktemp("session-server-data"), port=free_port())
-    srv.start()
-    yield srv
-    srv.stop()
 
 
 @dataclass
@@ -67,7 +59,7 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
         yield Target("embedded", tmp_path, None, project, "k-" + project)
         close_embedded_services()
         return
-    server: Server = request.getfixturevalue("session_server")
+    server: Server = request.getfixturevalue("server")
     yield Target("http", tmp_path, server, project, server.new_key(project))
 
 

@@ -177,7 +177,7 @@ def cloud(request: pytest.FixtureRequest, tmp_path: Path) -> dict:
     project = "p-" + os.urandom(4).hex()
     if request.param == "embedded":
         return {"url": None, "cloud": str(tmp_path / "cloud"), "project": project, "key": "k-" + project}
-    server: Server = request.getfixturevalue("session_server")
+    server: Server = request.getfixturevalue("server")
     return {"url": server.url, "cloud": None, "project": project, "key": server.new_key(project)}
 
 
