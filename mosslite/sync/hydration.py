@@ -17,12 +17,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from .._fs import TEMP_MARKER, install, sha256_file
+from .._fs import TEMP_MARKER, fsync_file, install, sha256_file
 from ..errors import ChecksumMismatchError
 from ..types import Manifest, Version
 
 PART_SUFFIX = ".part"
 LOCK_NAME = ".lock"
+#: How often a file being downloaded is flushed to disk behind the writer.
+FLUSH_BEHIND_S = 0.02
 
 
 def version_path(index_dir: Path, version: int) -> Path:
@@ -71,6 +73,31 @@ async def index_dir_lock(index_dir: Path) -> AsyncIterator[None]:
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
+
+
+@asynccontextmanager
+async def flushed_behind(path: Path) -> AsyncIterator[None]:
+    """While the body runs (a download writing ``path``), fsync the file over and
+    over on a worker thread: the disk writes while the network reads, and the
+    fsync that must follow the last byte has only the tail left to flush."""
+
+    async def flush_forever() -> None:
+        while True:
+            await asyncio.sleep(FLUSH_BEHIND_S)
+            await asyncio.to_thread(_fsync_if_there, path)
+
+    task = asyncio.create_task(flush_forever())
+    try:
+        yield
+    finally:
+        task.cancel()
+
+
+def _fsync_if_there(path: Path) -> None:
+    try:
+        fsync_file(path)
+    except FileNotFoundError:  # not created yet, or already renamed
+        pass
 
 
 def finish_download(part: Path, target: Path, manifest: Manifest, sha256: str | None = None) -> None:

@@ -33,6 +33,7 @@ from .hydration import (
     cached_versions,
     clean_leftovers,
     finish_download,
+    flushed_behind,
     index_dir_lock,
     version_path,
 )
@@ -134,7 +135,8 @@ class IndexSync:
                 if offset > manifest.size_bytes:
                     part.unlink()
                     offset = 0
-                sha256 = await self.transport.download(self.name, manifest.version, part, offset=offset)
+                async with flushed_behind(part):
+                    sha256 = await self.transport.download(self.name, manifest.version, part, offset=offset)
                 try:
                     await asyncio.to_thread(finish_download, part, target, manifest, sha256)
                     return target
