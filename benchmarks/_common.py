@@ -30,6 +30,27 @@ T = TypeVar("T")
 CACHE_DIR = Path(os.environ.get("MOSSLITE_BENCH_CACHE", Path.home() / ".cache" / "mosslite-bench"))
 
 
+#: Common English words in rough frequency order (function words first), without repeats:
+#: the head of the synthetic corpora's Zipf vocabulary, and the words of query texts.
+_ENGLISH = """
+the of and to a in is that for it as was with be by on not he this are or his from at which but have an
+they you were her she there been one all we their has would when if so no out what up who them some more can
+time into only do other then its about could also than two any may these first like new our over after most
+very made people years did where just many should between such well year work because each through back even
+much while before state world make own still use way same used under long great life little three last here
+part might being day how both those high never between however small right good take know general public
+place house again since system group number without government during world school without city old come
+water form found money point large give hand find home area line family fact order different development
+important power end thing best business case night social health information often country report several
+given service children next local women side less following market second national street possible member
+early show light human policy change example support head level million company thus law change interest
+question office light study within around national real land must care problem along already program paper
+research market nature body least history death going close field rate table open child hold turn power
+price control effect period book language music cost value model future process street party private role
+""".split()
+ENGLISH = list(dict.fromkeys(_ENGLISH))
+
+
 def cache_dir() -> Path:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     return CACHE_DIR
@@ -216,3 +237,19 @@ def machine_summary() -> str:
         f"{cpu}, {os.cpu_count()} logical CPUs, Python {platform.python_version()}, "
         f"numpy {np.__version__}, SQLite {apsw.sqlite_lib_version()}"
     )
+
+
+def distinct_texts(rng: np.random.Generator, vocabulary: Sequence[str], count: int, words: int) -> list[str]:
+    """``count`` distinct texts of ``words`` +- 2 words from ``vocabulary``, earlier words
+    more often (weight 1/sqrt(rank)): distinct, so an embedder's query cache stays cold."""
+    weights = 1.0 / np.sqrt(np.arange(1, len(vocabulary) + 1))
+    weights /= weights.sum()
+    out: list[str] = []
+    seen: set[str] = set()
+    while len(out) < count:
+        n = words + int(rng.integers(-2, 3))
+        text = " ".join(vocabulary[i] for i in rng.choice(len(vocabulary), size=n, p=weights))
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out

@@ -100,6 +100,8 @@ from _common import (  # noqa: E402
     Percentiles,
     Stopwatch,
     cache_dir,
+    ENGLISH,
+    distinct_texts,
     fmt_ms,
     load_average,
     machine_summary,
@@ -139,27 +141,6 @@ HYBRID_P50_MS_100K = 3.0
 HYBRID_P99_MS_100K = 6.0
 EMBED_P50_MS = 10.0
 
-# Zipf head: common English words in rough frequency order (function words first).
-ENGLISH = """
-the of and to a in is that for it as was with be by on not he this are or his from at which but have an
-they you were her she there been one all we their has would when if so no out what up who them some more can
-time into only do other then its about could also than two any may these first like new our over after most
-very made people years did where just many should between such well year work because each through back even
-much while before state world make own still use way same used under long great life little three last here
-part might being day how both those high never between however small right good take know general public
-place house again since system group number without government during world school without city old come
-water form found money point large give hand find home area line family fact order different development
-important power end thing best business case night social health information often country report several
-given service children next local women side less following market second national street possible member
-early show light human policy change example support head level million company thus law change interest
-question office light study within around national real land must care problem along already program paper
-research market nature body least history death going close field rate table open child hold turn power
-price control effect period book language music cost value model future process street party private role
-""".split()
-
-
-def _unique(words: list[str]) -> list[str]:
-    return list(dict.fromkeys(words))
 
 
 def pseudo_words(rng: np.random.Generator, count: int, exclude: set[str]) -> list[str]:
@@ -220,7 +201,7 @@ def unit_rows(m: np.ndarray) -> np.ndarray:
 
 def make_corpus(n: int, seed: int) -> Corpus:
     rng = np.random.default_rng(seed)
-    english = _unique(ENGLISH)
+    english = ENGLISH
     vocab = english + pseudo_words(rng, VOCAB_SIZE - len(english), set(english))
     ranks = np.arange(1, VOCAB_SIZE + 1, dtype=np.float64)
     zipf = 1.0 / (ranks + 2.7)  # Zipf-Mandelbrot, s = 1
@@ -300,19 +281,7 @@ def short_queries(corpus: Corpus, count: int, seed: int) -> list[Query]:
 
 def long_query_texts(count: int, seed: int) -> list[str]:
     """Distinct ~20-word English queries (cache cold for the embedder)."""
-    rng = np.random.default_rng(seed)
-    english = _unique(ENGLISH)
-    weights = 1.0 / np.sqrt(np.arange(1, len(english) + 1))
-    weights /= weights.sum()
-    out: list[str] = []
-    seen: set[str] = set()
-    while len(out) < count:
-        n_words = LONG_QUERY_WORDS + int(rng.integers(-2, 3))
-        text = " ".join(english[i] for i in rng.choice(len(english), size=n_words, p=weights))
-        if text not in seen:
-            seen.add(text)
-            out.append(text)
-    return out
+    return distinct_texts(np.random.default_rng(seed), ENGLISH, count, LONG_QUERY_WORDS)
 
 
 # -- measurements --------------------------------------------------------------

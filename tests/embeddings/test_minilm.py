@@ -1,8 +1,11 @@
-"""The numpy all-MiniLM-L6-v2 embedder: parity with sentence-transformers, and its guards.
+"""The all-MiniLM-L6-v2 embedder, on each engine: parity with sentence-transformers, and its guards.
 
 The reference values were produced once by sentence-transformers 6.2.0 on
 torch 2.13.0 (CPU) from the same weights; keeping eight dimensions of three
-vectors here lets the suite check parity without torch installed.
+vectors here lets the suite check parity without torch installed. The
+behaviour tests run once per engine (onnxruntime, numpy): both must keep the
+``Embedder`` contract. Engine choice and cross-engine parity are in
+``test_minilm_engines.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,15 @@ import numpy as np
 import pytest
 
 from mosslite.embeddings import minilm
-from mosslite.embeddings.minilm import MODEL_DIR_ENV, WEIGHTS_FILE, MiniLMEmbedder, locate_model_dir
+from mosslite.embeddings.minilm import (
+    ENGINE_ENV,
+    ENGINES,
+    MODEL_DIR_ENV,
+    WEIGHTS_FILE,
+    MiniLMEmbedder,
+    checkpoint,
+    locate_model_dir,
+)
 from mosslite.errors import IntegrityError, ModelNotFoundError
 
 # (text, first 8 dims of SentenceTransformer(...).encode(text), rounded to 4 decimals)
@@ -32,17 +43,19 @@ REFERENCE = [
 LONG_TEXT = " ".join(["The quick brown fox jumps over the lazy dog while the search index rebuilds itself."] * 60)
 
 
-@pytest.fixture(scope="module")
-def embedder() -> MiniLMEmbedder:
-    model = MiniLMEmbedder()
+@pytest.fixture(scope="module", params=ENGINES)
+def embedder(request: pytest.FixtureRequest) -> MiniLMEmbedder:
+    model = MiniLMEmbedder(engine=request.param)
     model.load()
+    assert model.engine == request.param
     return model
 
 
 @pytest.fixture(autouse=True)
-def _no_dir_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A developer's own override must not change what the default-path tests load.
+def _no_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A developer's own overrides must not change what the default-path tests load.
     monkeypatch.delenv(MODEL_DIR_ENV, raising=False)
+    monkeypatch.delenv(ENGINE_ENV, raising=False)
 
 
 def test_matches_sentence_transformers_reference(embedder: MiniLMEmbedder) -> None:
@@ -148,11 +161,11 @@ def test_missing_dir_raises_model_not_found(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_missing_package_hint_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_find_spec = minilm.importlib.util.find_spec
+    real_find_spec = checkpoint.importlib.util.find_spec
     monkeypatch.setattr(
-        minilm.importlib.util,
+        checkpoint.importlib.util,
         "find_spec",
-        lambda name, *a: None if name == minilm.CARRIER_PACKAGE else real_find_spec(name, *a),
+        lambda name, *a: None if name == checkpoint.CARRIER_PACKAGE else real_find_spec(name, *a),
     )
     with pytest.raises(ModelNotFoundError) as caught:
         MiniLMEmbedder().embed(["anything"])
@@ -164,5 +177,5 @@ def test_weights_are_hashed_once_per_process(embedder: MiniLMEmbedder, monkeypat
     def fail(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the verified weights were hashed again")
 
-    monkeypatch.setattr(minilm.hashlib, "file_digest", fail)
+    monkeypatch.setattr(checkpoint.hashlib, "file_digest", fail)
     minilm.verify_weights(locate_model_dir() / WEIGHTS_FILE)
