@@ -23,6 +23,7 @@ import apsw
 import numpy as np
 
 from ..errors import CorruptIndexError
+from .fusion import top_positions
 from .postings import READ_TERMS_SQL, decode, tokenizer, tokens
 
 #: FTS5's bm25() defaults.
@@ -62,16 +63,6 @@ def query_words(text: str) -> list[str]:
 
 def _no_hits() -> Hits:
     return np.empty(0, dtype=np.intp), np.empty(0)
-
-
-def _best(scores: np.ndarray, positions: np.ndarray, want: int) -> Hits:
-    """The ``want`` best of ``scores[positions]``, best first."""
-    values = scores[positions]
-    if len(positions) > want:
-        part = np.argpartition(-values, want - 1)[:want]
-        positions, values = positions[part], values[part]
-    order = np.argsort(-values, kind="stable")
-    return positions[order], values[order].astype(np.float64)
 
 
 # --------------------------------------------------------------------------- postings path
@@ -114,7 +105,9 @@ class Bm25:
         positions = np.flatnonzero(scores)
         if mask is not None:
             positions = positions[mask[positions]]
-        return _best(scores, positions, want)
+        values = scores[positions]
+        best = top_positions(values, None, want)
+        return positions[best], values[best].astype(np.float64)
 
 
 # --------------------------------------------------------------------------- FTS5 path

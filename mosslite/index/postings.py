@@ -2,8 +2,8 @@
 
 Why a second keyword structure beside FTS5: FTS5's ``bm25()`` scores every
 document that matches any query word before ``ORDER BY rank`` can keep the
-best, and an OR of a dozen words matches most of a large corpus (17 ms p50 at
-100k docs). The reader instead reads the posting lists of the query's terms
+best, and an OR of a dozen words matches most of a large corpus (at 100k
+docs, 5 ms p50 for a short query, 62 ms for 20 words). The reader instead reads the posting lists of the query's terms
 and scores them in numpy. The lists are derived from ``docs.text`` with the
 tokenizer ``docs_fts`` declares (FTS5's own code, called through apsw), and the
 reader applies FTS5's BM25 formula, so scores equal ``bm25()``'s; the FTS5
@@ -134,4 +134,3 @@ def _merged(
             order = np.argsort(rowids, kind="stable")
             rowids, counts = rowids[order], counts[order]
         yield term, (rowids, counts)
-
