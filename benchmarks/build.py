@@ -31,10 +31,7 @@ What each table measures
 3. Request overhead. ``get_index`` round trips: the ``Service`` method called
    directly (no client), the embedded ``SyncMossClient`` (caller thread -> loop
    thread -> worker thread -> catalog), and ``SyncMossClient(url=...)`` against a
-   real ``mosslite serve`` subprocess on 127.0.0.1; and, as a diagnostic, the
-   same app behind a listening socket that gets TCP_NODELAY (hydrate.py's
-   NODELAY_SERVER: the proposed fix for ``mosslite/cli.py:_listen``). Ratio =
-   p50 / embedded p50.
+   real ``mosslite serve`` subprocess on 127.0.0.1. Ratio = p50 / embedded p50.
 
 Everything runs on loopback; data lives in temp folders and the bench cache.
 PASS/MISS is informational: the script always exits 0.
@@ -501,27 +498,24 @@ def measure_overhead(args: argparse.Namespace, work: Path) -> None:
         client.close()
         close_embedded_services()
 
-    http_ms: dict[bool, list[float]] = {}
-    for nodelay in (False, True):
-        server = LocalServer(work / f"overhead-server-{nodelay}", nodelay_listener=nodelay).start()
+    server = LocalServer(work / "overhead-server").start()
+    try:
+        key = server.new_key(PROJECT)
+        remote = SyncMossClient(PROJECT, key, url=server.url, cache_path=work / "overhead-http-home")
         try:
-            key = server.new_key(PROJECT)
-            remote = SyncMossClient(PROJECT, key, url=server.url, cache_path=work / f"overhead-http-home-{nodelay}")
-            try:
-                remote.wait_for_job(remote.create_index("small", docs, model_id="hashed-ngrams-256").job_id, 0.02)
-                http_ms[nodelay] = time_each(lambda _: remote.get_index("small"), calls, warmup=50)
-            finally:
-                remote.close()
+            remote.wait_for_job(remote.create_index("small", docs, model_id="hashed-ngrams-256").job_id, 0.02)
+            http_ms = time_each(lambda _: remote.get_index("small"), calls, warmup=50)
         finally:
-            server.stop()
+            remote.close()
+    finally:
+        server.stop()
 
     base = Percentiles.of(embedded_ms)
     rows = []
     for name, samples in [
         ("Service.get_index (direct, no client)", direct_ms),
         ("embedded SyncMossClient.get_index", embedded_ms),
-        ("HTTP SyncMossClient.get_index (mosslite serve, loopback)", http_ms[False]),
-        ("HTTP, same app, listener with TCP_NODELAY (proposed fix)", http_ms[True]),
+        ("HTTP SyncMossClient.get_index (mosslite serve, loopback)", http_ms),
     ]:
         s = Percentiles.of(samples)
         rows.append([name, str(s.n), fmt_ms(s.p50), fmt_ms(s.p95), fmt_ms(s.p99), f"{s.p50 / base.p50:.2f}x"])

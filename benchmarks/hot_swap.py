@@ -298,8 +298,8 @@ def measure_mode(mode: str, data: Path, args: argparse.Namespace, work: Path,
     (A B C A B C ...), so drifting background load hits every condition alike."""
     name = index_name(args.docs)
     server = None
-    if mode.startswith("http"):
-        server = LocalServer(data, nodelay_listener=mode == "http-nodelay").start()
+    if mode == "http":
+        server = LocalServer(data).start()
         kwargs: dict[str, Any] = {"url": server.url}
     else:
         kwargs = {}
@@ -328,7 +328,7 @@ def measure_mode(mode: str, data: Path, args: argparse.Namespace, work: Path,
             Condition("sha256(file) only", Periodic(lambda _: sha256_file(stored_file), args.period)),
             Condition("copy + fsync(file) only", Periodic(copy_fsync, args.period)),
         ]
-    if args.diagnose and mode.startswith("http"):
+    if args.diagnose and mode == "http":
         conditions.append(Condition("HTTP download only, no swap", Periodic(downloader(kwargs["url"], name, work), args.period)))
 
     def wait_converged(timeout_s: float = 10.0) -> None:
@@ -426,7 +426,7 @@ def main() -> None:
     parser.add_argument("--period", type=float, default=0.3, help="seconds between publications")
     parser.add_argument("--batch", type=int, default=3, help="documents per add_docs")
     parser.add_argument("--poll", type=float, default=0.2, help="polling_interval_in_seconds with auto_refresh")
-    parser.add_argument("--modes", default="embedded,http", help="embedded, http, http-nodelay (see hydrate.py)")
+    parser.add_argument("--modes", default="embedded,http", help="comma-separated: embedded, http")
     parser.add_argument("--no-diagnose", dest="diagnose", action="store_false", help="skip the interferer phases")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="4 s per phase in 2 rounds")

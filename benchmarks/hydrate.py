@@ -14,9 +14,6 @@ works on a temp copy of that folder.
   wall clock around the call. Embedded: the client runs the service in this
   process and "download" is a file copy from its storage. HTTP: a real
   ``mosslite serve`` subprocess on 127.0.0.1 and ``SyncMossClient(url=...)``.
-  http-nodelay: the same app with a listening socket created with
-  proto=IPPROTO_TCP, so asyncio sets TCP_NODELAY on its connections (the
-  proposed fix for ``mosslite/cli.py:_listen``; see NODELAY_SERVER).
   Each load goes to a new, empty client cache folder, then ``unload_index``.
 - refresh: after ``add_docs`` of 10 documents (a new version) and its job's
   completion, ``load_index(name)`` again on the loaded index: manifest ->
@@ -213,36 +210,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-#: ``mosslite serve`` as the CLI runs it, except that the listening socket is created with
-#: proto=IPPROTO_TCP. asyncio sets TCP_NODELAY on accepted connections only when the
-#: listener's ``proto`` is IPPROTO_TCP, and ``socket.create_server`` (used by mosslite's
-#: cli ``_listen``) leaves it 0; so this variant measures the proposed one-line fix.
-NODELAY_SERVER = """
-import asyncio, socket, sys
-from pathlib import Path
-import uvicorn
-from mosslite.service import Service
-from mosslite.service.http import create_app
-sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-sock.bind(("127.0.0.1", int(sys.argv[2])))
-sock.listen(128)
-service = Service(Path(sys.argv[1]))
-try:
-    asyncio.run(uvicorn.Server(uvicorn.Config(create_app(service), log_level="warning")).serve(sockets=[sock]))
-finally:
-    service.close()
-"""
-
-
 class LocalServer:
-    """``python -m mosslite serve`` on 127.0.0.1 (as tests/client/conftest.py starts it);
-    with ``nodelay_listener`` the same app behind a listener that gets TCP_NODELAY."""
+    """``python -m mosslite serve`` on 127.0.0.1 (as tests/client/conftest.py starts it)."""
 
-    def __init__(self, data: Path, *, nodelay_listener: bool = False) -> None:
+    def __init__(self, data: Path) -> None:
         self.data = data
         self.port = free_port()
-        self.nodelay_listener = nodelay_listener
         self.process: subprocess.Popen | None = None
         self._log = tempfile.TemporaryFile()
 
@@ -260,8 +233,6 @@ class LocalServer:
     def start(self) -> LocalServer:
         cmd = [sys.executable, "-m", "mosslite", "serve", "--data", str(self.data), "--host", "127.0.0.1",
                "--port", str(self.port)]
-        if self.nodelay_listener:
-            cmd = [sys.executable, "-c", NODELAY_SERVER, str(self.data), str(self.port)]
         self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -378,8 +349,8 @@ def measure_mode(mode: str, data: Path, sizes: list[int], args: argparse.Namespa
     """Cold loads and refreshes of each size through one client (embedded or HTTP)."""
     server = None
     results: dict[tuple[int, str], Series] = {}
-    if mode.startswith("http"):
-        server = LocalServer(data, nodelay_listener=mode == "http-nodelay").start()
+    if mode == "http":
+        server = LocalServer(data).start()
         client = SyncMossClient(PROJECT, PROJECT_KEY, url=server.url, cache_path=work / f"{mode}-home")
     else:
         client = SyncMossClient(PROJECT, PROJECT_KEY, cache_path=data.parent)
@@ -491,8 +462,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated document counts")
     parser.add_argument("--reps", type=int, default=7, help="loads per size and kind (halved at 100k)")
-    parser.add_argument("--modes", default="embedded,http,http-nodelay",
-                        help="http-nodelay: the same server with a TCP_NODELAY listener (the proposed cli fix)")
+    parser.add_argument("--modes", default="embedded,http", help="comma-separated: embedded, http")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="sizes 1000,10000 and 3 reps")
     args = parser.parse_args()
