@@ -13,7 +13,6 @@ Conventions used by every script:
 from __future__ import annotations
 
 import gc
-import hashlib
 import os
 import platform
 import time
@@ -54,14 +53,6 @@ ENGLISH = list(dict.fromkeys(_ENGLISH))
 def cache_dir() -> Path:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     return CACHE_DIR
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # -- timing ------------------------------------------------------------------

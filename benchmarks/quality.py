@@ -58,7 +58,6 @@ from _common import (  # noqa: E402
     load_average,
     machine_summary,
     print_table,
-    sha256_file,
     verdict,
     wait_for_quiet,
 )
@@ -66,6 +65,7 @@ from _common import (  # noqa: E402
 import mosslite  # noqa: E402
 from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder  # noqa: E402
 from mosslite._db import connect  # noqa: E402
+from mosslite._fs import sha256_file  # noqa: E402
 from mosslite.index.builder import PHASE_BUILDING, PHASE_EMBEDDING  # noqa: E402
 
 DEFAULT_DATA = Path("/work/shared/data/scifact")

@@ -201,13 +201,12 @@ def unit_rows(m: np.ndarray) -> np.ndarray:
 
 def make_corpus(n: int, seed: int) -> Corpus:
     rng = np.random.default_rng(seed)
-    english = ENGLISH
-    vocab = english + pseudo_words(rng, VOCAB_SIZE - len(english), set(english))
+    vocab = ENGLISH + pseudo_words(rng, VOCAB_SIZE - len(ENGLISH), set(ENGLISH))
     ranks = np.arange(1, VOCAB_SIZE + 1, dtype=np.float64)
     zipf = 1.0 / (ranks + 2.7)  # Zipf-Mandelbrot, s = 1
     zipf /= zipf.sum()
     topics = np.stack(
-        [rng.choice(np.arange(len(english), VOCAB_SIZE), size=TOPIC_WORDS, replace=False) for _ in range(CLUSTERS)]
+        [rng.choice(np.arange(len(ENGLISH), VOCAB_SIZE), size=TOPIC_WORDS, replace=False) for _ in range(CLUSTERS)]
     )
 
     lengths = rng.integers(WORDS_MIN, WORDS_MAX + 1, size=n)
