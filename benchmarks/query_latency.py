@@ -32,10 +32,11 @@ What each row measures (milliseconds per call, >= 300 calls, after warm-up)
 Series are measured round-robin (query i of every mode, then query i + 1), so
 load from other processes hits them alike and the "vs numpy" ratios stay
 meaningful on a shared machine; the load average is printed before and after.
-There are three such groups: numpy + vector (the matrix stays in the CPU cache,
-as in a tight query loop: 15 MB at 10k fits a 32 MB L3), vec0 alone, and all
-rows touching FTS5 (there, FTS pages and the matrix compete for the cache, so
-"M @ q alone, in this mixed loop" shows the matrix read from RAM).
+There are four such groups: numpy + vector (the matrix stays in the CPU cache,
+as in a tight query loop: 15 MB at 10k fits a 32 MB L3), vec0 alone, the
+reader's modes with the keyword parts (there, FTS pages and the matrix compete
+for the cache), and the whole-matrix products (kept apart: OpenBLAS threads
+spin after a large product and slow onnxruntime's int8 product next to them).
 
 - numpy brute force: ``M @ q`` over the reader's own hydrated matrix, then
   ``argpartition`` + sort of the top 5. No Python objects, no texts fetched:
@@ -52,7 +53,10 @@ rows touching FTS5 (there, FTS pages and the matrix compete for the cache, so
   (a transformer forward pass on one text; cache cold).
 - end-to-end hybrid: ``reader.query(text, QueryOptions(top_k=5))`` with the
   reader's embedder set to moss-minilm, cache cold: embedding + retrieval.
-- where hybrid time goes: ``M @ q`` alone; the reader's keyword step alone
+- where hybrid time goes: ``M @ q`` alone; the reader's two exact vector
+  searches forced at this size, top 100 (the hybrid candidate count): the
+  float32 scan, and the int8 prefilter with float32 rescoring that the reader
+  uses from ``vectors.PREFILTER_MIN_BYTES`` of vectors (30 MB); the reader's keyword step alone
   (BM25 over the postings of the query's terms, top 100); and, as the baseline
   it replaced, FTS5's own ``bm25()`` with ``ORDER BY rank LIMIT 100`` for the
   same words (format 1 readers ran that).
@@ -117,6 +121,7 @@ from mosslite import FORMAT_VERSION, DocumentInfo, IndexReader, QueryOptions, Ve
 from mosslite._db import connect  # noqa: E402
 from mosslite.index.fusion import CANDIDATES  # noqa: E402
 from mosslite.index.keyword import KEYWORD_SQL, match_expression  # noqa: E402
+from mosslite.index.vectors import ExactScan, Int8Prefilter  # noqa: E402
 
 #: Bump when the generator changes, so stale cached files are not reused.
 GENERATOR_VERSION = 1
@@ -315,6 +320,9 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
     long_vecs = unit_rows(np.random.default_rng(seed + 7).standard_normal((len(long_texts), DIM)))
     long_queries = [Query(t, v) for t, v in zip(long_texts, long_vecs)]
 
+    # The reader's two exact vector searches, each forced (it picks by size).
+    scan, prefilter = ExactScan(matrix), Int8Prefilter(matrix)
+
     # Baseline 1: numpy over the reader's own matrix.
     def numpy_top(q: np.ndarray) -> np.ndarray:
         scores = matrix @ q
@@ -357,11 +365,15 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
         reader.query(queries[0].text, QueryOptions(top_k=TOP_K, filter=EQ_FILTER, embedding=queries[0].vector))
 
     # Series are measured round-robin (query i of every mode in a group before
-    # query i + 1 of any), so load from other processes hits them alike. Three
-    # groups, so that one group's memory traffic does not evict another's data:
-    # vector vs numpy (the matrix stays in the CPU cache for both, as in a tight
-    # query loop), vec0 on its own, and everything touching FTS5 (where the
-    # matrix is re-read from RAM when it does not fit in cache beside the FTS pages).
+    # query i + 1 of any), so load from other processes hits them alike. Four
+    # groups, so that one group's work does not slow another's: vector vs numpy
+    # (the matrix stays in the CPU cache for both, as in a tight query loop), vec0
+    # on its own, the reader's modes and the keyword parts (where the matrix is
+    # re-read from RAM when it does not fit in cache beside the FTS pages), and the
+    # whole-matrix products. Those stay out of the reader's group because OpenBLAS
+    # keeps its threads spinning for a while after a large product, and they take
+    # the cores that onnxruntime's int8 product (the reader's, at 100k) needs:
+    # measured, hybrid at 100k went from ~2.9 to ~4.2 ms p50 beside them.
     ms = time_interleaved({"numpy": (numpy_top, vectors), "vector": (run(1.0), queries)})
     ms |= time_interleaved({"vec0": (vec0_top, blobs)})
     ms |= time_interleaved(
@@ -371,11 +383,17 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
             "eq": (run(HYBRID_ALPHA, EQ_FILTER), queries),
             "gt": (run(HYBRID_ALPHA, GT_FILTER), queries),
             "long": (run(HYBRID_ALPHA), long_queries),
-            "matvec": (lambda v: matrix @ v, vectors),
             "postings_short": (postings, [q.text for q in queries]),
             "postings_long": (postings, long_texts),
             "fts_short": (fts, [q.text for q in queries]),
             "fts_long": (fts, long_texts),
+        }
+    )
+    ms |= time_interleaved(
+        {
+            "matvec": (lambda v: matrix @ v, vectors),
+            "scan": (lambda v: scan.top(v, CANDIDATES, None), vectors),
+            "prefilter": (lambda v: prefilter.top(v, CANDIDATES, None), vectors),
         }
     )
 
@@ -424,7 +442,9 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
         Row("hybrid, ~20-word query text", Percentiles.of(ms["long"])),
     ]
     components = [
-        Row("M @ q alone, in this mixed loop", Percentiles.of(ms["matvec"])),
+        Row("M @ q alone", Percentiles.of(ms["matvec"])),
+        Row("vector top-100, float32 scan", Percentiles.of(ms["scan"])),
+        Row("vector top-100, int8 prefilter + rescore", Percentiles.of(ms["prefilter"])),
         Row("keyword top-100 from postings, short", Percentiles.of(ms["postings_short"])),
         Row("keyword top-100 from postings, ~20 words", Percentiles.of(ms["postings_long"])),
         Row("baseline: FTS5 bm25() ORDER BY rank, short", Percentiles.of(ms["fts_short"])),

@@ -7,16 +7,21 @@ absolute cosine similarity (embeddings are unit length), so a score threshold
 keeps its meaning across queries; BM25 has no absolute scale, so the keyword
 part is relative to the best keyword hit of this query. With 0 < alpha < 1 the
 candidates are the best ``CANDIDATES`` of each kind; a candidate missing from the
-keyword list scores 0 there, and its cosine is computed exactly.
+keyword list scores 0 there, and its cosine is computed exactly (vectors.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..types import QueryResultDocumentInfo
+
+if TYPE_CHECKING:
+    from .vectors import VectorSearch
 
 CANDIDATES = 100
 # The usual RRF constant: damps the weight of the very first ranks.
@@ -38,27 +43,31 @@ def top_positions(scores: np.ndarray, mask: np.ndarray | None, k: int) -> np.nda
     return part[np.argsort(-scores[part], kind="stable")]
 
 
-def fuse(
+def rank(
     alpha: float,
-    sims: np.ndarray | None,
-    vec_positions: np.ndarray,
-    kw_positions: np.ndarray,
-    kw_scores: np.ndarray,
     top_k: int,
+    vector: np.ndarray | None,
+    vectors: VectorSearch,
+    keyword: Callable[[int], tuple[np.ndarray, np.ndarray]],
+    mask: np.ndarray | None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Final (positions, scores), best first, at most ``top_k``."""
+    """Final (positions, scores), best first, at most ``top_k``: the vector and keyword
+    candidates (``keyword(n)`` gives the best n keyword hits), fused."""
+    want = max(top_k, CANDIDATES) if 0.0 < alpha < 1.0 else top_k
+    none = (np.empty(0, dtype=np.intp), np.empty(0))
+    vec_positions, vec_scores = vectors.top(vector, want, mask) if vector is not None else none
+    kw_positions, kw_scores = keyword(want) if alpha < 1.0 else none
     kw_norm = kw_scores / kw_scores[0] if len(kw_scores) and kw_scores[0] > 0 else np.zeros(len(kw_scores))
-    if alpha <= 0.0 or sims is None:
+    if alpha <= 0.0 or vector is None:
         return kw_positions[:top_k], np.clip(kw_norm[:top_k], 0.0, 1.0)
     if alpha >= 1.0:
-        positions = vec_positions[:top_k]
-        return positions, np.clip(sims[positions], 0.0, 1.0)
+        return vec_positions[:top_k], np.clip(vec_scores[:top_k], 0.0, 1.0)
     # At most 2 x CANDIDATES positions: a set is cheaper than np.union1d (whose first
     # call also pays a lazy numpy import of ~90 ms, a cold-start cost users would see).
     union = np.fromiter(sorted(set(vec_positions.tolist()) | set(kw_positions.tolist())), dtype=np.intp)
     keyword_part = np.zeros(len(union))
     keyword_part[np.searchsorted(union, kw_positions)] = kw_norm
-    combined = alpha * np.clip(sims[union], 0.0, 1.0) + (1.0 - alpha) * keyword_part
+    combined = alpha * np.clip(vectors.similarities(vector, union), 0.0, 1.0) + (1.0 - alpha) * keyword_part
     order = np.argsort(-combined, kind="stable")[:top_k]
     return union[order], np.clip(combined[order], 0.0, 1.0)
 

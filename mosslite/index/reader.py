@@ -5,8 +5,9 @@ Invariants (issue #2):
   change, so SQLite skips locking, and a newer version renamed over the path
   later does not affect this reader, which holds the old inode open.
 - Vectors are served from memory: the normalised embedding matrix is hydrated
-  once at open, so vector search is one matrix-vector product (measured faster
-  than a vec0 KNN scan; see benchmarks/query_latency.py). Keyword search scores
+  once at open, and vector search is exact over it (measured faster than a vec0
+  KNN scan; see benchmarks/query_latency.py): one matrix-vector product, or on
+  large indexes an int8 copy that picks the rows to rescore (vectors.py). Keyword search scores
   FTS5's BM25 in numpy from the posting lists of the query's terms (keyword.py);
   texts and metadata of hits are read by rowid.
 - Thread-safe: queries share only read-only numpy arrays; each SQLite access
@@ -34,8 +35,9 @@ from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError
 from ..types import DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult
 from .filters import DictColumns, Filter, compile_filter
 from .format import IndexMeta, read_meta
-from .fusion import CANDIDATES, fuse, top_positions
+from .fusion import rank
 from .keyword import Bm25
+from .vectors import vector_search
 
 HYDRATE_SQL = """
 SELECT rowid, id, embedding
@@ -122,6 +124,7 @@ class IndexReader:
         blob = b"".join(r[2] for r in rows)
         self._matrix = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dim).astype(np.float32, copy=False)
         self._matrix.setflags(write=False)
+        self._vectors = vector_search(self._matrix)
         with self._conn() as conn, translating_sqlite_errors(self.path):
             self._bm25 = Bm25(conn, self._rowids)
 
@@ -225,15 +228,10 @@ class IndexReader:
         else:
             raise InvalidArgumentError(f"query must be text or an embedding, got {type(query).__name__}")
         mask = self._filter_mask(compile_filter(options.filter))
-        alpha = options.alpha
-        vector = self.query_vector(text, options) if alpha > 0.0 else None
-        want = max(options.top_k, CANDIDATES) if 0.0 < alpha < 1.0 else options.top_k
-        sims = self._matrix @ vector if vector is not None else None
-        vec_positions = top_positions(sims, mask, want) if sims is not None else np.empty(0, dtype=np.intp)
-        kw_positions, kw_scores = (
-            self._keyword(text, want, mask) if alpha < 1.0 else (np.empty(0, dtype=np.intp), np.empty(0))
+        vector = self.query_vector(text, options) if options.alpha > 0.0 else None
+        positions, scores = rank(
+            options.alpha, options.top_k, vector, self._vectors, lambda want: self._keyword(text, want, mask), mask
         )
-        positions, scores = fuse(alpha, sims, vec_positions, kw_positions, kw_scores, options.top_k)
         docs = self._result_docs(positions, scores)
         return SearchResult(
             docs=docs,

@@ -40,9 +40,10 @@ from ..errors import (
 from ..index.builder import check_batch, check_ids, vector_blob
 from ..index.filters import DictColumns, compile_filter
 from ..index.format import read_meta
-from ..index.fusion import CANDIDATES, fuse, top_positions
+from ..index.fusion import rank
 from ..index.keyword import keyword_hits
 from ..index.reader import result_docs, stored_doc
+from ..index.vectors import ExactScan
 from ..sync.hydration import finish_download
 from ..types import (
     DEFAULT_MODEL_ID,
@@ -361,15 +362,15 @@ class Session:
         if compiled is not None:
             matches = compiled.mask(self._columns())
             mask = matches if mask is None else mask & matches
-        alpha = options.alpha
-        vector = self._query_vector(query, options) if alpha > 0.0 and self._embedder is not None else None
-        want = max(options.top_k, CANDIDATES) if 0.0 < alpha < 1.0 else options.top_k
-        sims = self._matrix[:count] @ vector if vector is not None else None
-        vec_positions = top_positions(sims, mask, want) if sims is not None else np.empty(0, dtype=np.intp)
-        kw_positions, kw_scores = (
-            self._keyword(query, want, mask) if alpha < 1.0 else (np.empty(0, dtype=np.intp), np.empty(0))
+        vector = self._query_vector(query, options) if options.alpha > 0.0 and self._embedder is not None else None
+        positions, scores = rank(
+            options.alpha,
+            options.top_k,
+            vector,
+            ExactScan(self._matrix[:count]),
+            lambda want: self._keyword(query, want, mask),
+            mask,
         )
-        positions, scores = fuse(alpha, sims, vec_positions, kw_positions, kw_scores, options.top_k)
         return SearchResult(
             docs=self._result_docs(positions, scores),
             query=query,
