@@ -120,11 +120,11 @@ class DocumentInfo:
             if len(self.payload.encode("utf-8", "surrogatepass")) > MAX_PAYLOAD_BYTES:
                     raise PayloadTooLargeError(f"document {self.id!r}: payload is over {MAX_PAYLOAD_BYTES} bytes", id=self.id)
         if self.embedding is not None:
-            values = _as_float_tuple(self.embedding, f"document {self.id!r}: embedding")
+            values = tuple(_floats(self.embedding, f"document {self.id!r}: embedding").tolist())
             object.__setattr__(self, "embedding", values)
 
 
-def _as_float_tuple(values: Any, what: str) -> tuple[float, ...]:
+def _floats(values: Any, what: str) -> np.ndarray:
     if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
         raise InvalidDocumentError(f"{what} must be a sequence of numbers")
     # Converted and checked in numpy: a per-element Python loop cost ~60 us for a
@@ -139,7 +139,7 @@ def _as_float_tuple(values: Any, what: str) -> tuple[float, ...]:
         raise InvalidDocumentError(f"{what} is empty")
     if not np.isfinite(arr).all():
         raise InvalidDocumentError(f"{what} contains NaN or infinity")
-    return tuple(arr.tolist())
+    return arr
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,13 +151,24 @@ class QueryOptions:
     filter: Mapping[str, Any] | None = None
     embedding: Sequence[float] | None = None
 
+    # The checked embedding as float32, so the reader does not convert the tuple back
+    # (~20 us of the ~0.5 ms a vector query takes at 10k documents).
+    _vector: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or not 1 <= self.top_k <= MAX_TOP_K:
             raise InvalidArgumentError(f"top_k must be an integer from 1 to {MAX_TOP_K}, got {self.top_k!r}")
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) or not 0.0 <= self.alpha <= 1.0:
             raise InvalidArgumentError(f"alpha must be a number from 0.0 to 1.0, got {self.alpha!r}")
         if self.embedding is not None:
-            object.__setattr__(self, "embedding", _as_float_tuple(self.embedding, "query embedding"))
+            vector = _floats(self.embedding, "query embedding")
+            object.__setattr__(self, "embedding", tuple(vector.tolist()))
+            object.__setattr__(self, "_vector", vector.astype(np.float32))
+
+    @property
+    def vector(self) -> np.ndarray | None:
+        """``embedding`` as a float32 array (read-only use), or None."""
+        return self._vector
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from mosslite import DocumentInfo, QueryOptions, Version
@@ -88,3 +89,13 @@ def test_version_parse_names_the_rule(bad: str) -> None:
 def test_bad_versions(bad: object) -> None:
     with pytest.raises(InvalidArgumentError):
         Version(bad)  # type: ignore[arg-type]
+
+
+def test_query_embedding_is_a_tuple_with_a_float32_copy() -> None:
+    given = np.array([0.5, -1.0, 2.0], dtype=np.float64)
+    a, b = QueryOptions(embedding=given), QueryOptions(embedding=[0.5, -1, 2])
+    assert a.embedding == (0.5, -1.0, 2.0) and a == b and hash(a) == hash(b)
+    assert a.vector.dtype == np.float32 and a.vector.tolist() == [0.5, -1.0, 2.0]
+    given[0] = 9.0  # the options keep their own copy
+    assert a.embedding[0] == 0.5 and a.vector[0] == 0.5
+    assert QueryOptions().vector is None

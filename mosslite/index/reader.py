@@ -18,7 +18,6 @@ Invariants (issue #2):
 from __future__ import annotations
 
 import json
-import queue
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -104,7 +103,7 @@ class IndexReader:
     def __init__(self, path: Path | str, *, embedder: Embedder | None = None, tracer: Tracer | None = None) -> None:
         self.path = Path(path)
         self._tracer = tracer
-        self._pool: queue.LifoQueue[apsw.Connection] = queue.LifoQueue()
+        self._idle: list[apsw.Connection] = []  # append/pop are atomic: no lock per query
         self._all_conns: list[apsw.Connection] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -154,8 +153,8 @@ class IndexReader:
         if self._closed:
             raise ClosedError(f"index reader for {self.path} is closed", path=str(self.path))
         try:
-            conn = self._pool.get_nowait()
-        except queue.Empty:
+            conn = self._idle.pop()
+        except IndexError:
             with translating_sqlite_errors(self.path):
                 conn = connect(self.path, immutable=True, tracer=self._tracer)
             with self._lock:
@@ -163,7 +162,7 @@ class IndexReader:
         try:
             yield conn
         finally:
-            self._pool.put(conn)
+            self._idle.append(conn)
 
     def close(self) -> None:
         """Close every pooled connection. Queries after this raise ClosedError."""
@@ -206,8 +205,8 @@ class IndexReader:
 
     def query_vector(self, text: str, options: QueryOptions) -> np.ndarray | None:
         """The query's embedding: given, or computed (and cached) by the model."""
-        if options.embedding is not None:
-            return self.embedder.check_vector(options.embedding, "query embedding")
+        if options.vector is not None:
+            return self.embedder.check_vector(options.vector, "query embedding")
         if not self.embedder.computes_embeddings:
             raise InvalidArgumentError(
                 f"index {self.index_name!r} uses the custom model: pass QueryOptions(embedding=[...])",
@@ -222,9 +221,7 @@ class IndexReader:
         if isinstance(query, str):
             text = query
         elif isinstance(query, (Sequence, np.ndarray)) and not isinstance(query, bytes):
-            text, options = "", QueryOptions(
-                top_k=options.top_k, alpha=1.0, filter=options.filter, embedding=list(np.asarray(query, dtype=float))
-            )
+            text, options = "", QueryOptions(top_k=options.top_k, alpha=1.0, filter=options.filter, embedding=query)
         else:
             raise InvalidArgumentError(f"query must be text or an embedding, got {type(query).__name__}")
         mask = self._filter_mask(compile_filter(options.filter))
@@ -245,7 +242,7 @@ class IndexReader:
             return self._bm25.hits(conn, text, want, mask)
 
     def _result_docs(self, positions: np.ndarray, scores: np.ndarray) -> list[QueryResultDocumentInfo]:
-        rowids = [int(self._rowids[p]) for p in positions]
+        rowids = self._rowids[positions].tolist()
         if not rowids:
             return []
         with self._conn() as conn:

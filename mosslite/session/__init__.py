@@ -380,8 +380,8 @@ class Session:
 
     def _query_vector(self, text: str, options: QueryOptions) -> np.ndarray:
         assert self._embedder is not None
-        if options.embedding is not None:
-            return self._embedder.check_vector(options.embedding, "query embedding")
+        if options.vector is not None:
+            return self._embedder.check_vector(options.vector, "query embedding")
         if not self._embedder.computes_embeddings:
             raise InvalidArgumentError(
                 f"session {self._name!r} uses the custom model: pass QueryOptions(embedding=[...])", index=self._name
