@@ -54,8 +54,8 @@ spin after a large product and slow onnxruntime's int8 product next to them).
 - end-to-end hybrid: ``reader.query(text, QueryOptions(top_k=5))`` with the
   reader's embedder set to moss-minilm, cache cold: embedding + retrieval.
 - where hybrid time goes: ``M @ q`` alone; the reader's two exact vector
-  searches forced at this size, top 100 (the hybrid candidate count): the
-  float32 scan, and the int8 prefilter with float32 rescoring that the reader
+  searches forced at this size, top 5 (a hybrid query's vector candidates are
+  its top_k; see index/fusion.py): the float32 scan, and the int8 prefilter with float32 rescoring that the reader
   uses from ``vectors.PREFILTER_MIN_BYTES`` of vectors (30 MB); the reader's keyword step alone
   (BM25 over the postings of the query's terms, top 100); and, as the baseline
   it replaced, FTS5's own ``bm25()`` with ``ORDER BY rank LIMIT 100`` for the
@@ -392,8 +392,8 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
     ms |= time_interleaved(
         {
             "matvec": (lambda v: matrix @ v, vectors),
-            "scan": (lambda v: scan.top(v, CANDIDATES, None), vectors),
-            "prefilter": (lambda v: prefilter.top(v, CANDIDATES, None), vectors),
+            "scan": (lambda v: scan.top(v, TOP_K, None), vectors),
+            "prefilter": (lambda v: prefilter.top(v, TOP_K, None), vectors),
         }
     )
 
@@ -443,8 +443,8 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
     ]
     components = [
         Row("M @ q alone", Percentiles.of(ms["matvec"])),
-        Row("vector top-100, float32 scan", Percentiles.of(ms["scan"])),
-        Row("vector top-100, int8 prefilter + rescore", Percentiles.of(ms["prefilter"])),
+        Row(f"vector top-{TOP_K}, float32 scan", Percentiles.of(ms["scan"])),
+        Row(f"vector top-{TOP_K}, int8 prefilter + rescore", Percentiles.of(ms["prefilter"])),
         Row("keyword top-100 from postings, short", Percentiles.of(ms["postings_short"])),
         Row("keyword top-100 from postings, ~20 words", Percentiles.of(ms["postings_long"])),
         Row("baseline: FTS5 bm25() ORDER BY rank, short", Percentiles.of(ms["fts_short"])),

@@ -6,8 +6,12 @@ Both parts lie in [0, 1], so the score does too. The semantic part is the
 absolute cosine similarity (embeddings are unit length), so a score threshold
 keeps its meaning across queries; BM25 has no absolute scale, so the keyword
 part is relative to the best keyword hit of this query. With 0 < alpha < 1 the
-candidates are the best ``CANDIDATES`` of each kind; a candidate missing from the
-keyword list scores 0 there, and its cosine is computed exactly (vectors.py).
+keyword candidates are the best ``CANDIDATES`` hits; a document missing from that
+list scores 0 there. Its vector candidates are only the best ``top_k`` by cosine,
+and every keyword candidate's cosine is computed exactly (vectors.py): a document
+in neither list scores ``alpha * cos``, no more than each of the ``top_k`` vector
+candidates scores, so a longer vector list could never change the top k. (Asking
+the int8 prefilter for 100 rows instead of 5 cost ~1 ms more at 100k documents.)
 """
 
 from __future__ import annotations
@@ -53,16 +57,16 @@ def rank(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Final (positions, scores), best first, at most ``top_k``: the vector and keyword
     candidates (``keyword(n)`` gives the best n keyword hits), fused."""
-    want = max(top_k, CANDIDATES) if 0.0 < alpha < 1.0 else top_k
     none = (np.empty(0, dtype=np.intp), np.empty(0))
-    vec_positions, vec_scores = vectors.top(vector, want, mask) if vector is not None else none
-    kw_positions, kw_scores = keyword(want) if alpha < 1.0 else none
+    keyword_want = max(top_k, CANDIDATES) if 0.0 < alpha < 1.0 else top_k
+    vec_positions, vec_scores = vectors.top(vector, top_k, mask) if vector is not None else none
+    kw_positions, kw_scores = keyword(keyword_want) if alpha < 1.0 else none
     kw_norm = kw_scores / kw_scores[0] if len(kw_scores) and kw_scores[0] > 0 else np.zeros(len(kw_scores))
     if alpha <= 0.0 or vector is None:
         return kw_positions[:top_k], np.clip(kw_norm[:top_k], 0.0, 1.0)
     if alpha >= 1.0:
         return vec_positions[:top_k], np.clip(vec_scores[:top_k], 0.0, 1.0)
-    # At most 2 x CANDIDATES positions: a set is cheaper than np.union1d (whose first
+    # At most top_k + CANDIDATES positions: a set is cheaper than np.union1d (whose first
     # call also pays a lazy numpy import of ~90 ms, a cold-start cost users would see).
     union = np.fromiter(sorted(set(vec_positions.tolist()) | set(kw_positions.tolist())), dtype=np.intp)
     keyword_part = np.zeros(len(union))
