@@ -17,12 +17,22 @@ works on a temp copy of that folder.
   Each load goes to a new, empty client cache folder, then ``unload_index``.
 - refresh: after ``add_docs`` of 10 documents (a new version) and its job's
   completion, ``load_index(name)`` again on the loaded index: manifest ->
-  download the whole new version -> verify -> open + hydrate -> swap.
+  fetch -> verify -> open + hydrate -> swap. Over HTTP the fetch is a page patch
+  from the version the client holds (only the pages that changed, applied to
+  a copy of it); "refresh, whole file" is the same refresh with patches refused,
+  so the whole new version is downloaded (interleaved with the patched one).
+  "MB fetched" is ``SwapEvent.downloaded_bytes``.
+- "http, slow link": the same over a link of ``--link-mbps`` (default 100
+  Mbit/s), paced by the server plugin ``_link_plugin.py``, up to 10k documents:
+  what a patch is worth off loopback, where bytes cost time.
+- every load starts after ``os.sync()``: dirty pages left behind by the fixture
+  copy made this VM throttle the load's own writes to disk speed.
 - the split comes from wrappers installed for the run (no library change):
-  ``transport.manifest``, ``transport.download``, and in
+  ``transport.manifest``, ``transport.download``, ``transport.download_patch``, and in
   ``mosslite.sync.refresher`` / ``mosslite.sync.hydration`` the functions
   ``sha256_file`` (verify: re-read and hash, when the transport did not hash
-  while writing), ``install`` (fsync + rename + fsync dir)
+  while writing), ``apply_patch`` (base + pages -> new file, hashed as written),
+  ``install`` (fsync + rename + fsync dir)
   and ``IndexReader`` (open + hydrate). "other" = total minus those (thread
   hops, cache-folder locks, removing older versions, the swap itself).
 - baseline, same process: ``IndexReader(path)`` on the service's own copy of
@@ -69,6 +79,7 @@ from mosslite.index.format import read_meta  # noqa: E402
 from mosslite.index.reader import HYDRATE_SQL, IndexReader  # noqa: E402
 from mosslite.service import Service  # noqa: E402
 from mosslite.service.catalog import Catalog  # noqa: E402
+from mosslite.types import SwapEvent  # noqa: E402
 
 GENERATOR_VERSION = 2
 VOCAB_SIZE = 20_000
@@ -76,6 +87,9 @@ DIM = 384
 PROJECT = "bench"
 PROJECT_KEY = "bench-key"
 TARGET_MS_10K = 150.0
+LINK_MODE = "http, slow link"
+LINK_MAX_DOCS = 10_000
+KINDS = ("cold load", "refresh", "refresh, whole file")
 ADD_COUNT = 10
 CHUNK = 20_000  # documents per job while building a fixture (one JSON request each)
 
@@ -204,6 +218,10 @@ def copy_service_data(root: Path, dest: Path, names: list[str]) -> Path:
 # -- a real `mosslite serve` on loopback ---------------------------------------------------------
 
 
+def slug(mode: str) -> str:
+    return mode.replace(", ", "-").replace(" ", "-")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -213,8 +231,9 @@ def free_port() -> int:
 class LocalServer:
     """``python -m mosslite serve`` on 127.0.0.1 (as tests/client/conftest.py starts it)."""
 
-    def __init__(self, data: Path) -> None:
+    def __init__(self, data: Path, link_bps: float = 0.0) -> None:
         self.data = data
+        self.link_bps = link_bps  # 0: loopback as it is; else a link of that many bytes/s (_link_plugin.py)
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self._log = tempfile.TemporaryFile()
@@ -232,8 +251,11 @@ class LocalServer:
 
     def start(self) -> LocalServer:
         cmd = [sys.executable, "-m", "mosslite", "serve", "--data", str(self.data), "--host", "127.0.0.1",
-               "--port", str(self.port)]
-        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log)
+               "--port", str(self.port), "--plugin", "_link_plugin"]
+        here = str(Path(__file__).resolve().parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]),
+               "MOSSLITE_BENCH_LINK_BPS": str(self.link_bps)}
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log, env=env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -259,7 +281,7 @@ class LocalServer:
 # -- instrumentation -------------------------------------------------------------------------
 
 
-SPLITS = ["manifest", "download", "sha256", "fsync+rename", "open+hydrate"]
+SPLITS = ["manifest", "download", "patch", "apply patch", "sha256", "fsync+rename", "open+hydrate"]
 
 
 class LoadProbe:
@@ -271,6 +293,8 @@ class LoadProbe:
         self._restore: list[Callable[[], None]] = []
         self._wrap_async(transport, "manifest", "manifest")
         self._wrap_async(transport, "download", "download")
+        self._wrap_async(transport, "download_patch", "patch")
+        self._wrap_sync(refresher_module, "apply_patch", "apply patch")
         self._wrap_sync(hydration_module, "sha256_file", "sha256")
         self._wrap_sync(hydration_module, "install", "fsync+rename")
         self._wrap_sync(refresher_module, "IndexReader", "open+hydrate")
@@ -326,6 +350,7 @@ class Series:
         self.total: list[float] = []
         self.parts: dict[str, list[float]] = defaultdict(list)
         self.swap_ms: list[float] = []
+        self.fetched_mb: list[float] = []
 
     def add(self, total_s: float, parts: dict[str, float]) -> None:
         self.total.append(total_s * 1000.0)
@@ -347,19 +372,32 @@ def bare_open_ms(path: Path, reps: int) -> list[float]:
 
 def measure_mode(mode: str, data: Path, sizes: list[int], args: argparse.Namespace, work: Path) -> dict[tuple[int, str], Series]:
     """Cold loads and refreshes of each size through one client (embedded or HTTP)."""
+    work = work / slug(mode)
     server = None
     results: dict[tuple[int, str], Series] = {}
-    if mode == "http":
-        server = LocalServer(data).start()
+    if mode.startswith("http"):
+        link_bps = args.link_mbps * 1e6 / 8 if mode == LINK_MODE else 0.0
+        server = LocalServer(data, link_bps).start()
         client = SyncMossClient(PROJECT, PROJECT_KEY, url=server.url, cache_path=work / f"{mode}-home")
     else:
         client = SyncMossClient(PROJECT, PROJECT_KEY, cache_path=data.parent)
         assert client.async_client.transport.service.data_dir.resolve() == data.resolve()
-    probe = LoadProbe(client.async_client.transport)
-    swaps: list[float] = []
-    client.on_swap(lambda event: swaps.append(event.duration_ms))
+    transport = client.async_client.transport
+    probe = LoadProbe(transport)
+    swaps: list[SwapEvent] = []
+    client.on_swap(swaps.append)
+    # Over HTTP a refresh fetches a page patch; the same refresh with patches refused
+    # (the whole file, as a client without a cached version gets it) is the baseline.
+    kinds = ["refresh", "refresh, whole file"] if mode.startswith("http") else ["refresh"]
+    patching = transport.download_patch
+
+    async def no_patch(*args: Any) -> bool:
+        return False
+
     try:
         for n in sizes:
+            if mode == LINK_MODE and n > LINK_MAX_DOCS:
+                continue  # minutes per load on a slow link
             name = index_name(n)
             reps = args.reps if n < 100_000 else max(2, args.reps // 2)
             cold = results[(n, "cold load")] = Series()
@@ -369,27 +407,37 @@ def measure_mode(mode: str, data: Path, sizes: list[int], args: argparse.Namespa
             probe.take()
             for r in range(reps):
                 cache = work / f"{mode}-cold-{n}-{r}"
+                # Dirty pages left by the fixture copy or by earlier loads made this VM
+                # throttle new writes to disk speed (a 48 MB write: 17 ms after a sync,
+                # 145 ms with 600 MB pending); a device that refreshes every few minutes
+                # has long written those back, so each load starts after a sync.
+                os.sync()
                 started = time.perf_counter()
                 client.load_index(name, cache_path=cache)
                 total = time.perf_counter() - started
                 cold.add(total, probe.take())
                 client.unload_index(name)
                 shutil.rmtree(cache, ignore_errors=True)
-            refresh = results[(n, "refresh")] = Series()
             cache = work / f"{mode}-refresh-{n}"
             client.load_index(name, cache_path=cache)
             for r in range(reps):
-                docs = make_docs(ADD_COUNT, 10_000 + r, f"{mode}-add-{r}-")
-                client.wait_for_job(client.add_docs(name, docs).job_id, poll_interval_seconds=0.02, timeout_seconds=600)
-                before = client.get_loaded_version(name)
-                probe.take()
-                swaps.clear()
-                started = time.perf_counter()
-                client.load_index(name)
-                total = time.perf_counter() - started
-                refresh.add(total, probe.take())
-                assert client.get_loaded_version(name) == before + 1, "refresh did not install the new version"
-                refresh.swap_ms.extend(swaps)
+                for kind in kinds:  # interleaved, so both see the same machine
+                    series = results.setdefault((n, kind), Series())
+                    transport.download_patch = no_patch if kind == "refresh, whole file" else patching
+                    docs = make_docs(ADD_COUNT, 10_000 + r, f"{mode}-add-{r}-{len(kind)}-")
+                    client.wait_for_job(client.add_docs(name, docs).job_id, poll_interval_seconds=0.02, timeout_seconds=600)
+                    before = client.get_loaded_version(name)
+                    os.sync()
+                    probe.take()
+                    swaps.clear()
+                    started = time.perf_counter()
+                    client.load_index(name)
+                    total = time.perf_counter() - started
+                    series.add(total, probe.take())
+                    assert client.get_loaded_version(name) == before + 1, "refresh did not install the new version"
+                    series.swap_ms.extend(event.duration_ms for event in swaps)
+                    series.fetched_mb.extend(event.downloaded_bytes / 1e6 for event in swaps)
+            transport.download_patch = patching
             client.unload_index(name)
             shutil.rmtree(cache, ignore_errors=True)
     finally:
@@ -462,29 +510,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated document counts")
     parser.add_argument("--reps", type=int, default=7, help="loads per size and kind (halved at 100k)")
-    parser.add_argument("--modes", default="embedded,http", help="comma-separated: embedded, http")
+    parser.add_argument("--modes", default="embedded,http,link", help="comma-separated: embedded, http, link")
+    parser.add_argument("--link-mbps", type=float, default=100.0, help="the link of mode 'link' (up to 10k docs)")
+    parser.add_argument("--tmp", default=None, help="folder for the service copy and client caches (/dev/shm: no disk)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="sizes 1000,10000 and 3 reps")
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.reps = "1000,10000", 3
     sizes = [int(s) for s in args.sizes.split(",") if s]
-    modes = [m for m in args.modes.split(",") if m]
+    modes = [LINK_MODE if m == "link" else m for m in args.modes.split(",") if m]
 
     print("mosslite load_index / refresh benchmark")
     print(machine_summary())
-    print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}; "
+    print(f"files under {args.tmp or tempfile.gettempdir()}; "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}; "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     root = ensure_fixture(sizes, args.seed)
 
-    with tempfile.TemporaryDirectory(prefix="mosslite-bench-hydrate-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mosslite-bench-hydrate-", dir=args.tmp) as tmp:
         work = Path(tmp)
         names = [index_name(n) for n in sizes]
         files: dict[int, Path] = {}
         sizes_mb: dict[int, float] = {}
         results: dict[str, dict[tuple[int, str], Series]] = {}
         for mode in modes:
-            data = copy_service_data(root, work / mode / "service", names)
+            data = copy_service_data(root, work / slug(mode) / "service", names)
             if not files:
                 service = Service(data, start_jobs=False)
                 for n in sizes:
@@ -502,12 +553,14 @@ def main() -> None:
             rows.append([f"{n:,}", "IndexReader(path) alone (baseline)", "-", fmt_ms(baseline[n].p50, 1),
                          fmt_ms(baseline[n].p95, 1), fmt_ms(baseline[n].p99, 1), "1.00x", "", "", f"{sizes_mb[n]:.1f}"])
             for mode in modes:
-                for kind in ("cold load", "refresh"):
+                for kind in KINDS:
+                    if (n, kind) not in results[mode]:
+                        continue
                     series = results[mode][(n, kind)]
                     s = Percentiles.of(series.total)
                     at_10k = n == 10_000
-                    target = f"<={TARGET_MS_10K:g}ms: {verdict(s.p50 <= TARGET_MS_10K)}" if at_10k else ""
-                    other = results["embedded"][(n, kind)] if "embedded" in results and mode != "embedded" else None
+                    target = f"<={TARGET_MS_10K:g}ms: {verdict(s.p50 <= TARGET_MS_10K)}" if at_10k and mode != LINK_MODE else ""
+                    other = results.get("embedded", {}).get((n, kind)) if mode != "embedded" else None
                     vs_embedded = f"{s.p50 / Percentiles.of(other.total).p50:.2f}x" if other else ""
                     rows.append([f"{n:,}", f"{mode} {kind}", str(s.n), fmt_ms(s.p50, 1), fmt_ms(s.p95, 1),
                                  fmt_ms(s.p99, 1), f"{s.p50 / baseline[n].p50:.2f}x", vs_embedded, target, ""])
@@ -520,14 +573,19 @@ def main() -> None:
         split_rows = []
         for n in sizes:
             for mode in modes:
-                for kind in ("cold load", "refresh"):
+                for kind in KINDS:
+                    if (n, kind) not in results[mode]:
+                        continue
                     series = results[mode][(n, kind)]
                     cells = [fmt_ms(float(np.median(series.parts[k])), 1) for k in [*SPLITS, "other"]]
                     swap = fmt_ms(float(np.median(series.swap_ms)), 1) if series.swap_ms else "-"
-                    split_rows.append([f"{n:,}", f"{mode} {kind}", fmt_ms(float(np.median(series.total)), 1), *cells, swap])
+                    fetched = f"{float(np.median(series.fetched_mb)):.2f}" if series.fetched_mb else "-"
+                    split_rows.append(
+                        [f"{n:,}", f"{mode} {kind}", fmt_ms(float(np.median(series.total)), 1), *cells, swap, fetched]
+                    )
         print_table(
-            "where the time goes (median ms per step; download+verify = download + sha256 + fsync+rename)",
-            ["docs", "what", "total", *SPLITS, "other", "SwapEvent ms"],
+            "where the time goes (median ms per step; patch = fetching a page patch, apply patch = copy + patch + sha256)",
+            ["docs", "what", "total", *SPLITS, "other", "SwapEvent ms", "MB fetched"],
             split_rows,
         )
 

@@ -43,19 +43,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def install(temp: Path, target: Path, *, sha256: bool = False) -> str | None:
+def install(temp: Path, target: Path, *, digest: Callable[[BinaryIO], T] | None = None) -> T | None:
     """Make a fully written temp file the target, durably and atomically.
 
-    With ``sha256=True`` also return the file's sha256, hashed from the page
-    cache on another thread while fsync writes the file out: hashing is CPU and
-    fsync is I/O, so they overlap (a 400 MB version: ~0.35 s off publishing it)."""
-    if not sha256:
+    With ``digest`` also return ``digest(file)`` (a checksum of its bytes), read
+    from the page cache on another thread while fsync writes the file out:
+    hashing is CPU and fsync is I/O, so they overlap (a 400 MB version: ~0.35 s
+    off publishing it)."""
+    if digest is None:
         _replace_durably(temp, target)
         return None
     with open(temp, "rb") as fh:
-        digest = in_background(_sha256_stream, fh)  # the open handle survives the rename
+        result = in_background(digest, fh)  # the open handle survives the rename
         _replace_durably(temp, target)
-        return digest().hexdigest()
+        return result()
 
 
 def in_background(fn: Callable[..., T], *args: Any) -> Callable[[], T]:

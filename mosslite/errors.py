@@ -11,7 +11,8 @@
     │   ├── IndexNotFoundError
     │   ├── IndexNotLoadedError      the index exists, but call load_index() first
     │   ├── JobNotFoundError
-    │   └── ModelNotFoundError       no embedder is registered under that model id
+    │   ├── ModelNotFoundError       no embedder is registered under that model id
+    │   └── PatchUnavailableError    no page patch from the version you hold; download the whole file
     ├── UnauthorizedError            the project key is missing or wrong
     ├── ConflictError                the request contradicts stored state (existing id without upsert, ...)
     ├── UnavailableError             the service cannot be reached; retrying later may work
@@ -51,6 +52,7 @@ __all__ = [
     "ModelNotFoundError",
     "MossliteError",
     "NotFoundError",
+    "PatchUnavailableError",
     "PayloadTooLargeError",
     "TimeoutError_",
     "UnauthorizedError",
@@ -131,6 +133,11 @@ class JobNotFoundError(NotFoundError):
 
 class ModelNotFoundError(NotFoundError):
     code = "model_not_found"
+
+
+class PatchUnavailableError(NotFoundError):
+    code = "patch_unavailable"
+    default_hint = "download the whole version"
 
 
 class UnauthorizedError(MossliteError):

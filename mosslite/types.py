@@ -280,6 +280,10 @@ class SwapEvent:
     old_version: int
     new_version: int
     duration_ms: float
+    #: Bytes fetched from the service for it: a page patch, the whole file, or 0 (already cached).
+    downloaded_bytes: int = 0
+    #: The cached version the new one was patched from; None when the whole file came down.
+    patched_from: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

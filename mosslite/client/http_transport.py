@@ -33,7 +33,15 @@ import httpx
 
 from .. import __version__, errors
 from .._fs import sha256_of
-from ..errors import ClosedError, MossliteError, NotFoundError, TimeoutError_, UnauthorizedError, UnavailableError
+from ..errors import (
+    ClosedError,
+    IndexNotFoundError,
+    MossliteError,
+    NotFoundError,
+    TimeoutError_,
+    UnauthorizedError,
+    UnavailableError,
+)
 from ..types import DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult, Version, validate_name
 from ..wire import docs_from_json, docs_to_json, from_dict
 from .transports import ByteProgress, Transport
@@ -132,6 +140,22 @@ class HTTPTransport(Transport):
         # prefix of this version): fetch the whole file again.
         return await self.download(name, version, dest, offset=0, progress=progress)
 
+    async def download_patch(self, name: str, version: int, base_version: int, dest: Path) -> bool:
+        path = f"{_index_path(name)}/versions/{int(Version(version))}/patch"
+        params = {"from": str(int(Version(base_version)))}
+        try:
+            async with self._stream("GET", path, params=params) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    _raise_for_status(response)
+                    raise UnavailableError(f"unexpected answer {response.status_code} to GET {response.request.url}")
+                await _write(response, dest, 0, None)
+        except IndexNotFoundError:
+            raise
+        except NotFoundError:  # no patch from that version (PatchUnavailableError), or a server without patches
+            return False
+        return True
+
     # -- session pushes (issue #5) ---------------------------------------------------
 
     async def push(
@@ -162,10 +186,12 @@ class HTTPTransport(Transport):
         return _json(response)
 
     @asynccontextmanager
-    async def _stream(self, method: str, path: str, *, headers: dict[str, str]) -> AsyncIterator[httpx.Response]:
+    async def _stream(
+        self, method: str, path: str, *, headers: dict[str, str] | None = None, params: dict[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
         self._check_open()
         with _mapping_httpx_errors():
-            async with self._client.stream(method, path, headers=headers) as response:
+            async with self._client.stream(method, path, headers=headers, params=params) as response:
                 yield response
 
     def _check_open(self) -> None:

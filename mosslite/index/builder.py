@@ -27,6 +27,7 @@ from ..embeddings import Embedder
 from ..errors import ConflictError, CorruptIndexError, InvalidArgumentError, InvalidDocumentError
 from ..types import DocumentInfo, JobPhase, Version
 from .format import COUNT_DOCS_SQL, IndexMeta, create_schema, read_meta, utc_now_iso, write_meta
+from .pages import PageMap
 from .postings import update_postings
 
 #: Called with (phase, percent 0-100) as a build moves on; phases follow Moss.
@@ -87,7 +88,12 @@ class BuildReport:
     updated: int
     deleted: int
     size_bytes: int
-    sha256: str
+    #: Digests of the file and of each page (index/pages.py), computed while it was fsynced.
+    page_map: PageMap
+
+    @property
+    def sha256(self) -> str:
+        return self.page_map.sha256
 
 
 def check_batch(docs: Sequence[DocumentInfo]) -> None:
@@ -157,7 +163,7 @@ def build_version(
         finally:
             conn.close()
         size_bytes = temp.stat().st_size
-        sha256 = install(temp, target, sha256=True)
+        page_map = install(temp, target, digest=PageMap.of_stream)
     finally:
         if early_flush is not None:
             try:
@@ -165,7 +171,7 @@ def build_version(
             except OSError:  # only an optimisation; install() fsyncs (or the build failed)
                 pass
         temp.unlink(missing_ok=True)
-    return BuildReport(path=target, meta=meta, size_bytes=size_bytes, sha256=sha256, **counts)
+    return BuildReport(path=target, meta=meta, size_bytes=size_bytes, page_map=page_map, **counts)
 
 
 def _apply(

@@ -57,6 +57,7 @@ from ..index.format import utc_now_iso
 from ..wire import docs_from_json, docs_to_json, to_dict
 from .catalog import Catalog, VersionRecord
 from .jobs import JobRunner
+from .patches import PAGES_SUFFIX, VersionPatch, pages_key, version_patch
 from .storage import Storage
 from .storage.directory import DirectoryStorage
 from .worker import JobContext, run_build
@@ -212,6 +213,7 @@ class Service:
         self.storage.delete(manifest_key(project_id, name))
         for key in keys:
             self.storage.delete(key)
+            self.storage.delete(pages_key(key))
 
     def get_docs(
         self, project_id: str, name: str, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None
@@ -242,6 +244,17 @@ class Service:
         if record is None:
             raise IndexNotFoundError(f"index {name!r} has no version {version}", index=name, version=version)
         return record
+
+    def version_patch(self, project_id: str, name: str, version: int, base_version: int) -> VersionPatch:
+        """The pages of ``version`` that differ from ``base_version`` (which the caller holds);
+        stream them with ``patch.chunks(service.storage)``. No patch worth sending:
+        PatchUnavailableError. Example::
+
+            patch = service.version_patch("proj", "faq", 8, 7)   # a few pages, not the file
+        """
+        target = self.version_record(project_id, name, version)
+        base = self.catalog.get_version(project_id, name, Version(base_version))
+        return version_patch(self.storage, target, base)
 
     def _reader(self, project_id: str, name: str, version: int) -> IndexReader:
         key = (project_id, name, version)
@@ -366,8 +379,8 @@ class Service:
         latest = self.catalog.latest_version(project_id, index_name)
         newest = latest.manifest.version if latest is not None else 0
         for key in self.storage.list(f"{project_id}/{index_name}/"):
-            try:
-                version = Version.parse_filename(key.rsplit("/", 1)[-1])
+            try:  # version files and their page maps
+                version = Version.parse_filename(key.rsplit("/", 1)[-1].removesuffix(PAGES_SUFFIX))
             except InvalidArgumentError:
                 continue
             if version > newest:

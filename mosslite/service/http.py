@@ -17,7 +17,9 @@ Invariants:
   ``Content-Length`` over the limit is refused before reading, and the bytes
   are counted while reading, so a lying or chunked client cannot exceed it.
 - Version files are immutable, so their sha256 is a strong ETag; downloads
-  honour one ``Range: bytes=a-b`` (206) and resume by appending.
+  honour one ``Range: bytes=a-b`` (206) and resume by appending. A client that
+  holds version m asks ``.../versions/{n}/patch?from=m`` for only the pages
+  that changed (format in ``index/pages.py``).
 
 Example::
 
@@ -61,6 +63,7 @@ from . import Service
 log = logging.getLogger("mosslite.service.http")
 
 SQLITE_MEDIA_TYPE = "application/vnd.sqlite3"
+PATCH_MEDIA_TYPE = "application/vnd.mosslite.page-patch"
 
 #: Most specific class first; any other MossliteError is a 400.
 STATUS_BY_ERROR: tuple[tuple[type[MossliteError], int], ...] = (
@@ -168,6 +171,15 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         chunks = service.storage.iter_range(record.storage_key, start, end)
         return StreamingResponse(chunks, status_code=status, headers=headers, media_type=SQLITE_MEDIA_TYPE)
 
+    async def patch(request: Request, project: str) -> Response:
+        name, version = request.path_params["name"], request.path_params["version"]
+        base = request.query_params.get("from", "")
+        if not base.isdigit():
+            raise InvalidArgumentError(f"?from= must be the version number you hold, got {base!r}", index=name)
+        found = await run_in_threadpool(service.version_patch, project, name, version, int(base))
+        headers = {"Content-Length": str(found.size_bytes), "X-Content-SHA256": found.target.manifest.sha256}
+        return StreamingResponse(found.chunks(service.storage), headers=headers, media_type=PATCH_MEDIA_TYPE)
+
     async def get_job(request: Request, project: str) -> Response:
         job = await run_in_threadpool(service.get_job, project, request.path_params["job_id"])
         return JSONResponse(to_dict(job))
@@ -208,6 +220,7 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         route(index + "/docs/get", get_docs, "POST"),
         route(index + "/manifest", manifest, "GET"),
         route(index + "/versions/{version:int}", download, "GET"),
+        route(index + "/versions/{version:int}/patch", patch, "GET"),
         route(base + "/jobs/{job_id}", get_job, "GET"),
         route(index + "/push", push, "POST"),
         route(index + "/pushes/{diff_id}", get_push, "GET"),

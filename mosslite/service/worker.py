@@ -17,6 +17,7 @@ from ..index.builder import ProgressFn, build_version
 from ..types import DocumentInfo, IndexInfo, JobPhase, Manifest, Version
 from .catalog import VersionRecord
 from .jobs import index_lock
+from .patches import pages_key
 
 if TYPE_CHECKING:
     from . import Service
@@ -68,11 +69,15 @@ def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> Versio
             )
             key = version_key(ctx.project_id, name, int(version))
             service.storage.put(key, target, move=True)
+            # Computed while the file was fsynced; stored now so the first client
+            # asking for a patch to this version does not wait for it (patches.py).
+            service.storage.put_bytes(pages_key(key), report.page_map.to_bytes())
         finally:
             target.unlink(missing_ok=True)
         progress(JobPhase.PUBLISHING, 100.0)
         record = VersionRecord(manifest=manifest, storage_key=key)
         if not service.catalog.publish(ctx.project_id, ctx.job_id, record):
             service.storage.delete(key)
+            service.storage.delete(pages_key(key))
             raise IndexNotFoundError(f"index {name!r} was deleted while the job ran", index=name)
         return record

@@ -5,6 +5,10 @@ Invariants (issue #4):
   rename -> open a new reader -> swap (see LiveIndex). Any failure before the
   swap leaves the serving reader untouched; it is retried with backoff
   (1 s, 2 s, 4 s ... capped at the polling interval).
+- With an older version in the cache, only the pages that changed are fetched
+  (a page patch, index/pages.py) and applied to a copy of it; the result must
+  match the manifest's sha256 like a download, and any failure of that path
+  falls back to downloading the whole version.
 - Each index has its own task, lock and timer: a slow or failing download of
   one index never delays queries or refreshes of another.
 - Convergence: the timer fires every ``polling_interval_s`` after the previous
@@ -22,9 +26,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ChecksumMismatchError, IndexNotFoundError, UnavailableError
+from .._fs import temp_path_for
+from ..errors import ChecksumMismatchError, IndexNotFoundError, IntegrityError, UnavailableError
+from ..index.pages import apply_patch
 from ..index.reader import IndexReader
 from ..types import LoadedIndexInfo, Manifest, SwapEvent
 from .clock import Clock
@@ -43,6 +50,20 @@ log = logging.getLogger("mosslite.sync")
 
 BACKOFF_BASE_S = 1.0
 MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """A version file in the cache, and what it took to get it there."""
+
+    path: Path
+    downloaded_bytes: int = 0
+    patched_from: int | None = None
+
+    def how(self) -> str:
+        if self.patched_from is not None:
+            return f"patch from v{self.patched_from}, {self.downloaded_bytes} bytes"
+        return f"downloaded {self.downloaded_bytes} bytes" if self.downloaded_bytes else "already cached"
 
 
 class IndexSync:
@@ -109,27 +130,30 @@ class IndexSync:
             self.stale = False
             if self.live is not None and self.live.version >= manifest.version:
                 return False
-            path = await self._fetch(manifest)
-            await self._install(path, started)
+            await self._install(await self._fetch(manifest), started)
             return True
 
     async def _serve_cached(self) -> bool:
         for version in cached_versions(self.index_dir):
             try:
-                await self._install(version_path(self.index_dir, version), time.perf_counter())
+                await self._install(Fetched(version_path(self.index_dir, version)), time.perf_counter())
                 log.warning("%s: service unreachable, serving cached version %d", self.name, version)
                 return True
             except Exception as exc:  # a damaged cache file: try the next older one
                 log.warning("%s: cached version %d unusable: %s", self.name, version, exc)
         return False
 
-    async def _fetch(self, manifest: Manifest) -> Path:
+    async def _fetch(self, manifest: Manifest) -> Fetched:
         target = version_path(self.index_dir, manifest.version)
         part = target.with_name(target.name + PART_SUFFIX)
         async with index_dir_lock(self.index_dir):
             if target.exists():  # another process (or an earlier run) already has it
-                return target
+                return Fetched(target)
             clean_leftovers(self.index_dir, keep_part=part)
+            if not part.exists():  # (a download cut short is resumed instead)
+                patched = await self._patch(manifest, target)
+                if patched is not None:
+                    return patched
             for attempt in range(2):
                 offset = part.stat().st_size if part.exists() else 0
                 if offset > manifest.size_bytes:
@@ -139,19 +163,41 @@ class IndexSync:
                     sha256 = await self.transport.download(self.name, manifest.version, part, offset=offset)
                 try:
                     await asyncio.to_thread(finish_download, part, target, manifest, sha256)
-                    return target
+                    return Fetched(target, downloaded_bytes=manifest.size_bytes - offset)
                 except ChecksumMismatchError:
                     if attempt == 1 or offset == 0:
                         raise
                     log.warning("%s: resumed download was corrupt; downloading again", self.name)
         raise AssertionError("unreachable")
 
-    async def _install(self, path: Path, started: float) -> None:
-        """Open ``path`` and make it the serving version; ``started`` is when this refresh
-        began, so the swap event reports check + download + verify + open + swap."""
-        reader = await asyncio.to_thread(IndexReader, path)
+    async def _patch(self, manifest: Manifest, target: Path) -> Fetched | None:
+        """The new version built from the newest cached older one plus the pages that
+        changed, or None if there is no such version or no patch (then download it all)."""
+        base = next((v for v in cached_versions(self.index_dir) if v < manifest.version), None)
+        if base is None:
+            return None
+        patch, out = temp_path_for(target), temp_path_for(target)  # temp names: cleaned after a crash
+        try:
+            if not await self.transport.download_patch(self.name, manifest.version, base, patch):
+                return None
+            async with flushed_behind(out):
+                sha256 = await asyncio.to_thread(apply_patch, version_path(self.index_dir, base), patch, out)
+            await asyncio.to_thread(finish_download, out, target, manifest, sha256)
+            return Fetched(target, downloaded_bytes=patch.stat().st_size, patched_from=int(base))
+        except (IntegrityError, UnavailableError) as exc:  # a bad patch, or its stream broke
+            log.warning("%s: patch v%d -> v%d failed (%s); downloading it all", self.name, base, manifest.version, exc)
+            return None
+        finally:
+            patch.unlink(missing_ok=True)
+            out.unlink(missing_ok=True)
+
+    async def _install(self, fetched: Fetched, started: float) -> None:
+        """Open the fetched file and make it the serving version; ``started`` is when this
+        refresh began, so the swap event reports check + download + verify + open + swap."""
+        reader = await asyncio.to_thread(IndexReader, fetched.path)
         if self.live is None:
             self.live = LiveIndex(reader)
+            log.info("%s: loaded v%d (%s)", self.name, reader.version, fetched.how())
             # Under the lock: another process sharing the cache may be mid-download.
             async with index_dir_lock(self.index_dir):
                 await asyncio.to_thread(_remove_older_versions, self.index_dir, reader.version)
@@ -162,8 +208,17 @@ class IndexSync:
             old_version=old.version,
             new_version=reader.version,
             duration_ms=(time.perf_counter() - started) * 1000.0,
+            downloaded_bytes=fetched.downloaded_bytes,
+            patched_from=fetched.patched_from,
         )
-        log.info("%s: swapped v%d -> v%d in %.1f ms", self.name, event.old_version, event.new_version, event.duration_ms)
+        log.info(
+            "%s: swapped v%d -> v%d in %.1f ms (%s)",
+            self.name,
+            event.old_version,
+            event.new_version,
+            event.duration_ms,
+            fetched.how(),
+        )
         self.on_swap(event)
 
     # -- the refresh task ----------------------------------------------------------

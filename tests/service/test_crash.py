@@ -17,6 +17,7 @@ import pytest
 from mosslite import DocumentInfo, SyncMossClient
 from mosslite._fs import sha256_file
 from mosslite.client.core import close_embedded_services
+from mosslite.index.pages import PageMap
 from mosslite.service import Service
 from mosslite.service.catalog import Catalog
 
@@ -46,8 +47,8 @@ def wait_until_embedding(catalog_path: Path, job_id: str, timeout_s: float = 30)
 
 
 def assert_consistent(data: Path, project: str, index: str, expect_versions: list[int]) -> None:
-    """Every published version has its file with the recorded sha256, and no other
-    version file exists."""
+    """Every published version has its file with the recorded sha256 and the page map
+    of that file, and no other version file or map exists."""
     catalog = Catalog(data / "catalog.sqlite")
     try:
         info = catalog.get_index(project, index)
@@ -57,10 +58,13 @@ def assert_consistent(data: Path, project: str, index: str, expect_versions: lis
             assert record is not None
             path = data / "storage" / record.storage_key
             assert sha256_file(path) == record.manifest.sha256
+            page_map = PageMap.from_bytes(Path(f"{path}.pages").read_bytes())
+            assert page_map.sha256 == record.manifest.sha256
     finally:
         catalog.close()
     files = sorted(p.name for p in (data / "storage" / project / index).iterdir())
-    assert files == sorted([f"{v:010d}.sqlite" for v in expect_versions] + ["manifest.json"])
+    versions = [f"{v:010d}.sqlite" for v in expect_versions]
+    assert files == sorted([*versions, *(f"{v}.pages" for v in versions), "manifest.json"])
 
 
 def test_http_service_killed_mid_build(tmp_path: Path) -> None:

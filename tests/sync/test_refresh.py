@@ -22,6 +22,7 @@ from mosslite.errors import (
     InvalidArgumentError,
     UnavailableError,
 )
+from mosslite.index.pages import PageMap
 from mosslite.sync.clock import ManualClock
 from mosslite.sync.hydration import cached_versions
 
@@ -184,8 +185,10 @@ def test_bad_download_is_rejected_and_old_version_keeps_serving(server: Server, 
         publish(client, "faq", 2)
         stored = server.data / "storage" / "p" / "faq" / "0000000002.sqlite"
         data = bytearray(stored.read_bytes())
-        if damage == "tamper":
-            data[len(data) // 2] ^= 0xFF
+        if damage == "tamper":  # in a page that changed, so the page patch carries it too
+            pages = PageMap.of_file(stored)
+            changed = pages.changed_since(PageMap.of_file(stored.with_name("0000000001.sqlite")))
+            data[int(changed[-1]) * pages.page_size + 100] ^= 0xFF
         else:
             data = data[: len(data) // 2]
         stored.write_bytes(bytes(data))

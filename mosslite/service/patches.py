@@ -1,0 +1,99 @@
+"""Page patches between published versions, for clients that hold an older one.
+
+Invariants (issue #4):
+- A patch is chosen from page maps (index/pages.py) and never trusted on its
+  own: the client checks the patched file against the manifest's sha256.
+- A page map is stored beside its version file (``<key>.pages``) the first time
+  a patch needs it, and carries the sha256 of the file it maps; a map whose
+  sha256 is not the version's (an index deleted and re-created under the same
+  name) is computed again, never used.
+- A patch is offered only when it is smaller than ``PATCH_MAX_SHARE`` of the
+  version file; otherwise PatchUnavailableError says to download the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import CorruptIndexError, PatchUnavailableError
+from ..index.pages import PageMap, patch_chunks
+from .catalog import VersionRecord
+from .storage import Storage
+
+log = logging.getLogger("mosslite.service")
+
+PAGES_SUFFIX = ".pages"
+#: Above this share of the file a patch saves too little to be worth building.
+PATCH_MAX_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class VersionPatch:
+    """The pages of ``target`` that differ from a base version, ready to stream."""
+
+    target: VersionRecord
+    page_map: PageMap
+    pages: np.ndarray
+    size_bytes: int
+
+    def chunks(self, storage: Storage) -> Iterator[bytes]:
+        """The patch's bytes, read from ``storage`` (the file opened once where it is local)."""
+        key = self.target.storage_key
+        path = storage.local_path(key)
+        if path is None:
+            yield from patch_chunks(self.page_map, self.pages, lambda a, b: b"".join(storage.iter_range(key, a, b)))
+            return
+        with open(path, "rb") as fh:
+            yield from patch_chunks(self.page_map, self.pages, lambda a, b: os.pread(fh.fileno(), b - a, a))
+
+
+def pages_key(storage_key: str) -> str:
+    return storage_key + PAGES_SUFFIX
+
+
+def page_map(storage: Storage, record: VersionRecord) -> PageMap | None:
+    """The stored page map of a version, else one computed from its file (and stored);
+    None if neither exists any more."""
+    key = pages_key(record.storage_key)
+    try:
+        stored = PageMap.from_bytes(storage.read_bytes(key))
+        if stored.sha256 == record.manifest.sha256:
+            return stored
+    except (FileNotFoundError, CorruptIndexError):
+        pass
+    try:
+        computed = PageMap.of_chunks(storage.iter_range(record.storage_key))
+    except FileNotFoundError:
+        return None
+    if computed.sha256 != record.manifest.sha256:
+        log.error("%s does not hold the bytes that were published (sha256 differs)", record.storage_key)
+        return None
+    storage.put_bytes(key, computed.to_bytes())
+    return computed
+
+
+def version_patch(storage: Storage, target: VersionRecord, base: VersionRecord | None) -> VersionPatch:
+    """The patch turning ``base`` into ``target``, or PatchUnavailableError."""
+    name, version = target.manifest.index_name, target.manifest.version
+    unavailable = dict(index=name, version=version, hint="download the whole version")
+    if base is None or base.manifest.version >= version:
+        raise PatchUnavailableError(f"index {name!r}: no patch to version {version} from that version", **unavailable)
+    target_map, base_map = page_map(storage, target), page_map(storage, base)
+    if target_map is None or base_map is None:
+        raise PatchUnavailableError(
+            f"index {name!r}: the pages of version {base.manifest.version} are no longer known", **unavailable
+        )
+    pages = target_map.changed_since(base_map)
+    size = target_map.patch_bytes(pages)
+    if size > PATCH_MAX_SHARE * target.manifest.size_bytes:
+        raise PatchUnavailableError(
+            f"index {name!r}: version {version} differs from {base.manifest.version} in {len(pages)} of "
+            f"{target_map.page_count} pages; the whole file costs about as much",
+            **unavailable,
+        )
+    return VersionPatch(target=target, page_map=target_map, pages=pages, size_bytes=size)

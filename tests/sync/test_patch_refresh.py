@@ -1,0 +1,104 @@
+"""Refresh by page patch, against a real `mosslite serve`: only the changed pages
+cross the wire, the installed file is the published one byte for byte, and a
+wrong patch falls back to downloading the whole version (issue #4)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mosslite import DocumentInfo, QueryOptions, SyncMossClient
+from mosslite.client.core import close_embedded_services
+from mosslite.index.pages import PageMap
+
+from ..client.conftest import Server
+
+MODEL = "hashed-ngrams-256"
+
+
+def docs(start: int, count: int) -> list[DocumentInfo]:
+    return [DocumentInfo(id=f"d{i}", text=f"note {i} on routers, printers and cables " * 8) for i in range(start, start + count)]
+
+
+def client_of(server: Server, home: Path, key: str) -> SyncMossClient:
+    return SyncMossClient("p", key, url=server.url, cache_path=home)
+
+
+def add(client: SyncMossClient, start: int, count: int) -> None:
+    client.wait_for_job(client.add_docs("faq", docs(start, count)).job_id, poll_interval_seconds=0.01)
+
+
+def stored(server: Server, version: int) -> Path:
+    return server.data / "storage" / "p" / "faq" / f"{version:010d}.sqlite"
+
+
+def test_refresh_fetches_only_the_changed_pages(server: Server, tmp_path: Path) -> None:
+    with client_of(server, tmp_path / "home", server.new_key("p")) as client:
+        client.wait_for_job(client.create_index("faq", docs(0, 400), model_id=MODEL).job_id, poll_interval_seconds=0.01)
+        client.load_index("faq")
+        swaps = []
+        client.on_swap(swaps.append)
+        add(client, 400, 3)
+        info = client.load_index("faq")
+        size = stored(server, 2).stat().st_size
+        assert [(s.old_version, s.new_version, s.patched_from) for s in swaps] == [(1, 2, 1)]
+        assert 0 < swaps[0].downloaded_bytes < size // 5
+        assert Path(info.path).read_bytes() == stored(server, 2).read_bytes()
+        assert [d.id for d in client.query("faq", "note 402", QueryOptions(top_k=1, alpha=0.0)).docs] == ["d402"]
+
+
+def test_a_restarted_client_patches_from_its_cached_version(
+    server: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key, home = server.new_key("p"), tmp_path / "home"
+    with client_of(server, home, key) as client:
+        client.wait_for_job(client.create_index("faq", docs(0, 400), model_id=MODEL).job_id, poll_interval_seconds=0.01)
+        client.load_index("faq")
+        add(client, 400, 2)
+        add(client, 402, 2)
+    with caplog.at_level(logging.INFO, logger="mosslite.sync"), client_of(server, home, key) as restarted:
+        info = restarted.load_index("faq")  # v1 cached, v3 published
+        assert info.version == 3 and Path(info.path).read_bytes() == stored(server, 3).read_bytes()
+    assert any("v3 (patch from v1" in r.getMessage() for r in caplog.records)
+
+
+def test_a_wrong_patch_falls_back_to_the_whole_version(server: Server, tmp_path: Path) -> None:
+    with client_of(server, tmp_path / "home", server.new_key("p")) as client:
+        client.wait_for_job(client.create_index("faq", docs(0, 400), model_id=MODEL).job_id, poll_interval_seconds=0.01)
+        client.load_index("faq")
+        add(client, 400, 3)
+        # The service's map of v1 lies: it claims v1 already had every page of v2
+        # (its sha256 still names v1, so the service trusts it), so the patch is empty.
+        lying = PageMap.of_file(stored(server, 2))
+        lying = PageMap(PageMap.of_file(stored(server, 1)).sha256, lying.page_size, lying.size_bytes, lying.digests)
+        Path(str(stored(server, 1)) + ".pages").write_bytes(lying.to_bytes())
+        swaps = []
+        client.on_swap(swaps.append)
+        info = client.load_index("faq")
+        assert [(s.new_version, s.patched_from, s.downloaded_bytes) for s in swaps] == [(2, None, stored(server, 2).stat().st_size)]
+        assert Path(info.path).read_bytes() == stored(server, 2).read_bytes()
+        assert sorted(p.name for p in Path(info.path).parent.iterdir()) == [".lock", "0000000002.sqlite"]
+
+
+def test_embedded_refresh_links_the_whole_file(tmp_path: Path) -> None:
+    with SyncMossClient("p", "k", cache_path=tmp_path / "home") as client:
+        client.wait_for_job(client.create_index("faq", docs(0, 50), model_id=MODEL).job_id, poll_interval_seconds=0.01)
+        client.load_index("faq")
+        swaps = []
+        client.on_swap(swaps.append)
+        add(client, 50, 1)
+        client.load_index("faq")
+        assert [s.patched_from for s in swaps] == [None]  # a hard link costs less than any patch
+    close_embedded_services()
+
+
+def test_page_maps_of_consecutive_versions_share_most_pages(server: Server, tmp_path: Path) -> None:
+    with client_of(server, tmp_path / "home", server.new_key("p")) as client:
+        client.wait_for_job(client.create_index("faq", docs(0, 400), model_id=MODEL).job_id, poll_interval_seconds=0.01)
+        add(client, 400, 1)
+    old, new = PageMap.of_file(stored(server, 1)), PageMap.of_file(stored(server, 2))
+    assert len(new.changed_since(old)) < new.page_count // 10
+    assert np.array_equal(new.changed_since(new), [])
