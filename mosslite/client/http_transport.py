@@ -51,6 +51,10 @@ DEFAULT_TIMEOUT_S = 30.0
 
 #: Bytes of the body handed to the writing thread at a time (see ``_write``).
 WRITE_BATCH_BYTES = 1 << 20
+#: Downloads ask for the bytes as stored, so the body can be read raw: httpx's
+#: decoding layer cost ~40 ms of ~150 for a 48 MB file on loopback. (A proxy that
+#: compresses anyway is decoded as usual.)
+RAW_BYTES = {"Accept-Encoding": "identity"}
 
 
 class HTTPTransport(Transport):
@@ -121,7 +125,7 @@ class HTTPTransport(Transport):
         self, name: str, version: int, dest: Path, *, offset: int = 0, progress: ByteProgress | None = None
     ) -> str | None:
         path = f"{_index_path(name)}/versions/{int(Version(version))}"
-        headers = {"Range": f"bytes={offset}-"} if offset > 0 else {}
+        headers = {**RAW_BYTES, "Range": f"bytes={offset}-"} if offset > 0 else RAW_BYTES
         async with self._stream("GET", path, headers=headers) as response:
             status = response.status_code
             if status == 200:  # the whole file, also when the server ignored our range
@@ -144,7 +148,7 @@ class HTTPTransport(Transport):
         path = f"{_index_path(name)}/versions/{int(Version(version))}/patch"
         params = {"from": str(int(Version(base_version)))}
         try:
-            async with self._stream("GET", path, params=params) as response:
+            async with self._stream("GET", path, headers=RAW_BYTES, params=params) as response:
                 if response.status_code != 200:
                     await response.aread()
                     _raise_for_status(response)
@@ -307,7 +311,8 @@ async def _write(response: httpx.Response, dest: Path, offset: int, progress: By
         batch: list[bytes] = []
         batched = 0
         try:
-            async for chunk in response.aiter_bytes():
+            coded = response.headers.get("content-encoding", "identity").lower() != "identity"
+            async for chunk in response.aiter_bytes() if coded else response.aiter_raw():
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= WRITE_BATCH_BYTES:

@@ -7,6 +7,7 @@ Most tests run in-process through ``httpx.ASGITransport``; one starts a real
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
 import json
 import logging
@@ -153,6 +154,21 @@ class DroppingAfter(httpx.AsyncBaseTransport):
                     raise httpx.ReadError("connection dropped")
 
         return httpx.Response(response.status_code, headers=response.headers, stream=Pieces())
+
+
+class Gzipping(httpx.AsyncBaseTransport):
+    """A proxy that compresses every body, whatever the client asked for."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.asked: list[str | None] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.asked.append(request.headers.get("accept-encoding"))
+        response = await self.inner.handle_async_request(request)
+        body = gzip.compress(b"".join([chunk async for chunk in response.stream]))
+        headers = {**response.headers, "content-encoding": "gzip", "content-length": str(len(body))}
+        return httpx.Response(response.status_code, headers=headers, content=body)
 
 
 @dataclass
@@ -403,6 +419,17 @@ async def test_a_download_written_in_batches_keeps_every_received_byte(
     assert await transport.download("faq", 1, dest, offset=cut) == manifest.sha256
     assert dest.read_bytes() == whole.read_bytes()
     await dropping.aclose()
+    await transport.aclose()
+
+
+async def test_downloads_ask_for_raw_bytes_and_still_decode_a_compressing_proxy(env: Env, tmp_path: Path) -> None:
+    manifest = await build(env)
+    proxy = Gzipping(env.asgi)
+    transport = env.transport(inner=proxy)
+    dest = tmp_path / "v.sqlite"
+    assert await transport.download("faq", 1, dest) == manifest.sha256
+    assert hashlib.sha256(dest.read_bytes()).hexdigest() == manifest.sha256
+    assert proxy.asked == ["identity"]
     await transport.aclose()
 
 
