@@ -15,6 +15,9 @@ Invariants (issue #4):
   check, so a version published at any moment is installed by the next tick,
   at most one interval later. Where the service is in this process, a
   watchfiles watch on its manifest wakes the task at once.
+- A file is the manifest's version only if its number and build time match:
+  an index deleted and made again under its name numbers its versions from 1
+  again, and the old index's files must not pass for the new one's.
 - Offline: if the service cannot be reached but the cache has a version, it
   is served and marked stale until a check succeeds. An index the service
   says does not exist is never served from cache.
@@ -31,6 +34,8 @@ from pathlib import Path
 
 from .._fs import temp_path_for
 from ..errors import ChecksumMismatchError, IndexNotFoundError, IntegrityError, UnavailableError
+from .._db import connect
+from ..index.format import IndexMeta, read_meta
 from ..index.pages import apply_patch
 from ..index.reader import IndexReader
 from ..types import LoadedIndexInfo, Manifest, SwapEvent
@@ -128,7 +133,7 @@ class IndexSync:
                         await asyncio.to_thread(_remove_cache, self.index_dir)
                 raise
             self.stale = False
-            if self.live is not None and self.live.version >= manifest.version:
+            if self.live is not None and is_version(self.live.reader.meta, manifest):
                 return False
             await self._install(await self._fetch(manifest), started)
             return True
@@ -147,8 +152,10 @@ class IndexSync:
         target = version_path(self.index_dir, manifest.version)
         part = target.with_name(target.name + PART_SUFFIX)
         async with index_dir_lock(self.index_dir):
-            if target.exists():  # another process (or an earlier run) already has it
-                return Fetched(target)
+            if target.exists():  # another process (or an earlier run) already has it...
+                if await asyncio.to_thread(_file_is_version, target, manifest):
+                    return Fetched(target)
+                target.unlink()  # ...or it is of an earlier index of this name
             clean_leftovers(self.index_dir, keep_part=part)
             if not part.exists():  # (a download cut short is resumed instead)
                 patched = await self._patch(manifest, target)
@@ -291,6 +298,26 @@ class IndexSync:
         await asyncio.gather(*tasks, return_exceptions=True)  # let cancellations land
         if self.live is not None:
             self.live.close()
+
+
+def is_version(meta: IndexMeta, manifest: Manifest) -> bool:
+    """Whether an index file is the manifest's version. The number alone does not say:
+    an index deleted and made again under its name counts from 1 again, so a file
+    with the same number may be the old index's. The build time (ms) tells them apart."""
+    return meta.version == manifest.version and meta.created_at == manifest.created_at
+
+
+def _file_is_version(path: Path, manifest: Manifest) -> bool:
+    if path.stat().st_size != manifest.size_bytes:
+        return False
+    try:
+        conn = connect(path, immutable=True)
+        try:
+            return is_version(read_meta(conn, path), manifest)
+        finally:
+            conn.close()
+    except IntegrityError:  # damaged: fetch it again
+        return False
 
 
 def _remove_older_versions(index_dir: Path, current: int) -> None:

@@ -297,3 +297,32 @@ def test_in_flight_query_finishes_on_the_old_version(tmp_path: Path) -> None:
             assert not old_reader.closed and old_reader.path.exists()
         wait_for(lambda: old_reader.closed and not old_reader.path.exists())  # drained, closed, deleted (off-thread)
     close_embedded_services()
+
+
+def test_an_index_deleted_and_made_again_is_never_served_from_the_old_files(server: Server, tmp_path: Path) -> None:
+    """Version numbers restart when an index is made again under its name: a loaded or
+    cached file with the same (or a higher) number is the old index's, not the new one's."""
+    key, home = server.new_key("p"), tmp_path / "home"
+
+    def remake(client, marker: str, versions: int) -> None:
+        client.delete_index("faq")
+        for version in range(1, versions + 1):
+            docs = [DocumentInfo(id=f"d{i}", text=f"shared words {marker}", metadata={"v": marker}) for i in range(5)]
+            job = client.create_index("faq", docs, model_id=MODEL) if version == 1 else client.add_docs("faq", docs)
+            client.wait_for_job(job.job_id, poll_interval_seconds=0.01, timeout_seconds=30)
+
+    with http_client(server, home, key=key) as client:
+        publish(client, "faq", 1)
+        publish(client, "faq", 2)
+        assert client.load_index("faq").version == 2
+        remake(client, "second", 1)  # loaded: v2 of the old index; published: v1 of the new
+        assert client.load_index("faq").version == 1
+        assert {d.metadata["v"] for d in client.query("faq", "shared words").docs} == {"second"}
+        remake(client, "third", 1)  # loaded: v1 of the second index; published: v1 of the third
+        client.load_index("faq")
+        assert {d.metadata["v"] for d in client.query("faq", "shared words").docs} == {"third"}
+    with http_client(server, home, key=key) as other:
+        remake(other, "fourth", 1)  # while the first client is gone; its cache holds the third's v1
+    with http_client(server, home, key=key) as restarted:
+        assert restarted.load_index("faq").version == 1
+        assert {d.metadata["v"] for d in restarted.query("faq", "shared words").docs} == {"fourth"}
