@@ -270,6 +270,10 @@ class Manifest:
 
 
 DEFAULT_POLLING_INTERVAL_S = 600.0
+#: Version files the service keeps per index (the newest ones); older files are deleted.
+DEFAULT_KEEP_VERSIONS = 3
+#: Page maps kept per index: a client up to this many versions behind still gets a patch.
+DEFAULT_KEEP_PAGE_MAPS = 50
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ import click
 
 from .. import __version__
 from ..errors import MossliteError
+from ..types import DEFAULT_KEEP_VERSIONS
 from .config import init
 from .indexes import doc, index, job
 from .mirror import sync_folder
@@ -83,7 +84,14 @@ def cli() -> None:
     help="Import MODULE before serving, e.g. to call mosslite.embeddings.register(); "
     "a function mosslite_asgi_middleware(app) in it wraps the HTTP app. Repeatable.",
 )
-def serve(data_dir: Path, host: str, port: int, plugins: tuple[str, ...]) -> None:
+@click.option(
+    "--keep-versions",
+    default=DEFAULT_KEEP_VERSIONS,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Version files kept per index; older ones are deleted (their page maps stay, for patches).",
+)
+def serve(data_dir: Path, host: str, port: int, plugins: tuple[str, ...], keep_versions: int) -> None:
     """Serve the data folder's service over HTTP until interrupted.
 
     Prints one line, "mosslite serving <url> (data: <folder>)", once listening.
@@ -102,7 +110,7 @@ def serve(data_dir: Path, host: str, port: int, plugins: tuple[str, ...]) -> Non
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
         # previous handler: make that a KeyboardInterrupt, so the service closes either way.
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-        service = Service(data_dir)
+        service = Service(data_dir, keep_versions=keep_versions)
         try:
             app = create_app(service)
             # A plugin may wrap the ASGI app (metrics, auth, throttling) with a

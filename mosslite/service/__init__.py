@@ -13,6 +13,10 @@ Invariants (issue #3):
   stored (status ``uploading`` or later), and marked failed otherwise.
 - Authorization is per project: every method takes the ``project_id`` the
   caller proved a key for; an index of another project is simply not found.
+- Storage stays bounded: after each publish only the newest ``keep_versions``
+  version files are kept (a download already streaming keeps its open file);
+  page maps, a fraction of a file, are kept longer so that clients holding an
+  older version still get patches (patches.py).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import os
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,8 @@ from ..errors import (
 from ..index.builder import check_batch, check_ids
 from ..index.reader import IndexReader
 from ..types import (
+    DEFAULT_KEEP_PAGE_MAPS,
+    DEFAULT_KEEP_VERSIONS,
     DEFAULT_MODEL_ID,
     DocumentInfo,
     IndexInfo,
@@ -103,7 +109,17 @@ class Service:
         result = service.create_index("my-project", "faq", docs)
     """
 
-    def __init__(self, data_dir: Path, *, storage: Storage | None = None, start_jobs: bool = True) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        storage: Storage | None = None,
+        start_jobs: bool = True,
+        keep_versions: int = DEFAULT_KEEP_VERSIONS,
+    ) -> None:
+        if isinstance(keep_versions, bool) or not isinstance(keep_versions, int) or keep_versions < 1:
+            raise InvalidArgumentError(f"keep_versions must be an integer >= 1, got {keep_versions!r}")
+        self.keep_versions = keep_versions
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.storage = storage or DirectoryStorage(self.data_dir / "storage")
@@ -378,14 +394,30 @@ class Service:
         catalog row names; it is garbage (its job will build it again)."""
         latest = self.catalog.latest_version(project_id, index_name)
         newest = latest.manifest.version if latest is not None else 0
-        for key in self.storage.list(f"{project_id}/{index_name}/"):
-            try:  # version files and their page maps
-                version = Version.parse_filename(key.rsplit("/", 1)[-1].removesuffix(PAGES_SUFFIX))
-            except InvalidArgumentError:
-                continue
+        for key, version, _ in self._stored_versions(project_id, index_name):
             if version > newest:
                 log.info("removing unpublished %s", key)
                 self.storage.delete(key)
+
+    def prune(self, project_id: str, index_name: str, newest: int) -> None:
+        """Delete version files older than the newest ``keep_versions`` and page maps
+        older than the newest DEFAULT_KEEP_PAGE_MAPS. Without this every mutation of a
+        100k-document index would keep another ~440 MB forever; the maps (0.2% of a
+        file) let clients holding a deleted version still fetch patches."""
+        for key, version, is_map in self._stored_versions(project_id, index_name):
+            if version <= newest - (DEFAULT_KEEP_PAGE_MAPS if is_map else self.keep_versions):
+                self.storage.delete(key)
+                if not is_map:
+                    (self.staging_dir / "cache" / key).unlink(missing_ok=True)  # local_copy's
+
+    def _stored_versions(self, project_id: str, index_name: str) -> Iterator[tuple[str, Version, bool]]:
+        """(key, version, is it a page map) of the version files and page maps in storage."""
+        for key in self.storage.list(f"{project_id}/{index_name}/"):
+            name = key.rsplit("/", 1)[-1]
+            try:
+                yield key, Version.parse_filename(name.removesuffix(PAGES_SUFFIX)), name.endswith(PAGES_SUFFIX)
+            except InvalidArgumentError:  # manifest.json
+                continue
 
     # -- session pushes (issue #5) ---------------------------------------------------
 

@@ -40,7 +40,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real ``mosslite serve`` on a free loopback port (--port 0)."""
     root = tmp_path_factory.mktemp("cli-server")
     cli = CLI(root, base_env(root / "home"))
-    process = cli.popen("serve", "--data", str(root / "srv"), "--host", "127.0.0.1", "--port", "0")
+    process = cli.popen("serve", "--data", str(root / "srv"), "--host", "127.0.0.1", "--port", "0", "--keep-versions", "1")
     line = read_line(process.stdout)
     assert line.startswith("mosslite serving http://"), line + process.stderr.read()
     yield Server(url=line.split()[2], data=root / "srv", process=process)

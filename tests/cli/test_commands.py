@@ -237,6 +237,12 @@ def test_every_client_command_works_against_a_server(server: Server, tmp_path: P
     assert cli.json("index", "inspect", "faq")["path"].startswith(str(tmp_path / "home"))
     assert cli.json("doc", "delete", "faq", "--ids", "a1", "--wait")["status"] == "completed"
     assert len(cli.json("doc", "get", "faq")) == 3
+    stored = sorted(p.name for p in (server.data / "storage" / "remote" / "faq").iterdir())
+    assert stored == [  # served with --keep-versions 1: v1's file is gone, its page map stays
+        "0000000001.sqlite.pages", "0000000002.sqlite", "0000000002.sqlite.pages", "manifest.json",
+    ]  # fmt: skip
+    refused = cli("serve", "--data", str(tmp_path / "srv"), "--keep-versions", "0")
+    assert refused.returncode == 2 and "--keep-versions" in refused.stderr
     assert "not valid for project" in cli.fails("index", "list", "--project-key", "mk_wrong")
     assert "not found" in cli.fails("index", "get", "nope")
     assert cli.json("index", "delete", "faq", "-y") == {"deleted": "faq"}

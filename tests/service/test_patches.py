@@ -159,3 +159,26 @@ async def test_transport_download_patch(env: Env, tmp_path: Path) -> None:  # no
             await transport.download_patch("gone", 2, 1, tmp_path / "gone")
     finally:
         await transport.aclose()
+
+
+def test_old_version_files_are_deleted_and_their_maps_kept(tmp_path: Path) -> None:
+    service = Service(tmp_path / "svc", keep_versions=2)
+    service.create_key("p")
+    try:
+        versions(service, *[(docs(400 + v, 1), []) for v in range(4)])  # v1..v5
+        names = sorted(k.rsplit("/", 1)[1] for k in service.storage.list("p/faq/"))
+        files = [f"{v:010d}.sqlite" for v in (4, 5)]
+        maps = [f"{v:010d}.sqlite.pages" for v in range(1, 6)]
+        assert names == sorted([*files, *maps, "manifest.json"])
+        with pytest.raises(FileNotFoundError):
+            service.storage.size(version_key("p", "faq", 2))  # gone...
+        patch = service.version_patch("p", "faq", 5, 1)  # ...but its pages are still known
+        assert 0 < len(patch.pages) < patch.page_map.page_count // 5
+    finally:
+        service.close()
+
+
+def test_keep_versions_must_be_a_positive_integer(tmp_path: Path) -> None:
+    for bad in (0, -1, 1.5, True, "3"):
+        with pytest.raises(InvalidArgumentError):
+            Service(tmp_path / "svc", keep_versions=bad)
