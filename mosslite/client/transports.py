@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import IndexNotFoundError
 from ..types import DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult
 from ..types import PushIndexResult
 
@@ -142,7 +143,12 @@ class LocalTransport(Transport):
         self, name: str, version: int, dest: Path, *, offset: int = 0, progress: ByteProgress | None = None
     ) -> str | None:
         record = await self._call("version_record", name, version)
-        await asyncio.to_thread(_copy_from_storage, self.service.storage, record.storage_key, dest, offset, progress)
+        try:
+            await asyncio.to_thread(_copy_from_storage, self.service.storage, record.storage_key, dest, offset, progress)
+        except FileNotFoundError as exc:  # deleted since: newer versions replaced it
+            raise IndexNotFoundError(
+                f"index {name!r} no longer has version {version}", index=name, version=version, hint="a newer one replaced it"
+            ) from exc
         return None  # usually a hard link: no bytes passed through to hash
 
 

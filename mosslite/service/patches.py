@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import CorruptIndexError, PatchUnavailableError
+from ..errors import CorruptIndexError, IndexNotFoundError, PatchUnavailableError
 from ..index.pages import PageMap, patch_chunks
 from .catalog import VersionRecord
 from .storage import Storage
@@ -80,6 +80,10 @@ def page_map(storage: Storage, record: VersionRecord) -> PageMap | None:
 def version_patch(storage: Storage, target: VersionRecord, base: VersionRecord | None) -> VersionPatch:
     """The patch turning ``base`` into ``target``, or PatchUnavailableError."""
     name, version = target.manifest.index_name, target.manifest.version
+    try:
+        storage.size(target.storage_key)
+    except FileNotFoundError as exc:  # deleted since: newer versions replaced it
+        raise IndexNotFoundError(f"index {name!r} no longer has version {version}", index=name, version=version) from exc
     unavailable = dict(index=name, version=version, hint="download the whole version")
     if base is None or base.manifest.version >= version:
         raise PatchUnavailableError(f"index {name!r}: no patch to version {version} from that version", **unavailable)

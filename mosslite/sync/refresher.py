@@ -135,7 +135,18 @@ class IndexSync:
             self.stale = False
             if self.live is not None and is_version(self.live.reader.meta, manifest):
                 return False
-            await self._install(await self._fetch(manifest), started)
+            while True:
+                try:
+                    fetched = await self._fetch(manifest)
+                    break
+                except IndexNotFoundError:
+                    # The version's file may have been deleted after newer ones were
+                    # published (the service keeps a few); if so, fetch the newest.
+                    newer = await self.transport.manifest(self.name)
+                    if newer.version <= manifest.version:
+                        raise
+                    manifest = newer
+            await self._install(fetched, started)
             return True
 
     async def _serve_cached(self) -> bool:

@@ -41,12 +41,12 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, env: dict[str, str] | None = None) -> None:
+    def start(self, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
         environment.update(env or {})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mosslite", "serve", "--data", str(self.data), "--host", "127.0.0.1",
-             "--port", str(self.port), "--plugin", "mosslite_test_models"],
+             "--port", str(self.port), "--plugin", "mosslite_test_models", *args],
             env=environment,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

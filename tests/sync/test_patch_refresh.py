@@ -4,6 +4,7 @@ wrong patch falls back to downloading the whole version (issue #4)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -12,9 +13,12 @@ import pytest
 
 from mosslite import DocumentInfo, QueryOptions, SyncMossClient
 from mosslite.client.core import close_embedded_services
+from mosslite.client.transports import LocalTransport
+from mosslite.errors import IndexNotFoundError
 from mosslite.index.pages import PageMap
+from mosslite.service import Service
 
-from ..client.conftest import Server
+from ..client.conftest import Server, free_port
 
 MODEL = "hashed-ngrams-256"
 
@@ -102,3 +106,41 @@ def test_page_maps_of_consecutive_versions_share_most_pages(server: Server, tmp_
     old, new = PageMap.of_file(stored(server, 1)), PageMap.of_file(stored(server, 2))
     assert len(new.changed_since(old)) < new.page_count // 10
     assert np.array_equal(new.changed_since(new), [])
+
+
+def test_a_version_deleted_before_its_download_gives_way_to_the_newest(tmp_path: Path) -> None:
+    server = Server(data=tmp_path / "srv", port=free_port())
+    server.start(args=("--keep-versions", "1"))
+    try:
+        with client_of(server, tmp_path / "home", server.new_key("p")) as client:
+            client.wait_for_job(client.create_index("faq", docs(0, 50), model_id=MODEL).job_id, poll_interval_seconds=0.01)
+            transport = client.async_client.transport
+            stale = client._loop.run(transport.manifest("faq"))
+            add(client, 50, 1)  # v2 published: v1's file is deleted (--keep-versions 1)
+            real = transport.manifest
+            answers = [stale]
+
+            async def late(name: str):  # the first answer was read just before v2 came out
+                return answers.pop() if answers else await real(name)
+
+            transport.manifest = late
+            info = client.load_index("faq")
+            assert info.version == 2 and not answers
+            assert Path(info.path).read_bytes() == stored(server, 2).read_bytes()
+    finally:
+        server.stop()
+
+
+def test_the_embedded_transport_says_a_deleted_version_is_not_found(tmp_path: Path) -> None:
+    service = Service(tmp_path / "svc", keep_versions=1)
+    transport = LocalTransport(service, "p", "k")
+    try:
+        service.create_index("p", "faq", docs(0, 5), MODEL)
+        assert service.wait_idle(30)
+        service.add_docs("p", "faq", docs(5, 1), None)
+        assert service.wait_idle(30)
+        with pytest.raises(IndexNotFoundError, match="no longer has version 1"):
+            asyncio.run(transport.download("faq", 1, tmp_path / "v1.sqlite"))
+        asyncio.run(transport.download("faq", 2, tmp_path / "v2.sqlite"))
+    finally:
+        service.close()
