@@ -355,6 +355,7 @@ class Service:
             return
         self.storage.put_bytes(manifest_key(project_id, job.index_name), _manifest_json(record.manifest))
         self._notify(project_id, job_id)
+        self.prune(project_id, job.index_name, record.manifest.version)  # after the news is out
 
     def _progress(self, project_id: str, job_id: str, phase: str, percent: float) -> None:
         # The job's progress is overall, 0-100 across phases; each phase owns a slice.

@@ -80,5 +80,4 @@ def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> Versio
             service.storage.delete(key)
             service.storage.delete(pages_key(key))
             raise IndexNotFoundError(f"index {name!r} was deleted while the job ran", index=name)
-        service.prune(ctx.project_id, name, int(version))
         return record
