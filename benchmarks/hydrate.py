@@ -23,7 +23,8 @@ works on a temp copy of that folder.
   so the whole new version is downloaded (interleaved with the patched one).
   "MB fetched" is ``SwapEvent.downloaded_bytes``.
 - "http, slow link": the same over a link of ``--link-mbps`` (default 100
-  Mbit/s), paced by the server plugin ``_link_plugin.py``, up to 10k documents:
+  Mbit/s), paced by the server plugin ``tests/plugins/mosslite_test_models.py``
+  (loaded by the server process only), up to 10k documents:
   what a patch is worth off loopback, where bytes cost time.
 - every load starts after ``os.sync()``: dirty pages left behind by the fixture
   copy made this VM throttle the load's own writes to disk speed.
@@ -81,6 +82,7 @@ from mosslite.service import Service  # noqa: E402
 from mosslite.service.catalog import Catalog  # noqa: E402
 from mosslite.types import SwapEvent  # noqa: E402
 
+PLUGINS = Path(__file__).resolve().parent.parent / "tests" / "plugins"
 GENERATOR_VERSION = 2
 VOCAB_SIZE = 20_000
 DIM = 384
@@ -233,7 +235,7 @@ class LocalServer:
 
     def __init__(self, data: Path, link_bps: float = 0.0) -> None:
         self.data = data
-        self.link_bps = link_bps  # 0: loopback as it is; else a link of that many bytes/s (_link_plugin.py)
+        self.link_bps = link_bps  # 0: loopback as it is; else a link of that many bytes/s
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self._log = tempfile.TemporaryFile()
@@ -251,10 +253,10 @@ class LocalServer:
 
     def start(self) -> LocalServer:
         cmd = [sys.executable, "-m", "mosslite", "serve", "--data", str(self.data), "--host", "127.0.0.1",
-               "--port", str(self.port), "--plugin", "_link_plugin"]
-        here = str(Path(__file__).resolve().parent)
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, os.environ.get("PYTHONPATH", "")]),
-               "MOSSLITE_BENCH_LINK_BPS": str(self.link_bps)}
+               "--port", str(self.port), "--plugin", "mosslite_test_models"]
+        # The test suite's server plugin paces version downloads and patches: a slow link.
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")]),
+               "MOSSLITE_TEST_THROTTLE_BPS": str(self.link_bps), "MOSSLITE_TEST_THROTTLE_PREFIX": ""}
         self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log, env=env)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -40,19 +40,22 @@ register(SlowEmbedder.model_id, SlowEmbedder)
 
 
 def mosslite_asgi_middleware(app):
-    """A slow endpoint: version downloads of indexes named ``slow-*`` are throttled to
-    MOSSLITE_TEST_THROTTLE_BPS bytes per second (off when unset), to test that one
-    index's slow download never holds up another's."""
+    """A slow endpoint: version downloads and page patches of indexes whose names start
+    with MOSSLITE_TEST_THROTTLE_PREFIX (default ``slow-``) leave at
+    MOSSLITE_TEST_THROTTLE_BPS bytes per second (off when unset), in 64 KiB pieces.
+    The tests use it to show that one index's slow download never holds up another's;
+    benchmarks/hydrate.py, with an empty prefix, as a slow network link."""
     import asyncio
 
     rate = float(os.environ.get("MOSSLITE_TEST_THROTTLE_BPS", "0"))
+    prefix = os.environ.get("MOSSLITE_TEST_THROTTLE_PREFIX", "slow-")
     if rate <= 0:
         return app
     piece_bytes = 64 * 1024
 
     async def throttled(scope, receive, send):
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if "/indexes/slow-" not in path or "/versions/" not in path:
+        if f"/indexes/{prefix}" not in path or "/versions/" not in path:
             return await app(scope, receive, send)
 
         async def slow_send(message):
