@@ -170,8 +170,8 @@ def patch_chunks(target: PageMap, pages: np.ndarray, read: Callable[[int, int], 
             end = min(start + per_read, last + 1)
             want = min(end * page_size, size) - start * page_size
             data = read(start * page_size, start * page_size + want)
-            if len(data) != want:
-                raise CorruptIndexError(f"the file of {size} bytes that was mapped now ends before byte {start * page_size + want}")
+            if len(data) != want:  # the file is not the one that was mapped
+                raise CorruptIndexError(f"the mapped file of {size} bytes ends before byte {start * page_size + want}")
             for page in range(start, end):
                 offset = (page - start) * page_size
                 out += (PAGE_NUMBER.pack(page), data[offset : offset + page_size])

@@ -32,9 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .._db import connect
 from .._fs import temp_path_for
 from ..errors import ChecksumMismatchError, IndexNotFoundError, IntegrityError, UnavailableError
-from .._db import connect
 from ..index.format import IndexMeta, read_meta
 from ..index.pages import apply_patch
 from ..index.reader import IndexReader
