@@ -156,7 +156,8 @@ async def run(home: Path, model_id: str, *, kept: bool = False) -> None:
     print(f"    {len(load.latencies_ms)} queries, {load.errors} failed; p50 {statistics.median(before):.2f} ms "
           f"before the swaps, {statistics.median(after or before):.2f} ms after, p99 overall "
           f"{percentile([ms for ms, _ in load.latencies_ms], 99):.2f} ms")
-    summary.append(("hot swap", f"v{info.version} -> v{client.get_loaded_version(INDEX)}, {len(swaps)} swaps"))
+    count = f"{len(swaps)} swap{'' if len(swaps) == 1 else 's'}"
+    summary.append(("hot swap", f"v{info.version} -> v{client.get_loaded_version(INDEX)}, {count}"))
     summary.append(("queries during swaps", f"{len(load.latencies_ms)} run, {load.errors} failed"))
 
     await demo_session(client, home, summary)
