@@ -23,8 +23,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
+from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -44,6 +47,7 @@ from ..errors import (
 )
 from ..types import DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult, Version, validate_name
 from ..wire import docs_from_json, docs_to_json, from_dict
+from .bulk_reads import abort, download_transport
 from .transports import ByteProgress, Transport
 from ..types import PushIndexResult
 
@@ -75,15 +79,21 @@ class HTTPTransport(Transport):
     ) -> None:
         self.project_id = validate_name(project_id, what="project")
         self.url = url.rstrip("/")
-        self._client = httpx.AsyncClient(
-            base_url=f"{self.url}/v1/projects/{_segment(project_id)}",
-            headers={"Authorization": f"Bearer {project_key}", "User-Agent": f"mosslite/{__version__}"},
-            timeout=timeout_s,
-            transport=transport,
-        )
+        settings: dict[str, Any] = {
+            "base_url": f"{self.url}/v1/projects/{_segment(project_id)}",
+            "headers": {"Authorization": f"Bearer {project_key}", "User-Agent": f"mosslite/{__version__}"},
+            "timeout": timeout_s,
+        }
+        self._client = httpx.AsyncClient(**settings, transport=transport)
+        # Version files and patches go through a blocking client with bulk socket reads
+        # on a worker thread (bulk_reads.py says why); an injected transport is async,
+        # so then they stream on the event loop like everything else.
+        self._bulk = None if transport is not None else httpx.Client(**settings, transport=download_transport())
 
     async def aclose(self) -> None:
         await self._client.aclose()
+        if self._bulk is not None:
+            self._bulk.close()
 
     # -- mutations ---------------------------------------------------------------
 
@@ -126,39 +136,88 @@ class HTTPTransport(Transport):
     ) -> str | None:
         path = f"{_index_path(name)}/versions/{int(Version(version))}"
         headers = {**RAW_BYTES, "Range": f"bytes={offset}-"} if offset > 0 else RAW_BYTES
-        async with self._stream("GET", path, headers=headers) as response:
-            status = response.status_code
-            if status == 200:  # the whole file, also when the server ignored our range
-                return await _write(response, dest, 0, progress)
-            if offset > 0 and status == 206 and _range_start(response) == offset:
-                return await _write(response, dest, offset, progress)
-            if offset > 0 and status == 416 and _range_size(response) == offset:
-                if progress:  # nothing left to fetch: the file is already whole
-                    progress(offset)
-                return None
-            if offset == 0 or status not in (206, 416):
-                await response.aread()
-                _raise_for_status(response)
-                raise UnavailableError(f"unexpected answer {status} to GET {response.request.url}")
-        # A range the server cannot serve from our offset (the partial file is not a
-        # prefix of this version): fetch the whole file again.
-        return await self.download(name, version, dest, offset=0, progress=progress)
+        start = partial(_download_start, offset=offset)
+        got = await self._fetch(path, dest, headers=headers, start=start, progress=progress)
+        if got is _Answer.REFETCH:
+            # A range the server cannot serve from our offset (the partial file is not a
+            # prefix of this version): fetch the whole file again.
+            return await self.download(name, version, dest, offset=0, progress=progress)
+        if got is _Answer.NOTHING_LEFT:
+            if progress:  # the file is already whole
+                progress(offset)
+            return None
+        return got
 
     async def download_patch(self, name: str, version: int, base_version: int, dest: Path) -> bool:
         path = f"{_index_path(name)}/versions/{int(Version(version))}/patch"
         params = {"from": str(int(Version(base_version)))}
         try:
-            async with self._stream("GET", path, headers=RAW_BYTES, params=params) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    _raise_for_status(response)
-                    raise UnavailableError(f"unexpected answer {response.status_code} to GET {response.request.url}")
-                await _write(response, dest, 0, None)
+            await self._fetch(path, dest, headers=RAW_BYTES, params=params, start=_patch_start)
         except IndexNotFoundError:
             raise
         except NotFoundError:  # no patch from that version (PatchUnavailableError), or a server without patches
             return False
         return True
+
+    async def _fetch(
+        self,
+        path: str,
+        dest: Path,
+        *,
+        headers: dict[str, str],
+        params: dict[str, str] | None = None,
+        start: Callable[[httpx.Response], int | _Answer],
+        progress: ByteProgress | None = None,
+    ) -> str | _Answer:
+        """GET ``path`` and write its body into ``dest`` from the offset ``start`` picks
+        for the response; returns the sha256 of all of ``dest`` (or ``start``'s answer
+        when there is no body to write). Over the bulk client on a worker thread; on
+        the event loop when an (async) transport was injected."""
+        if self._bulk is None:
+            async with self._stream("GET", path, headers=headers, params=params) as response:
+                at = start(response)
+                if at is _Answer.ERROR:
+                    await response.aread()
+                    _raise_unexpected(response)
+                if isinstance(at, _Answer):
+                    return at
+                return await _write(response, dest, at, progress)
+        stop = _Stop()
+        fetching = asyncio.ensure_future(
+            asyncio.to_thread(self._fetch_blocking, path, dest, headers, params, start, progress, stop)
+        )
+        try:
+            return await asyncio.shield(fetching)
+        except asyncio.CancelledError:
+            # Stop the thread before letting go: the caller's lock on ``dest`` ends with us.
+            stop.abort()
+            with suppress(BaseException):
+                await fetching
+            raise
+
+    def _fetch_blocking(
+        self,
+        path: str,
+        dest: Path,
+        headers: dict[str, str],
+        params: dict[str, str] | None,
+        start: Callable[[httpx.Response], int | _Answer],
+        progress: ByteProgress | None,
+        stop: _Stop,
+    ) -> str | _Answer:
+        assert self._bulk is not None
+        self._check_open()
+        with _mapping_httpx_errors(), self._bulk.stream("GET", path, headers=headers, params=params) as response:
+            stop.response = response
+            if stop.is_set():  # stopped while the request was on its way
+                raise ClosedError("the download was stopped")
+            at = start(response)
+            if at is _Answer.ERROR:
+                response.read()
+                _raise_unexpected(response)
+            if isinstance(at, _Answer):
+                return at
+            return _write_blocking(response, dest, at, progress, stop)
 
     # -- session pushes (issue #5) ---------------------------------------------------
 
@@ -227,6 +286,13 @@ def _raise_for_status(response: httpx.Response) -> None:
     raise error
 
 
+def _raise_unexpected(response: httpx.Response) -> None:
+    """For a download's answer that is neither its body nor a resume: the typed error
+    its status says, or UnavailableError for a status no download expects."""
+    _raise_for_status(response)
+    raise UnavailableError(f"unexpected answer {response.status_code} to GET {response.request.url}")
+
+
 def _error_for_status(response: httpx.Response) -> MossliteError:
     what = f"{response.request.method} {response.request.url} answered {response.status_code}"
     if response.status_code == 401:
@@ -285,6 +351,69 @@ def _range_size(response: httpx.Response) -> int | None:
     return int(size) if size.isdigit() else None
 
 
+class _Answer(Enum):
+    """What a download's response holds when it is not a body to write."""
+
+    NOTHING_LEFT = "the file is already whole"
+    REFETCH = "the server cannot resume from our offset"
+    ERROR = "an error status"
+
+
+def _download_start(response: httpx.Response, *, offset: int) -> int | _Answer:
+    """Where a version's body goes in the file: 0 for the whole file (also when the
+    server ignored our range), ``offset`` for the rest of it."""
+    status = response.status_code
+    if status == 200:
+        return 0
+    if offset > 0 and status == 206 and _range_start(response) == offset:
+        return offset
+    if offset > 0 and status == 416 and _range_size(response) == offset:
+        return _Answer.NOTHING_LEFT
+    if offset > 0 and status in (206, 416):
+        return _Answer.REFETCH
+    return _Answer.ERROR
+
+
+def _patch_start(response: httpx.Response) -> int | _Answer:
+    return 0 if response.status_code == 200 else _Answer.ERROR
+
+
+class _Stop(threading.Event):
+    """Set to stop a download running on a worker thread; ``abort`` also shuts its
+    socket, so a read waiting on the network returns at once."""
+
+    response: httpx.Response | None = None
+
+    def abort(self) -> None:
+        self.set()
+        if self.response is not None:
+            abort(self.response)
+
+
+def _decoded(response: httpx.Response) -> bool:
+    return response.headers.get("content-encoding", "identity").lower() != "identity"
+
+
+def _write_blocking(
+    response: httpx.Response, dest: Path, offset: int, progress: ByteProgress | None, stop: _Stop
+) -> str:
+    """Stream the body into ``dest`` from ``offset``, on the calling (worker) thread;
+    returns the sha256 of all of ``dest``. Writing and hashing inline measured
+    faster than handing them to a third thread (2 cores, the server on one)."""
+    digest = sha256_of(dest) if offset else hashlib.sha256()
+    written = offset
+    with open(dest, "ab" if offset else "wb") as out:
+        for chunk in response.iter_bytes() if _decoded(response) else response.iter_raw():
+            if stop.is_set():
+                raise ClosedError("the download was stopped")
+            out.write(chunk)  # every byte received goes to the file: a resume starts after it
+            digest.update(chunk)
+            written += len(chunk)
+            if progress:
+                progress(written)
+    return digest.hexdigest()
+
+
 async def _write(response: httpx.Response, dest: Path, offset: int, progress: ByteProgress | None) -> str:
     """Stream the body into ``dest`` from ``offset``; returns the sha256 of all of ``dest``.
 
@@ -311,8 +440,7 @@ async def _write(response: httpx.Response, dest: Path, offset: int, progress: By
         batch: list[bytes] = []
         batched = 0
         try:
-            coded = response.headers.get("content-encoding", "identity").lower() != "identity"
-            async for chunk in response.aiter_bytes() if coded else response.aiter_raw():
+            async for chunk in response.aiter_bytes() if _decoded(response) else response.aiter_raw():
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= WRITE_BATCH_BYTES:

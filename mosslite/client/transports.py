@@ -19,7 +19,8 @@ from ..errors import IndexNotFoundError
 from ..types import DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult
 from ..types import PushIndexResult
 
-#: Called with the number of bytes written so far during a download.
+#: Called with the number of bytes written so far during a download (possibly
+#: from the worker thread that writes them).
 ByteProgress = Callable[[int], None]
 
 
