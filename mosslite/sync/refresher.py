@@ -32,7 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .._db import connect
+from .._db import connect, translating_sqlite_errors
 from .._fs import temp_path_for
 from ..errors import ChecksumMismatchError, IndexNotFoundError, IntegrityError, UnavailableError
 from ..index.format import IndexMeta, read_meta
@@ -218,7 +218,7 @@ class IndexSync:
             log.info("%s: loaded v%d (%s)", self.name, reader.version, fetched.how())
             # Under the lock: another process sharing the cache may be mid-download.
             async with index_dir_lock(self.index_dir):
-                await asyncio.to_thread(_remove_older_versions, self.index_dir, reader.version)
+                await asyncio.to_thread(_remove_other_versions, self.index_dir, reader.meta)
             return
         old = self.live.swap(reader)
         event = SwapEvent(
@@ -321,21 +321,38 @@ def is_version(meta: IndexMeta, manifest: Manifest) -> bool:
 def _file_is_version(path: Path, manifest: Manifest) -> bool:
     if path.stat().st_size != manifest.size_bytes:
         return False
+    meta = _meta_of(path)
+    return meta is not None and is_version(meta, manifest)
+
+
+def _meta_of(path: Path) -> IndexMeta | None:
+    """A cached file's meta; None if it is damaged (fetch it again) or gone."""
     try:
-        conn = connect(path, immutable=True)
+        with translating_sqlite_errors(path):
+            conn = connect(path, immutable=True)
         try:
-            return is_version(read_meta(conn, path), manifest)
+            return read_meta(conn, path)
         finally:
             conn.close()
-    except IntegrityError:  # damaged: fetch it again
-        return False
+    except IntegrityError:  # CorruptIndexError included
+        return None
 
 
-def _remove_older_versions(index_dir: Path, current: int) -> None:
+def _remove_other_versions(index_dir: Path, current: IndexMeta) -> None:
+    """Remove cached versions older than ``current``, and higher-numbered ones built
+    before it: those belong to an index deleted since (numbers restart when an index
+    is made again), and offline they would be served as the newest. A higher number
+    built later is a newer version another process sharing the cache fetched; kept."""
     for version in cached_versions(index_dir):
-        if version < current:
-            version_path(index_dir, version).unlink(missing_ok=True)
+        path = version_path(index_dir, version)
+        if version < current.version or (version > current.version and not _built_after(path, current)):
+            path.unlink(missing_ok=True)
     clean_leftovers(index_dir)
+
+
+def _built_after(path: Path, current: IndexMeta) -> bool:
+    meta = _meta_of(path)
+    return meta is not None and meta.created_at > current.created_at
 
 
 def _remove_cache(index_dir: Path) -> None:

@@ -326,3 +326,22 @@ def test_an_index_deleted_and_made_again_is_never_served_from_the_old_files(serv
     with http_client(server, home, key=key) as restarted:
         assert restarted.load_index("faq").version == 1
         assert {d.metadata["v"] for d in restarted.query("faq", "shared words").docs} == {"fourth"}
+
+
+def test_offline_load_never_serves_an_earlier_index_of_the_same_name(server: Server, tmp_path: Path) -> None:
+    """A cache can hold the old index's v2 beside the new index's v1: the newest file
+    by number is not the one to serve offline."""
+    key, home = server.new_key("p"), tmp_path / "home"
+    with http_client(server, home, key=key) as client:
+        publish(client, "faq", 1)
+        publish(client, "faq", 2)
+        assert client.load_index("faq").version == 2  # the cache keeps v2 after this client exits
+    with http_client(server, tmp_path / "elsewhere", key=key) as other:
+        other.delete_index("faq")
+        publish(other, "faq", 1)
+    with http_client(server, home, key=key) as restarted:
+        assert restarted.load_index("faq").version == 1
+    assert cached_versions(home / "cache" / "p" / "faq") == [1]  # the old index's v2 is gone
+    server.stop()
+    with http_client(server, home, key=key) as offline:
+        assert offline.load_index("faq").version == 1 and offline.was_served_stale("faq")
