@@ -9,6 +9,7 @@
     │   └── PayloadTooLargeError     a document or request is over the size limit
     ├── NotFoundError                the thing does not exist (or is not yours to see)
     │   ├── IndexNotFoundError
+    │   ├── ProjectNotFoundError     the service has no such project: create a key for it first
     │   ├── IndexNotLoadedError      the index exists, but call load_index() first
     │   ├── JobNotFoundError
     │   ├── ModelNotFoundError       no embedder is registered under that model id
@@ -54,6 +55,7 @@ __all__ = [
     "NotFoundError",
     "PatchUnavailableError",
     "PayloadTooLargeError",
+    "ProjectNotFoundError",
     "TimeoutError_",
     "UnauthorizedError",
     "UnavailableError",
@@ -120,6 +122,11 @@ class NotFoundError(MossliteError):
 
 class IndexNotFoundError(NotFoundError):
     code = "index_not_found"
+
+
+class ProjectNotFoundError(NotFoundError):
+    code = "project_not_found"
+    default_hint = "a project exists once it has a key: Service.create_key(project) or `mosslite keys create`"
 
 
 class IndexNotLoadedError(NotFoundError):

@@ -23,7 +23,7 @@ from typing import Any
 import apsw
 
 from .._db import connect, enforce_foreign_keys, read_schema, use_wal
-from ..errors import ConflictError, IndexNotFoundError, JobNotFoundError
+from ..errors import ConflictError, IndexNotFoundError, JobNotFoundError, ProjectNotFoundError
 from ..index.format import utc_now_iso
 from ..types import IndexInfo, Job, JobStatus, Manifest
 
@@ -59,6 +59,10 @@ SELECT key_prefix, created_at
 FROM project_keys
 WHERE project_id = :project_id
 ORDER BY created_at
+"""
+
+PROJECT_EXISTS_SQL = """
+SELECT 1 FROM projects WHERE project_id = :project_id
 """
 
 INSERT_INDEX_SQL = """
@@ -259,6 +263,8 @@ class Catalog:
     def create_index(self, project_id: str, name: str, model_id: str, dimension: int) -> None:
         params = {"project_id": project_id, "name": name, "model_id": model_id, "dimension": dimension}
         with self._write() as conn:
+            if not conn.execute(PROJECT_EXISTS_SQL, params).fetchall():
+                raise ProjectNotFoundError(f"project {project_id!r} does not exist", project=project_id)
             if conn.execute(GET_INDEX_SQL, params).fetchall():
                 raise ConflictError(
                     f"index {name!r} already exists", index=name, hint="use add_docs to change it, or delete it first"

@@ -1,10 +1,14 @@
-"""The job pipeline as the service sees it: every status and phase, in order."""
+"""The job pipeline as the service sees it: every status and phase, in order, and
+the requests it refuses before a job exists."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mosslite import DocumentInfo, Job
+from mosslite.errors import ProjectNotFoundError
 from mosslite.service import Service
 
 
@@ -46,3 +50,16 @@ def test_mutation_without_embedding_work_skips_that_phase(tmp_path: Path) -> Non
     phases = {e.current_phase for e in events} - {None}
     assert phases == {"building_index", "uploading", "publishing"}
     assert events[-1].status == "completed" and events[-1].doc_count == 1
+
+
+def test_an_index_in_a_project_without_keys_is_a_typed_error(tmp_path: Path) -> None:
+    service = Service(tmp_path)
+    try:
+        docs = [DocumentInfo(id="a", text="alpha")]
+        with pytest.raises(ProjectNotFoundError, match="'nobody' does not exist"):
+            service.create_index("nobody", "faq", docs, "hashed-ngrams-256")
+        assert service.list_indexes("nobody") == []
+        service.create_key("nobody")  # a key makes the project; then it works
+        assert service.create_index("nobody", "faq", docs, "hashed-ngrams-256").job_id
+    finally:
+        service.close()
