@@ -29,7 +29,7 @@ from contextlib import asynccontextmanager, contextmanager, suppress
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -50,6 +50,8 @@ from ..wire import docs_from_json, docs_to_json, from_dict
 from .bulk_reads import abort, download_transport
 from .transports import ByteProgress, Transport
 from ..types import PushIndexResult
+
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -183,16 +185,13 @@ class HTTPTransport(Transport):
                     return at
                 return await _write(response, dest, at, progress)
         stop = _Stop()
-        fetching = asyncio.ensure_future(
-            asyncio.to_thread(self._fetch_blocking, path, dest, headers, params, start, progress, stop)
-        )
+        fetching = _on_own_thread(self._fetch_blocking, path, dest, headers, params, start, progress, stop)
         try:
             return await asyncio.shield(fetching)
         except asyncio.CancelledError:
-            # Stop the thread before letting go: the caller's lock on ``dest`` ends with us.
-            stop.abort()
-            with suppress(BaseException):
-                await fetching
+            if stop.abort():  # the thread is in the body: wait (briefly) until it lets go of ``dest``
+                with suppress(BaseException):
+                    await fetching
             raise
 
     def _fetch_blocking(
@@ -379,15 +378,55 @@ def _patch_start(response: httpx.Response) -> int | _Answer:
 
 
 class _Stop(threading.Event):
-    """Set to stop a download running on a worker thread; ``abort`` also shuts its
-    socket, so a read waiting on the network returns at once."""
+    """Stops a download running on its own thread, which checks it before it opens
+    ``dest`` and before every write, so a cancelled download never writes after the
+    caller let go of the file (and of its lock on it).
+
+    Once the response has arrived, ``abort`` shuts its socket: a read waiting on the
+    network returns at once, and the caller waits for the thread to end. Before
+    that there is no socket to shut; the thread finds the event set when the
+    answer comes (or its read times out), without having touched ``dest``."""
 
     response: httpx.Response | None = None
 
-    def abort(self) -> None:
+    def abort(self) -> bool:
+        """Set; True if the thread was in the body (its socket is now shut)."""
         self.set()
-        if self.response is not None:
-            abort(self.response)
+        if self.response is None:
+            return False
+        abort(self.response)
+        return True
+
+
+def _on_own_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+    """``fn(*args)`` on a new thread, as a future of the running loop. Not the loop's
+    default executor: it has a handful of threads, a few slow downloads would fill
+    them, and everything else that hops to a thread (cache locks, fsyncs, opening
+    the readers of other indexes) would queue behind them."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: Any, error: BaseException | None) -> None:
+        if future.cancelled():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(value)
+
+    def run() -> None:
+        value, error = None, None
+        try:
+            value = fn(*args)
+        except BaseException as exc:  # handed to whoever awaits
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, value, error)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+    threading.Thread(target=run, name="mosslite-download", daemon=True).start()
+    return future
 
 
 def _decoded(response: httpx.Response) -> bool:

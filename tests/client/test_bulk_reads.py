@@ -97,6 +97,13 @@ def stall(conn: socket.socket, request: bytes) -> None:
         raise ConnectionResetError
 
 
+def silent(conn: socket.socket, request: bytes) -> None:
+    """Reads the request and never answers."""
+    conn.settimeout(60)
+    if conn.recv(1) == b"":
+        raise ConnectionResetError
+
+
 def transport(server: RawServer, timeout_s: float = 30.0) -> HTTPTransport:
     return HTTPTransport(server.url, "p", "k", timeout_s=timeout_s)
 
@@ -151,6 +158,34 @@ async def test_cancelling_a_download_stops_its_thread_at_once(raw_server: RawSer
         await asyncio.wait_for(task, 60)  # a hang guard: returns once the thread has let go of the file
     assert raw_server.closed_by_client.wait(10)
     assert dest.stat().st_size == READ_BYTES  # and nothing wrote to it after
+    await client.aclose()
+
+
+@pytest.mark.parametrize("raw_server", [silent], indirect=True)
+async def test_a_download_cancelled_before_its_answer_never_touches_the_file(
+    raw_server: RawServer, tmp_path: Path
+) -> None:
+    client = transport(raw_server, timeout_s=600)
+    dest = tmp_path / "v.part"
+    task = asyncio.create_task(client.download("faq", 1, dest))
+    await asyncio.sleep(0.2)  # the request is out; no answer will come
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 60)  # returns without waiting for the thread's read
+    assert not dest.exists()
+    await client.aclose()
+
+
+@pytest.mark.parametrize("raw_server", [stall], indirect=True)
+async def test_stalled_downloads_leave_the_loops_worker_threads_free(raw_server: RawServer, tmp_path: Path) -> None:
+    # More stalled downloads than the default executor has threads (min(32, cpus + 4)).
+    client = transport(raw_server, timeout_s=600)
+    downloads = [asyncio.create_task(client.download("faq", 1, tmp_path / f"{i}.part")) for i in range(40)]
+    await asyncio.sleep(0.2)
+    assert await asyncio.wait_for(asyncio.to_thread(lambda: "free"), 30) == "free"
+    for task in downloads:
+        task.cancel()
+    await asyncio.gather(*downloads, return_exceptions=True)
     await client.aclose()
 
 
