@@ -14,6 +14,11 @@ httpcore's own ``SyncBackend`` and only widens reads; connecting, TLS and
 timeouts are httpcore's. ``BulkReadTransport`` is the few lines of
 ``httpx.HTTPTransport.handle_request`` over a pool with that backend.
 
+A download runs on a thread of its own. ``INTERRUPTS`` lets another thread stop
+it at once (cancellation, ``aclose``): the streams note which thread uses them
+before every read and write, and ``interrupt`` shuts that thread's socket, which
+wakes a blocked read (closing the descriptor would not).
+
 httpx applies environment proxies (``HTTP_PROXY`` ...) only to clients without
 an explicit transport, so where one is set ``download_transport`` gives none:
 proxied downloads then go exactly as every other request does, at httpx's
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import threading
 import urllib.request
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -43,14 +49,72 @@ def download_transport() -> httpx.BaseTransport | None:
     return None if proxied else BulkReadTransport()
 
 
+class Interrupts:
+    """Which socket each download thread is using, so another thread can shut it.
+
+    A thread registers with ``begin`` and leaves with ``forget``; ``interrupt``
+    acts only between the two, so a thread id reused by a later thread (Python
+    reuses them) is never hit by a stale interrupt."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._streams: dict[int, httpcore.NetworkStream | None] = {}
+        self._interrupted: set[int] = set()
+
+    def begin(self) -> int:
+        ident = threading.get_ident()
+        with self._lock:
+            self._streams[ident] = None
+        return ident
+
+    def forget(self, ident: int) -> None:
+        with self._lock:
+            self._streams.pop(ident, None)
+            self._interrupted.discard(ident)
+
+    def interrupt(self, ident: int) -> None:
+        with self._lock:
+            if ident not in self._streams:
+                return
+            self._interrupted.add(ident)
+            stream = self._streams[ident]
+        if stream is not None:
+            _shut(stream)
+
+    def using(self, stream: httpcore.NetworkStream) -> None:
+        """Called by the stream before I/O on the current thread."""
+        ident = threading.get_ident()
+        with self._lock:
+            if ident in self._interrupted:
+                raise httpcore.ReadError("the download was interrupted")
+            if ident in self._streams:
+                self._streams[ident] = stream
+
+
+INTERRUPTS = Interrupts()
+
+
+def _shut(stream: httpcore.NetworkStream) -> None:
+    sock = stream.get_extra_info("socket")
+    if isinstance(sock, socket.socket):
+        try:
+            # socket.socket's own shutdown, also for an SSLSocket: its override would
+            # tear down the TLS object under the reading thread.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        except OSError:  # already closed
+            pass
+
+
 class BulkReadStream(httpcore.NetworkStream):
     def __init__(self, inner: httpcore.NetworkStream) -> None:
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        INTERRUPTS.using(self)
         return self._inner.read(max(max_bytes, READ_BYTES), timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        INTERRUPTS.using(self)
         self._inner.write(buffer, timeout)
 
     def close(self) -> None:
@@ -140,7 +204,8 @@ class _Body(httpx.SyncByteStream):
 
     def close(self) -> None:
         if hasattr(self._stream, "close"):
-            self._stream.close()
+            with _as_httpx_errors():
+                self._stream.close()
 
 
 @contextmanager
@@ -153,15 +218,3 @@ def _as_httpx_errors() -> Iterator[None]:
         raise getattr(httpx, type(exc).__name__, httpx.TimeoutException)(str(exc)) from exc
     except (httpcore.NetworkError, httpcore.ProtocolError, httpcore.UnsupportedProtocol, httpcore.ProxyError) as exc:
         raise getattr(httpx, type(exc).__name__, httpx.TransportError)(str(exc)) from exc
-
-
-def abort(response: httpx.Response) -> None:
-    """Shut the response's socket from another thread: a read blocked on it returns
-    at once (with an error), where waiting for it could take a whole read timeout."""
-    stream = response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    if isinstance(sock, socket.socket):
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:  # already closed
-            pass

@@ -25,7 +25,7 @@ import base64
 import hashlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager, suppress
+from contextlib import asynccontextmanager, contextmanager
 from enum import Enum
 from functools import partial
 from pathlib import Path
@@ -47,7 +47,7 @@ from ..errors import (
 )
 from ..types import DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult, Version, validate_name
 from ..wire import docs_from_json, docs_to_json, from_dict
-from .bulk_reads import abort, download_transport
+from .bulk_reads import INTERRUPTS, download_transport
 from .transports import ByteProgress, Transport
 from ..types import PushIndexResult
 
@@ -91,9 +91,13 @@ class HTTPTransport(Transport):
         # on a worker thread (bulk_reads.py says why); an injected transport is async,
         # so then they stream on the event loop like everything else.
         self._bulk = None if transport is not None else httpx.Client(**settings, transport=download_transport())
+        self._downloading: set[_Stop] = set()
 
     async def aclose(self) -> None:
+        """Close; downloads still running are stopped first (they raise ClosedError)."""
         await self._client.aclose()
+        for stop in list(self._downloading):
+            stop.abort()
         if self._bulk is not None:
             self._bulk.close()
 
@@ -184,15 +188,19 @@ class HTTPTransport(Transport):
                 if isinstance(at, _Answer):
                     return at
                 return await _write(response, dest, at, progress)
+        self._check_open()
         stop = _Stop()
+        self._downloading.add(stop)
         fetching = _on_own_thread(self._fetch_blocking, path, dest, headers, params, start, progress, stop)
         try:
             return await asyncio.shield(fetching)
         except asyncio.CancelledError:
-            if stop.abort():  # the thread is in the body: wait (briefly) until it lets go of ``dest``
-                with suppress(BaseException):
-                    await fetching
+            # Once abort returns the thread writes nothing more: the caller may let go of ``dest``.
+            stop.abort()
+            fetching.add_done_callback(_retrieve)  # its ClosedError is nobody's to see
             raise
+        finally:
+            self._downloading.discard(stop)
 
     def _fetch_blocking(
         self,
@@ -205,18 +213,27 @@ class HTTPTransport(Transport):
         stop: _Stop,
     ) -> str | _Answer:
         assert self._bulk is not None
-        self._check_open()
-        with _mapping_httpx_errors(), self._bulk.stream("GET", path, headers=headers, params=params) as response:
-            stop.response = response
-            if stop.is_set():  # stopped while the request was on its way
-                raise ClosedError("the download was stopped")
-            at = start(response)
-            if at is _Answer.ERROR:
-                response.read()
-                _raise_unexpected(response)
-            if isinstance(at, _Answer):
-                return at
-            return _write_blocking(response, dest, at, progress, stop)
+        stop.begin()
+        try:
+            stop.check()
+            with _mapping_httpx_errors(), self._bulk.stream("GET", path, headers=headers, params=params) as response:
+                at = start(response)
+                if at is _Answer.ERROR:
+                    response.read()
+                    _raise_unexpected(response)
+                if isinstance(at, _Answer):
+                    return at
+                return _write_blocking(response, dest, at, progress, stop)
+        except ClosedError:
+            raise
+        except Exception as exc:
+            # Interrupted (a shut socket reads as a network error), or the client closed
+            # under us (httpx: RuntimeError "... the client has been closed").
+            if stop.stopped or (isinstance(exc, RuntimeError) and self._bulk.is_closed):
+                raise ClosedError("the download was stopped (cancelled, or the transport closed)") from exc
+            raise
+        finally:
+            stop.end()
 
     # -- session pushes (issue #5) ---------------------------------------------------
 
@@ -272,6 +289,8 @@ def _mapping_httpx_errors() -> Iterator[None]:
         raise UnavailableError(f"cannot reach the service: {exc!r}", url=_url_of(exc)) from exc
     except httpx.StreamError as exc:
         raise UnavailableError(f"the download stream broke: {exc!r}") from exc
+    except httpx.DecodingError as exc:  # a compressed body (from a proxy) that does not decode
+        raise UnavailableError(f"the answer could not be decoded: {exc!r}") from exc
 
 
 def _raise_for_status(response: httpx.Response) -> None:
@@ -377,25 +396,52 @@ def _patch_start(response: httpx.Response) -> int | _Answer:
     return 0 if response.status_code == 200 else _Answer.ERROR
 
 
-class _Stop(threading.Event):
-    """Stops a download running on its own thread, which checks it before it opens
-    ``dest`` and before every write, so a cancelled download never writes after the
-    caller let go of the file (and of its lock on it).
+class _Stop:
+    """Stops a download running on a thread of its own, from the event loop.
 
-    Once the response has arrived, ``abort`` shuts its socket: a read waiting on the
-    network returns at once, and the caller waits for the thread to end. Before
-    that there is no socket to shut; the thread finds the event set when the
-    answer comes (or its read times out), without having touched ``dest``."""
+    The thread opens ``dest`` and writes each chunk holding ``lock``, after
+    ``check``; ``abort`` sets the flag under the same lock. So once ``abort``
+    returns, nothing more is written, and the caller may let go of the file (and
+    of its lock on it) without waiting for the thread. ``abort`` also interrupts
+    the thread's socket (bulk_reads.INTERRUPTS), so a read waiting on the network
+    ends at once and frees its connection; a proxied download (httpx's own
+    transport) cannot be interrupted and ends at its next chunk or read timeout.
+    """
 
-    response: httpx.Response | None = None
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._stopped = False
+        self._thread: int | None = None
 
-    def abort(self) -> bool:
-        """Set; True if the thread was in the body (its socket is now shut)."""
-        self.set()
-        if self.response is None:
-            return False
-        abort(self.response)
-        return True
+    def begin(self) -> None:
+        with self.lock:
+            self._thread = INTERRUPTS.begin()
+
+    def end(self) -> None:
+        with self.lock:
+            if self._thread is not None:
+                INTERRUPTS.forget(self._thread)
+            self._thread = None
+
+    def abort(self) -> None:
+        with self.lock:  # not between a check and its write; the thread id not yet reused
+            self._stopped = True
+            if self._thread is not None:
+                INTERRUPTS.interrupt(self._thread)
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped
+
+    def check(self) -> None:
+        """Raise ClosedError once aborted (call holding ``lock`` before touching ``dest``)."""
+        if self._stopped:
+            raise ClosedError("the download was stopped")
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _on_own_thread(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
@@ -441,11 +487,14 @@ def _write_blocking(
     faster than handing them to a third thread (2 cores, the server on one)."""
     digest = sha256_of(dest) if offset else hashlib.sha256()
     written = offset
-    with open(dest, "ab" if offset else "wb") as out:
+    with stop.lock:
+        stop.check()
+        out = open(dest, "ab" if offset else "wb")
+    with out:
         for chunk in response.iter_bytes() if _decoded(response) else response.iter_raw():
-            if stop.is_set():
-                raise ClosedError("the download was stopped")
-            out.write(chunk)  # every byte received goes to the file: a resume starts after it
+            with stop.lock:
+                stop.check()
+                out.write(chunk)  # every byte received goes to the file: a resume starts after it
             digest.update(chunk)
             written += len(chunk)
             if progress:

@@ -14,11 +14,12 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpcore
 import pytest
 
-from mosslite.client.bulk_reads import READ_BYTES, BulkReadBackend
+from mosslite.client.bulk_reads import READ_BYTES, BulkReadStream
 from mosslite.client.http_transport import HTTPTransport
-from mosslite.errors import TimeoutError_, UnavailableError
+from mosslite.errors import ClosedError, TimeoutError_, UnavailableError
 
 from .conftest import free_port
 
@@ -108,19 +109,25 @@ def transport(server: RawServer, timeout_s: float = 30.0) -> HTTPTransport:
     return HTTPTransport(server.url, "p", "k", timeout_s=timeout_s)
 
 
-def test_a_read_may_return_more_than_httpcore_asks_for() -> None:
-    data = os.urandom(READ_BYTES)
+def test_reads_ask_the_socket_for_a_megabyte() -> None:
+    asked: list[int] = []
+
+    class Recording(httpcore.NetworkStream):  # a real socket stream; only the sizes asked are noted
+        def __init__(self, inner: httpcore.NetworkStream) -> None:
+            self.inner = inner
+
+        def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            asked.append(max_bytes)
+            return self.inner.read(max_bytes, timeout)
+
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        sender = threading.Thread(target=lambda: listener.accept()[0].sendall(data), daemon=True)
+        sender = threading.Thread(target=lambda: listener.accept()[0].sendall(b"x" * 1000), daemon=True)
         sender.start()
-        stream = BulkReadBackend().connect_tcp("127.0.0.1", listener.getsockname()[1], timeout=10)
-        sender.join(10)
-        assert not sender.is_alive()  # all of it sits in the kernel's buffers before the first read
-        sizes = []
-        while sum(sizes) < len(data):
-            sizes.append(len(stream.read(64 * 1024, timeout=10)))
-        stream.close()
-    assert max(sizes) > 64 * 1024  # httpcore asks for 64 KiB; the socket gave what it had
+        inner = httpcore.SyncBackend().connect_tcp("127.0.0.1", listener.getsockname()[1], timeout=10)
+        stream = BulkReadStream(Recording(inner))
+        assert stream.read(64 * 1024, timeout=10)  # what httpcore asks for
+        inner.close()
+    assert asked == [READ_BYTES]
 
 
 @pytest.mark.parametrize("raw_server", [cut_after_half], indirect=True)
@@ -145,24 +152,77 @@ async def test_a_stalled_download_times_out(raw_server: RawServer, tmp_path: Pat
     await client.aclose()
 
 
-@pytest.mark.parametrize("raw_server", [stall], indirect=True)
-async def test_cancelling_a_download_stops_its_thread_at_once(raw_server: RawServer, tmp_path: Path) -> None:
-    # A read timeout of 10 minutes: only shutting the socket can end the thread's read early.
-    client = transport(raw_server, timeout_s=600)
-    dest = tmp_path / "v.part"
-    task = asyncio.create_task(client.download("faq", 1, dest))
-    while not (dest.exists() and dest.stat().st_size >= READ_BYTES):
+async def until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """A hang guard around work that is already due, not a timing assertion."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
         await asyncio.sleep(0.01)
+
+
+def no_download_threads() -> bool:
+    return not any(t.name == "mosslite-download" for t in threading.enumerate())
+
+
+async def test_a_cancelled_download_writes_nothing_more_and_frees_its_socket(tmp_path: Path) -> None:
+    go = threading.Event()
+
+    def first_megabyte_then_the_rest(conn: socket.socket, request: bytes) -> None:
+        conn.sendall(headers("200 OK", len(BODY)) + BODY[:READ_BYTES])
+        go.wait(60)
+        conn.sendall(BODY[READ_BYTES:])  # fails once the client has shut its socket
+
+    server = RawServer(first_megabyte_then_the_rest)
+    # A read timeout of 10 minutes: only shutting the socket can end the thread's read early.
+    client = transport(server, timeout_s=600)
+    dest = tmp_path / "v.part"
+    written: list[int] = []
+    task = asyncio.create_task(client.download("faq", 1, dest, progress=written.append))
+    await until(lambda: bool(written) and written[-1] >= READ_BYTES)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await asyncio.wait_for(task, 60)  # a hang guard: returns once the thread has let go of the file
-    assert raw_server.closed_by_client.wait(10)
-    assert dest.stat().st_size == READ_BYTES  # and nothing wrote to it after
+        await task
+    go.set()
+    assert server.closed_by_client.wait(30)  # the rest was refused: the socket was shut
+    await until(no_download_threads)
+    assert written[-1] == READ_BYTES and dest.stat().st_size == READ_BYTES  # nothing written after the cancel
     await client.aclose()
+    server.close()
+
+
+async def test_a_cancelled_download_that_cannot_be_interrupted_still_writes_nothing_more(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Through a proxy the download uses httpx's own transport, whose socket cannot be
+    # interrupted: the rest of the body arrives after the cancel, and must not be written.
+    go = threading.Event()
+
+    def first_megabyte_then_the_rest(conn: socket.socket, request: bytes) -> None:
+        conn.sendall(headers("200 OK", len(BODY)) + BODY[:READ_BYTES])
+        go.wait(60)
+        conn.sendall(BODY[READ_BYTES:])
+
+    proxy = RawServer(first_megabyte_then_the_rest)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    client = HTTPTransport(f"http://127.0.0.1:{free_port()}", "p", "k", timeout_s=600)
+    dest = tmp_path / "v.part"
+    written: list[int] = []
+    task = asyncio.create_task(client.download("faq", 1, dest, progress=written.append))
+    await until(lambda: bool(written) and written[-1] >= READ_BYTES)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    go.set()
+    await until(no_download_threads)  # it received more, found the stop, and ended
+    assert written[-1] == READ_BYTES and dest.stat().st_size == READ_BYTES
+    await client.aclose()
+    proxy.close()
 
 
 @pytest.mark.parametrize("raw_server", [silent], indirect=True)
-async def test_a_download_cancelled_before_its_answer_never_touches_the_file(
+async def test_a_download_cancelled_before_its_answer_frees_its_socket_and_never_touches_the_file(
     raw_server: RawServer, tmp_path: Path
 ) -> None:
     client = transport(raw_server, timeout_s=600)
@@ -171,9 +231,23 @@ async def test_a_download_cancelled_before_its_answer_never_touches_the_file(
     await asyncio.sleep(0.2)  # the request is out; no answer will come
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await asyncio.wait_for(task, 60)  # returns without waiting for the thread's read
+        await task
+    assert raw_server.closed_by_client.wait(30)  # the silent server saw the client go
+    await until(no_download_threads)
     assert not dest.exists()
     await client.aclose()
+
+
+@pytest.mark.parametrize("raw_server", [stall], indirect=True)
+async def test_aclose_stops_a_running_download(raw_server: RawServer, tmp_path: Path) -> None:
+    client = transport(raw_server, timeout_s=600)
+    written: list[int] = []
+    task = asyncio.create_task(client.download("faq", 1, tmp_path / "v.part", progress=written.append))
+    await until(lambda: bool(written))
+    await client.aclose()
+    with pytest.raises(ClosedError):
+        await task
+    assert raw_server.closed_by_client.wait(30)
 
 
 @pytest.mark.parametrize("raw_server", [stall], indirect=True)
