@@ -15,9 +15,9 @@ timeouts are httpcore's. ``BulkReadTransport`` is the few lines of
 ``httpx.HTTPTransport.handle_request`` over a pool with that backend.
 
 A download runs on a thread of its own. ``INTERRUPTS`` lets another thread stop
-it at once (cancellation, ``aclose``): the streams note which thread uses them
-before every read and write, and ``interrupt`` shuts that thread's socket, which
-wakes a blocked read (closing the descriptor would not).
+it at once (cancellation, ``aclose``): the streams note which thread is inside a
+read or write on them, and ``interrupt`` shuts that thread's socket, which wakes
+a blocked read (closing the descriptor would not).
 
 httpx applies environment proxies (``HTTP_PROXY`` ...) only to clients without
 an explicit transport, so where one is set ``download_transport`` gives none:
@@ -50,45 +50,58 @@ def download_transport() -> httpx.BaseTransport | None:
 
 
 class Interrupts:
-    """Which socket each download thread is using, so another thread can shut it.
+    """Which socket each download thread is blocked on, so another thread can shut it.
 
     A thread registers with ``begin`` and leaves with ``forget``; ``interrupt``
     acts only between the two, so a thread id reused by a later thread (Python
-    reuses them) is never hit by a stale interrupt."""
+    reuses them) is never hit by a stale interrupt. A socket is known only while
+    its thread is inside a read or write on it: then its request is in progress,
+    so the connection cannot be back in the pool serving another download. An
+    interrupt at any other moment is remembered, and the thread's next read or
+    write raises instead."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._streams: dict[int, httpcore.NetworkStream | None] = {}
+        self._in_io: dict[int, httpcore.NetworkStream | None] = {}
         self._interrupted: set[int] = set()
 
     def begin(self) -> int:
         ident = threading.get_ident()
         with self._lock:
-            self._streams[ident] = None
+            self._in_io[ident] = None
         return ident
 
     def forget(self, ident: int) -> None:
         with self._lock:
-            self._streams.pop(ident, None)
+            self._in_io.pop(ident, None)
             self._interrupted.discard(ident)
 
     def interrupt(self, ident: int) -> None:
-        with self._lock:
-            if ident not in self._streams:
+        with self._lock:  # held while shutting: the thread cannot leave its I/O call meanwhile
+            if ident not in self._in_io:
                 return
             self._interrupted.add(ident)
-            stream = self._streams[ident]
-        if stream is not None:
-            _shut(stream)
+            stream = self._in_io[ident]
+            if stream is not None:
+                _shut(stream)
 
-    def using(self, stream: httpcore.NetworkStream) -> None:
-        """Called by the stream before I/O on the current thread."""
+    @contextmanager
+    def io(self, stream: httpcore.NetworkStream) -> Iterator[None]:
+        """Around one read or write of ``stream`` on the current thread."""
         ident = threading.get_ident()
         with self._lock:
             if ident in self._interrupted:
                 raise httpcore.ReadError("the download was interrupted")
-            if ident in self._streams:
-                self._streams[ident] = stream
+            registered = ident in self._in_io
+            if registered:
+                self._in_io[ident] = stream
+        try:
+            yield
+        finally:
+            if registered:
+                with self._lock:
+                    if ident in self._in_io:
+                        self._in_io[ident] = None
 
 
 INTERRUPTS = Interrupts()
@@ -110,12 +123,12 @@ class BulkReadStream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        INTERRUPTS.using(self)
-        return self._inner.read(max(max_bytes, READ_BYTES), timeout)
+        with INTERRUPTS.io(self):
+            return self._inner.read(max(max_bytes, READ_BYTES), timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        INTERRUPTS.using(self)
-        self._inner.write(buffer, timeout)
+        with INTERRUPTS.io(self):
+            self._inner.write(buffer, timeout)
 
     def close(self) -> None:
         self._inner.close()

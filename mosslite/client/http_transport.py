@@ -494,7 +494,7 @@ def _write_blocking(
         for chunk in response.iter_bytes() if _decoded(response) else response.iter_raw():
             with stop.lock:
                 stop.check()
-                out.write(chunk)  # every byte received goes to the file: a resume starts after it
+                out.write(chunk)  # all received until a stop goes to the file: a resume starts after it
             digest.update(chunk)
             written += len(chunk)
             if progress:

@@ -11,13 +11,14 @@ import hashlib
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpcore
 import pytest
 
-from mosslite.client.bulk_reads import READ_BYTES, BulkReadStream
+from mosslite.client.bulk_reads import INTERRUPTS, READ_BYTES, BulkReadBackend, BulkReadStream
 from mosslite.client.http_transport import HTTPTransport
 from mosslite.errors import ClosedError, TimeoutError_, UnavailableError
 
@@ -128,6 +129,58 @@ def test_reads_ask_the_socket_for_a_megabyte() -> None:
         assert stream.read(64 * 1024, timeout=10)  # what httpcore asks for
         inner.close()
     assert asked == [READ_BYTES]
+
+
+def test_an_interrupt_shuts_only_a_socket_its_thread_is_blocked_on() -> None:
+    """A pooled connection passes from one download thread to the next: interrupting
+    the first after its I/O ended must not break the second's read on the same socket."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        stream = BulkReadBackend().connect_tcp("127.0.0.1", listener.getsockname()[1], timeout=10)
+        peer, _ = listener.accept()
+        first_done, first_leave = threading.Event(), threading.Event()
+        idents: dict[str, int] = {}
+        outcome: dict[str, object] = {}
+
+        def first() -> None:  # wrote its request, is done with the socket, not yet forgotten
+            idents["first"] = INTERRUPTS.begin()
+            stream.write(b"request", timeout=10)
+            first_done.set()
+            first_leave.wait(10)
+            INTERRUPTS.forget(idents["first"])
+
+        def second() -> None:
+            idents["second"] = INTERRUPTS.begin()
+            try:
+                outcome["read"] = stream.read(64 * 1024, timeout=10)
+                outcome["again"] = stream.read(64 * 1024, timeout=600)
+            except httpcore.ReadError as exc:
+                outcome["error"] = exc
+            finally:
+                INTERRUPTS.forget(idents["second"])
+
+        one = threading.Thread(target=first)
+        one.start()
+        assert first_done.wait(10)
+        two = threading.Thread(target=second)
+        two.start()
+        while "second" not in idents:
+            time.sleep(0.01)
+        time.sleep(0.1)  # the second thread is blocked in its read
+        INTERRUPTS.interrupt(idents["first"])  # stale: the socket is the second thread's now
+        peer.sendall(b"answer")
+        first_leave.set()
+        one.join(10)
+        while "read" not in outcome and "error" not in outcome:
+            time.sleep(0.01)
+        assert outcome.get("read") == b"answer"
+        time.sleep(0.1)  # (most likely) blocked in its second read
+        INTERRUPTS.interrupt(idents["second"])  # now it is the one using the socket
+        two.join(30)
+        assert not two.is_alive()
+        # Woken from the blocked read (the socket was shut), or refused at the read.
+        assert outcome.get("again") == b"" or isinstance(outcome.get("error"), httpcore.ReadError)
+        stream.close()
+        peer.close()
 
 
 @pytest.mark.parametrize("raw_server", [cut_after_half], indirect=True)
