@@ -55,6 +55,9 @@ T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 30.0
 
+#: How long ``aclose`` waits for stopped downloads to let go of their sockets (a
+#: proxied one cannot be interrupted and may take until its next chunk).
+CLOSE_WAIT_S = 5.0
 #: Bytes of the body handed to the writing thread at a time (see ``_write``).
 WRITE_BATCH_BYTES = 1 << 20
 #: Downloads ask for the bytes as stored, so the body can be read raw: httpx's
@@ -91,13 +94,15 @@ class HTTPTransport(Transport):
         # on a worker thread (bulk_reads.py says why); an injected transport is async,
         # so then they stream on the event loop like everything else.
         self._bulk = None if transport is not None else httpx.Client(**settings, transport=download_transport())
-        self._downloading: set[_Stop] = set()
+        self._downloading: dict[_Stop, asyncio.Future[Any]] = {}
 
     async def aclose(self) -> None:
         """Close; downloads still running are stopped first (they raise ClosedError)."""
         await self._client.aclose()
-        for stop in list(self._downloading):
+        for stop in self._downloading:
             stop.abort()
+        if self._downloading:  # interrupted threads end at once; let them leave their sockets first
+            await asyncio.wait(list(self._downloading.values()), timeout=CLOSE_WAIT_S)
         if self._bulk is not None:
             self._bulk.close()
 
@@ -190,8 +195,8 @@ class HTTPTransport(Transport):
                 return await _write(response, dest, at, progress)
         self._check_open()
         stop = _Stop()
-        self._downloading.add(stop)
         fetching = _on_own_thread(self._fetch_blocking, path, dest, headers, params, start, progress, stop)
+        self._downloading[stop] = fetching
         try:
             return await asyncio.shield(fetching)
         except asyncio.CancelledError:
@@ -200,7 +205,7 @@ class HTTPTransport(Transport):
             fetching.add_done_callback(_retrieve)  # its ClosedError is nobody's to see
             raise
         finally:
-            self._downloading.discard(stop)
+            self._downloading.pop(stop, None)
 
     def _fetch_blocking(
         self,
@@ -495,6 +500,7 @@ def _write_blocking(
             with stop.lock:
                 stop.check()
                 out.write(chunk)  # all received until a stop goes to the file: a resume starts after it
+                out.flush()  # now, not from the buffer when the file closes after a stop
             digest.update(chunk)
             written += len(chunk)
             if progress:

@@ -274,6 +274,31 @@ async def test_a_cancelled_download_that_cannot_be_interrupted_still_writes_noth
     proxy.close()
 
 
+async def test_bytes_written_before_a_cancel_are_in_the_file_when_it_returns(tmp_path: Path) -> None:
+    # A small chunk would sit in the file object's buffer and reach the file when
+    # the stopped thread closes it: after its caller let go of the file.
+    def a_little_then_stall(conn: socket.socket, request: bytes) -> None:
+        conn.sendall(headers("200 OK", len(BODY)) + BODY[:100])
+        conn.settimeout(60)
+        if conn.recv(1) == b"":
+            raise ConnectionResetError
+
+    server = RawServer(a_little_then_stall)
+    client = transport(server, timeout_s=600)
+    dest = tmp_path / "v.part"
+    written: list[int] = []
+    task = asyncio.create_task(client.download("faq", 1, dest, progress=written.append))
+    await until(lambda: bool(written))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert dest.stat().st_size == 100  # at once, not later
+    await until(no_download_threads)
+    assert dest.stat().st_size == 100
+    await client.aclose()
+    server.close()
+
+
 @pytest.mark.parametrize("raw_server", [silent], indirect=True)
 async def test_a_download_cancelled_before_its_answer_frees_its_socket_and_never_touches_the_file(
     raw_server: RawServer, tmp_path: Path
