@@ -217,25 +217,46 @@ def no_download_threads() -> bool:
     return not any(t.name == "mosslite-download" for t in threading.enumerate())
 
 
-async def test_a_cancelled_download_writes_nothing_more_and_frees_its_socket(tmp_path: Path) -> None:
-    go = threading.Event()
+class FirstMegabyteThenTheRest:
+    """Answers with the first megabyte of the body, then the rest once ``go`` is set."""
 
-    def first_megabyte_then_the_rest(conn: socket.socket, request: bytes) -> None:
+    def __init__(self) -> None:
+        self.go = threading.Event()
+
+    def __call__(self, conn: socket.socket, request: bytes) -> None:
         conn.sendall(headers("200 OK", len(BODY)) + BODY[:READ_BYTES])
-        go.wait(60)
-        conn.sendall(BODY[READ_BYTES:])  # fails once the client has shut its socket
+        self.go.wait(60)
+        conn.sendall(BODY[READ_BYTES:])  # fails if the client has shut its socket
 
-    server = RawServer(first_megabyte_then_the_rest)
-    # A read timeout of 10 minutes: only shutting the socket can end the thread's read early.
-    client = transport(server, timeout_s=600)
-    dest = tmp_path / "v.part"
+
+async def cancel_after_the_first_megabyte(
+    client: HTTPTransport, answer: FirstMegabyteThenTheRest, dest: Path
+) -> list[int]:
+    """Cancel the download once the first megabyte is written, then let the rest come;
+    returns what the progress callback saw."""
     written: list[int] = []
     task = asyncio.create_task(client.download("faq", 1, dest, progress=written.append))
     await until(lambda: bool(written) and written[-1] >= READ_BYTES)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    go.set()
+    answer.go.set()
+    return written
+
+
+def use_proxy(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", url)
+
+
+async def test_a_cancelled_download_writes_nothing_more_and_frees_its_socket(tmp_path: Path) -> None:
+    answer = FirstMegabyteThenTheRest()
+    server = RawServer(answer)
+    # A read timeout of 10 minutes: only shutting the socket can end the thread's read early.
+    client = transport(server, timeout_s=600)
+    dest = tmp_path / "v.part"
+    written = await cancel_after_the_first_megabyte(client, answer, dest)
     assert server.closed_by_client.wait(30)  # the rest was refused: the socket was shut
     await until(no_download_threads)
     assert written[-1] == READ_BYTES and dest.stat().st_size == READ_BYTES  # nothing written after the cancel
@@ -248,26 +269,12 @@ async def test_a_cancelled_download_that_cannot_be_interrupted_still_writes_noth
 ) -> None:
     # Through a proxy the download uses httpx's own transport, whose socket cannot be
     # interrupted: the rest of the body arrives after the cancel, and must not be written.
-    go = threading.Event()
-
-    def first_megabyte_then_the_rest(conn: socket.socket, request: bytes) -> None:
-        conn.sendall(headers("200 OK", len(BODY)) + BODY[:READ_BYTES])
-        go.wait(60)
-        conn.sendall(BODY[READ_BYTES:])
-
-    proxy = RawServer(first_megabyte_then_the_rest)
-    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    answer = FirstMegabyteThenTheRest()
+    proxy = RawServer(answer)
+    use_proxy(monkeypatch, proxy.url)
     client = HTTPTransport(f"http://127.0.0.1:{free_port()}", "p", "k", timeout_s=600)
     dest = tmp_path / "v.part"
-    written: list[int] = []
-    task = asyncio.create_task(client.download("faq", 1, dest, progress=written.append))
-    await until(lambda: bool(written) and written[-1] >= READ_BYTES)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    go.set()
+    written = await cancel_after_the_first_megabyte(client, answer, dest)
     await until(no_download_threads)  # it received more, found the stop, and ended
     assert written[-1] == READ_BYTES and dest.stat().st_size == READ_BYTES
     await client.aclose()
@@ -361,9 +368,7 @@ def as_proxy(conn: socket.socket, request: bytes) -> None:
 async def test_downloads_go_through_the_environment_proxy(
     raw_server: RawServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("HTTP_PROXY", raw_server.url)
+    use_proxy(monkeypatch, raw_server.url)
     target = f"http://127.0.0.1:{free_port()}"  # nothing listens there: only the proxy can answer
     client = HTTPTransport(target, "p", "k")
     dest = tmp_path / "v.part"
