@@ -43,8 +43,10 @@ Diagnostics (``--diagnose``, on by default; embedded, no refresh): the same
 query load with one interferer at a time, repeated every ``--period`` s, to
 attribute the swap phase's tail: builds only (add_docs, auto_refresh off),
 ``IndexReader(file)`` (hydration) only, ``sha256`` of the file only, copy +
-fsync of the file only; over HTTP: downloading the newest version (httpx, in
-this process) only. Every phase also records garbage-collector pauses
+fsync of the file only; over HTTP: the server's builds only (add_docs,
+auto_refresh off: on a shared machine the server's work loads the queries
+too, which a real, remote service would not), and downloading the newest
+version (httpx, in this process) only. Every phase also records garbage-collector pauses
 (``gc.callbacks``) and how often a retired reader was closed and its file
 deleted by a query thread (``LiveIndex._dispose`` runs in whichever thread
 releases the last lease), with the longest such call.
@@ -329,7 +331,12 @@ def measure_mode(mode: str, data: Path, args: argparse.Namespace, work: Path,
             Condition("copy + fsync(file) only", Periodic(copy_fsync, args.period)),
         ]
     if args.diagnose and mode == "http":
-        conditions.append(Condition("HTTP download only, no swap", Periodic(downloader(kwargs["url"], name, work), args.period)))
+        conditions += [
+            # The server shares this machine's cores: its builds load the client's
+            # queries without any refresh. A real service runs elsewhere.
+            Condition("server builds only, no swap", Periodic(publisher(writer, name, args.batch, "build"), args.period)),
+            Condition("HTTP download only, no swap", Periodic(downloader(kwargs["url"], name, work), args.period)),
+        ]
 
     def wait_converged(timeout_s: float = 10.0) -> None:
         """Until the loaded version is the newest published one (outside the timed slices)."""
