@@ -4,8 +4,11 @@ Invariants:
 - Callers see only ``mosslite.errors``: httpx's connection errors and timeouts
   become UnavailableError (TimeoutError_ for timeouts), and an error body
   ``{"error": {...}}`` is rebuilt as the same typed error the service raised.
-  Both happen at one boundary, ``_request`` / ``_stream`` under
-  ``_mapping_httpx_errors``, chained with ``from``.
+  Both happen at one boundary, ``_request`` / ``_stream`` / ``_fetch_blocking``
+  under ``_mapping_httpx_errors``, chained with ``from``.
+- Version files and patches download on a thread of their own with bulk socket
+  reads (bulk_reads.py). Once a cancelled download returns, or ``aclose`` has
+  stopped it, its thread writes nothing more to the file (see ``_Stop``).
 - Names go into URL paths only after ``validate_name``, so a name cannot walk
   to another route (``..``, ``/``), and both transports refuse it alike.
 - Nothing is retried here: a lost response to a mutation would otherwise
