@@ -291,11 +291,15 @@ class Service:
         path = self.storage.local_path(record.storage_key)
         if path is not None:
             return path
-        path = self.staging_dir / "cache" / record.storage_key
+        path = self._local_copy_path(record.storage_key)
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
             self.storage.download_to(record.storage_key, path)
         return path
+
+    def _local_copy_path(self, storage_key: str) -> Path:
+        """Where ``local_copy`` keeps a version file from a storage with no local paths."""
+        return self.staging_dir / "cache" / storage_key
 
     # -- jobs -------------------------------------------------------------------
 
@@ -409,7 +413,7 @@ class Service:
             if version <= newest - (DEFAULT_KEEP_PAGE_MAPS if is_map else self.keep_versions):
                 self.storage.delete(key)
                 if not is_map:
-                    (self.staging_dir / "cache" / key).unlink(missing_ok=True)  # local_copy's
+                    self._local_copy_path(key).unlink(missing_ok=True)
 
     def _stored_versions(self, project_id: str, index_name: str) -> Iterator[tuple[str, Version, bool]]:
         """(key, version, is it a page map) of the version files and page maps in storage."""
