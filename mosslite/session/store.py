@@ -37,7 +37,7 @@ from ..errors import ConflictError
 from ..index.builder import EXISTING_DOCS_SQL, UPSERT_DOC_SQL
 from ..index.format import READ_META_SQL, WRITE_META_SQL
 from ..index.keyword import KEYWORD_SQL
-from ..index.reader import ROWS_BY_ROWID_SQL
+from ..index.reader import rows_by_rowid_sql
 from .changes import Row, combine, decode, record, same_row, with_full_rows
 
 SCHEMA_FILE = "session.sql"
@@ -346,7 +346,7 @@ class SessionStore:
 
     def rows_by_rowid(self, rowids: Sequence[int]) -> dict[int, tuple[int, str, str, str, str | None]]:
         with self._lock:
-            rows = self._conn.execute(ROWS_BY_ROWID_SQL, {"rowids": json.dumps(list(rowids))}).fetchall()
+            rows = self._conn.execute(rows_by_rowid_sql(len(rowids)), list(rowids)).fetchall()
         return {r[0]: r for r in rows}
 
     def keyword(self, match: str, limit: int) -> list[tuple[int, float]]:

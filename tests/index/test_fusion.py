@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mosslite.index.fusion import CANDIDATES, rank
+from mosslite.index.fusion import CANDIDATES, rank, top_positions
 from mosslite.index.vectors import ExactScan, Int8Prefilter
 
 from .test_vectors import clustered, queries
@@ -79,3 +79,16 @@ def test_keyword_and_vector_only_ask_for_top_k() -> None:
     positions, scores = rank(1.0, 7, q, ExactScan(matrix), keyword, None)
     assert asked == [7]  # not called
     np.testing.assert_allclose(scores, np.sort(matrix @ q)[::-1][:7], atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [1, 3, 7, 8, 20])
+@pytest.mark.parametrize("masked", [False, True])
+def test_top_positions_are_the_best_scores_best_first(k: int, masked: bool) -> None:
+    # Many ties, at the cut too: any of the tied rows may be chosen, but the scores must be the top k.
+    scores = np.array([0.5, 0.9, 0.5, -1.0, 0.9, 0.1, 0.5, 0.0], dtype=np.float32)
+    mask = np.array([True, True, False, True, True, True, True, False]) if masked else None
+    allowed = np.flatnonzero(mask) if masked else np.arange(len(scores))
+    positions = top_positions(scores, mask, k)
+    assert len(positions) == min(k, len(allowed)) == len(set(positions.tolist()))
+    assert set(positions.tolist()) <= set(allowed.tolist())
+    assert scores[positions].tolist() == sorted(scores[allowed], reverse=True)[: len(positions)]
