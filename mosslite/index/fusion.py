@@ -35,12 +35,14 @@ RRF_K = 60
 def top_positions(scores: np.ndarray, mask: np.ndarray | None, k: int) -> np.ndarray:
     """Positions of the ``k`` highest scores (best first), among rows allowed by ``mask``."""
     if mask is not None:
-        scores = np.where(mask, scores, -np.inf)
-        k = min(k, int(np.count_nonzero(mask)))
-    k = min(k, scores.shape[0])
+        # Only the allowed rows are partitioned: filling the others with -inf made
+        # introselect crawl through the ties (~0.4 ms at 10k rows with 10% allowed).
+        allowed = np.flatnonzero(mask)
+        return allowed[top_positions(scores[allowed], None, k)]
+    n = scores.shape[0]
+    k = min(k, n)
     if k <= 0:
         return np.empty(0, dtype=np.intp)
-    n = scores.shape[0]
     # Partitioning ``scores`` itself, not ``-scores``: the negated copy cost half of
     # the ~34 us this took at 10k rows.
     part = np.argpartition(scores, n - k)[n - k :] if k < n else np.arange(n)
