@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import socket
 import threading
 from collections import OrderedDict
@@ -31,7 +32,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._fs import remove_stale_temps
+import numpy as np
+
+from .._fs import atomic_path, remove_stale_temps
 from ..embeddings import Embedder, get_embedder
 from ..errors import (
     ConflictError,
@@ -40,9 +43,11 @@ from ..errors import (
     InvalidArgumentError,
     InvalidDocumentError,
     MossliteError,
+    NotFoundError,
     UnauthorizedError,
 )
-from ..index.builder import check_batch, check_ids
+from ..index.builder import check_batch, check_ids, vector_blob
+from ..index.format import utc_now_iso
 from ..index.reader import IndexReader
 from ..types import (
     DEFAULT_KEEP_PAGE_MAPS,
@@ -56,10 +61,10 @@ from ..types import (
     Manifest,
     MutationOptions,
     MutationResult,
+    PushIndexResult,
     Version,
     validate_name,
 )
-from ..index.format import utc_now_iso
 from ..wire import docs_from_json, docs_to_json, to_dict
 from .catalog import Catalog, VersionRecord
 from .jobs import JobRunner
@@ -67,15 +72,6 @@ from .patches import PAGES_SUFFIX, VersionPatch, pages_key, version_patch
 from .storage import Storage
 from .storage.directory import DirectoryStorage
 from .worker import JobContext, run_build
-
-# Session pushes (issue #5).
-import re  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from ..errors import NotFoundError  # noqa: E402
-from ..index.builder import vector_blob  # noqa: E402
-from ..types import PushIndexResult  # noqa: E402
 
 log = logging.getLogger("mosslite.service")
 
@@ -129,7 +125,7 @@ class Service:
         self.catalog = Catalog(self.data_dir / CATALOG_FILE)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.listeners: list[JobListener] = []
-        self._readers: OrderedDict[tuple[str, str, int], IndexReader] = OrderedDict()
+        self._readers: OrderedDict[tuple[str, str], IndexReader] = OrderedDict()  # by (storage key, sha256)
         self._readers_lock = threading.Lock()
         # Requests of jobs created here but not yet stored by their worker.
         self._pending: dict[str, bytes] = {}
@@ -230,6 +226,7 @@ class Service:
         for key in keys:
             self.storage.delete(key)
             self.storage.delete(pages_key(key))
+            self._forget_local_copies(key)
 
     def get_docs(
         self, project_id: str, name: str, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None
@@ -273,15 +270,18 @@ class Service:
         return version_patch(self.storage, target, base)
 
     def _reader(self, project_id: str, name: str, version: int) -> IndexReader:
-        key = (project_id, name, version)
+        record = self.version_record(project_id, name, version)
+        key = (record.storage_key, record.manifest.sha256)
         with self._readers_lock:
             reader = self._readers.get(key)
             if reader is not None:
                 self._readers.move_to_end(key)
                 return reader
-        path = self.local_copy(self.version_record(project_id, name, version))
-        reader = IndexReader(path)
+        reader = IndexReader(self.local_copy(record))
         with self._readers_lock:
+            if key in self._readers:  # another thread opened it meanwhile
+                reader.close()
+                return self._readers[key]
             self._readers[key] = reader
             while len(self._readers) > READER_CACHE:
                 self._readers.popitem(last=False)[1].close()
@@ -291,15 +291,31 @@ class Service:
         path = self.storage.local_path(record.storage_key)
         if path is not None:
             return path
-        path = self._local_copy_path(record.storage_key)
+        folder, name = self._local_copy_place(record.storage_key)
+        path = folder / f"{name}.{record.manifest.sha256}"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.storage.download_to(record.storage_key, path)
+            with atomic_path(path) as temp:  # a crash or a concurrent copy never leaves half a file here
+                self.storage.download_to(record.storage_key, temp)
         return path
 
-    def _local_copy_path(self, storage_key: str) -> Path:
-        """Where ``local_copy`` keeps a version file from a storage with no local paths."""
-        return self.staging_dir / "cache" / storage_key
+    def _local_copy_place(self, storage_key: str) -> tuple[Path, str]:
+        """(folder, name) of ``local_copy``'s files for a storage with no local paths.
+        Each file's name ends with its sha256: an index deleted and created again
+        reuses storage keys for other contents, and a copy of the old version 1 once
+        became the base of the new index's version 2."""
+        folder, _, name = storage_key.rpartition("/")
+        return self.staging_dir / "cache" / folder, name
+
+    def _forget_local_copies(self, storage_key: str) -> None:
+        """Remove the local copies and cached readers of a deleted version file."""
+        with self._readers_lock:
+            for key in [k for k in self._readers if k[0] == storage_key]:
+                self._readers.pop(key).close()
+        folder, name = self._local_copy_place(storage_key)
+        if folder.is_dir():
+            for path in folder.iterdir():
+                if path.name.startswith(f"{name}."):
+                    path.unlink(missing_ok=True)
 
     # -- jobs -------------------------------------------------------------------
 
@@ -413,7 +429,7 @@ class Service:
             if version <= newest - (DEFAULT_KEEP_PAGE_MAPS if is_map else self.keep_versions):
                 self.storage.delete(key)
                 if not is_map:
-                    self._local_copy_path(key).unlink(missing_ok=True)
+                    self._forget_local_copies(key)
 
     def _stored_versions(self, project_id: str, index_name: str) -> Iterator[tuple[str, Version, bool]]:
         """(key, version, is it a page map) of the version files and page maps in storage."""

@@ -10,6 +10,7 @@ import pytest
 from mosslite import DocumentInfo, Job
 from mosslite.errors import ProjectNotFoundError
 from mosslite.service import Service
+from mosslite.service.storage.memory import MemoryStorage
 
 
 def test_full_status_and_phase_sequence(tmp_path: Path) -> None:
@@ -61,5 +62,30 @@ def test_an_index_in_a_project_without_keys_is_a_typed_error(tmp_path: Path) -> 
         assert service.list_indexes("nobody") == []
         service.create_key("nobody")  # a key makes the project; then it works
         assert service.create_index("nobody", "faq", docs, "hashed-ngrams-256").job_id
+    finally:
+        service.close()
+
+
+@pytest.mark.parametrize("storage", ["directory", "memory"])
+def test_an_index_created_again_shares_nothing_with_the_deleted_one(tmp_path: Path, storage: str) -> None:
+    # The new index reuses the old one's storage keys (version 1, 2, ...). Cached
+    # readers and local copies once served the old documents, and the old version 1
+    # became the base of the new version 2.
+    service = Service(tmp_path / "svc", storage=MemoryStorage() if storage == "memory" else None)
+    service.adopt_key("p", "k")
+    model = "hashed-ngrams-256"
+    try:
+        service.create_index("p", "faq", [DocumentInfo(id="old", text="the old one")], model_id=model)
+        assert service.wait_idle(30)
+        assert [d.id for d in service.get_docs("p", "faq")] == ["old"]
+        service.delete_index("p", "faq")
+        assert not [p for p in (tmp_path / "svc" / "staging").rglob("*") if p.is_file()]
+        service.create_index("p", "faq", [DocumentInfo(id="new", text="the new one")], model_id=model)
+        assert service.wait_idle(30)
+        assert [d.id for d in service.get_docs("p", "faq")] == ["new"]
+        service.add_docs("p", "faq", [DocumentInfo(id="more", text="and more")], None)
+        assert service.wait_idle(30)
+        assert service.get_index("p", "faq").version == 2
+        assert sorted(d.id for d in service.get_docs("p", "faq")) == ["more", "new"]
     finally:
         service.close()
