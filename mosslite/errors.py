@@ -123,6 +123,17 @@ class NotFoundError(MossliteError):
 class IndexNotFoundError(NotFoundError):
     code = "index_not_found"
 
+    @classmethod
+    def version_gone(cls, index: str, version: int) -> IndexNotFoundError:
+        """For a version the catalog named whose file has since been deleted (the
+        service keeps only the newest few)."""
+        return cls(
+            f"index {index!r} no longer has version {version}",
+            index=index,
+            version=version,
+            hint="a newer version replaced it: fetch the manifest again",
+        )
+
 
 class ProjectNotFoundError(NotFoundError):
     code = "project_not_found"

@@ -147,9 +147,7 @@ class LocalTransport(Transport):
         try:
             await asyncio.to_thread(_copy_from_storage, self.service.storage, record.storage_key, dest, offset, progress)
         except FileNotFoundError as exc:  # deleted since: newer versions replaced it
-            raise IndexNotFoundError(
-                f"index {name!r} no longer has version {version}", index=name, version=version, hint="a newer one replaced it"
-            ) from exc
+            raise IndexNotFoundError.version_gone(name, version) from exc
         return None  # usually a hard link: no bytes passed through to hash
 
 

@@ -154,7 +154,7 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         try:
             size = await run_in_threadpool(service.storage.size, record.storage_key)
         except FileNotFoundError as exc:  # deleted between the catalog read and now
-            raise IndexNotFoundError(f"index {name!r} has no version {version}", index=name, version=version) from exc
+            raise IndexNotFoundError.version_gone(name, version) from exc
         try:
             byte_range = _parse_range(request.headers.get("range"), size)
         except ValueError as exc:

@@ -84,7 +84,7 @@ def version_patch(storage: Storage, target: VersionRecord, base: VersionRecord |
     try:
         storage.size(target.storage_key)
     except FileNotFoundError as exc:  # deleted since: newer versions replaced it
-        raise IndexNotFoundError(f"index {name!r} no longer has version {version}", index=name, version=version) from exc
+        raise IndexNotFoundError.version_gone(name, version) from exc
     unavailable = dict(index=name, version=version, hint="download the whole version")
     if base is None or base.manifest.version >= version:
         raise PatchUnavailableError(f"index {name!r}: no patch to version {version} from that version", **unavailable)
