@@ -15,22 +15,25 @@ from .index.reader import IndexReader
 from .session import Session
 from .types import (
     DEFAULT_ALPHA,
+    DEFAULT_MODEL_ID,
+    DEFAULT_TOP_K,
+    DocumentInfo,
     IndexInfo,
     Job,
     JobPhase,
     JobStatus,
+    LoadedIndexInfo,
+    LoadIndexesResult,
     Manifest,
-    MutationResult,
-    DEFAULT_MODEL_ID,
-    DEFAULT_TOP_K,
-    DocumentInfo,
     MutationOptions,
+    MutationResult,
+    PushIndexResult,
     QueryOptions,
     QueryResultDocumentInfo,
     SearchResult,
+    SwapEvent,
     Version,
 )
-from .types import PushIndexResult
 
 __version__ = "0.1.0"
 
@@ -49,6 +52,8 @@ __all__ = [
     "Job",
     "JobPhase",
     "JobStatus",
+    "LoadIndexesResult",
+    "LoadedIndexInfo",
     "Manifest",
     "MirrorResult",
     "MossClient",
@@ -59,6 +64,7 @@ __all__ = [
     "QueryResultDocumentInfo",
     "SearchResult",
     "Session",
+    "SwapEvent",
     "SyncMossClient",
     "Version",
     "__version__",

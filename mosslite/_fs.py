@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import stat
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +42,16 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def make_read_only(path: Path) -> None:
+    """Clear a file's write bits. For files that must never change once installed
+    (published versions and their copies): the sqlite3 shell, or any other tool,
+    then opens them read-only instead of editing bytes the service and its clients
+    have checksummed and built on. (root is not stopped by the bits.)"""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o222:
+        os.chmod(path, mode & ~0o222)
 
 
 def install(temp: Path, target: Path, *, digest: Callable[[BinaryIO], T] | None = None) -> T | None:
@@ -90,20 +101,23 @@ def _replace_durably(temp: Path, target: Path) -> None:
 
 
 @contextmanager
-def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temp path to fill; on success it replaces ``target``, on error it is removed."""
+def atomic_path(target: Path, *, read_only: bool = False) -> Iterator[Path]:
+    """Yield a temp path to fill; on success it replaces ``target`` (without write
+    bits if ``read_only``), on error it is removed."""
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(target)
     try:
         yield temp
+        if read_only:
+            make_read_only(temp)
         install(temp, target)
     finally:
         if temp.exists():
             temp.unlink()
 
 
-def atomic_write_bytes(target: Path, data: bytes) -> None:
-    with atomic_path(target) as temp:
+def atomic_write_bytes(target: Path, data: bytes, *, read_only: bool = False) -> None:
+    with atomic_path(target, read_only=read_only) as temp:
         temp.write_bytes(data)
 
 

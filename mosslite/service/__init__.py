@@ -294,7 +294,7 @@ class Service:
         folder, name = self._local_copy_place(record.storage_key)
         path = folder / f"{name}.{record.manifest.sha256}"
         if not path.exists():
-            with atomic_path(path) as temp:  # a crash or a concurrent copy never leaves half a file here
+            with atomic_path(path, read_only=True) as temp:  # never half a file, whatever crashes or races
                 self.storage.download_to(record.storage_key, temp)
         return path
 

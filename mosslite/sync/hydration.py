@@ -3,8 +3,8 @@
 Layout: ``<cache>/<project>/<index>/<version>.sqlite``, plus while downloading a
 ``<version>.sqlite.part`` (kept across crashes so the next attempt resumes it
 with an HTTP Range request) and ``.lock``. A file only gets its final name
-after its sha256 matched the manifest and it was fsynced, so whatever sits
-under a final name is complete. Two processes sharing a cache serialise their
+after its sha256 matched the manifest and it was fsynced, and loses its write
+bits on the way, so whatever sits under a final name is complete and stays so. Two processes sharing a cache serialise their
 downloads of one index on the lock file and reuse each other's results.
 """
 
@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from .._fs import TEMP_MARKER, fsync_file, install, sha256_file
+from .._fs import TEMP_MARKER, fsync_file, install, make_read_only, sha256_file
 from ..errors import ChecksumMismatchError
 from ..types import Manifest, Version
 
@@ -115,4 +115,5 @@ def finish_download(part: Path, target: Path, manifest: Manifest, sha256: str | 
             version=manifest.version,
             hint="the previous version keeps serving; the download is retried",
         )
+    make_read_only(part)
     install(part, target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 import threading
 from pathlib import Path
 
@@ -94,3 +95,18 @@ def test_open_storage_by_scheme(tmp_path: Path) -> None:
     assert isinstance(open_storage("memory://"), MemoryStorage)
     with pytest.raises(ValueError):
         open_storage("s4://bucket")
+
+
+def test_directory_objects_are_stored_without_write_bits(tmp_path: Path) -> None:
+    # Stored objects never change, and the embedded client hard-links version files
+    # into its cache: with write bits, sqlite3 on a cached file would edit the service's copy.
+    storage = DirectoryStorage(tmp_path / "store")
+    storage.put("p/i/0000000001.sqlite", source(tmp_path, b"copied"))
+    storage.put("p/i/0000000002.sqlite", source(tmp_path, b"moved"), move=True)
+    storage.put_bytes("p/i/manifest.json", b"{}")
+    storage.put_bytes("p/i/manifest.json", b'{"v": 2}')  # replaced by a new file, not rewritten
+    for key in storage.list("p/"):
+        assert stat.S_IMODE(storage._path(key).stat().st_mode) & 0o222 == 0, key
+    assert storage.read_bytes("p/i/manifest.json") == b'{"v": 2}'
+    storage.delete("p/i/0000000001.sqlite")
+    assert storage.list("p/") == ["p/i/0000000002.sqlite", "p/i/manifest.json"]

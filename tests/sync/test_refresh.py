@@ -7,6 +7,7 @@ an interval; the short real waits below only wait for work already due.
 from __future__ import annotations
 
 import asyncio
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mosslite import DocumentInfo, MossClient, QueryOptions, SyncMossClient
+from mosslite import DocumentInfo, MossClient, QueryOptions, SwapEvent, SyncMossClient
 from mosslite.client.core import close_embedded_services
 from mosslite.errors import (
     IndexNotFoundError,
@@ -86,6 +87,26 @@ def test_load_again_is_a_blocking_refresh_without_redownload(server: Server, tmp
         assert client.load_index("faq").version == 2
         assert client.loaded_index("faq").auto_refresh is False  # options replaced
         assert cached_versions(Path(first.path).parent) == [2]  # the old file is gone
+
+
+def test_cached_version_files_have_no_write_bits(server: Server, tmp_path: Path) -> None:
+    # Whether downloaded, patched or hard-linked to the embedded service's own file:
+    # sqlite3 (the README's inspection tool) then opens them read-only, not for editing.
+    def writable(path: str) -> int:
+        return stat.S_IMODE(Path(path).stat().st_mode) & 0o222
+
+    with http_client(server, tmp_path / "home") as client:
+        publish(client, "faq", 1)
+        assert not writable(client.load_index("faq").path)
+        publish(client, "faq", 2)
+        swaps: list[SwapEvent] = []
+        client.on_swap(swaps.append)
+        assert not writable(client.load_index("faq").path)
+        assert [s.patched_from for s in swaps] == [1]
+    with SyncMossClient("p", "k", cache_path=tmp_path / "embedded") as client:
+        publish(client, "faq", 1)
+        assert not writable(client.load_index("faq").path)
+    close_embedded_services()
 
 
 def test_bad_load_arguments(server: Server, tmp_path: Path) -> None:

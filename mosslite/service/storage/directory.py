@@ -1,4 +1,10 @@
-"""Version files as plain files under one folder: ``<root>/<key>``."""
+"""Version files as plain files under one folder: ``<root>/<key>``.
+
+Objects are immutable once stored (a manifest is replaced by a new file, never
+rewritten), and stored without write bits: the embedded client hard-links
+version files into its cache, so an edit there would otherwise change the
+service's own copy.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..._fs import atomic_path, atomic_write_bytes, install, temp_path_for
+from ..._fs import atomic_path, atomic_write_bytes, install, make_read_only, temp_path_for
 from . import CHUNK_BYTES, Storage
 
 
@@ -31,13 +37,14 @@ class DirectoryStorage(Storage):
         if move:
             temp = temp_path_for(target)
             os.replace(source, temp)  # same filesystem: the service stages under its data dir
+            make_read_only(temp)
             install(temp, target)
             return
-        with atomic_path(target) as temp:
+        with atomic_path(target, read_only=True) as temp:
             shutil.copyfile(source, temp)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        atomic_write_bytes(self._path(key), data)
+        atomic_write_bytes(self._path(key), data, read_only=True)
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
