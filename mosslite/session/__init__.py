@@ -48,6 +48,7 @@ from ..sync.hydration import finish_download
 from ..types import (
     DEFAULT_MODEL_ID,
     DocumentInfo,
+    IndexInfo,
     JobStatus,
     MutationOptions,
     PushIndexResult,
@@ -195,8 +196,8 @@ class Session:
             dimension = self._embedder.dimension
         self._store.set_meta(index_name=self._name, model_id=model, dimension=dimension or "")
         await asyncio.to_thread(self._load_memory)
-        if info is not None and info.version > int(meta.get("base_version") or 0):
-            await self._pull()
+        if auto_load and not self.stale:
+            await self._pull(info)
 
     # -- facts ----------------------------------------------------------------------
 
@@ -454,14 +455,38 @@ class Session:
         await self._pull()
         return self.base_version
 
-    async def _pull(self) -> None:
+    async def _pull(self, info: IndexInfo | None = None) -> None:
+        """Mirror the service's latest version (``info``: the index as just fetched).
+
+        The base is identified by the index's ``created_at`` as well as the version
+        number: numbers start again at 1 when an index is deleted and created again,
+        and a session that compared numbers alone kept showing the deleted index's
+        documents. With no index on the service the base is empty: the session holds
+        only its unpushed changes, which a push then sends to a new index."""
         transport = self._client.transport
+        manifest = None
         try:
-            manifest = await transport.manifest(self._name)
+            info = info or await transport.get_index(self._name)
+            if info.version:
+                manifest = await transport.manifest(self._name)
         except IndexNotFoundError:
-            return
+            info = None
         except UnavailableError:
             self.stale = True
+            return
+        meta = self._store.meta()
+        base, known = int(meta.get("base_version") or 0), meta.get("index_created_at")
+        index_created_at = info.created_at if info is not None else ""
+        if manifest is None:
+            if base or known:
+                await asyncio.to_thread(self._store.merge_base, {}, 0, index_created_at)
+                await asyncio.to_thread(self._load_memory)
+            self.stale = False
+            return
+        if manifest.version == base and (not known or known == index_created_at):
+            # Up to date (a session from before identities were kept adopts this one).
+            self._store.set_meta(index_created_at=index_created_at)
+            self.stale = False
             return
         part = self.path.with_name(f"{self._name}.base{SESSION_SUFFIX}.part")
         target = self.path.with_name(f"{self._name}.base{SESSION_SUFFIX}")
@@ -469,11 +494,11 @@ class Session:
         try:
             sha256 = await transport.download(self._name, manifest.version, part)
             await asyncio.to_thread(finish_download, part, target, manifest, sha256)
-            base = await asyncio.to_thread(_read_version_rows, target)
+            rows = await asyncio.to_thread(_read_version_rows, target)
         finally:
             part.unlink(missing_ok=True)
             target.unlink(missing_ok=True)
-        await asyncio.to_thread(self._store.merge_base, base, manifest.version)
+        await asyncio.to_thread(self._store.merge_base, rows, manifest.version, index_created_at)
         await asyncio.to_thread(self._load_memory)
         self.stale = False
 

@@ -306,10 +306,11 @@ class SessionStore:
 
     # -- mirroring the service ------------------------------------------------------
 
-    def merge_base(self, base: dict[str, Row], version: int) -> tuple[int, int]:
-        """Make the documents the service's ``base`` version, overlaid with the changes
-        not pushed yet (the session's own writes win locally; the push decides on the
-        service). Not recorded: none of this is pushed back. Returns (written, removed)."""
+    def merge_base(self, base: dict[str, Row], version: int, index_created_at: str) -> tuple[int, int]:
+        """Make the documents the service's ``base`` version (of the index created at
+        ``index_created_at``), overlaid with the changes not pushed yet (the session's
+        own writes win locally; the push decides on the service). Not recorded: none
+        of this is pushed back. Returns (written, removed)."""
         local = self.local_changes()
         with self._txn() as conn:
             current = {r[0]: (r[1], r[2], r[3], r[4]) for r in conn.execute(ALL_ROWS_SQL)}
@@ -324,6 +325,7 @@ class SessionStore:
                     conn.execute(DELETE_SQL, {"id": doc_id}).fetchall()
                     removed += 1
             conn.execute(WRITE_META_SQL, {"key": "base_version", "value": str(version)})
+            conn.execute(WRITE_META_SQL, {"key": "index_created_at", "value": index_created_at})
         return written, removed
 
     def optimize_fts(self) -> None:

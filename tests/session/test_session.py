@@ -438,3 +438,34 @@ async def test_a_push_after_someone_elses_still_brings_theirs_in_on_reopen(clien
     sa = await a.session("interleave")
     assert {d.id for d in await sa.get_docs()} == {"refund-1", "from-a", "from-b"}
     await sa.close()
+
+
+async def test_a_resumed_session_follows_its_index_deleted_and_created_again(clients, target: Target) -> None:
+    # Version numbers start again at 1 for the new index; the session must not take
+    # the new index's version 2 for the old one it had seen, nor keep the old documents.
+    client = clients("a")
+    session = await client.session("notes", model_id=MODEL)
+    await session.add_docs([DocumentInfo(id="old-1", text="old one")])
+    await session.push_index()
+    await session.add_docs([DocumentInfo(id="old-2", text="old two")])
+    await session.push_index()
+    assert session.base_version == 2
+    await session.add_docs([DocumentInfo(id="unpushed", text="mine, not pushed yet")])
+    await session.close()
+
+    await client.delete_index("notes")
+    session = await client.session("notes")  # no index on the service: only unpushed changes remain
+    assert {d.id for d in await session.get_docs()} == {"unpushed"} and session.base_version == 0
+    await session.close()
+
+    job = await client.create_index("notes", [DocumentInfo(id="new-1", text="new one")], model_id=MODEL)
+    await client.wait_for_job(job.job_id)
+    job = await client.add_docs("notes", [DocumentInfo(id="new-2", text="new two")])
+    await client.wait_for_job(job.job_id)
+    assert (await client.get_index("notes")).version == 2  # the number the session last saw
+    session = await client.session("notes")
+    assert {d.id for d in await session.get_docs()} == {"new-1", "new-2", "unpushed"}
+    assert session.base_version == 2 and session.pending_changes() == 1
+    await session.push_index()
+    assert {d.id for d in await client.get_docs("notes")} == {"new-1", "new-2", "unpushed"}
+    await session.close()
