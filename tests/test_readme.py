@@ -62,3 +62,22 @@ def test_knn_after_loading_vec0(sample_index: Path) -> None:
 def test_quick_start_is_on_the_first_screen() -> None:
     first_screen = "\n".join(README.read_text(encoding="utf-8").splitlines()[:40])
     assert "make demo" in first_screen and "make test" in first_screen
+
+
+def test_folder_sync_ids_are_what_the_mirror_makes(tmp_path: Path) -> None:
+    """The ids the README promises for `mosslite sync ./notes notes` are relative to DIR."""
+    from mosslite.folders import file_docs
+
+    notes = tmp_path / "notes"
+    (notes / "sub").mkdir(parents=True)
+    (notes / "a.md").write_text("# A\n\nalpha\n")
+    (notes / "sub" / "b.txt").write_text("bravo\n")
+    (notes / "guide.md").write_text("# Guide\n\n" + "Refunds take five days. " * 200)
+    (notes / "items.jsonl").write_text('{"id": "x", "text": "one"}\n')
+    docs = [d for name in ("a.md", "sub/b.txt", "guide.md", "items.jsonl") for d in file_docs(notes, notes / name)]
+    text = section("Command line")
+    for doc in docs[:4]:  # a.md, sub/b.txt, guide.md#0, guide.md#1
+        assert f"`{doc.id}`" in text, doc.id
+    assert "`parent_id=guide.md`" in text and docs[2].metadata["parent_id"] == "guide.md"
+    assert docs[-1].id == "items.jsonl#x" and "`items.jsonl#<its id>`" in text
+    assert "`notes/" not in text
