@@ -40,6 +40,8 @@ def parse_json_option(value: str | None, what: str) -> Any:
 
 
 def split_ids(value: str) -> list[str]:
+    """The ids of ``--ids a,b``. An empty list is an error, never "every document":
+    ``--ids "$IDS"`` with an empty variable must not act on the whole index."""
     ids = [i.strip() for i in value.split(",") if i.strip()]
     if not ids:
         raise InvalidArgumentError("--ids needs at least one id, e.g. --ids a,b")
@@ -262,7 +264,8 @@ def doc_get(creds: Credentials, name: str, ids: str | None, filter_json: str | N
         mosslite doc get faq --ids r1,s1 --json
     """
     where = parse_json_option(filter_json, "--filter")
-    docs = creds.run(lambda client: client.get_docs(name, split_ids(ids) if ids else None, where))
+    wanted = None if ids is None else split_ids(ids)  # --ids '' is a mistake, not "all"
+    docs = creds.run(lambda client: client.get_docs(name, wanted, where))
     if as_json:
         emit_json([{k: v for k, v in d.items() if k != "embedding"} for d in docs_to_json(docs)])
         return

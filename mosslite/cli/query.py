@@ -57,6 +57,10 @@ def query(
         mosslite query faq "how do I get my money back" --top-k 3 --alpha 0.5
     """
     options = QueryOptions(top_k=top_k, alpha=alpha, filter=parse_json_option(filter_json, "--filter"))
+    if text is not None and not text.strip():
+        # A blank query matches no word and has no meaning to embed: the library would
+        # return arbitrary documents, which looks like an answer. Refuse it here.
+        raise InvalidArgumentError("the query TEXT is empty", hint="give some words to search for")
     if not interactive and text is None:
         if sys.stdin.isatty():
             raise InvalidArgumentError("give the query TEXT, pipe it on stdin, or use --interactive")

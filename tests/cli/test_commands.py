@@ -148,6 +148,12 @@ def test_doc_add_get_delete(cli: CLI, faq_index: str, tmp_path: Path) -> None:
     assert "at least one id" in cli.fails("doc", "delete", "faq", "--ids", ",")
 
 
+@pytest.mark.parametrize("ids", ["", " ", ","])
+def test_doc_get_with_an_empty_id_list_is_an_error_not_everything(cli: CLI, faq_index: str, ids: str) -> None:
+    assert "--ids needs at least one id" in cli.fails("doc", "get", "faq", "--ids", ids)
+    assert "at least one id" in cli.fails("doc", "delete", "faq", "--ids", ids)
+
+
 def test_doc_add_without_upsert_refuses_an_existing_id(cli: CLI, faq_index: str, tmp_path: Path) -> None:
     again = tmp_path / "again.jsonl"
     again.write_text(json.dumps({"id": "r1", "text": "twice"}) + "\n")
@@ -169,6 +175,13 @@ def test_query_text_stdin_and_options(cli: CLI, faq_index: str) -> None:
     assert [d["id"] for d in filtered["docs"]] == ["s1"]
     human = cli.ok("query", "faq", "refunds").stdout
     assert "r1" in human and "score" in human
+
+
+@pytest.mark.parametrize("text", ["", "   ", "\t\n"])
+def test_an_empty_query_is_an_error(cli: CLI, faq_index: str, text: str) -> None:
+    assert "query TEXT is empty" in cli.fails("query", "faq", text)
+    assert "query TEXT is empty" in cli.fails("query", "faq", text, "--interactive", input="refunds\n")
+    assert "empty" in cli.fails("query", "faq", input=text)
 
 
 def test_query_interactive_reads_until_quit_or_eof(cli: CLI, faq_index: str) -> None:
