@@ -22,6 +22,7 @@ import csv
 import io
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,30 @@ def parse_docs(text: str, format: str | None = None, *, name: str = "<input>") -
     return _parse_csv(text, name)
 
 
+def _csv_records(text: str, name: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line, values) of each non-blank CSV record. ``strict`` makes Python's
+    reader refuse what it would otherwise guess at: an unterminated quote silently
+    swallowing the rest of the file, or text after a closing quote."""
+    reader = csv.reader(io.StringIO(text), strict=True)
+    while True:
+        line = reader.line_num + 1  # a quoted field may span lines: report where the record starts
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise InvalidDocumentError(
+                f"{name}: line {line}: malformed CSV: {exc}",
+                path=name,
+                hint='close every quoted field with "; write a quote inside one as ""',
+            ) from exc
+        if values:
+            yield line, values
+
+
 def _parse_csv(text: str, name: str) -> list[DocumentInfo]:
-    reader = csv.DictReader(io.StringIO(text))
-    columns = reader.fieldnames or []
+    records = _csv_records(text, name)
+    _, columns = next(records, (1, []))
     if "id" not in columns or "text" not in columns:
         raise InvalidDocumentError(
             f"{name}: a CSV file needs a header row with id and text columns, got {columns}",
@@ -91,10 +113,11 @@ def _parse_csv(text: str, name: str) -> list[DocumentInfo]:
             hint="first line: id,text,metadata",
         )
     docs = []
-    for row in reader:
-        where = f"{name}: line {reader.line_num}"
-        if None in row:
+    for line, values in records:
+        where = f"{name}: line {line}"
+        if len(values) > len(columns):
             raise InvalidDocumentError(f"{where}: more values than header columns", path=name)
+        row: dict[str, str] = dict(zip(columns, values))
         metadata: dict[str, Any] = {}
         if row.get("metadata"):
             try:
@@ -103,8 +126,8 @@ def _parse_csv(text: str, name: str) -> list[DocumentInfo]:
                 raise InvalidDocumentError(f"{where}: metadata is not JSON: {exc.msg}", path=name) from exc
             if not isinstance(metadata, dict):
                 raise InvalidDocumentError(f"{where}: metadata must be a JSON object", path=name)
-        metadata.update({k: v for k, v in row.items() if k not in CSV_FIELDS and v not in (None, "")})
-        item = {"id": row["id"], "text": row["text"] or "", "metadata": metadata or None, "payload": row.get("payload") or None}
+        metadata.update({k: v for k, v in row.items() if k not in CSV_FIELDS and v != ""})
+        item = {"id": row.get("id", ""), "text": row.get("text", ""), "metadata": metadata or None, "payload": row.get("payload") or None}
         docs.append(_doc(item, where))
     return docs
 

@@ -50,6 +50,10 @@ def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
         ("x.csv", "name,body\nx,y\n", "id and text columns"),
         ("x.csv", 'id,text,metadata\na,t,{oops\n', "line 2: metadata is not JSON"),
         ("x.csv", "id,text\na,t,extra\n", "more values than header columns"),
+        ("x.csv", 'id,text\na,"unterminated\n', "x.csv: line 2: malformed CSV"),
+        ("x.csv", 'id,text\na,t\n\nb,"open\nstill open\n', "x.csv: line 4: malformed CSV"),
+        ("x.csv", 'id,text\na,"closed"then more\n', "x.csv: line 2: malformed CSV"),
+        ("x.csv", 'id,"text\na,t\n', "x.csv: line 1: malformed CSV"),
     ],
 )
 def test_malformed_files_name_file_and_line(tmp_path: Path, name: str, content: str, message: str) -> None:
@@ -58,6 +62,15 @@ def test_malformed_files_name_file_and_line(tmp_path: Path, name: str, content: 
     with pytest.raises(InvalidDocumentError) as caught:
         read_docs(path)
     assert message in str(caught.value)
+
+
+def test_csv_quoted_newlines_and_line_numbers_after_them(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    path.write_text('id,text,metadata\na,"two\nlines",\n\nb,t,{oops\n')
+    with pytest.raises(InvalidDocumentError, match="line 5: metadata is not JSON"):
+        read_docs(path)
+    path.write_text('id,text\na,"two\nlines"\nb,t\n')
+    assert [d.text for d in read_docs(path)] == ["two\nlines", "t"]
 
 
 def test_missing_file_is_an_os_error_and_binary_is_invalid(tmp_path: Path) -> None:
