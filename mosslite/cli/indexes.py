@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
 
 from .._db import vec_extension_path
 from ..docfiles import read_docs
-from ..errors import InvalidArgumentError
+from ..errors import ConflictError, InvalidArgumentError, MossliteError
 from ..types import MutationOptions
 from ..wire import docs_to_json
 from .config import Credentials, client_options
@@ -46,6 +48,16 @@ def split_ids(value: str) -> list[str]:
     if not ids:
         raise InvalidArgumentError("--ids needs at least one id, e.g. --ids a,b")
     return ids
+
+
+@contextmanager
+def cli_hint(error: type[MossliteError], hint: str) -> Iterator[None]:
+    """Re-raise ``error`` with a hint in the CLI's terms: the library's hints name
+    Python calls (``MutationOptions(upsert=True)``), which mean nothing at a prompt."""
+    try:
+        yield
+    except error as exc:
+        raise type(exc)(exc.message, hint=hint, **exc.fields) from exc
 
 
 def report_mutation(creds: Credentials, result: Any, wait: bool, as_json: bool, what: str) -> None:
@@ -94,7 +106,8 @@ def index_create(creds: Credentials, name: str, path: str, model_id: str | None,
         mosslite index create faq -f faq.jsonl --model hashed-ngrams-256 --wait
     """
     docs = read_docs(path)
-    result = creds.run(lambda client: client.create_index(name, docs, model_id))
+    with cli_hint(ConflictError, f"add to it with `mosslite doc add {name} -f FILE`, or delete it first"):
+        result = creds.run(lambda client: client.create_index(name, docs, model_id))
     report_mutation(creds, result, wait, as_json, f"creating index {name}")
 
 
@@ -229,7 +242,8 @@ def doc_add(creds: Credentials, name: str, path: str, upsert: bool, wait: bool, 
         mosslite doc add faq -f more.jsonl --upsert --wait
     """
     docs = read_docs(path)
-    result = creds.run(lambda client: client.add_docs(name, docs, MutationOptions(upsert=upsert)))
+    with cli_hint(ConflictError, "pass --upsert to replace them"):
+        result = creds.run(lambda client: client.add_docs(name, docs, MutationOptions(upsert=upsert)))
     report_mutation(creds, result, wait, as_json, f"adding to {name}")
 
 
