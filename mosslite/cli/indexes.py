@@ -61,19 +61,18 @@ def cli_hint(error: type[MossliteError], hint: str) -> Iterator[None]:
 
 
 def report_mutation(creds: Credentials, result: Any, wait: bool, as_json: bool, what: str) -> None:
-    """Print a MutationResult; with ``wait``, follow its job and print the finished Job."""
+    """Print a MutationResult; with ``wait``, follow its job and print the finished Job.
+    The result goes to stdout (``JOB=$(... --json | jq -r .job_id)`` works, and so does
+    reading it in a pipe); how to follow the job goes to stderr."""
     if not wait:
         if as_json:
             emit_json(result)
         else:
-            say(f"{what}: job [bold]{result.job_id}[/] ({result.doc_count} documents)")
+            fields(result, title=what)
             say(f"follow it with: mosslite job status {result.job_id} --wait")
         return
     job = creds.run(lambda client: follow_job(client, result.job_id))
-    if as_json:
-        emit_json(job)
-    else:
-        say(f"{what}: job {job.job_id} {job.status}, index {job.index_name} is at version {job.version}")
+    emit_json(job) if as_json else fields(job, title=f"{what}: job {job.job_id}")
 
 
 # -- index ------------------------------------------------------------------------------
@@ -162,7 +161,7 @@ def index_delete(creds: Credentials, name: str, yes: bool, as_json: bool) -> Non
     if not yes:
         click.confirm(f"Delete index {name!r} of project {creds.project_id!r}?", abort=True, err=True)
     creds.run(lambda client: client.delete_index(name))
-    emit_json({"deleted": name}) if as_json else say(f"deleted index {name}")
+    emit_json({"deleted": name}) if as_json else click.echo(f"deleted index {name}")
 
 
 @index.command("inspect")

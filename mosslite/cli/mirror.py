@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,13 @@ def describe(result: MirrorResult) -> str:
 
 
 def report(result: MirrorResult, as_json: bool, *, one_line: bool = False) -> None:
+    """The pass's result on stdout (one line, or with --json one JSON document: one per
+    line while watching); skipped files are warnings on stderr."""
     if as_json:
         (emit_json_line if one_line else emit_json)(result)
     else:
-        say(describe(result))
+        click.echo(describe(result))
+        sys.stdout.flush()  # while watching, each pass shows at once even in a pipe
     for path, message in result.errors.items():
         say(f"[yellow]warning:[/] skipped {path}: {message}")
 

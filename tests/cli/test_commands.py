@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import stat
 from pathlib import Path
@@ -76,6 +77,22 @@ def test_index_create_without_wait_prints_the_job(cli: CLI, faq_file: Path) -> N
     job = cli.json("job", "status", result["job_id"], "--wait")
     assert job["status"] == "completed" and job["progress"] == 100
     assert cli.json("job", "status", result["job_id"])["version"] == 1
+
+
+def test_mutations_print_their_result_on_stdout_and_hints_on_stderr(cli: CLI, faq_file: Path, tmp_path: Path) -> None:
+    created = cli.ok("index", "create", "faq", "-f", str(faq_file), "--model", MODEL)
+    job_id = re.search(r"job_[0-9a-f]{6,}", created.stdout).group()
+    assert "faq" in created.stdout and f"mosslite job status {job_id} --wait" in created.stderr
+    assert cli.json("job", "status", job_id, "--wait")["status"] == "completed"
+    added = cli.ok("doc", "add", "faq", "-f", str(faq_file), "--upsert", "--wait")
+    assert "completed" in added.stdout and "job_" in added.stdout
+    deleted = cli.ok("doc", "delete", "faq", "--ids", "r1", "--wait")
+    assert "completed" in deleted.stdout
+    assert "deleted index faq" in cli.ok("index", "delete", "faq", "-y").stdout
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.txt").write_text("hello\n")
+    assert "1 upserted" in cli.ok("sync", str(notes), "notes", "--model", MODEL).stdout
 
 
 def test_index_list_get_delete(cli: CLI, faq_index: str) -> None:
