@@ -1,10 +1,10 @@
 """The ``mosslite`` command: thin commands over the library.
 
 Each command calls one library method and holds no logic of its own; its help
-ends with an example. Our errors (and OS errors such as a missing file or a
+ends with an example (help: after the options). Our errors (and OS errors such as a missing file or a
 port in use) become one line on stderr and exit status 1, through
 ``_Group.invoke``. Modules: config (credentials, ``init``), indexes (``index``,
-``doc``, ``job``), query, mirror (``sync``), output (tables, JSON, progress);
+``doc``, ``job``), query, mirror (``sync``), output (tables, JSON, progress), help;
 ``serve`` and ``keys`` live here.
 """
 
@@ -25,6 +25,7 @@ from .. import __version__
 from ..errors import MossliteError
 from ..types import DEFAULT_KEEP_VERSIONS
 from .config import init
+from .help import Group
 from .indexes import doc, index, job
 from .mirror import sync_folder
 from .query import query
@@ -34,8 +35,10 @@ DEFAULT_PORT = 8700
 DATA_ENV = "MOSSLITE_DATA"
 
 
-class _Group(click.Group):
+class _Group(Group):
     """Reports our errors as ``Error: <message>`` instead of a traceback."""
+
+    group_class = Group  # subgroups (keys) need no error handling: this invoke wraps theirs
 
     def invoke(self, ctx: click.Context) -> object:
         try:

@@ -24,6 +24,7 @@ from .._fs import atomic_path
 from ..client import MossClient
 from ..client.core import default_home
 from ..types import validate_name
+from .help import Command
 from .output import emit_json, fields, json_option
 
 T = TypeVar("T")
@@ -97,7 +98,7 @@ def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-@click.command()
+@click.command(cls=Command)
 @click.option("--project-id", default="default", show_default=True, help="The project to use.")
 @click.option("--project-key", help="Its key; with no --url a new one is made (the embedded service adopts it).")
 @click.option("--url", help="A mosslite server to use instead of the embedded service.")

@@ -19,6 +19,7 @@ from ..errors import ConflictError, InvalidArgumentError, MossliteError
 from ..types import MutationOptions
 from ..wire import docs_to_json
 from .config import Credentials, client_options
+from .help import Group
 from .output import emit_json, fields, follow_job, json_option, say, shorten, spinner, table
 
 file_option = click.option(
@@ -78,7 +79,7 @@ def report_mutation(creds: Credentials, result: Any, wait: bool, as_json: bool, 
 # -- index ------------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=Group)
 def index() -> None:
     """Indexes on the service: create, list, get, delete, inspect.
 
@@ -216,7 +217,7 @@ def index_inspect(creds: Credentials, name: str, as_json: bool) -> None:
 # -- doc ----------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=Group)
 def doc() -> None:
     """Documents of an index: add, delete, get.
 
@@ -292,7 +293,7 @@ def doc_get(creds: Credentials, name: str, ids: str | None, filter_json: str | N
 # -- job -----------------------------------------------------------------------------
 
 
-@click.group()
+@click.group(cls=Group)
 def job() -> None:
     """Mutation jobs: follow them.
 

@@ -17,6 +17,7 @@ import click
 from ..chunking import DEFAULT_CHUNK_SIZE
 from ..folders import DEFAULT_EXTENSIONS, FolderMirror, MirrorResult
 from .config import Credentials, client_options
+from .help import Command
 from .output import emit_json, emit_json_line, follow_job, json_option, say
 
 
@@ -40,7 +41,7 @@ def report(result: MirrorResult, as_json: bool, *, one_line: bool = False) -> No
         say(f"[yellow]warning:[/] skipped {path}: {message}")
 
 
-@click.command("sync")
+@click.command("sync", cls=Command)
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.argument("name")
 @click.option("--watch", is_flag=True, help="Keep running: push every change as it happens, until Ctrl-C.")

@@ -10,6 +10,7 @@ import click
 from ..errors import InvalidArgumentError
 from ..types import DEFAULT_ALPHA, DEFAULT_TOP_K, QueryOptions, SearchResult
 from .config import Credentials, client_options
+from .help import Command
 from .indexes import parse_json_option
 from .output import emit_json, emit_json_line, json_option, shorten, spinner, stderr, table
 
@@ -27,7 +28,7 @@ def show_result(result: SearchResult, as_json: bool, *, one_line: bool = False) 
     )
 
 
-@click.command()
+@click.command(cls=Command)
 @click.argument("name")
 @click.argument("text", required=False)
 @click.option("-k", "--top-k", default=DEFAULT_TOP_K, show_default=True, type=int, help="How many results.")

@@ -40,9 +40,11 @@ def test_the_issue_s_commands_exist() -> None:
 def test_help_ends_with_an_example(path: tuple[str, ...]) -> None:
     result = CliRunner().invoke(cli, [*path, "--help"])
     assert result.exit_code == 0, result.output
-    usage, _, options = result.output.partition("\nOptions:")
-    paragraphs = [p.strip() for p in usage.strip().split("\n\n")]
-    assert paragraphs[-1].startswith("Example:"), f"{path}: help must end with an example"
+    _, options, after = result.output.partition("\nOptions:")
+    assert options, f"{path}: help lists the options"
+    paragraphs = [p.strip() for p in after.strip().split("\n\n")]
+    assert paragraphs[-1].startswith("Example:"), f"{path}: help must end with an example, after the options"
+    assert result.output.count("Example:") == 1
     example = paragraphs[-1].splitlines()[1].strip()
     assert example.startswith("mosslite " + " ".join(path)) or example.startswith("export") or not path
 
