@@ -1,11 +1,12 @@
 """The ``mosslite`` command: thin commands over the library.
 
 Each command calls one library method and holds no logic of its own; its help
-ends with an example (help: after the options). Our errors (and OS errors such as a missing file or a
-port in use) become one line on stderr and exit status 1, through
-``_Group.invoke``. Modules: config (credentials, ``init``), indexes (``index``,
-``doc``, ``job``), query, mirror (``sync``), output (tables, JSON, progress), help;
-``serve`` and ``keys`` live here.
+ends with an example, after the options (help.Command). Our errors (and OS
+errors such as a missing file or a port in use) become one line on stderr and
+exit status 1, through ``_Group.invoke``. Modules: config (credentials,
+``init``), indexes (``index``, ``doc``, ``job``), query, mirror (``sync``),
+output (tables, JSON, progress), help (examples last); ``serve`` and ``keys``
+live here.
 """
 
 from __future__ import annotations
