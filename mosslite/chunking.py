@@ -32,6 +32,7 @@ PARENT_ID_FIELD = "parent_id"
 _BOUNDARIES = (re.compile(r"\n\s*\n"), re.compile(r"\n"), re.compile(r"[.!?;:]\s"), re.compile(r"\s"))
 _HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[ \t]*\r?\n)+")
 
 
 def _check(chunk_size: int, overlap: int | None) -> int:
@@ -92,28 +93,28 @@ def chunk_text(text: str, *, chunk_size: int = DEFAULT_CHUNK_SIZE, overlap: int 
     return chunks
 
 
-def _sections(text: str) -> list[tuple[list[str], str]]:
-    """Markdown split at headings (outside code fences): (heading path, section text)."""
-    sections: list[tuple[list[str], str]] = []
+def _sections(text: str) -> list[tuple[list[str], str, str]]:
+    """Markdown split at headings (outside code fences): (heading path, heading line,
+    body). Text before the first heading has an empty path and heading line."""
+    sections: list[tuple[list[str], str, str]] = []
     path: list[tuple[int, str]] = []
+    heading_line = ""
     lines: list[str] = []
-    current: list[str] = []
     in_fence = False
     for line in text.splitlines(keepends=True):
         if _FENCE.match(line):
             in_fence = not in_fence
         heading = None if in_fence else _HEADING.match(line.rstrip("\n"))
         if heading:
-            if "".join(lines).strip():
-                sections.append((current, "".join(lines)))
+            if heading_line or "".join(lines).strip():
+                sections.append(([h for _, h in path], heading_line, "".join(lines)))
             level = len(heading.group(1))
             path = [(lvl, h) for lvl, h in path if lvl < level] + [(level, line.strip())]
-            current = [h for _, h in path]
-            lines = [line]
+            heading_line, lines = line, []
         else:
             lines.append(line)
-    if "".join(lines).strip():
-        sections.append((current, "".join(lines)))
+    if heading_line or "".join(lines).strip():
+        sections.append(([h for _, h in path], heading_line, "".join(lines)))
     return sections
 
 
@@ -122,34 +123,42 @@ def chunk_markdown(
 ) -> list[str]:
     """Split markdown at its headings (``#`` ... ``######``, not inside code fences).
 
-    Neighbouring small sections share a chunk while they fit; a section longer
-    than ``chunk_size`` is cut by ``chunk_text``, and each later piece starts with
-    the headings above it (``# Guide > ## Refunds``) so it keeps its context. Example::
+    Every chunk starts with the heading path of the section it opens with
+    (``# Guide > ## Refunds``, in place of that section's own heading line), so
+    each one, not only a section's first, says where it belongs. Neighbouring
+    small sections share a chunk while they fit (a later one keeps its own
+    heading line); a section longer than ``chunk_size`` is cut by ``chunk_text``
+    and every piece starts with its path. A heading with no text of its own
+    makes no chunk when the next section lies under it: that one's path names
+    it. Example::
 
         chunk_markdown("# A\\n\\nintro\\n\\n## B\\n\\ndetails", chunk_size=20)
-        # -> ["# A\\n\\nintro", "## B\\n\\ndetails"]
+        # -> ["# A\\n\\nintro", "# A > ## B\\n\\ndetails"]
     """
     overlap = _check(chunk_size, overlap)
     if len(text) <= chunk_size:
         return [text.strip()] if text.strip() else []
     chunks: list[str] = []
-    pending = ""
-    for path, section in _sections(text):
-        if pending and len(pending) + len(section) <= chunk_size:
-            pending += section
+    pending, pending_has_text = "", False
+    pending_path: list[str] = []
+    for path, heading, body in _sections(text):
+        if pending and len(pending) + len(heading) + len(body) <= chunk_size:
+            pending += heading + body
+            pending_path, pending_has_text = path, pending_has_text or bool(body.strip())
             continue
-        if pending.strip():
+        # Headings alone are not worth a chunk when this section's path repeats them.
+        if pending.strip() and (pending_has_text or path[: len(pending_path)] != pending_path):
             chunks.append(pending.strip())
-        pending = ""
-        if len(section) <= chunk_size:
-            pending = section
-            continue
         breadcrumb = " > ".join(path)
+        opening = f"{breadcrumb}\n\n{_LEADING_BLANK_LINES.sub('', body)}" if breadcrumb else body
+        pending, pending_path, pending_has_text = "", path, bool(body.strip())
+        if len(opening) <= chunk_size:
+            pending = opening
+            continue
         room = chunk_size - len(breadcrumb) - 2 if breadcrumb else chunk_size
         room = max(room, overlap + 1, chunk_size // 2)
-        pieces = chunk_text(section, chunk_size=room, overlap=min(overlap, room - 1))
-        for n, piece in enumerate(pieces):
-            chunks.append(piece if n == 0 or not breadcrumb else f"{breadcrumb}\n\n{piece}")
+        pieces = chunk_text(body, chunk_size=room, overlap=min(overlap, room - 1))
+        chunks.extend(f"{breadcrumb}\n\n{piece}" if breadcrumb else piece for piece in pieces)
     if pending.strip():
         chunks.append(pending.strip())
     return chunks

@@ -72,14 +72,25 @@ Next day.
 
 def test_markdown_chunks_start_at_headings_and_keep_their_path() -> None:
     chunks = chunk_markdown(MARKDOWN, chunk_size=400, overlap=50)
-    assert chunks[0].startswith("# Guide")
+    assert chunks[0] == "# Guide\n\nWelcome."
     refunds = [c for c in chunks if "Refunds take" in c]
-    assert refunds[0].startswith("## Refunds") and len(refunds) > 2
-    assert all(c.startswith("# Guide > ## Refunds") for c in refunds[1:])
+    assert len(refunds) > 2
+    # Every chunk of the section, the first one too, carries the whole path, once.
+    assert all(c.startswith("# Guide > ## Refunds\n\nRefunds take") and c.count("## Refunds") == 1 for c in refunds)
     assert all(len(c) <= 400 for c in chunks)
     shipping = [c for c in chunks if "## Shipping" in c]
-    assert len(shipping) == 1 and shipping[0].startswith("## Shipping")
+    assert len(shipping) == 1 and shipping[0].startswith("# Guide > ## Shipping\n\nFast.")
     assert "# not a heading" in shipping[0] and "### Express" in shipping[0]  # small sections share a chunk
+
+
+def test_every_markdown_chunk_starts_with_the_path_of_its_section() -> None:
+    para = "Words about this part of the guide go on for a while here. " * 12
+    text = f"Preamble before any heading.\n\n# A\n\n{para}\n\n## B\n\n### C\n\n{para}\n\n# D\n\nshort\n"
+    chunks = chunk_markdown(text, chunk_size=300, overlap=30)
+    assert chunks[0].startswith("Preamble")  # no heading above it: no path
+    starts = [c.split("\n\n", 1)[0] for c in chunks[1:]]
+    assert set(starts) == {"# A", "# A > ## B > ### C", "# D"}, starts  # ## B has no text: C's chunks say it
+    assert starts.count("# A") > 1 and starts.count("# A > ## B > ### C") > 1
 
 
 def test_chunk_document_ids_metadata_and_payload() -> None:
