@@ -64,9 +64,10 @@ def sync_folder(
 ) -> None:
     """Keep index NAME in step with the files in DIRECTORY (FolderMirror.sync).
 
-    Each file becomes documents with ids from its path: PATH for a short text or
-    markdown file, PATH#N for the chunks of a long one (cut at markdown headings;
-    metadata parent_id=PATH), PATH#ID for each document of a JSON/JSONL file.
+    Each file becomes documents with ids from its PATH relative to DIRECTORY
+    (for ./notes, ./notes/sub/a.md is sub/a.md): PATH for a short text or markdown file,
+    PATH#N for the chunks of a long one (cut at markdown headings; metadata
+    parent_id=PATH), PATH#ID for each document of a JSON/JSONL file.
     Changed files are upserted and removed files deleted, by comparing with the
     index's documents; the index is created if missing. With --watch it then
     follows every change (FolderMirror.watch) until interrupted.
