@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -176,6 +176,23 @@ class MutationOptions:
     """``upsert=True`` replaces documents whose id already exists; with False they are a conflict."""
 
     upsert: bool = True
+
+
+Options = TypeVar("Options", QueryOptions, MutationOptions)
+
+
+def options_or_default(options: Options | None, kind: type[Options]) -> Options:
+    """``options``, or ``kind()`` for None. Anything else is a typed error: a dict
+    (``{"top_k": 1}``) or a bare ``True`` for upsert are common slips, and they
+    failed later as an AttributeError from inside the reader or the service."""
+    if options is None:
+        return kind()
+    if not isinstance(options, kind):
+        raise InvalidArgumentError(
+            f"options must be a {kind.__name__}, got {type(options).__name__}",
+            hint=f"pass {kind.__name__}(...)",
+        )
+    return options
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from ..errors import ClosedError
 from .core import MossClient
 
 T = TypeVar("T")
@@ -30,9 +31,18 @@ class EventLoopThread:
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         if threading.current_thread() is self._thread:
             raise RuntimeError("cannot block on the loop from inside it")
+        if self.stopped:
+            coro.close()  # never awaited, and no warning saying so
+            raise ClosedError("this client is closed", hint="make a new one")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
+    @property
+    def stopped(self) -> bool:
+        return self.loop.is_closed() or not self._thread.is_alive()
+
     def stop(self) -> None:
+        if self.stopped:
+            return
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         if not self._thread.is_alive():
@@ -74,6 +84,9 @@ class SyncMossClient:
         return self._client.query_local(name, query, options)
 
     def close(self) -> None:
+        """Close the client and stop its loop thread. Calling it twice is fine."""
+        if self._loop.stopped:
+            return
         try:
             self._loop.run(self._client.close())
         finally:

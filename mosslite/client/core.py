@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import math
 import os
 import threading
 import time
@@ -25,6 +26,7 @@ from ..errors import (
     TimeoutError_,
     UnavailableError,
 )
+from ..index.builder import check_batch
 from ..index.fusion import reciprocal_rank_fusion
 from ..service import Service
 from ..sync.clock import Clock, SystemClock
@@ -42,6 +44,7 @@ from ..types import (
     QueryOptions,
     SearchResult,
     SwapEvent,
+    options_or_default,
     validate_name,
 )
 from .transports import LocalTransport, Transport
@@ -148,14 +151,15 @@ class MossClient:
     ) -> MutationResult:
         """Start building a new index; returns at once with the job."""
         self._check_open()
-        return await self.transport.create_index(name, list(docs), model_id)
+        return await self.transport.create_index(name, check_batch(docs), model_id)
 
     async def add_docs(
         self, name: str, docs: Sequence[DocumentInfo], options: MutationOptions | None = None
     ) -> MutationResult:
         """Upsert (default) or insert documents; the live version keeps serving meanwhile."""
         self._check_open()
-        return await self.transport.add_docs(name, list(docs), options or MutationOptions())
+        options = options_or_default(options, MutationOptions)
+        return await self.transport.add_docs(name, check_batch(docs), options)
 
     async def delete_docs(self, name: str, ids: Sequence[str]) -> MutationResult:
         self._check_open()
@@ -224,8 +228,9 @@ class MossClient:
         """
         self._check_open()
         validate_name(name)
-        if not polling_interval_in_seconds > 0:
-            raise InvalidArgumentError("polling_interval_in_seconds must be positive")
+        interval = polling_interval_in_seconds
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < math.inf:
+            raise InvalidArgumentError(f"polling_interval_in_seconds must be a positive number, got {interval!r}")
         sync = self._loaded.get(name)
         if sync is None:
             base = Path(cache_path).expanduser() / self.project_id if cache_path is not None else self.cache_dir
@@ -255,12 +260,14 @@ class MossClient:
         return LoadIndexesResult(loaded=loaded, failed=failed)
 
     async def unload_index(self, name: str) -> None:
+        self._check_open()
         sync = self._loaded.pop(name, None)
         if sync is None:
             raise IndexNotLoadedError(f"index {name!r} is not loaded", index=name)
         await sync.close()
 
     def _sync(self, name: str) -> IndexSync:
+        self._check_open()
         sync = self._loaded.get(name)
         if sync is None or sync.live is None:
             raise IndexNotLoadedError(f"index {name!r} is not loaded", index=name)
@@ -299,7 +306,7 @@ class MossClient:
     ) -> SearchResult:
         """One global top-k over several loaded indexes of one model (reciprocal rank fusion)."""
         started = time.perf_counter()
-        options = options or QueryOptions()
+        options = options_or_default(options, QueryOptions)
         models = {self._sync(n).live.reader.meta.model_id for n in names}  # type: ignore[union-attr]
         if len(models) > 1:
             raise InvalidArgumentError(f"indexes use different models {sorted(models)}; query them separately")

@@ -42,6 +42,7 @@ from .._fs import sha256_of
 from ..errors import (
     ClosedError,
     IndexNotFoundError,
+    InvalidArgumentError,
     MossliteError,
     NotFoundError,
     TimeoutError_,
@@ -86,7 +87,7 @@ class HTTPTransport(Transport):
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.project_id = validate_name(project_id, what="project")
-        self.url = url.rstrip("/")
+        self.url = _service_url(url)
         settings: dict[str, Any] = {
             "base_url": f"{self.url}/v1/projects/{_segment(project_id)}",
             "headers": {"Authorization": f"Bearer {project_key}", "User-Agent": f"mosslite/{__version__}"},
@@ -345,6 +346,20 @@ def _url_of(exc: httpx.RequestError) -> str:
 
 
 # -- paths, bodies and downloads --------------------------------------------------
+
+
+def _service_url(url: object) -> str:
+    """``url`` without a trailing slash, if it is an http(s) URL with a host. Caught
+    here: "localhost:8700" parses as scheme "localhost", and failed only at the first
+    request, as "service unreachable, retry later"."""
+    try:
+        parsed = httpx.URL(url) if isinstance(url, str) else None
+    except httpx.InvalidURL:
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
+        raise InvalidArgumentError(f"url must be an http:// or https:// URL with a host, got {url!r}",
+                                   hint="e.g. http://127.0.0.1:8700")
+    return str(url).rstrip("/")
 
 
 def _segment(value: str) -> str:

@@ -96,8 +96,13 @@ class BuildReport:
         return self.page_map.sha256
 
 
-def check_batch(docs: Sequence[DocumentInfo]) -> None:
-    """Batch-level rules the records cannot check alone."""
+def check_batch(docs: Sequence[DocumentInfo]) -> list[DocumentInfo]:
+    """``docs`` as a list, after the batch-level rules the records cannot check alone.
+    Called where a batch enters (client, session, service), so a slip such as
+    passing None or one document fails there, typed, and not deep in a worker."""
+    if isinstance(docs, DocumentInfo) or not isinstance(docs, Sequence):
+        raise InvalidDocumentError(f"docs must be a list of DocumentInfo, got {type(docs).__name__}")
+    docs = list(docs)
     seen: set[str] = set()
     for doc in docs:
         if not isinstance(doc, DocumentInfo):
@@ -105,6 +110,7 @@ def check_batch(docs: Sequence[DocumentInfo]) -> None:
         if doc.id in seen:
             raise InvalidDocumentError(f"duplicate document id {doc.id!r} in one batch", id=doc.id)
         seen.add(doc.id)
+    return docs
 
 
 def check_ids(ids: Sequence[str]) -> list[str]:

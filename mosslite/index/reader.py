@@ -31,8 +31,8 @@ import numpy as np
 
 from .._db import Tracer, connect, translating_sqlite_errors
 from ..embeddings import Embedder, get_embedder
-from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError
-from ..types import DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult
+from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError, NotFoundError
+from ..types import DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult, options_or_default
 from .filters import DictColumns, Filter, compile_filter
 from .format import IndexMeta, read_meta
 from .fusion import rank
@@ -117,8 +117,10 @@ class IndexReader:
         self._closed = False
         self._metadata: list[dict[str, str]] | None = None
         self._columns: DictColumns | None = None
+        if not self.path.exists():
+            raise NotFoundError(f"no index file at {self.path}", path=str(self.path))
         if not self.path.is_file():
-            raise CorruptIndexError(f"{self.path} does not exist or is not a file", path=str(self.path))
+            raise CorruptIndexError(f"{self.path} is not a file", path=str(self.path))
         with self._conn() as conn:
             self.meta: IndexMeta = read_meta(conn, self.path)
             with translating_sqlite_errors(self.path):
@@ -225,7 +227,7 @@ class IndexReader:
     def query(self, query: str | Sequence[float], options: QueryOptions | None = None) -> SearchResult:
         """Top-k documents for ``query`` (text, or an embedding for vector-only search)."""
         started = time.perf_counter()
-        options = options or QueryOptions()
+        options = options_or_default(options, QueryOptions)
         if isinstance(query, str):
             text = query
         elif isinstance(query, (Sequence, np.ndarray)) and not isinstance(query, bytes):

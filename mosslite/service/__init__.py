@@ -63,6 +63,7 @@ from ..types import (
     MutationResult,
     PushIndexResult,
     Version,
+    options_or_default,
     validate_name,
 )
 from ..wire import docs_from_json, docs_to_json, to_dict
@@ -175,8 +176,7 @@ class Service:
         self, project_id: str, name: str, docs: Sequence[DocumentInfo], model_id: str | None = None
     ) -> MutationResult:
         validate_name(name)
-        docs = list(docs)
-        check_batch(docs)
+        docs = check_batch(docs)
         model_id = model_id or DEFAULT_MODEL_ID
         dimension = _custom_dimension(docs) if model_id == "custom" else None
         embedder = get_embedder(model_id, dimension=dimension)
@@ -187,10 +187,9 @@ class Service:
     def add_docs(
         self, project_id: str, name: str, docs: Sequence[DocumentInfo], options: MutationOptions | None = None
     ) -> MutationResult:
-        options = options or MutationOptions()
+        options = options_or_default(options, MutationOptions)
         info = self.get_index(project_id, name)
-        docs = list(docs)
-        check_batch(docs)
+        docs = check_batch(docs)
         if not docs:
             raise InvalidDocumentError("add_docs needs at least one document")
         _check_vectors(docs, get_embedder(info.model, dimension=info.dimension))

@@ -55,6 +55,7 @@ from ..types import (
     QueryOptions,
     QueryResultDocumentInfo,
     SearchResult,
+    options_or_default,
     validate_name,
 )
 from .changes import Row, metadata_json
@@ -246,11 +247,8 @@ class Session:
         document carries its embedding (always, for ``custom``); an upsert with an
         unchanged text keeps its stored vector."""
         self._check_open()
-        options = options or MutationOptions()
-        if isinstance(docs, DocumentInfo) or not isinstance(docs, Sequence):
-            raise InvalidDocumentError("docs must be a list of DocumentInfo")
-        docs = list(docs)
-        check_batch(docs)
+        options = options_or_default(options, MutationOptions)
+        docs = check_batch(docs)
         if not docs:
             return (0, 0)
         new_meta: dict[str, object] = {}
@@ -353,7 +351,7 @@ class Session:
         """The query itself, without an event loop."""
         self._check_open()
         started = time.perf_counter()
-        options = options or QueryOptions()
+        options = options_or_default(options, QueryOptions)
         if not isinstance(query, str):
             raise InvalidArgumentError(f"query must be text, got {type(query).__name__}")
         compiled = compile_filter(options.filter)

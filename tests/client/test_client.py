@@ -8,10 +8,13 @@ import time
 import pytest
 
 from mosslite import DocumentInfo, JobStatus, MossClient, MutationOptions
+from mosslite.client.core import close_embedded_services
 from mosslite.errors import (
+    ClosedError,
     ConflictError,
     DimensionMismatchError,
     IndexNotFoundError,
+    InvalidArgumentError,
     InvalidDocumentError,
     InvalidNameError,
     JobFailedError,
@@ -168,6 +171,52 @@ def test_duplicate_ids_in_batch(client) -> None:
     with pytest.raises(InvalidDocumentError, match="duplicate"):
         client.create_index("faq", [DocumentInfo(id="a", text="1"), DocumentInfo(id="a", text="2")], model_id=MODEL)
     assert client.list_indexes() == []
+
+
+def test_wrong_argument_types_are_typed_errors(client) -> None:
+    # Slips a user makes; each once surfaced as an AttributeError or TypeError from deep inside.
+    build(client)
+    for bad_docs in (None, DocumentInfo(id="a", text="one"), "text", [{"id": "a", "text": "x"}]):
+        with pytest.raises(InvalidDocumentError):
+            client.add_docs("faq", bad_docs)
+        with pytest.raises(InvalidDocumentError):
+            client.create_index("other", bad_docs, model_id=MODEL)
+    with pytest.raises(InvalidArgumentError, match="MutationOptions"):
+        client.add_docs("faq", docs(1), True)
+    client.load_index("faq")
+    with pytest.raises(InvalidArgumentError, match="QueryOptions"):
+        client.query("faq", "refunds", {"top_k": 1})
+    with pytest.raises(InvalidArgumentError, match="QueryOptions"):
+        client.query_multi_index(["faq"], "refunds", {"top_k": 1})
+    for interval in ("x", 0, -1, float("nan"), float("inf"), True):
+        with pytest.raises(InvalidArgumentError, match="polling_interval_in_seconds"):
+            client.load_index("faq", auto_refresh=True, polling_interval_in_seconds=interval)
+    assert client.get_index("faq").doc_count == 5 and len(client.query("faq", "refunds").docs) == 5
+
+
+def test_a_closed_client_says_so(target: Target) -> None:
+    client = target.client()
+    build(client)
+    client.load_index("faq")
+    async_client = client.async_client
+    client.close()
+    client.close()  # twice is fine
+    for call in (lambda: client.list_indexes(), lambda: client.query("faq", "refunds"), lambda: client.load_index("faq")):
+        with pytest.raises(ClosedError):
+            call()
+    with pytest.raises(ClosedError):
+        async_client.query_local("faq", "refunds")
+    with pytest.raises(ClosedError):
+        asyncio.run(async_client.query("faq", "refunds"))
+    with pytest.raises(ClosedError):
+        asyncio.run(async_client.unload_index("faq"))
+    close_embedded_services()
+
+
+@pytest.mark.parametrize("url", ["localhost:8700", "127.0.0.1:8700", "ftp://host", "http://", "", "http://[::1"])
+def test_a_malformed_service_url_is_an_invalid_argument(url: str, tmp_path) -> None:
+    with pytest.raises(InvalidArgumentError, match="url must be"):
+        MossClient("p", "k", url=url, cache_path=tmp_path)
 
 
 def test_unknown_things_are_not_found(client) -> None:

@@ -18,6 +18,7 @@ from mosslite.errors import (
     DimensionMismatchError,
     InvalidArgumentError,
     InvalidFilterError,
+    NotFoundError,
     UnsupportedFormatError,
 )
 from mosslite.index.keyword import match_expression
@@ -163,8 +164,10 @@ def test_not_an_index(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(CorruptIndexError, match="not a mosslite index"):
         IndexReader(plain)
-    with pytest.raises(CorruptIndexError):
+    with pytest.raises(NotFoundError, match="no index file"):
         IndexReader(tmp_path / "missing.sqlite")
+    with pytest.raises(CorruptIndexError, match="not a file"):
+        IndexReader(tmp_path)
 
 
 def test_truncated_index_is_rejected(tmp_path: Path, faq_index: Path) -> None:

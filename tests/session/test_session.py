@@ -362,6 +362,12 @@ async def test_bad_inputs(clients) -> None:
         await session.add_docs([DocumentInfo(id="d", text="x", embedding=[1.0, 0.0])])
     with pytest.raises(InvalidDocumentError):
         await session.add_docs(DocumentInfo(id="d", text="not a list"))  # type: ignore[arg-type]
+    with pytest.raises(InvalidDocumentError):
+        await session.add_docs(None)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="MutationOptions"):
+        await session.add_docs([DocumentInfo(id="d", text="x")], True)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="QueryOptions"):
+        await session.query("x", {"top_k": 1})  # type: ignore[arg-type]
     with pytest.raises(InvalidArgumentError):
         await session.delete_docs("d")  # type: ignore[arg-type]
     assert session.doc_count == 0 and session.pending_changes() == 0  # nothing half-written
