@@ -357,8 +357,9 @@ def _service_url(url: object) -> str:
     except httpx.InvalidURL:
         parsed = None
     if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host:
-        raise InvalidArgumentError(f"url must be an http:// or https:// URL with a host, got {url!r}",
-                                   hint="e.g. http://127.0.0.1:8700")
+        raise InvalidArgumentError(
+            f"url must be an http:// or https:// URL with a host, got {url!r}", hint="e.g. http://127.0.0.1:8700"
+        )
     return str(url).rstrip("/")
 
 

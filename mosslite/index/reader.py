@@ -69,6 +69,7 @@ FROM docs
 ORDER BY rowid
 """
 
+
 @functools.cache
 def rows_by_rowid_sql(count: int) -> str:
     """ROWS_BY_ROWID_SQL for ``count`` (at most MAX_TOP_K) rowids bound as parameters:
