@@ -59,7 +59,11 @@ class SyncMossClient:
 
     def __init__(self, project_id: str, project_key: str, **kwargs: Any) -> None:
         self._loop = EventLoopThread()
-        self._client: MossClient = self._loop.run(_make(project_id, project_key, kwargs))
+        try:
+            self._client: MossClient = self._loop.run(_make(project_id, project_key, kwargs))
+        except BaseException:  # a bad argument: no loop thread left behind
+            self._loop.stop()
+            raise
 
     @property
     def async_client(self) -> MossClient:

@@ -87,6 +87,18 @@ def close_embedded_services() -> None:
         _services.clear()
 
 
+def _seconds(value: object) -> float:
+    """A number of seconds as a float (NaN for what is not a number: the caller's range
+    check refuses it). Any real number will do (numpy's, Decimal); a bool or a string
+    is a slip, although float() would take them."""
+    if isinstance(value, (bool, str, bytes)):
+        return math.nan
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
 class MossClient:
     """Example::
 
@@ -228,9 +240,11 @@ class MossClient:
         """
         self._check_open()
         validate_name(name)
-        interval = polling_interval_in_seconds
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < math.inf:
-            raise InvalidArgumentError(f"polling_interval_in_seconds must be a positive number, got {interval!r}")
+        interval = _seconds(polling_interval_in_seconds)
+        if not 0 < interval < math.inf:
+            raise InvalidArgumentError(
+                f"polling_interval_in_seconds must be a positive number, got {polling_interval_in_seconds!r}"
+            )
         sync = self._loaded.get(name)
         if sync is None:
             base = Path(cache_path).expanduser() / self.project_id if cache_path is not None else self.cache_dir
@@ -242,7 +256,7 @@ class MossClient:
                 await sync.refresh()
             except UnavailableError:
                 pass  # offline: keep serving what is loaded, marked stale (as a first load would)
-        sync.configure(auto_refresh=auto_refresh, interval_s=float(polling_interval_in_seconds))
+        sync.configure(auto_refresh=auto_refresh, interval_s=interval)
         return sync.info()
 
     async def load_indexes(

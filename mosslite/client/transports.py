@@ -162,7 +162,9 @@ class LocalTransport(Transport):
 
 def _copy_from_storage(storage: Any, key: str, dest: Path, offset: int, progress: ByteProgress | None) -> None:
     source = storage.local_path(key)
-    if source is not None and offset == 0 and _hard_link(source, dest):
+    # A link is whole or absent, so it replaces any partial file, also one left by a
+    # crash: resuming it would append to the (read-only) published file itself.
+    if source is not None and _hard_link(source, dest):
         if progress:
             progress(dest.stat().st_size)
         return

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,11 +96,12 @@ class BuildReport:
         return self.page_map.sha256
 
 
-def check_batch(docs: Sequence[DocumentInfo]) -> list[DocumentInfo]:
-    """``docs`` as a list, after the batch-level rules the records cannot check alone.
-    Called where a batch enters (client, session, service), so a slip such as
-    passing None or one document fails there, typed, and not deep in a worker."""
-    if isinstance(docs, DocumentInfo) or not isinstance(docs, Sequence):
+def check_batch(docs: Iterable[DocumentInfo]) -> list[DocumentInfo]:
+    """``docs`` (any iterable of DocumentInfo) as a list, after the batch-level rules
+    the records cannot check alone. Called where a batch enters (client, session,
+    service), so a slip such as passing None or one document fails there, typed,
+    and not deep in a worker."""
+    if isinstance(docs, (DocumentInfo, str, bytes, Mapping)) or not isinstance(docs, Iterable):
         raise InvalidDocumentError(f"docs must be a list of DocumentInfo, got {type(docs).__name__}")
     docs = list(docs)
     seen: set[str] = set()

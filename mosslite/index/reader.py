@@ -54,7 +54,7 @@ ORDER BY rowid
 ROWS_BY_ROWID_SQL = """
 SELECT rowid, id, text, metadata, payload
 FROM docs
-WHERE rowid IN ({marks})
+WHERE rowid IN ({parameters})
 """
 
 ROWS_BY_ID_SQL = """
@@ -70,11 +70,17 @@ ORDER BY rowid
 """
 
 
+def rows_by_rowid(conn: apsw.Connection, rowids: list[int]) -> apsw.Cursor:
+    """Rows of ROWS_BY_ROWID_SQL for ``rowids`` (a query's results: at most MAX_TOP_K),
+    bound as parameters: a third faster than passing them through json_each."""
+    sql, names = _rows_by_rowid_sql(len(rowids))
+    return conn.execute(sql, dict(zip(names, rowids)))
+
+
 @functools.cache
-def rows_by_rowid_sql(count: int) -> str:
-    """ROWS_BY_ROWID_SQL for ``count`` (at most MAX_TOP_K) rowids bound as parameters:
-    a third faster than passing them through json_each, for the rows of every query's results."""
-    return ROWS_BY_ROWID_SQL.format(marks=",".join("?" * count))
+def _rows_by_rowid_sql(count: int) -> tuple[str, tuple[str, ...]]:
+    names = tuple(f"r{i}" for i in range(count))
+    return ROWS_BY_ROWID_SQL.format(parameters=", ".join(f":{name}" for name in names)), names
 
 
 def stored_doc(doc_id: str, text: str, metadata: str, payload: str | None, embedding: bytes) -> DocumentInfo:
@@ -112,8 +118,7 @@ class IndexReader:
     def __init__(self, path: Path | str, *, embedder: Embedder | None = None, tracer: Tracer | None = None) -> None:
         self.path = Path(path)
         self._tracer = tracer
-        self._idle: list[apsw.Connection] = []  # append/pop are atomic: no lock per query
-        self._all_conns: list[apsw.Connection] = []
+        self._idle: list[apsw.Connection] = []  # connections no query holds
         self._lock = threading.Lock()
         self._closed = False
         self._metadata: list[dict[str, str]] | None = None
@@ -161,26 +166,31 @@ class IndexReader:
 
     @contextmanager
     def _conn(self) -> Iterator[apsw.Connection]:
-        if self._closed:
-            raise ClosedError(f"index reader for {self.path} is closed", path=str(self.path))
-        try:
-            conn = self._idle.pop()
-        except IndexError:
+        with self._lock:
+            if self._closed:
+                raise ClosedError(f"index reader for {self.path} is closed", path=str(self.path))
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
             with translating_sqlite_errors(self.path):
                 conn = connect(self.path, immutable=True, tracer=self._tracer)
-            with self._lock:
-                self._all_conns.append(conn)
         try:
             yield conn
         finally:
-            self._idle.append(conn)
+            with self._lock:
+                if not self._closed:
+                    self._idle.append(conn)
+                    conn = None
+            if conn is not None:  # closed while this query ran: its last user closes it
+                conn.close()
 
     def close(self) -> None:
-        """Close every pooled connection. Queries after this raise ClosedError."""
+        """Queries after this raise ClosedError. Idle connections close now, those in
+        use when their query ends: apsw refuses to close a connection another thread
+        is inside (a delete_index racing a get_docs raised ThreadingViolationError)."""
         with self._lock:
             self._closed = True
-            conns, self._all_conns = self._all_conns, []
-        for conn in conns:
+            idle, self._idle = self._idle, []
+        for conn in idle:
             conn.close()
 
     @property
@@ -257,7 +267,7 @@ class IndexReader:
         if not rowids:
             return []
         with self._conn() as conn:
-            rows = {r[0]: r for r in conn.execute(rows_by_rowid_sql(len(rowids)), rowids)}
+            rows = {r[0]: r for r in rows_by_rowid(conn, rowids)}
         return result_docs(rows, rowids, scores, self.index_name)
 
     # -- documents -----------------------------------------------------------

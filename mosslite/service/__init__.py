@@ -313,7 +313,7 @@ class Service:
         folder, name = self._local_copy_place(storage_key)
         if folder.is_dir():
             for path in folder.iterdir():
-                if path.name.startswith(f"{name}."):
+                if path.name == name or path.name.startswith(f"{name}."):  # (unsuffixed: before sha256 names)
                     path.unlink(missing_ok=True)
 
     # -- jobs -------------------------------------------------------------------

@@ -428,7 +428,8 @@ class Session:
             )
             job = await self._client.wait_for_job(sent.job_id)
             result = await transport.get_push(self._name, outgoing.diff_id)
-            await asyncio.to_thread(self._store.pushed, outgoing, job.version)
+            index = await transport.get_index(self._name)  # its created_at: which index this is (_pull)
+            await asyncio.to_thread(self._store.pushed, outgoing, job.version, index.created_at)
             total += result.doc_count
             overwritten += result.overwritten or 0
         if result is None:
@@ -482,8 +483,8 @@ class Session:
             self.stale = False
             return
         if manifest.version == base and (not known or known == index_created_at):
-            # Up to date (a session from before identities were kept adopts this one).
-            self._store.set_meta(index_created_at=index_created_at)
+            if not known:  # a session from before identities were kept adopts this one
+                await asyncio.to_thread(self._store.set_meta, index_created_at=index_created_at)
             self.stale = False
             return
         part = self.path.with_name(f"{self._name}.base{SESSION_SUFFIX}.part")

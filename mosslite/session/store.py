@@ -37,7 +37,7 @@ from ..errors import ConflictError
 from ..index.builder import EXISTING_DOCS_SQL, UPSERT_DOC_SQL
 from ..index.format import READ_META_SQL, WRITE_META_SQL
 from ..index.keyword import KEYWORD_SQL
-from ..index.reader import rows_by_rowid_sql
+from ..index.reader import rows_by_rowid
 from .changes import Row, combine, decode, record, same_row, with_full_rows
 
 SCHEMA_FILE = "session.sql"
@@ -282,17 +282,19 @@ class SessionStore:
             )
             return outgoing
 
-    def pushed(self, outgoing: Outgoing, version: int | None) -> None:
-        """The service applied ``outgoing`` as ``version``: forget it and the changes it
-        covered, at once. The session now mirrors ``version`` only if that came right
-        after the one it mirrored; otherwise another agent published in between, and
-        ``base_version`` stays put so the next open (or load) merges their changes."""
+    def pushed(self, outgoing: Outgoing, version: int | None, index_created_at: str) -> None:
+        """The service applied ``outgoing`` as ``version`` of the index created at
+        ``index_created_at``: forget it and the changes it covered, at once. The
+        session now mirrors ``version`` only if that came right after the one it
+        mirrored; otherwise another agent published in between, and ``base_version``
+        stays put so the next open (or load) merges their changes."""
         with self._txn() as conn:
             conn.execute(CLEAR_PENDING_SQL, {"upto_seq": outgoing.upto_seq})
             conn.execute(CLEAR_OUTGOING_SQL, {"diff_id": outgoing.diff_id})
             base = int(dict(conn.execute(READ_META_SQL).fetchall()).get("base_version") or 0)
             if version is not None and version == base + 1:
                 conn.execute(WRITE_META_SQL, {"key": "base_version", "value": str(version)})
+                conn.execute(WRITE_META_SQL, {"key": "index_created_at", "value": index_created_at})
 
     def local_changes(self) -> dict[str, Row | None]:
         """id -> the session's row (None: deleted here) for every change not yet pushed."""
@@ -348,7 +350,7 @@ class SessionStore:
 
     def rows_by_rowid(self, rowids: Sequence[int]) -> dict[int, tuple[int, str, str, str, str | None]]:
         with self._lock:
-            rows = self._conn.execute(rows_by_rowid_sql(len(rowids)), list(rowids)).fetchall()
+            rows = rows_by_rowid(self._conn, list(rowids)).fetchall()
         return {r[0]: r for r in rows}
 
     def keyword(self, match: str, limit: int) -> list[tuple[int, float]]:

@@ -3,9 +3,10 @@
 Layout: ``<cache>/<project>/<index>/<version>.sqlite``, plus while downloading a
 ``<version>.sqlite.part`` (kept across crashes so the next attempt resumes it
 with an HTTP Range request) and ``.lock``. A file only gets its final name
-after its sha256 matched the manifest and it was fsynced, and loses its write
-bits on the way, so whatever sits under a final name is complete and stays so. Two processes sharing a cache serialise their
-downloads of one index on the lock file and reuse each other's results.
+after its sha256 matched the manifest and it was fsynced, and then loses its
+write bits, so whatever sits under a final name is complete and stays so. Two
+processes sharing a cache serialise their downloads of one index on the lock
+file and reuse each other's results.
 """
 
 from __future__ import annotations
@@ -115,5 +116,6 @@ def finish_download(part: Path, target: Path, manifest: Manifest, sha256: str | 
             version=manifest.version,
             hint="the previous version keeps serving; the download is retried",
         )
-    make_read_only(part)
     install(part, target)
+    # After the rename: a crash before it leaves the .part writable, to be resumed.
+    make_read_only(target)

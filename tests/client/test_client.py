@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from decimal import Decimal
 
+import numpy as np
 import pytest
 
-from mosslite import DocumentInfo, JobStatus, MossClient, MutationOptions
+from mosslite import DocumentInfo, JobStatus, MossClient, MutationOptions, SyncMossClient
 from mosslite.client.core import close_embedded_services
 from mosslite.errors import (
     ClosedError,
@@ -183,15 +186,18 @@ def test_wrong_argument_types_are_typed_errors(client) -> None:
             client.create_index("other", bad_docs, model_id=MODEL)
     with pytest.raises(InvalidArgumentError, match="MutationOptions"):
         client.add_docs("faq", docs(1), True)
+    client.wait_for_job(client.add_docs("faq", (d for d in docs(2, prefix="gen"))).job_id, 0.02, 30)  # any iterable
     client.load_index("faq")
     with pytest.raises(InvalidArgumentError, match="QueryOptions"):
         client.query("faq", "refunds", {"top_k": 1})
     with pytest.raises(InvalidArgumentError, match="QueryOptions"):
         client.query_multi_index(["faq"], "refunds", {"top_k": 1})
-    for interval in ("x", 0, -1, float("nan"), float("inf"), True):
+    for interval in ("x", "5", 0, -1, float("nan"), float("inf"), True, None, [5]):
         with pytest.raises(InvalidArgumentError, match="polling_interval_in_seconds"):
             client.load_index("faq", auto_refresh=True, polling_interval_in_seconds=interval)
-    assert client.get_index("faq").doc_count == 5 and len(client.query("faq", "refunds").docs) == 5
+    for interval, seconds in ((np.int64(30), 30.0), (Decimal("0.5"), 0.5)):
+        assert client.load_index("faq", auto_refresh=True, polling_interval_in_seconds=interval).polling_interval_s == seconds
+    assert client.get_index("faq").doc_count == 7 and len(client.query("faq", "refunds").docs) == 5
 
 
 def test_a_closed_client_says_so(target: Target) -> None:
@@ -217,6 +223,10 @@ def test_a_closed_client_says_so(target: Target) -> None:
 def test_a_malformed_service_url_is_an_invalid_argument(url: str, tmp_path) -> None:
     with pytest.raises(InvalidArgumentError, match="url must be"):
         MossClient("p", "k", url=url, cache_path=tmp_path)
+    threads = threading.active_count()
+    with pytest.raises(InvalidArgumentError, match="url must be"):
+        SyncMossClient("p", "k", url=url, cache_path=tmp_path)
+    assert threading.active_count() == threads  # its loop thread stopped too
 
 
 def test_unknown_things_are_not_found(client) -> None:

@@ -92,3 +92,13 @@ def test_top_positions_are_the_best_scores_best_first(k: int, masked: bool) -> N
     assert len(positions) == min(k, len(allowed)) == len(set(positions.tolist()))
     assert set(positions.tolist()) <= set(allowed.tolist())
     assert scores[positions].tolist() == sorted(scores[allowed], reverse=True)[: len(positions)]
+
+
+def test_ties_go_to_the_earliest_rows_so_a_shorter_top_k_is_a_prefix() -> None:
+    scores = np.array([0.2, 0.7, 0.7, 0.7, 0.9, 0.7, 0.1, 0.7, 0.7, 0.7], dtype=np.float32)
+    assert top_positions(scores, None, 3).tolist() == [4, 1, 2]
+    longest = top_positions(scores, None, len(scores)).tolist()
+    assert longest == [4, 1, 2, 3, 5, 7, 8, 9, 0, 6]
+    for k in range(1, len(scores) + 1):
+        assert top_positions(scores, None, k).tolist() == longest[:k]
+    assert top_positions(np.full(1000, 0.5), None, 5).tolist() == [0, 1, 2, 3, 4]

@@ -194,6 +194,35 @@ def test_closed_reader_refuses_queries(faq_index: Path) -> None:
         reader.query("refund", QueryOptions(alpha=0.0))
 
 
+def test_closing_waits_for_the_connections_queries_are_using(faq_index: Path) -> None:
+    # The service closes a cached reader when its index is deleted, while another
+    # thread may be mid-query: that query finishes, and its connection closes after.
+    reader = IndexReader(faq_index)
+    reader.get_docs(ids=["faq-returns-001"])  # one idle connection in the pool
+    holding, closed = threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def query() -> None:
+        with reader._conn() as conn:
+            holding.set()
+            closed.wait(5)
+            seen.append(conn.execute("SELECT count(*) FROM docs").fetchone()[0])
+        try:
+            conn.execute("SELECT 1")
+        except apsw.ConnectionClosedError:
+            seen.append(-1)  # closed as the query gave it back
+
+    thread = threading.Thread(target=query)
+    thread.start()
+    assert holding.wait(5)
+    reader.close()
+    closed.set()
+    thread.join(5)
+    assert seen == [len(FAQ), -1]
+    with pytest.raises(ClosedError):
+        reader.get_docs()
+
+
 def test_concurrent_threads_get_consistent_answers(reader: IndexReader) -> None:
     queries = [t for _, t, _ in FAQ]
     expected = {q: ids(reader.query(q, QueryOptions(alpha=0.5))) for q in queries}

@@ -475,3 +475,22 @@ async def test_a_resumed_session_follows_its_index_deleted_and_created_again(cli
     await session.push_index()
     assert {d.id for d in await client.get_docs("notes")} == {"new-1", "new-2", "unpushed"}
     await session.close()
+
+
+async def test_a_session_that_made_its_index_notices_it_was_made_again(clients) -> None:
+    # The index was created by the session's own pushes, and replaced while the
+    # session was closed, up to the same version number.
+    client = clients("a")
+    session = await client.session("notes", model_id=MODEL)
+    for doc_id in ("old-1", "old-2"):
+        await session.add_docs([DocumentInfo(id=doc_id, text=doc_id)])
+        await session.push_index()
+    await session.close()
+    await client.delete_index("notes")
+    job = await client.create_index("notes", [DocumentInfo(id="new-1", text="new one")], model_id=MODEL)
+    await client.wait_for_job(job.job_id)
+    job = await client.add_docs("notes", [DocumentInfo(id="new-2", text="new two")])
+    await client.wait_for_job(job.job_id)
+    session = await client.session("notes")
+    assert sorted(d.id for d in await session.get_docs()) == ["new-1", "new-2"] and session.base_version == 2
+    await session.close()

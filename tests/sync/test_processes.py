@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 
 from mosslite import DocumentInfo, SyncMossClient
 from mosslite._fs import sha256_file
+from mosslite.client.core import close_embedded_services
 from mosslite.sync.hydration import cached_versions
 
 from ..client.conftest import Server, free_port
@@ -171,3 +174,40 @@ def test_one_slow_index_never_delays_another(slow_server: Server, tmp_path: Path
         while client.get_loaded_version("slow-a") != 2:
             assert time.monotonic() < deadline + 60
             time.sleep(0.05)
+
+
+LOAD = textwrap.dedent(
+    """
+    import sys
+    from mosslite import SyncMossClient
+    with SyncMossClient("p", "k", cache_path=sys.argv[1]) as client:
+        print(client.load_index("faq").version)
+    """
+)
+
+
+def as_an_ordinary_user(argv: list[str]) -> list[str]:
+    """root ignores permission bits; run without the capabilities that let it."""
+    if os.geteuid() != 0:
+        return argv
+    if shutil.which("setpriv") is None:
+        pytest.skip("needs setpriv to drop root's permission override")
+    return ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", *argv]
+
+
+def test_a_load_killed_after_linking_the_version_file_recovers(tmp_path: Path) -> None:
+    # The embedded client hard-links the (read-only) published file to <v>.sqlite.part,
+    # then verifies and renames it. Killed in between, the next load once tried to
+    # resume the link by appending to it: PermissionError on every load after.
+    home = tmp_path / "home"
+    with SyncMossClient("p", "k", cache_path=home) as client:
+        publish(client, "faq", 1)
+    close_embedded_services()
+    stored = next((home / "service" / "storage").rglob("0000000001.sqlite"))
+    cache = home / "cache" / "p" / "faq"
+    cache.mkdir(parents=True)
+    os.link(stored, cache / "0000000001.sqlite.part")  # the state such a kill leaves
+    argv = as_an_ordinary_user([sys.executable, "-c", LOAD, str(home)])
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1" and cached_versions(cache) == [1]
