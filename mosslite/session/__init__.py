@@ -198,7 +198,7 @@ class Session:
         self._store.set_meta(index_name=self._name, model_id=model, dimension=dimension or "")
         await asyncio.to_thread(self._load_memory)
         if auto_load and not self.stale:
-            await self._pull(info)
+            await self._pull(info, fetched=True)
 
     # -- facts ----------------------------------------------------------------------
 
@@ -454,8 +454,9 @@ class Session:
         await self._pull()
         return self.base_version
 
-    async def _pull(self, info: IndexInfo | None = None) -> None:
-        """Mirror the service's latest version (``info``: the index as just fetched).
+    async def _pull(self, info: IndexInfo | None = None, *, fetched: bool = False) -> None:
+        """Mirror the service's latest version (``fetched``: ``info`` is the index as
+        just fetched, None if there is none).
 
         The base is identified by the index's ``created_at`` as well as the version
         number: numbers start again at 1 when an index is deleted and created again,
@@ -465,8 +466,9 @@ class Session:
         transport = self._client.transport
         manifest = None
         try:
-            info = info or await transport.get_index(self._name)
-            if info.version:
+            if not fetched:
+                info = await transport.get_index(self._name)
+            if info is not None and info.version:
                 manifest = await transport.manifest(self._name)
         except IndexNotFoundError:
             info = None
