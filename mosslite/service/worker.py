@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..embeddings import Embedder
-from ..errors import IndexNotFoundError
+from .._fs import in_background, sha256_file
+from ..errors import CorruptIndexError, IndexNotFoundError
 from ..index.builder import ProgressFn, build_version
 from ..types import DocumentInfo, IndexInfo, JobPhase, Manifest, Version
 from .catalog import VersionRecord
@@ -41,6 +42,9 @@ def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> Versio
     with index_lock(service.lock_dir, (ctx.project_id, name)):
         latest = service.catalog.latest_version(ctx.project_id, name)
         base = service.local_copy(latest) if latest is not None else None
+        # Hashed beside the build, on the other core: a version file changed since it
+        # was published (bit rot, or an edit) must not become the next version's base.
+        base_sha256 = in_background(sha256_file, base) if base is not None else None
         version = Version(latest.manifest.version + 1 if latest is not None else 1)
         target = service.staging_dir / f"{ctx.job_id}.sqlite"
         try:
@@ -55,6 +59,14 @@ def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> Versio
                 upsert=ctx.upsert,
                 progress=progress,
             )
+            if latest is not None and base_sha256 is not None and base_sha256() != latest.manifest.sha256:
+                raise CorruptIndexError(
+                    f"version {latest.manifest.version} of index {name!r} is not the file that was published "
+                    "(its sha256 differs); nothing was built on it",
+                    index=name,
+                    version=latest.manifest.version,
+                    hint="restore that file, or delete the index and create it again from its documents",
+                )
             progress(JobPhase.UPLOADING, 0.0)
             meta = report.meta
             manifest = Manifest(

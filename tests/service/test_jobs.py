@@ -89,3 +89,25 @@ def test_an_index_created_again_shares_nothing_with_the_deleted_one(tmp_path: Pa
         assert sorted(d.id for d in service.get_docs("p", "faq")) == ["more", "new"]
     finally:
         service.close()
+
+
+def test_a_version_file_changed_after_publishing_is_never_built_on(tmp_path: Path) -> None:
+    # A byte of a document's text changed in place (bit rot, or an edit through the
+    # cache's hard link): still a valid SQLite file, but not the published one.
+    service = Service(tmp_path / "svc")
+    service.adopt_key("p", "k")
+    model = "hashed-ngrams-256"
+    try:
+        service.create_index("p", "faq", [DocumentInfo(id="a", text="the published words")], model_id=model)
+        assert service.wait_idle(30)
+        stored = service.storage.local_path(service.version_record("p", "faq", 1).storage_key)
+        data = stored.read_bytes()
+        stored.chmod(0o644)
+        stored.write_bytes(data.replace(b"the published words", b"the publishEd words"))  # same length
+        result = service.add_docs("p", "faq", [DocumentInfo(id="b", text="more")], None)
+        assert service.wait_idle(30)
+        job = service.get_job("p", result.job_id)
+        assert job.status == "failed" and "not the file that was published" in (job.error or "")
+        assert service.get_index("p", "faq").version == 1
+    finally:
+        service.close()
