@@ -146,17 +146,21 @@ def keys() -> None:
 def keys_create(project: str, data_dir: Path) -> None:
     """Create a key for PROJECT (Service.create_key) and print only the key.
 
-    Only its hash is stored: copy it now.
+    Only its hash is stored: copy it now. A folder with no service data yet is
+    made one (and stderr says so: a mistyped --data gives a key no server has).
 
     \b
     Example:
         export MOSSLITE_KEY=$(mosslite keys create --project my-project --data ./srv)
     """
+    new = not _has_service(data_dir)
     service = _open_service(data_dir)
     try:
         click.echo(service.create_key(project))
     finally:
         service.close()
+    if new:
+        click.echo(f"{data_dir} held no service yet; it does now: mosslite serve --data {data_dir}", err=True)
 
 
 @keys.command("list")
@@ -169,6 +173,8 @@ def keys_list(project: str, data_dir: Path) -> None:
     Example:
         mosslite keys list --project my-project --data ./srv
     """
+    if not _has_service(data_dir):
+        raise click.ClickException(f"{data_dir} holds no service data (no catalog): is --data right?")
     service = _open_service(data_dir)
     try:
         rows = service.list_keys(project)
@@ -190,6 +196,12 @@ def main() -> None:
 
 
 # -- helpers ----------------------------------------------------------------------
+
+
+def _has_service(data_dir: Path) -> bool:
+    from ..service import CATALOG_FILE
+
+    return (data_dir / CATALOG_FILE).is_file()
 
 
 def _open_service(data_dir: Path):  # noqa: ANN202 (Service is imported lazily)

@@ -252,6 +252,18 @@ def test_progress_bars_only_on_a_terminal(cli: CLI, faq_file: Path) -> None:
 # -- a real server -------------------------------------------------------------------------
 
 
+def test_key_commands_say_when_the_data_folder_holds_no_service(tmp_path: Path) -> None:
+    cli = CLI(tmp_path, base_env(tmp_path / "home"))
+    typo = tmp_path / "srvv"
+    assert "holds no service data" in cli.fails("keys", "list", "--project", "p", "--data", str(typo))
+    assert not typo.exists()  # listing made nothing
+    made = cli.ok("keys", "create", "--project", "p", "--data", str(typo))
+    assert made.stdout.strip().startswith("mk_") and "held no service yet" in made.stderr
+    again = cli.ok("keys", "create", "--project", "p", "--data", str(typo))
+    assert again.stdout.strip().startswith("mk_") and again.stderr == ""
+    assert len(cli.ok("keys", "list", "--project", "p", "--data", str(typo)).stdout.splitlines()) == 2
+
+
 def test_every_client_command_works_against_a_server(server: Server, tmp_path: Path, faq_file: Path) -> None:
     cli = CLI(tmp_path, base_env(tmp_path / "home"))
     key = cli.ok("keys", "create", "--project", "remote", "--data", str(server.data)).stdout.strip()
