@@ -1,8 +1,11 @@
-"""The README's sqlite3 commands run against a real index, so they cannot rot."""
+"""The README's sqlite3 commands and CLI tour run for real, so they cannot rot."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -81,3 +84,22 @@ def test_folder_sync_ids_are_what_the_mirror_makes(tmp_path: Path) -> None:
     assert "`parent_id=guide.md`" in text and docs[2].metadata["parent_id"] == "guide.md"
     assert docs[-1].id == "items.jsonl#x" and "`items.jsonl#<its id>`" in text
     assert "`notes/" not in text
+
+
+#: Lines of the CLI tour that wait for a person (or need a job id from an earlier line).
+WAITS_FOR_A_PERSON = ("--interactive", "JOB_ID", "--watch")
+
+
+def test_the_cli_tour_runs_as_written(tmp_path: Path) -> None:
+    blocks = re.findall(r"```sh\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
+    block = next(b for b in blocks if "mosslite init" in b)
+    lines = [line for line in block.splitlines() if line.strip() and not any(w in line for w in WAITS_FOR_A_PERSON)]
+    (tmp_path / "mosslite").symlink_to(README.parent / "mosslite")  # "from the repository's root"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MOSS_", "MOSSLITE_"))}
+    env |= {"MOSSLITE_HOME": str(tmp_path / "home"), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
+    for line in lines:
+        command = ["bash", "-c", f"set -o pipefail; {line}"]
+        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"{line}\n{done.stderr}"
+        if "doc get" in line:
+            assert "Gift cards never expire." in done.stdout and "faq-returns-001" in done.stdout
