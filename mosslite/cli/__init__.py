@@ -146,8 +146,9 @@ def keys() -> None:
 def keys_create(project: str, data_dir: Path) -> None:
     """Create a key for PROJECT (Service.create_key) and print only the key.
 
-    Only its hash is stored: copy it now. A folder with no service data yet is
-    made one (and stderr says so: a mistyped --data gives a key no server has).
+    Only its hash is stored: copy it now. A folder with no service data yet
+    becomes a new service's, and stderr says so: a mistyped --data would
+    otherwise give a key that no server knows.
 
     \b
     Example:

@@ -62,7 +62,7 @@ def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> Versio
             if latest is not None and base_sha256 is not None and base_sha256() != latest.manifest.sha256:
                 raise CorruptIndexError(
                     f"version {latest.manifest.version} of index {name!r} is not the file that was published "
-                    "(its sha256 differs); nothing was built on it",
+                    "(its sha256 differs); this job published nothing",
                     index=name,
                     version=latest.manifest.version,
                     hint="restore that file, or delete the index and create it again from its documents",
