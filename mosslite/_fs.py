@@ -51,7 +51,10 @@ def make_read_only(path: Path) -> None:
     have checksummed and built on. (root is not stopped by the bits.)"""
     mode = stat.S_IMODE(os.stat(path).st_mode)
     if mode & 0o222:
-        os.chmod(path, mode & ~0o222)
+        try:
+            os.chmod(path, mode & ~0o222)
+        except PermissionError:  # another user's file, hard-linked (a shared, older folder): best effort
+            pass
 
 
 def install(temp: Path, target: Path, *, digest: Callable[[BinaryIO], T] | None = None) -> T | None:
