@@ -228,10 +228,10 @@ class FolderMirror:
 
     async def _owned_docs(self, scope: list[str] | None) -> list[DocumentInfo]:
         if scope is None:
-            docs = await self.client.get_docs(self.index_name)
+            docs = await self.client.get_docs(self.index_name, include_embedding=False)
         else:
             where = {"field": PATH_FIELD, "condition": {"$in": scope}}
-            docs = await self.client.get_docs(self.index_name, filter=where)
+            docs = await self.client.get_docs(self.index_name, filter=where, include_embedding=False)
         return [d for d in docs if (d.metadata or {}).get(PATH_FIELD)]
 
     # -- watching ------------------------------------------------------------------------

@@ -219,10 +219,18 @@ class MossClient:
         await self.transport.delete_index(name)
 
     async def get_docs(
-        self, name: str, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None
+        self,
+        name: str,
+        ids: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        include_embedding: bool = True,
     ) -> list[DocumentInfo]:
+        """Documents of the service's newest version, by id and/or filter. With
+        ``include_embedding=False`` their ``embedding`` is None: far less to send
+        when only texts and metadata matter (10k vectors are ~90 MB of JSON)."""
         self._check_open()
-        return await self.transport.get_docs(name, ids, filter)
+        return await self.transport.get_docs(name, ids, filter, bool(include_embedding))
 
     # -- local copies: load, refresh, query ----------------------------------------
 

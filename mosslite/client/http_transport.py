@@ -139,8 +139,10 @@ class HTTPTransport(Transport):
         body = await self._request("GET", "/indexes")
         return [from_dict(IndexInfo, item) for item in body["indexes"]]
 
-    async def get_docs(self, name: str, ids: Sequence[str] | None, filter: dict[str, Any] | None) -> list[DocumentInfo]:
-        body = {"ids": None if ids is None else _id_list(ids), "filter": filter}
+    async def get_docs(
+        self, name: str, ids: Sequence[str] | None, filter: dict[str, Any] | None, include_embedding: bool = True
+    ) -> list[DocumentInfo]:
+        body = {"ids": None if ids is None else _id_list(ids), "filter": filter, "include_embedding": include_embedding}
         return docs_from_json((await self._request("POST", f"{_index_path(name)}/docs/get", body))["docs"])
 
     async def manifest(self, name: str) -> Manifest:

@@ -51,7 +51,7 @@ class Transport(ABC):
 
     @abstractmethod
     async def get_docs(
-        self, name: str, ids: Sequence[str] | None, filter: dict[str, Any] | None
+        self, name: str, ids: Sequence[str] | None, filter: dict[str, Any] | None, include_embedding: bool = True
     ) -> list[DocumentInfo]: ...
 
     @abstractmethod
@@ -104,8 +104,8 @@ class LocalTransport(Transport):
         self.project_id = project_id
         service.adopt_key(project_id, project_key)
 
-    async def _call(self, method: str, *args: Any) -> Any:
-        return await asyncio.to_thread(getattr(self.service, method), self.project_id, *args)
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(getattr(self.service, method), self.project_id, *args, **kwargs)
 
     async def create_index(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None) -> MutationResult:
         return await self._call("create_index", name, list(docs), model_id)
@@ -128,8 +128,10 @@ class LocalTransport(Transport):
     async def delete_index(self, name: str) -> None:
         await self._call("delete_index", name)
 
-    async def get_docs(self, name: str, ids: Sequence[str] | None, filter: dict[str, Any] | None) -> list[DocumentInfo]:
-        return await self._call("get_docs", name, ids, filter)
+    async def get_docs(
+        self, name: str, ids: Sequence[str] | None, filter: dict[str, Any] | None, include_embedding: bool = True
+    ) -> list[DocumentInfo]:
+        return await self._call("get_docs", name, ids, filter, include_embedding=include_embedding)
 
     async def manifest(self, name: str) -> Manifest:
         return await self._call("manifest", name)

@@ -194,7 +194,8 @@ class Service:
             raise InvalidDocumentError("add_docs needs at least one document")
         _check_vectors(docs, get_embedder(info.model, dimension=info.dimension))
         if not options.upsert:
-            existing = [d.id for d in self._get_docs(project_id, info, ids=[d.id for d in docs], filter=None)]
+            found = self._get_docs(project_id, info, ids=[d.id for d in docs], filter=None, include_embedding=False)
+            existing = [d.id for d in found]
             if existing:
                 raise ConflictError(
                     f"{len(existing)} document id(s) already exist in {name!r}, e.g. {existing[:5]}",
@@ -228,16 +229,26 @@ class Service:
             self._forget_local_copies(key)
 
     def get_docs(
-        self, project_id: str, name: str, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None
+        self,
+        project_id: str,
+        name: str,
+        ids: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        include_embedding: bool = True,
     ) -> list[DocumentInfo]:
-        return self._get_docs(project_id, self.get_index(project_id, name), ids=ids, filter=filter)
+        info = self.get_index(project_id, name)
+        return self._get_docs(project_id, info, ids=ids, filter=filter, include_embedding=include_embedding)
 
-    def _get_docs(self, project_id: str, info: IndexInfo, *, ids: Any, filter: Any) -> list[DocumentInfo]:
+    def _get_docs(
+        self, project_id: str, info: IndexInfo, *, ids: Any, filter: Any, include_embedding: bool
+    ) -> list[DocumentInfo]:
         if ids is not None:
             ids = check_ids(ids)
         if info.version == 0:
             return []
-        return self._reader(project_id, info.name, info.version).get_docs(ids=ids, filter=filter)
+        reader = self._reader(project_id, info.name, info.version)
+        return reader.get_docs(ids=ids, filter=filter, include_embedding=include_embedding)
 
     # -- versions ---------------------------------------------------------------
 

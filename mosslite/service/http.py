@@ -119,10 +119,14 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         return JSONResponse(to_dict(result), status_code=202)
 
     async def get_docs(request: Request, project: str) -> Response:
-        body = await _read_json(request, max_request_bytes, optional={"ids", "filter"})
+        body = await _read_json(request, max_request_bytes, optional={"ids", "filter", "include_embedding"})
         ids = None if body.get("ids") is None else _id_list(body["ids"])
         filter = _optional(body, "filter", dict)
-        docs = await run_in_threadpool(service.get_docs, project, request.path_params["name"], ids, filter)
+        include_embedding = _optional(body, "include_embedding", bool) is not False  # (default: included)
+        name = request.path_params["name"]
+        docs = await run_in_threadpool(
+            lambda: service.get_docs(project, name, ids, filter, include_embedding=include_embedding)
+        )
         return JSONResponse({"docs": docs_to_json(docs)})
 
     async def list_indexes(request: Request, project: str) -> Response:

@@ -322,9 +322,9 @@ class Session:
     # -- reads ----------------------------------------------------------------------
 
     async def get_docs(
-        self, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None
+        self, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None, *, include_embedding: bool = True
     ) -> list[DocumentInfo]:
-        """Documents by id (in the order asked, missing ids skipped) and/or filter, with embeddings."""
+        """Documents by id (in the order asked, missing ids skipped) and/or filter; as ``MossClient.get_docs``."""
         self._check_open()
         compiled = compile_filter(filter)
         if ids is not None:
@@ -338,7 +338,7 @@ class Session:
         for doc_id, text, metadata, payload, embedding in rows:
             if mask is not None and not mask[self._pos[doc_id]]:
                 continue
-            out.append(stored_doc(doc_id, text, metadata, payload, embedding))
+            out.append(stored_doc(doc_id, text, metadata, payload, embedding, include_embedding=include_embedding))
         return out
 
     async def query(self, query: str, options: QueryOptions | None = None) -> SearchResult:

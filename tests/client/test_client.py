@@ -56,6 +56,9 @@ def test_create_wait_get(client) -> None:
     assert [d.id for d in got] == ["d3", "d1"] and got[0].metadata == {"n": "3"}
     filtered = client.get_docs("faq", filter={"field": "n", "condition": {"$gte": "3"}})
     assert sorted(d.id for d in filtered) == ["d3", "d4"]
+    assert all(len(d.embedding) == 256 for d in got + filtered)
+    bare = client.get_docs("faq", ids=["d3", "d1"], include_embedding=False)
+    assert [(d.id, d.text, d.metadata, d.embedding) for d in bare] == [(d.id, d.text, d.metadata, None) for d in got]
 
 
 def test_job_status_sequence_is_ordered(client) -> None:

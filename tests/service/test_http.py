@@ -268,6 +268,8 @@ async def test_every_route_answers_in_its_schema(env: Env) -> None:
     assert sorted(d["id"] for d in check("docs_list", filtered.json())["docs"]) == ["d2", "d3"]
     everything = await env.http.post(f"{p}/indexes/faq/docs/get", json={}, headers=auth)
     assert len(check("docs_list", everything.json())["docs"]) == 6
+    bare = await env.http.post(f"{p}/indexes/faq/docs/get", json=check("get_docs_request", {"include_embedding": False}), headers=auth)
+    assert [set(d) for d in check("docs_list", bare.json())["docs"]] == [set(d) - {"embedding"} for d in everything.json()["docs"]]
 
     latest = check("manifest", (await env.http.get(f"{p}/indexes/faq/manifest", headers=auth)).json())
     assert latest["version"] == 3
@@ -602,6 +604,7 @@ BAD_BODIES = [
     ("indexes/faq/docs/get", b'{"filter": [1]}', "invalid_argument"),
     ("indexes/faq/docs/get", b'{"filter": {"field": "n", "condition": {"$regex": "x"}}}', "invalid_filter"),
     ("indexes/faq/docs/get", b'{"where": {}}', "invalid_argument"),
+    ("indexes/faq/docs/get", b'{"include_embedding": "no"}', "invalid_argument"),
 ]
 
 
