@@ -281,7 +281,7 @@ def doc_get(creds: Credentials, name: str, ids: str | None, filter_json: str | N
     wanted = None if ids is None else split_ids(ids)  # --ids '' is a mistake, not "all"
     docs = creds.run(lambda client: client.get_docs(name, wanted, where, include_embedding=False))
     if as_json:
-        emit_json([{k: v for k, v in d.items() if k != "embedding"} for d in docs_to_json(docs)])
+        emit_json(docs_to_json(docs))  # asked without embeddings: none to drop
         return
     table(
         ["id", "text", "metadata"],

@@ -419,6 +419,7 @@ class Session:
         transport = self._client.transport
         total = overwritten = 0
         result: PushIndexResult | None = None
+        index_created_at = ""  # which index the pushes land in (_pull); fetched once
         while True:
             outgoing = await asyncio.to_thread(self._store.outgoing)
             if outgoing is None:
@@ -428,8 +429,8 @@ class Session:
             )
             job = await self._client.wait_for_job(sent.job_id)
             result = await transport.get_push(self._name, outgoing.diff_id)
-            index = await transport.get_index(self._name)  # its created_at: which index this is (_pull)
-            await asyncio.to_thread(self._store.pushed, outgoing, job.version, index.created_at)
+            index_created_at = index_created_at or (await transport.get_index(self._name)).created_at
+            await asyncio.to_thread(self._store.pushed, outgoing, job.version, index_created_at)
             total += result.doc_count
             overwritten += result.overwritten or 0
         if result is None:

@@ -67,6 +67,7 @@ def test_index_create_reads_every_file_format(cli: CLI, tmp_path: Path, kind: st
     docs = {d["id"]: d for d in cli.json("doc", "get", "faq")}
     assert set(docs) == {"r1", "r2", "s1", "a1"}
     assert docs["r1"]["metadata"]["category"] == "returns"
+    assert not any("embedding" in d for d in docs.values())  # texts and metadata, not vectors
     if kind == "csv":
         assert docs["r1"]["metadata"]["colour"] == "red"
 
