@@ -40,9 +40,10 @@ works on a temp copy of that folder.
   the same version (file in the OS page cache): what a load costs with no
   transfer and no verification. "x open" = load p50 / that p50.
 - reader anatomy: the steps of ``IndexReader.__init__`` timed one by one on
-  the same file (connect + meta, the hydrate SELECT's ``fetchall``, ids and
-  positions, ``b"".join`` + ``np.frombuffer``), plus one alternative read of
-  the same vectors from the vec0 chunk table, to show what hydration could cost.
+  the same file (connect + meta, the hydrate SELECT's ``fetchall``, the kept
+  rows and positions, ``b"".join`` + ``np.frombuffer``), plus one alternative
+  read of the same vectors from the vec0 chunk table, to show what hydration
+  could cost.
 
 Target (informational; exit status 0 either way): load and refresh of the
 10k-document index <= 150 ms.
@@ -462,17 +463,17 @@ def reader_anatomy(path: Path, reps: int) -> list[tuple[str, float]]:
         rows = conn.execute(HYDRATE_SQL).fetchall()
         t2 = time.perf_counter()
         rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        ids = [r[1] for r in rows]
-        position = {doc_id: i for i, doc_id in enumerate(ids)}
+        kept = [r[1:5] for r in rows]
+        position = {r[1]: i for i, r in enumerate(rows)}
         t3 = time.perf_counter()
-        blob = b"".join(r[2] for r in rows)
+        blob = b"".join(r[5] for r in rows)
         matrix = np.frombuffer(blob, dtype="<f4").reshape(len(rows), meta.dimension)
         t4 = time.perf_counter()
-        del rows, blob, matrix, position, rowids
+        del rows, blob, matrix, kept, position, rowids
         t5 = time.perf_counter()
         samples["connect + read_meta"].append(t1 - t0)
-        samples["SELECT rowid, id, embedding ... fetchall()"].append(t2 - t1)
-        samples["rowids + ids + position dict"].append(t3 - t2)
+        samples["SELECT every column ... fetchall()"].append(t2 - t1)
+        samples["rowids + kept rows + position dict"].append(t3 - t2)
         samples['b"".join + np.frombuffer'].append(t4 - t3)
         samples["freeing the rows (del)"].append(t5 - t4)
         mconn = connect(path, immutable=True)
@@ -482,9 +483,10 @@ def reader_anatomy(path: Path, reps: int) -> list[tuple[str, float]]:
         samples["alt: the same fetchall() with PRAGMA mmap_size=1GiB"].append(time.perf_counter() - t5)
         del mrows
         mconn.close()
-        # Alternative: ids alone, vectors from vec0's chunk table (1024 vectors per blob).
+        # Alternative: the rows without their vectors, which come from vec0's chunk
+        # table instead (1024 vectors per blob).
         t6 = time.perf_counter()
-        id_rows = conn.execute("SELECT rowid, id FROM docs ORDER BY rowid").fetchall()
+        id_rows = conn.execute("SELECT rowid, id, text, metadata, payload FROM docs ORDER BY rowid").fetchall()
         t7 = time.perf_counter()
         chunks = conn.execute("SELECT rowid, vectors FROM docs_vec_vector_chunks00 ORDER BY rowid").fetchall()
         order = conn.execute("SELECT rowid, chunk_id, chunk_offset FROM docs_vec_rowids ORDER BY rowid").fetchall()
@@ -495,10 +497,10 @@ def reader_anatomy(path: Path, reps: int) -> list[tuple[str, float]]:
         where = np.fromiter((chunk_start[o[1]] + o[2] for o in order), dtype=np.int64, count=len(order))
         alt = flat[where]
         t8 = time.perf_counter()
-        samples["alt: SELECT rowid, id FROM docs fetchall()"].append(t7 - t6)
+        samples["alt: SELECT every column but embedding fetchall()"].append(t7 - t6)
         samples["alt: vectors from vec0 chunks + rowid map"].append(t8 - t7)
         if rep == 0:  # the alternative must yield the very same matrix
-            same = np.frombuffer(b"".join(r[2] for r in conn.execute(HYDRATE_SQL)), dtype="<f4")
+            same = np.frombuffer(b"".join(r[5] for r in conn.execute(HYDRATE_SQL)), dtype="<f4")
             assert np.array_equal(alt, same.reshape(-1, meta.dimension)), "vec0 chunks differ from docs.embedding"
         del id_rows, chunks, order, flat, alt, blocks
         conn.close()
@@ -600,7 +602,7 @@ def main() -> None:
             for name, value in steps:
                 anatomy_rows.append([f"{n:,}", name, fmt_ms(value, 1)])
             anatomy_rows.append([f"{n:,}", "= current hydration (sum of the first five)", fmt_ms(current, 1)])
-            anatomy_rows.append([f"{n:,}", "= alternative (ids + vec0 chunks)", fmt_ms(alternative - mmap_fetch, 1)])
+            anatomy_rows.append([f"{n:,}", "= alternative (rows + vec0 chunks)", fmt_ms(alternative - mmap_fetch, 1)])
         print_table("IndexReader.__init__ anatomy (median ms, page cache warm)", ["docs", "step", "ms"], anatomy_rows)
 
 

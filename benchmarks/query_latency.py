@@ -54,7 +54,7 @@ product and slow onnxruntime's int8 product next to them).
   QueryOptions(top_k=5, alpha=..., filter=..., embedding=vec))`` -- "retrieval
   alone": the query vector is given, so no model runs. Building the
   ``QueryOptions`` is inside the timed call (a caller pays for it too). The
-  result includes each hit's text and metadata read from SQLite.
+  result includes each hit's text and metadata (held in memory since open).
 - query embedding: ``embedder.embed_query(text)`` for a distinct ~20-word query
   (a transformer forward pass on one text; cache cold).
 - end-to-end hybrid: ``reader.query(text, QueryOptions(top_k=5))`` with the

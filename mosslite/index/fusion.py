@@ -28,12 +28,15 @@ if TYPE_CHECKING:
     from .vectors import VectorSearch
 
 CANDIDATES = 100
+#: Up to this many results, the top is found by repeated argmax instead of a partition.
+FEW = 8
 # The usual RRF constant: damps the weight of the very first ranks.
 RRF_K = 60
 
 
 def top_positions(scores: np.ndarray, mask: np.ndarray | None, k: int) -> np.ndarray:
-    """Positions of the ``k`` highest scores (best first), among rows allowed by ``mask``."""
+    """Positions of the ``k`` highest scores (best first), among rows allowed by ``mask``.
+    Ties go to the earlier rows, so an answer repeats and a top 3 is the start of the top 10."""
     if mask is not None:
         # Only the allowed rows are partitioned: filling the others with -inf made
         # introselect crawl through the ties (~0.4 ms at 10k rows with 10% allowed).
@@ -43,6 +46,10 @@ def top_positions(scores: np.ndarray, mask: np.ndarray | None, k: int) -> np.nda
     k = min(k, n)
     if k <= 0:
         return np.empty(0, dtype=np.intp)
+    if k <= FEW and k < n and scores.dtype.kind == "f":
+        few = _top_few(scores, k)
+        if few is not None:
+            return few
     if k < n:
         # Partitioning ``scores`` itself, not ``-scores``: the negated copy cost half
         # of the ~34 us this took at 10k rows.
@@ -50,14 +57,28 @@ def top_positions(scores: np.ndarray, mask: np.ndarray | None, k: int) -> np.nda
         cut = scores[part].min()
         at_cut = scores == cut
         if np.count_nonzero(at_cut) > 1:
-            # Which tied rows the partition kept is arbitrary: keep the earliest, so an
-            # answer is the same every time and a top 3 is the start of the top 10.
+            # Which tied rows the partition kept is arbitrary: keep the earliest.
             above = part[scores[part] > cut]
             part = np.concatenate([above, np.flatnonzero(at_cut)[: k - len(above)]])
         part.sort()
     else:
         part = np.arange(n)
     return part[np.argsort(-scores[part], kind="stable")]  # ties: earlier rows first
+
+
+def _top_few(scores: np.ndarray, k: int) -> np.ndarray | None:
+    """``k`` passes of argmax over a copy (SIMD; the first of equals wins, so ties go
+    to earlier rows), each best hidden as -inf before the next. A top 5 over 10k rows:
+    ~12 us, against ~24 for argpartition and ~10 for its tie check; at 100k, ~65
+    against ~140. None when a best was itself -inf: hidden rows look the same."""
+    work = scores.copy()
+    best = np.empty(k, dtype=np.intp)
+    for i in range(k):
+        best[i] = position = work.argmax()
+        if work[position] == -np.inf:
+            return None
+        work[position] = -np.inf
+    return best
 
 
 def rank(
@@ -76,17 +97,17 @@ def rank(
     kw_positions, kw_scores = keyword(keyword_want) if alpha < 1.0 else none
     kw_norm = kw_scores / kw_scores[0] if len(kw_scores) and kw_scores[0] > 0 else np.zeros(len(kw_scores))
     if alpha <= 0.0 or vector is None:
-        return kw_positions[:top_k], np.clip(kw_norm[:top_k], 0.0, 1.0)
+        return kw_positions[:top_k], kw_norm[:top_k].clip(0.0, 1.0)
     if alpha >= 1.0:
-        return vec_positions[:top_k], np.clip(vec_scores[:top_k], 0.0, 1.0)
+        return vec_positions[:top_k], vec_scores[:top_k].clip(0.0, 1.0)
     # At most top_k + CANDIDATES positions: a set is cheaper than np.union1d (whose first
     # call also pays a lazy numpy import of ~90 ms, a cold-start cost users would see).
     union = np.fromiter(sorted(set(vec_positions.tolist()) | set(kw_positions.tolist())), dtype=np.intp)
     keyword_part = np.zeros(len(union))
     keyword_part[np.searchsorted(union, kw_positions)] = kw_norm
-    combined = alpha * np.clip(vectors.similarities(vector, union), 0.0, 1.0) + (1.0 - alpha) * keyword_part
+    combined = alpha * vectors.similarities(vector, union).clip(0.0, 1.0) + (1.0 - alpha) * keyword_part
     order = np.argsort(-combined, kind="stable")[:top_k]
-    return union[order], np.clip(combined[order], 0.0, 1.0)
+    return union[order], combined[order].clip(0.0, 1.0)
 
 
 def reciprocal_rank_fusion(

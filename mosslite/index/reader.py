@@ -4,20 +4,19 @@ Invariants (issue #2):
 - Read-only: the file is opened with ``immutable=1``. Published versions never
   change, so SQLite skips locking, and a newer version renamed over the path
   later does not affect this reader, which holds the old inode open.
-- Vectors are served from memory: the normalised embedding matrix is hydrated
-  once at open, and vector search is exact over it (measured faster than a vec0
-  KNN scan; see benchmarks/query_latency.py): one matrix-vector product, or on
-  large indexes an int8 copy that picks the rows to rescore (vectors.py). Keyword search scores
-  FTS5's BM25 in numpy from the posting lists of the query's terms (keyword.py);
-  texts and metadata of hits are read by rowid.
-- Thread-safe: queries share only read-only numpy arrays; each SQLite access
+- Served from memory: every row (id, text, metadata, payload, normalised vector)
+  is hydrated once at open. Vector search is exact over the matrix (measured
+  faster than a vec0 KNN scan; see benchmarks/query_latency.py): one
+  matrix-vector product, or on large indexes an int8 copy that picks the rows to
+  rescore (vectors.py). Keyword search scores FTS5's BM25 in numpy from the
+  posting lists of the query's terms (keyword.py), the one read from SQLite.
+- Thread-safe: queries share only read-only arrays and lists; each SQLite access
   borrows a connection from a pool, so concurrent queries from threads (or from
   asyncio code via worker threads) never share a connection mid-statement.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 import time
@@ -33,6 +32,7 @@ from .._db import Tracer, connect, translating_sqlite_errors
 from ..embeddings import Embedder, get_embedder
 from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError, NotFoundError
 from ..types import DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult, options_or_default
+from .builder import check_ids
 from .filters import DictColumns, Filter, compile_filter
 from .format import IndexMeta, read_meta
 from .fusion import rank
@@ -40,80 +40,40 @@ from .keyword import Bm25
 from .vectors import vector_search
 
 HYDRATE_SQL = """
-SELECT rowid, id, embedding
-FROM docs
-ORDER BY rowid
-"""
-
-METADATA_SQL = """
-SELECT metadata
-FROM docs
-ORDER BY rowid
-"""
-
-ROWS_BY_ROWID_SQL = """
-SELECT rowid, id, text, metadata, payload
-FROM docs
-WHERE rowid IN ({parameters})
-"""
-
-ROWS_BY_ID_SQL = """
-SELECT rowid, id, text, metadata, payload, embedding
-FROM docs
-WHERE id IN (SELECT value FROM json_each(:ids))
-"""
-
-ALL_ROWS_SQL = """
 SELECT rowid, id, text, metadata, payload, embedding
 FROM docs
 ORDER BY rowid
 """
 
-
-def rows_by_rowid(conn: apsw.Connection, rowids: list[int]) -> apsw.Cursor:
-    """Rows of ROWS_BY_ROWID_SQL for ``rowids`` (a query's results: at most MAX_TOP_K),
-    bound as parameters: a third faster than passing them through json_each."""
-    sql, names = _rows_by_rowid_sql(len(rowids))
-    return conn.execute(sql, dict(zip(names, rowids)))
+#: A document as results and get_docs need it: (id, text, metadata JSON, payload).
+DocRow = tuple[str, str, str, str | None]
 
 
-@functools.cache
-def _rows_by_rowid_sql(count: int) -> tuple[str, tuple[str, ...]]:
-    names = tuple(f"r{i}" for i in range(count))
-    return ROWS_BY_ROWID_SQL.format(parameters=", ".join(f":{name}" for name in names)), names
-
-
-def stored_doc(
-    doc_id: str, text: str, metadata: str, payload: str | None, embedding: bytes, *, include_embedding: bool = True
-) -> DocumentInfo:
-    """A DocumentInfo from a stored row (metadata JSON, float32 little-endian blob)."""
+def stored_doc(row: DocRow, vector: np.ndarray | None) -> DocumentInfo:
+    """A DocumentInfo from a stored row and its float32 vector (None: without it)."""
+    doc_id, text, metadata, payload = row
     return DocumentInfo(
         id=doc_id,
         text=text,
         metadata=json.loads(metadata),
         payload=payload,
-        embedding=np.frombuffer(embedding, dtype="<f4").tolist() if include_embedding else None,
+        embedding=vector.tolist() if vector is not None else None,
     )
 
 
-def result_docs(
-    rows: dict[int, tuple], rowids: list[int], scores: np.ndarray, index_name: str
-) -> list[QueryResultDocumentInfo]:
-    """Ranked results from rows of ROWS_BY_ROWID_SQL (rowid, id, text, metadata, payload)."""
-    out = []
-    for rowid, score in zip(rowids, scores):
-        _, doc_id, text, metadata, payload = rows[rowid]
-        out.append(
-            QueryResultDocumentInfo(
-                id=doc_id,
-                text=text,
-                metadata=json.loads(metadata),
-                score=float(score),
-                payload=payload,
-                index_name=index_name,
-            )
+def result_docs(rows: Sequence[DocRow], scores: np.ndarray, index_name: str) -> list[QueryResultDocumentInfo]:
+    """Ranked results: ``rows`` in rank order, ``scores`` alike."""
+    return [
+        QueryResultDocumentInfo(
+            id=doc_id,
+            text=text,
+            metadata=json.loads(metadata),
+            score=score,
+            payload=payload,
+            index_name=index_name,
         )
-    return out
+        for (doc_id, text, metadata, payload), score in zip(rows, scores.tolist())
+    ]
 
 
 class IndexReader:
@@ -123,7 +83,6 @@ class IndexReader:
         self._idle: list[apsw.Connection] = []  # connections no query holds
         self._lock = threading.Lock()
         self._closed = False
-        self._metadata: list[dict[str, str]] | None = None
         self._columns: DictColumns | None = None
         if not self.path.exists():
             raise NotFoundError(f"no index file at {self.path}", path=str(self.path))
@@ -135,11 +94,16 @@ class IndexReader:
                 rows = conn.execute(HYDRATE_SQL).fetchall()
         self.embedder = embedder or get_embedder(self.meta.model_id, dimension=self.meta.dimension)
         self._rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        self._ids: list[str] = [r[1] for r in rows]
-        self._position = {doc_id: i for i, doc_id in enumerate(self._ids)}
+        # Texts, metadata and payloads stay in memory beside the vectors (as much
+        # again as the text in the file: ~7 MB at 10k benchmark documents): reading
+        # a query's 5 hits back from SQLite cost ~40 us, after a scan had just
+        # evicted the CPU caches, of a ~0.3 ms vector query.
+        self._rows: list[DocRow] = [r[1:5] for r in rows]
+        self._position = {r[1]: i for i, r in enumerate(rows)}
         dim = self.meta.dimension
-        blob = b"".join(r[2] for r in rows)
-        self._matrix = np.frombuffer(blob, dtype="<f4").reshape(len(rows), dim).astype(np.float32, copy=False)
+        blob = b"".join(r[5] for r in rows)
+        del rows
+        self._matrix = np.frombuffer(blob, dtype="<f4").reshape(len(self._rows), dim).astype(np.float32, copy=False)
         self._matrix.setflags(write=False)
         self._vectors = vector_search(self._matrix)
         with self._conn() as conn, translating_sqlite_errors(self.path):
@@ -157,7 +121,7 @@ class IndexReader:
 
     @property
     def doc_count(self) -> int:
-        return len(self._ids)
+        return len(self._rows)
 
     @property
     def matrix(self) -> np.ndarray:
@@ -169,8 +133,7 @@ class IndexReader:
     @contextmanager
     def _conn(self) -> Iterator[apsw.Connection]:
         with self._lock:
-            if self._closed:
-                raise ClosedError(f"index reader for {self.path} is closed", path=str(self.path))
+            self._check_open()
             conn = self._idle.pop() if self._idle else None
         if conn is None:
             with translating_sqlite_errors(self.path):
@@ -199,6 +162,10 @@ class IndexReader:
     def closed(self) -> bool:
         return self._closed
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedError(f"index reader for {self.path} is closed", path=str(self.path))
+
     def __enter__(self) -> IndexReader:
         return self
 
@@ -213,15 +180,13 @@ class IndexReader:
         return spec.mask(self._metadata_columns())
 
     def _metadata_columns(self) -> DictColumns:
-        # Built on first use: loading and parsing all metadata is the one cost a
-        # filter adds, and indexes that are never filtered should not pay it.
+        # Built on first use: parsing all metadata is the one cost a filter adds,
+        # and indexes that are never filtered should not pay it.
         if self._columns is None:
-            with self._conn() as conn:
-                metadata = [json.loads(r[0]) for r in conn.execute(METADATA_SQL)]
+            columns = DictColumns([json.loads(row[2]) for row in self._rows])
             with self._lock:
                 if self._columns is None:
-                    self._metadata = metadata
-                    self._columns = DictColumns(metadata)
+                    self._columns = columns
         return self._columns
 
     # -- search --------------------------------------------------------------
@@ -240,6 +205,7 @@ class IndexReader:
     def query(self, query: str | Sequence[float], options: QueryOptions | None = None) -> SearchResult:
         """Top-k documents for ``query`` (text, or an embedding for vector-only search)."""
         started = time.perf_counter()
+        self._check_open()
         options = options_or_default(options, QueryOptions)
         if isinstance(query, str):
             text = query
@@ -265,12 +231,7 @@ class IndexReader:
             return self._bm25.hits(conn, text, want, mask)
 
     def _result_docs(self, positions: np.ndarray, scores: np.ndarray) -> list[QueryResultDocumentInfo]:
-        rowids = self._rowids[positions].tolist()
-        if not rowids:
-            return []
-        with self._conn() as conn:
-            rows = {r[0]: r for r in rows_by_rowid(conn, rowids)}
-        return result_docs(rows, rowids, scores, self.index_name)
+        return result_docs([self._rows[p] for p in positions.tolist()], scores, self.index_name)
 
     # -- documents -----------------------------------------------------------
 
@@ -284,18 +245,13 @@ class IndexReader:
         and ~5 s of encoding and decoding; without them, 6 MB."""
         compiled = compile_filter(filter)
         if ids is not None:
-            if isinstance(ids, str):
-                raise InvalidArgumentError("ids must be a list of strings, not one string")
-            with self._conn() as conn:
-                found = {r[1]: r for r in conn.execute(ROWS_BY_ID_SQL, {"ids": json.dumps(list(ids))})}
-            rows = [found[i] for i in dict.fromkeys(ids) if i in found]
+            positions = [self._position[i] for i in dict.fromkeys(check_ids(ids)) if i in self._position]
         else:
-            with self._conn() as conn:
-                rows = conn.execute(ALL_ROWS_SQL).fetchall()
+            positions = range(len(self._rows))
+        self._check_open()
         mask = self._filter_mask(compiled)
-        docs = []
-        for rowid, doc_id, text, metadata, payload, embedding in rows:
-            if mask is not None and not mask[self._position[doc_id]]:
-                continue
-            docs.append(stored_doc(doc_id, text, metadata, payload, embedding, include_embedding=include_embedding))
-        return docs
+        return [
+            stored_doc(self._rows[p], self._matrix[p] if include_embedding else None)
+            for p in positions
+            if mask is None or mask[p]
+        ]

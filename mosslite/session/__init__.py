@@ -338,7 +338,8 @@ class Session:
         for doc_id, text, metadata, payload, embedding in rows:
             if mask is not None and not mask[self._pos[doc_id]]:
                 continue
-            out.append(stored_doc(doc_id, text, metadata, payload, embedding, include_embedding=include_embedding))
+            vector = np.frombuffer(embedding, dtype="<f4") if include_embedding else None
+            out.append(stored_doc((doc_id, text, metadata, payload), vector))
         return out
 
     async def query(self, query: str, options: QueryOptions | None = None) -> SearchResult:
@@ -400,7 +401,7 @@ class Session:
         rowids = [int(self._rowids[p]) for p in positions]
         if not rowids:
             return []
-        return result_docs(self._store.rows_by_rowid(rowids), rowids, scores, self._name)
+        return result_docs(self._store.rows_by_rowid(rowids), scores, self._name)
 
     # -- push and pull --------------------------------------------------------------
 

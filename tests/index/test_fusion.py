@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mosslite.index.fusion import CANDIDATES, rank, top_positions
+from mosslite.index.fusion import CANDIDATES, FEW, rank, top_positions
 from mosslite.index.vectors import ExactScan, Int8Prefilter
 
 from .test_vectors import clustered, queries
@@ -102,3 +102,21 @@ def test_ties_go_to_the_earliest_rows_so_a_shorter_top_k_is_a_prefix() -> None:
     for k in range(1, len(scores) + 1):
         assert top_positions(scores, None, k).tolist() == longest[:k]
     assert top_positions(np.full(1000, 0.5), None, 5).tolist() == [0, 1, 2, 3, 4]
+
+
+def test_small_and_large_k_agree_with_a_sort_and_leave_the_scores_alone() -> None:
+    # Up to FEW results come from repeated argmax, more from a partition: both must be
+    # the order of a stable sort, with -inf rows (which argmax cannot tell from the
+    # rows it has hidden) and a read-only input that must come back unchanged.
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        n = int(rng.integers(1, 40))
+        scores = rng.integers(0, 4, n).astype(np.float32)
+        if trial % 3 == 0:
+            scores[rng.integers(0, n, size=max(1, n // 2))] = -np.inf
+        scores.setflags(write=trial % 2 == 0)
+        before = scores.copy()
+        for k in range(1, FEW + 3):
+            want = sorted(range(n), key=lambda i: (-scores[i], i))[:k]
+            assert top_positions(scores, None, k).tolist() == want, (scores, k)
+        np.testing.assert_array_equal(scores, before)

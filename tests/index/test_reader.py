@@ -190,15 +190,21 @@ def test_newer_format_is_refused(tmp_path: Path, faq_index: Path) -> None:
 def test_closed_reader_refuses_queries(faq_index: Path) -> None:
     reader = IndexReader(faq_index)
     reader.close()
+    # Keyword search reads SQLite; vector search and get_docs are served from memory
+    # and must refuse alike.
     with pytest.raises(ClosedError):
         reader.query("refund", QueryOptions(alpha=0.0))
+    with pytest.raises(ClosedError):
+        reader.query([1.0] * reader.meta.dimension)
+    with pytest.raises(ClosedError):
+        reader.get_docs(ids=["bt-1"])
 
 
 def test_closing_waits_for_the_connections_queries_are_using(faq_index: Path) -> None:
     # The service closes a cached reader when its index is deleted, while another
     # thread may be mid-query: that query finishes, and its connection closes after.
     reader = IndexReader(faq_index)
-    reader.get_docs(ids=["faq-returns-001"])  # one idle connection in the pool
+    reader.query("refund", QueryOptions(alpha=0.0))  # one idle connection in the pool
     holding, closed = threading.Event(), threading.Event()
     seen: list[int] = []
 
