@@ -14,8 +14,6 @@ OR-ed together; user text is never parsed as FTS5 query syntax.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Callable
 
@@ -24,7 +22,7 @@ import numpy as np
 
 from ..errors import CorruptIndexError
 from .fusion import top_positions
-from .postings import READ_TERMS_SQL, decode, tokenizer, tokens
+from .postings import decode, read_terms, tokenizer, tokens
 
 #: FTS5's bm25() defaults.
 K1 = 1.2
@@ -90,25 +88,29 @@ class Bm25:
 
     def hits(self, conn: apsw.Connection, text: str, want: int, mask: np.ndarray | None) -> Hits:
         """The ``want`` best (positions, scores > 0), as ``-bm25(docs_fts)`` would score them."""
-        tok = tokenizer(conn)
-        terms = list(dict.fromkeys(t for w in query_words(text) for t in tokens(tok, w, query=True)))
+        words = query_words(text)
+        terms = list(dict.fromkeys(tokens(tokenizer(conn), " ".join(words), query=True))) if words else []
         if not terms or want <= 0:
             return _no_hits()
-        scores = np.zeros(self.doc_count, dtype=np.float32)
-        for _, rowids, counts in conn.execute(READ_TERMS_SQL, {"terms": json.dumps(terms, ensure_ascii=False)}):
-            rowids, counts = decode(rowids, counts)
-            positions = self._position[rowids]
-            found = len(rowids)
-            idf = max(math.log((self.doc_count - found + 0.5) / (found + 0.5)), 1e-6)  # FTS5 clamps at 1e-6
-            tf = counts.astype(np.float32)
-            scores[positions] += np.float32(idf * (K1 + 1.0)) * tf / (tf + self._norm[positions])
+        lists = [decode(rowids, counts) for _, rowids, counts in read_terms(conn, terms)]
+        if not lists:
+            return _no_hits()
+        found = np.array([len(rowids) for rowids, _ in lists])
+        # FTS5's idf (clamped at 1e-6 as FTS5 does) times k1 + 1: one weight per term.
+        weight = np.maximum(np.log((self.doc_count - found + 0.5) / (found + 0.5)), 1e-6) * (K1 + 1.0)
+        positions = self._position[np.concatenate([rowids for rowids, _ in lists])]
+        tf = np.concatenate([counts for _, counts in lists]).astype(np.float32)
+        contributions = np.repeat(weight.astype(np.float32), found) * tf / (tf + self._norm[positions])
+        # All terms in one bincount, not a scatter-add per term: ~15% faster for a
+        # short query at 100k documents, ~20% for a 20-word one (fewer numpy calls).
+        scores = np.bincount(positions, weights=contributions, minlength=self.doc_count)
         # Through a bool array: numpy's nonzero over float32 took ~0.3 ms at 100k rows, over bools ~0.04.
         positions = np.flatnonzero(scores > 0)
         if mask is not None:
             positions = positions[mask[positions]]
         values = scores[positions]
         best = top_positions(values, None, want)
-        return positions[best], values[best].astype(np.float64)
+        return positions[best], values[best]
 
 
 # --------------------------------------------------------------------------- FTS5 path
