@@ -63,7 +63,7 @@ def postings_scores(path: Path, text: str, mask: np.ndarray | None = None) -> di
     with IndexReader(path) as reader:
         with reader._conn() as conn:
             positions, scores = reader._bm25.hits(conn, text, reader.doc_count, mask)
-        return {reader._rows[p][0]: float(s) for p, s in zip(positions, scores)}
+        return {reader._ids[p]: float(s) for p, s in zip(positions, scores)}
 
 
 def assert_same_scores(path: Path) -> None:

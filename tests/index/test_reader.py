@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import threading
 from pathlib import Path
@@ -139,6 +140,31 @@ def test_get_docs_by_ids_and_filter(reader: IndexReader) -> None:
     assert len(reader.get_docs()) == len(FAQ)
     with pytest.raises(InvalidArgumentError):
         reader.get_docs(ids="bt-1")  # type: ignore[arg-type]
+
+
+def test_get_docs_returns_the_stored_rows_and_vectors(reader: IndexReader) -> None:
+    # Served from the rows and matrix hydrated at open: the same as the file holds.
+    conn = apsw.Connection(str(reader.path), flags=apsw.SQLITE_OPEN_READONLY)
+    stored = {r[0]: r[1:] for r in conn.execute("SELECT id, text, metadata, payload, embedding FROM docs")}
+    docs = reader.get_docs()
+    assert [d.id for d in docs] == [r[0] for r in conn.execute("SELECT id FROM docs ORDER BY rowid")]
+    for doc in docs:
+        text, metadata, payload, embedding = stored[doc.id]
+        assert (doc.text, doc.metadata, doc.payload) == (text, json.loads(metadata), payload)
+        assert list(doc.embedding) == np.frombuffer(embedding, dtype="<f4").tolist()
+    assert all(d.embedding is None for d in reader.get_docs(include_embedding=False))
+    conn.close()
+
+
+def test_an_index_without_documents_answers_empty(tmp_path: Path) -> None:
+    path = tmp_path / "empty.sqlite"
+    build_version(path, embedder=get_embedder("hashed-ngrams-256"), index_name="empty", version=Version(1), upserts=[])
+    with IndexReader(path) as empty:
+        assert empty.doc_count == 0
+        for alpha in (0.0, 0.5, 1.0):
+            assert empty.query("anything", QueryOptions(alpha=alpha)).docs == []
+        assert empty.query("x", QueryOptions(filter={"field": "a", "condition": {"$eq": "b"}})).docs == []
+        assert empty.get_docs() == [] and empty.get_docs(ids=["x"]) == []
 
 
 def test_custom_index_queries_need_vectors(tmp_path: Path) -> None:
