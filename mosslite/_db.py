@@ -7,6 +7,7 @@ one boundary, ``translating_sqlite_errors``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,6 +105,14 @@ def connect(
     return conn
 
 
+@functools.lru_cache(maxsize=256)
+def with_parameters(sql: str, count: int) -> str:
+    """``sql`` with its ``{parameters}`` replaced by ``count`` placeholders, for
+    ``IN ({parameters})``: binding a short list this way is a third faster than
+    passing it as JSON through json_each (a query's terms, its result rows)."""
+    return sql.format(parameters=", ".join("?" * count))
+
+
 @contextmanager
 def translating_sqlite_errors(path: Path | str, what: str = "index file") -> Iterator[None]:
     """Turn apsw's exceptions about a damaged or foreign file into CorruptIndexError."""
@@ -125,4 +134,5 @@ __all__ = [
     "read_schema",
     "translating_sqlite_errors",
     "vec_extension_path",
+    "with_parameters",
 ]

@@ -22,7 +22,6 @@ Invariants (issue #5):
 
 from __future__ import annotations
 
-import functools
 import json
 import secrets
 import threading
@@ -33,7 +32,7 @@ from pathlib import Path
 
 import apsw
 
-from .._db import Tracer, connect, read_schema, translating_sqlite_errors, use_wal
+from .._db import Tracer, connect, read_schema, translating_sqlite_errors, use_wal, with_parameters
 from ..errors import ConflictError
 from ..index.builder import EXISTING_DOCS_SQL, UPSERT_DOC_SQL
 from ..index.format import READ_META_SQL, WRITE_META_SQL
@@ -357,9 +356,9 @@ class SessionStore:
 
     def rows_by_rowid(self, rowids: Sequence[int]) -> list[DocRow]:
         """Rows (id, text, metadata, payload) of a query's results, in the order of ``rowids``."""
-        sql, names = _rows_by_rowid_sql(len(rowids))
+        sql = with_parameters(ROWS_BY_ROWID_SQL, len(rowids))
         with self._lock:
-            found = {r[0]: r[1:] for r in self._conn.execute(sql, dict(zip(names, rowids)))}
+            found = {r[0]: r[1:] for r in self._conn.execute(sql, list(rowids))}
         return [found[rowid] for rowid in rowids]
 
     def keyword(self, match: str, limit: int) -> list[tuple[int, float]]:
@@ -375,10 +374,3 @@ def _params(doc_id: str, row: Row) -> dict[str, object]:
     text, metadata, payload, embedding = row
     return {"id": doc_id, "text": text, "metadata": metadata, "payload": payload, "embedding": embedding}
 
-
-@functools.cache
-def _rows_by_rowid_sql(count: int) -> tuple[str, tuple[str, ...]]:
-    """ROWS_BY_ROWID_SQL for ``count`` rowids (a query's results: at most MAX_TOP_K),
-    bound as parameters: a third faster than passing them through json_each."""
-    names = tuple(f"r{i}" for i in range(count))
-    return ROWS_BY_ROWID_SQL.format(parameters=", ".join(f":{name}" for name in names)), names
