@@ -76,10 +76,9 @@ class Bm25:
 
     def __init__(self, conn: apsw.Connection, rowids: np.ndarray) -> None:
         rows = conn.execute(DOC_TOKENS_SQL).fetchall()
-        token_rowids, lengths = (np.array(column) for column in zip(*rows)) if rows else (np.empty(0), np.empty(0))
-        if not np.array_equal(token_rowids, rowids):
+        lengths = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
+        if not np.array_equal(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), rowids):
             raise CorruptIndexError(f"docs_tokens has {len(rows)} rows that do not match the {len(rowids)} documents")
-        lengths = lengths.astype(np.float64)
         self.doc_count = len(rowids)
         self._position = np.full(int(rowids[-1]) + 1 if len(rowids) else 1, -1, dtype=np.int64)
         self._position[rowids] = np.arange(len(rowids))
