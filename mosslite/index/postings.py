@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import apsw
 import numpy as np
@@ -35,6 +35,8 @@ ROWID_DTYPE = np.dtype("<u4")
 COUNT_DTYPE = np.dtype("<u2")
 MAX_ROWID = np.iinfo(ROWID_DTYPE).max
 MAX_COUNT = np.iinfo(COUNT_DTYPE).max
+#: Well under SQLite's default limit of 32766 bound parameters per statement.
+TERMS_PER_STATEMENT = 500
 
 READ_TERMS_SQL = """
 SELECT term, rowids, counts
@@ -76,9 +78,12 @@ def tokens(tok: apsw.FTS5Tokenizer, text: str, *, query: bool = False) -> list[s
     return tok(text.encode("utf-8"), flags, None, include_offsets=False, include_colocated=False)
 
 
-def read_terms(conn: apsw.Connection, terms: list[str]) -> apsw.Cursor:
-    """(term, rowids, counts) of those ``terms`` that occur."""
-    return conn.execute(with_parameters(READ_TERMS_SQL, len(terms)), terms)
+def read_terms(conn: apsw.Connection, terms: Sequence[str]) -> Iterator[tuple[str, bytes, bytes]]:
+    """(term, rowids, counts) of those ``terms`` that occur, ``TERMS_PER_STATEMENT`` at a
+    time: a pasted document as a query must not exceed SQLite's parameter limit."""
+    for start in range(0, len(terms), TERMS_PER_STATEMENT):
+        batch = terms[start : start + TERMS_PER_STATEMENT]
+        yield from conn.execute(with_parameters(READ_TERMS_SQL, len(batch)), batch)
 
 
 def decode(rowids: bytes, counts: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -123,9 +128,8 @@ def _merged(
     """(term, new posting list) for every term whose list changes."""
     touched = sorted(set(dropped) | set(gained))
     stored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for start in range(0, len(touched), 500):  # well under SQLite's 32766 parameters
-        for term, rowids, counts in read_terms(conn, touched[start : start + 500]):
-            stored[term] = decode(rowids, counts)
+    for term, rowids, counts in read_terms(conn, touched):
+        stored[term] = decode(rowids, counts)
     empty = (np.empty(0, ROWID_DTYPE), np.empty(0, COUNT_DTYPE))
     for term in touched:
         rowids, counts = stored.get(term, empty)

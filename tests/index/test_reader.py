@@ -71,6 +71,13 @@ def test_keyword_only_with_no_match_is_empty(reader: IndexReader) -> None:
     assert reader.query("?!", QueryOptions(alpha=0.0)).docs == []
 
 
+def test_a_pasted_document_as_query_is_not_limited_by_sqlite_parameters(reader: IndexReader) -> None:
+    # Each distinct word is a bound parameter when its postings are read; SQLite
+    # allows 32766 per statement, so they are read in batches.
+    words = " ".join(f"zq{i}x" for i in range(33_000))
+    assert ids(reader.query(words + " refunds", QueryOptions(alpha=0.0))) == ["refund-1"]
+
+
 def test_semantic_only_scores_are_cosines(reader: IndexReader) -> None:
     text = FAQ[2][1]
     result = reader.query(text, QueryOptions(alpha=1.0, top_k=len(FAQ)))
