@@ -247,16 +247,17 @@ class IndexReader:
         self, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None, *, include_embedding: bool = True
     ) -> list[DocumentInfo]:
         """Documents by id (in the order asked, missing ids skipped) and/or filter (in index order).
+        ``ids`` is a list or tuple of non-empty strings, checked as the service checks them.
 
         ``include_embedding=False`` leaves ``embedding`` None: for callers that compare
         texts (a folder mirror) or show them, 10k vectors are ~90 MB of JSON over HTTP
         and ~5 s of encoding and decoding; without them, 6 MB."""
+        self._check_open()
         compiled = compile_filter(filter)
         if ids is not None:
             positions = [self._position[i] for i in dict.fromkeys(check_ids(ids)) if i in self._position]
         else:
             positions = range(len(self._ids))
-        self._check_open()
         mask = self._filter_mask(compiled)
         return [
             stored_doc(self._row(p), self._matrix[p] if include_embedding else None)

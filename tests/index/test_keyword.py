@@ -13,6 +13,7 @@ import pytest
 from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder
 from mosslite._db import connect
 from mosslite.errors import CorruptIndexError, UnsupportedFormatError
+from mosslite.index import keyword
 from mosslite.index.keyword import KEYWORD_SQL, match_expression
 from mosslite.index.postings import MAX_COUNT, decode
 
@@ -91,6 +92,13 @@ def test_postings_scores_equal_fts5_bm25(tmp_path: Path) -> None:
     assert_same_scores(path)
 
 
+def test_a_query_scored_in_several_passes_scores_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A long query's posting lists are scored POSTINGS_PER_PASS at a time, to bound memory.
+    path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(random.Random(1), 0, 200))
+    monkeypatch.setattr(keyword, "POSTINGS_PER_PASS", 7)
+    assert_same_scores(path)
+
+
 def test_every_incremental_build_keeps_postings_equal_to_a_fresh_build(tmp_path: Path) -> None:
     rng = random.Random(2)
     docs = {d.id: d for d in random_docs(rng, 0, 120)}
@@ -157,3 +165,20 @@ def test_postings_that_disagree_with_docs_are_corrupt(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(CorruptIndexError, match="docs_tokens"):
         IndexReader(path)
+
+
+@pytest.mark.parametrize("stray_rowid", [2, 10_000])
+def test_postings_naming_a_missing_document_are_a_corrupt_index(tmp_path: Path, stray_rowid: int) -> None:
+    # A posting list is trusted to name rows of docs; one that does not (a gap left by
+    # a deleted row, or past the last) must not score some other document.
+    rng = random.Random(5)
+    path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(rng, 0, 20))
+    conn = connect(path, vec=True)  # docs' triggers keep docs_vec in step
+    conn.execute("DELETE FROM docs WHERE rowid = 2")  # leaves a gap below the last rowid
+    conn.execute("DELETE FROM docs_tokens WHERE rowid = 2")
+    rowids = np.array([1, stray_rowid], dtype="<u4").tobytes()
+    counts = np.array([1, 1], dtype="<u2").tobytes()
+    conn.execute("UPDATE docs_postings SET rowids = ?, counts = ? WHERE term = 'batteri'", (rowids, counts))
+    conn.close()
+    with IndexReader(path) as reader, pytest.raises(CorruptIndexError, match="docs_postings"):
+        reader.query("battery", QueryOptions(alpha=0.0))
