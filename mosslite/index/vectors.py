@@ -85,6 +85,7 @@ class Int8Prefilter(ExactScan):
         # A dimension that is 0 in every row contributes nothing; any scale does.
         self.scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float64)
         self._quantised, self.l1 = quantise(matrix, self.scales)
+        self.l1_max = int(self.l1.max()) if len(self.l1) else 0
         self._session = integer_product_session(self._quantised)
 
     def top(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -96,22 +97,28 @@ class Int8Prefilter(ExactScan):
         a = (np.rint(w / t) + ZERO_POINT).astype(np.uint8)[None, :]
         y = self._session.run(None, {"q": a})[0][0]
         # Bounds in units of t/2: 2y - L1 - c <= 2 q.m / t <= 2y + L1 + c.
-        # In place where the arrays are this call's own: ~45 us less per query at
-        # 100k rows than fresh arrays and np.partition's copy.
         c = float(np.abs(w).sum()) / t + 2.0 * FLOAT_SLACK / t
-        twice = np.add(y, y, out=y)
-        low = twice - self.l1
+        l1 = self.l1
+        allowed = None
         if mask is not None:
-            low = low[mask]  # partitioning around many sentinels would be ~10x slower
-        k = min(k, len(low))
+            allowed = np.flatnonzero(mask)
+            y, l1 = y[allowed], l1[allowed]
+        k = min(k, len(y))
         if k <= 0:
             return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float32)
-        low.partition(len(low) - k)
-        kth_low = int(low[len(low) - k])
-        keep = np.add(twice, self.l1, out=twice) >= math.ceil(kth_low - 2.0 * c)
-        if mask is not None:
-            keep &= mask
-        rows = np.flatnonzero(keep)
+        # The k rows with the highest y have lower bounds >= 2 y_k - L1max, and so has
+        # the k-th best row; a row reaches it only if 2y + L1 + c >= that - c, which
+        # needs y >= y_k - L1max - c. Only "near" rows can, and among them the k-th
+        # best lower bound is the one over all rows: the same rows are rescored as
+        # with bounds computed for every row, after two passes over y instead of five.
+        y_k = int(np.partition(y, len(y) - k)[len(y) - k])
+        near = np.flatnonzero(y >= math.ceil(y_k - self.l1_max - c))
+        twice = 2 * y[near].astype(np.int64)
+        low = twice - l1[near]
+        kth_low = int(np.partition(low, len(low) - k)[len(low) - k])
+        rows = near[twice + l1[near] >= math.ceil(kth_low - 2.0 * c)]
+        if allowed is not None:
+            rows = allowed[rows]
         sims = self.matrix[rows] @ q
         best = top_positions(sims, None, k)
         return rows[best], sims[best]

@@ -86,7 +86,14 @@ def stored_postings(path: Path) -> dict[str, dict[int, int]]:
     return out
 
 
-def test_postings_scores_equal_fts5_bm25(tmp_path: Path) -> None:
+@pytest.fixture(params=["summed per document", "in an array per index"])
+def scoring(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of adding up a query's postings: the reader picks by how many there are."""
+    monkeypatch.setattr(keyword, "SPARSE_SHARE", 0 if request.param.startswith("summed") else 10**9)
+    return request.param
+
+
+def test_postings_scores_equal_fts5_bm25(tmp_path: Path, scoring: str) -> None:
     rng = random.Random(1)
     path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(rng, 0, 200))
     assert_same_scores(path)
@@ -124,7 +131,7 @@ def test_every_incremental_build_keeps_postings_equal_to_a_fresh_build(tmp_path:
         assert_same_scores(path)
 
 
-def test_filtered_keyword_search_is_exact(tmp_path: Path) -> None:
+def test_filtered_keyword_search_is_exact(tmp_path: Path, scoring: str) -> None:
     rng = random.Random(3)
     path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(rng, 0, 300))
     spec = {"field": "group", "condition": {"$eq": "1"}}
@@ -168,7 +175,9 @@ def test_postings_that_disagree_with_docs_are_corrupt(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("stray_rowid", [2, 10_000])
-def test_postings_naming_a_missing_document_are_a_corrupt_index(tmp_path: Path, stray_rowid: int) -> None:
+def test_postings_naming_a_missing_document_are_a_corrupt_index(
+    tmp_path: Path, stray_rowid: int, scoring: str
+) -> None:
     # A posting list is trusted to name rows of docs; one that does not (a gap left by
     # a deleted row, or past the last) must not score some other document.
     rng = random.Random(5)
