@@ -47,6 +47,10 @@ PREFILTER_MIN_BYTES = 30 << 20
 #: widen the bound by this much (in cosine) so such near-ties are rescored too.
 FLOAT_SLACK = 1e-4
 ZERO_POINT = 128
+#: The k-th best group maximum is nearly the k-th best row when the best rows fall
+#: in different groups; 16 groups per wanted row make that likely.
+GROUPS_PER_K = 16
+MIN_GROUP = 64
 QUANTISE_BLOCK = 4096
 THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
@@ -106,13 +110,13 @@ class Int8Prefilter(ExactScan):
         k = min(k, len(y))
         if k <= 0:
             return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float32)
-        # The k rows with the highest y have lower bounds >= 2 y_k - L1max, and so has
-        # the k-th best row; a row reaches it only if 2y + L1 + c >= that - c, which
-        # needs y >= y_k - L1max - c. Only "near" rows can, and among them the k-th
-        # best lower bound is the one over all rows: the same rows are rescored as
-        # with bounds computed for every row, after two passes over y instead of five.
-        y_k = int(np.partition(y, len(y) - k)[len(y) - k])
-        near = np.flatnonzero(y >= math.ceil(y_k - self.l1_max - c))
+        # If k rows have y >= v, their lower bounds are >= 2v - L1max, and so is the
+        # k-th best row's; a row reaches that only if 2y + L1 + c >= 2v - L1max - c,
+        # which needs y >= v - L1max - c. Only these "near" rows can, and the k-th best
+        # lower bound among them is the one over all rows: the same rows are rescored
+        # as with bounds computed for every row, after two passes over y, not five.
+        v = _reached_by_k(y, k)
+        near = np.flatnonzero(y >= math.ceil(v - self.l1_max - c))
         twice = 2 * y[near].astype(np.int64)
         low = twice - l1[near]
         kth_low = int(np.partition(low, len(low) - k)[len(low) - k])
@@ -122,6 +126,19 @@ class Int8Prefilter(ExactScan):
         sims = self.matrix[rows] @ q
         best = top_positions(sims, None, k)
         return rows[best], sims[best]
+
+
+def _reached_by_k(y: np.ndarray, k: int) -> int:
+    """A value that at least ``k`` entries of ``y`` reach, close to the k-th largest: the
+    k-th largest of the maxima of GROUPS_PER_K * k groups of rows (each a different row).
+    One pass, no copy: at 100k rows ~0.1 ms less than np.partition's copy and select
+    after other work had evicted y from the caches."""
+    groups = GROUPS_PER_K * k
+    size = len(y) // groups
+    if size < MIN_GROUP:
+        return int(np.partition(y, len(y) - k)[len(y) - k])
+    maxima = y[: groups * size].reshape(groups, size).max(axis=1)
+    return int(np.partition(maxima, groups - k)[groups - k])
 
 
 def quantise(matrix: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -165,3 +165,15 @@ def test_a_reader_answers_the_same_with_and_without_the_prefilter(
                     got = prefiltered.query("gamma note", options).docs
                     assert [d.score for d in got] == pytest.approx([d.score for d in want], abs=1e-5)
                     assert [d.id for d in got] == [d.id for d in want]
+
+
+def test_best_rows_side_by_side_are_found_as_exactly() -> None:
+    # The cut starts from the best row of each group of rows; when the best rows
+    # are neighbours (documents added together), most groups' best are far worse.
+    rng = np.random.default_rng(4)
+    matrix = clustered(20_000, 32, seed=4)
+    target = unit_rows(rng.standard_normal((1, 32)))[0]
+    matrix[7000:7040] = unit_rows(target + 0.05 * rng.standard_normal((40, 32)))
+    prefilter, exact = Int8Prefilter(matrix), ExactScan(matrix)
+    for k in (1, 5, 30, 64):
+        assert_same(prefilter.top(target, k, None), exact.top(target, k, None))
