@@ -76,8 +76,9 @@ def _no_hits() -> Hits:
 class Bm25:
     """BM25 over an index file's postings, for the documents the reader hydrated.
 
-    Holds only per-document numbers (by rowid: position and length norm); posting lists are read per query, by term, from
-    the file the reader has mapped into memory.
+    Holds only per-document numbers (by rowid: position and length norm);
+    posting lists are read per query, by term, from the file the reader has
+    mapped into memory.
     """
 
     def __init__(self, conn: apsw.Connection, rowids: np.ndarray) -> None:
@@ -90,7 +91,7 @@ class Bm25:
         # By rowid, what a posting needs of its document: its position in the reader, and
         # the per-document half of BM25's denominator, k1 * (1 - b + b * len / avg). Side
         # by side, so a posting costs one cache line, not two: a short query's ~4k
-        # postings at 100k documents gathered in ~60 us after other work, not ~110.
+        # postings at 100k documents gathered in ~80 us after other work, not ~110.
         self._by_rowid = np.zeros(int(rowids[-1]) + 1 if len(rowids) else 1, dtype=DOC_FACTS)
         self._by_rowid["position"] = -1
         self._by_rowid["position"][rowids] = np.arange(len(rowids))
@@ -147,10 +148,9 @@ class Bm25:
 
 def _summed(positions: np.ndarray, contributions: np.ndarray) -> Hits:
     """(documents, BM25) by sorting the postings and summing each document's run, in
-    the order bincount adds them (equal scores; to the last bit up to 8 terms a
-    document, where reduceat starts summing pairwise). Touches only the postings, not
-    an array as long as the index: a short query at 100k documents has ~4k postings,
-    and hybrid queries there took ~0.09 ms less."""
+    the order bincount adds them (equal scores, to rounding). Touches only the
+    postings, not an array as long as the index: a short query at 100k documents
+    has ~4k postings, and hybrid queries there took ~0.09 ms less."""
     order = np.argsort(positions, kind="stable")
     positions = positions[order]
     starts = np.flatnonzero(np.concatenate(([True], positions[1:] != positions[:-1])))

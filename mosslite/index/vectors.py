@@ -50,7 +50,7 @@ ZERO_POINT = 128
 #: The k-th best group maximum is nearly the k-th best row when the best rows fall
 #: in different groups; 16 groups per wanted row make that likely.
 GROUPS_PER_K = 16
-MIN_GROUP = 64
+MIN_GROUP = 64  # rows; below, a partition of every score costs as little
 QUANTISE_BLOCK = 4096
 THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
