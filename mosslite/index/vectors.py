@@ -117,10 +117,10 @@ class Int8Prefilter(ExactScan):
         # as with bounds computed for every row, after two passes over y, not five.
         v = _reached_by_k(y, k)
         near = np.flatnonzero(y >= math.ceil(v - self.l1_max - c))
-        twice = 2 * y[near].astype(np.int64)
-        low = twice - l1[near]
+        twice, l1_near = 2 * y[near].astype(np.int64), l1[near]
+        low = twice - l1_near
         kth_low = int(np.partition(low, len(low) - k)[len(low) - k])
-        rows = near[twice + l1[near] >= math.ceil(kth_low - 2.0 * c)]
+        rows = near[twice + l1_near >= math.ceil(kth_low - 2.0 * c)]
         if allowed is not None:
             rows = allowed[rows]
         sims = self.matrix[rows] @ q
