@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import DimensionMismatchError
+from ..errors import DimensionMismatchError, InvalidArgumentError
 
 QUERY_CACHE_SIZE = 1024
 
@@ -50,6 +50,18 @@ class Embedder(ABC):
             if len(self._cache) > QUERY_CACHE_SIZE:
                 self._cache.popitem(last=False)
         return vector
+
+    def query_vector(self, text: str, given: np.ndarray | None, *, kind: str, name: str) -> np.ndarray:
+        """A query's embedding: ``given`` (``QueryOptions.vector``), checked, or ``text``
+        embedded (cached). ``kind`` and ``name`` ("index", "faq") say who asks, for the
+        error a custom model gives when no vector came with the query."""
+        if given is not None:
+            return self.check_vector(given, "query embedding")
+        if not self.computes_embeddings:
+            raise InvalidArgumentError(
+                f"{kind} {name!r} uses the custom model: pass QueryOptions(embedding=[...])", index=name
+            )
+        return self.embed_query(text)
 
     def check_vector(self, vector: Sequence[float] | np.ndarray, what: str = "embedding") -> np.ndarray:
         """A caller-supplied vector, as a normalised float32 row of the right length."""

@@ -196,17 +196,6 @@ class IndexReader:
 
     # -- search --------------------------------------------------------------
 
-    def query_vector(self, text: str, options: QueryOptions) -> np.ndarray | None:
-        """The query's embedding: given, or computed (and cached) by the model."""
-        if options.vector is not None:
-            return self.embedder.check_vector(options.vector, "query embedding")
-        if not self.embedder.computes_embeddings:
-            raise InvalidArgumentError(
-                f"index {self.index_name!r} uses the custom model: pass QueryOptions(embedding=[...])",
-                index=self.index_name,
-            )
-        return self.embedder.embed_query(text)
-
     def query(self, query: str | Sequence[float], options: QueryOptions | None = None) -> SearchResult:
         """Top-k documents for ``query`` (text, or an embedding for vector-only search)."""
         started = time.perf_counter()
@@ -219,7 +208,11 @@ class IndexReader:
         else:
             raise InvalidArgumentError(f"query must be text or an embedding, got {type(query).__name__}")
         mask = self._filter_mask(compile_filter(options.filter))
-        vector = self.query_vector(text, options) if options.alpha > 0.0 else None
+        vector = (
+            self.embedder.query_vector(text, options.vector, kind="index", name=self.index_name)
+            if options.alpha > 0.0
+            else None
+        )
         positions, scores = rank(
             options.alpha, options.top_k, vector, self._vectors, lambda want: self._keyword(text, want, mask), mask
         )

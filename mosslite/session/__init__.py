@@ -362,7 +362,11 @@ class Session:
         if compiled is not None:
             matches = compiled.mask(self._columns())
             mask = matches if mask is None else mask & matches
-        vector = self._query_vector(query, options) if options.alpha > 0.0 and self._embedder is not None else None
+        vector = (
+            self._embedder.query_vector(query, options.vector, kind="session", name=self._name)
+            if options.alpha > 0.0 and self._embedder is not None
+            else None
+        )
         positions, scores = rank(
             options.alpha,
             options.top_k,
@@ -377,16 +381,6 @@ class Session:
             index_name=self._name,
             time_taken_ms=(time.perf_counter() - started) * 1000.0,
         )
-
-    def _query_vector(self, text: str, options: QueryOptions) -> np.ndarray:
-        assert self._embedder is not None
-        if options.vector is not None:
-            return self._embedder.check_vector(options.vector, "query embedding")
-        if not self._embedder.computes_embeddings:
-            raise InvalidArgumentError(
-                f"session {self._name!r} uses the custom model: pass QueryOptions(embedding=[...])", index=self._name
-            )
-        return self._embedder.embed_query(text)
 
     def _keyword(self, text: str, want: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         return keyword_hits(text, want, mask, self._store.keyword, self._positions_of)
