@@ -182,7 +182,7 @@ def test_custom_index_queries_need_vectors(tmp_path: Path) -> None:
     with IndexReader(path) as reader:
         assert ids(reader.query("", QueryOptions(embedding=[0.1, 0.9], top_k=1))) == ["y"]
         assert ids(reader.query("east", QueryOptions(alpha=0.0))) == ["x"]  # keyword needs no vector
-        with pytest.raises(InvalidArgumentError, match="custom"):
+        with pytest.raises(InvalidArgumentError, match="index 'c' uses the custom model"):
             reader.query("north", QueryOptions(alpha=0.5))
 
 

@@ -320,7 +320,7 @@ async def test_custom_model_first_push_creates_the_index(clients) -> None:
         await session.add_docs([DocumentInfo(id="bad", text="x", embedding=unit(9, 1))])
     with pytest.raises(InvalidDocumentError):
         await session.add_docs([DocumentInfo(id="none", text="no vector")])
-    with pytest.raises(InvalidArgumentError):
+    with pytest.raises(InvalidArgumentError, match="session 'vectors' uses the custom model"):
         await session.query("text only")
     result = await session.push_index()
     info = await client.get_index("vectors")
