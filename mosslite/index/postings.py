@@ -25,6 +25,7 @@ import apsw
 import numpy as np
 
 from .._db import with_parameters
+from ..errors import CorruptIndexError
 
 #: Must match ``tokenize`` of docs_fts in schemas/index.sql (a test checks that
 #: postings and FTS5 agree): porter stemming over unicode61 words.
@@ -87,6 +88,15 @@ def read_terms(conn: apsw.Connection, terms: Sequence[str]) -> Iterator[tuple[st
 
 
 def decode(rowids: bytes, counts: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """One term's (rowids, counts), checked to be whole, paired and not empty: scoring
+    trusts that (the builder deletes a term whose list empties)."""
+    if not isinstance(rowids, bytes) or not isinstance(counts, bytes):
+        raise CorruptIndexError("docs_postings holds a posting list that is not a pair of blobs")
+    n = len(rowids) // ROWID_DTYPE.itemsize
+    if not n or len(rowids) != n * ROWID_DTYPE.itemsize or len(counts) != n * COUNT_DTYPE.itemsize:
+        raise CorruptIndexError(
+            f"docs_postings holds a damaged posting list ({len(rowids)} bytes of rowids, {len(counts)} of counts)"
+        )
     return np.frombuffer(rowids, dtype=ROWID_DTYPE), np.frombuffer(counts, dtype=COUNT_DTYPE)
 
 

@@ -191,3 +191,22 @@ def test_postings_naming_a_missing_document_are_a_corrupt_index(
     conn.close()
     with IndexReader(path) as reader, pytest.raises(CorruptIndexError, match="docs_postings"):
         reader.query("battery", QueryOptions(alpha=0.0))
+
+
+@pytest.mark.parametrize(
+    "rowids, counts",
+    [
+        (np.array([1, 2], dtype="<u4").tobytes(), np.array([1], dtype="<u2").tobytes()),  # unpaired
+        (np.array([1, 2], dtype="<u4").tobytes()[:-2], np.array([1], dtype="<u2").tobytes()[:-1]),  # cut short
+        (b"", b""),  # an empty list is deleted, never stored
+        ("1,2", "1,1"),  # text, not blobs
+    ],
+)
+def test_damaged_posting_lists_are_a_corrupt_index(tmp_path: Path, rowids: object, counts: object, scoring: str) -> None:
+    path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(random.Random(5), 0, 20))
+    conn = apsw.Connection(str(path))
+    conn.execute("PRAGMA ignore_check_constraints = ON")  # damage the schema's CHECK would refuse
+    conn.execute("UPDATE docs_postings SET rowids = ?, counts = ? WHERE term = 'batteri'", (rowids, counts))
+    conn.close()
+    with IndexReader(path) as reader, pytest.raises(CorruptIndexError, match="docs_postings"):
+        reader.query("battery", QueryOptions(alpha=0.0))
