@@ -93,15 +93,16 @@ class Int8Prefilter(ExactScan):
         self._session = integer_product_session(self._quantised)
 
     def top(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        w = q.astype(np.float64) * self.scales
-        peak = float(np.abs(w).max())
+        w = q * self.scales  # float64, as the scales are
+        size = np.abs(w)
+        peak = float(size.max())
         if peak == 0.0:
             return super().top(q, k, mask)
         t = peak / 127.0
         a = (np.rint(w / t) + ZERO_POINT).astype(np.uint8)[None, :]
         y = self._session.run(None, {"q": a})[0][0]
         # Bounds in units of t/2: 2y - L1 - c <= 2 q.m / t <= 2y + L1 + c.
-        c = float(np.abs(w).sum()) / t + 2.0 * FLOAT_SLACK / t
+        c = float(size.sum()) / t + 2.0 * FLOAT_SLACK / t
         l1 = self.l1
         allowed = None
         if mask is not None:
