@@ -94,15 +94,15 @@ class Int8Prefilter(ExactScan):
 
     def top(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         w = q * self.scales  # float64, as the scales are
-        size = np.abs(w)
-        peak = float(size.max())
+        magnitude = np.abs(w)
+        peak = float(magnitude.max())
         if peak == 0.0:
             return super().top(q, k, mask)
         t = peak / 127.0
         a = (np.rint(w / t) + ZERO_POINT).astype(np.uint8)[None, :]
         y = self._session.run(None, {"q": a})[0][0]
         # Bounds in units of t/2: 2y - L1 - c <= 2 q.m / t <= 2y + L1 + c.
-        c = float(size.sum()) / t + 2.0 * FLOAT_SLACK / t
+        c = float(magnitude.sum()) / t + 2.0 * FLOAT_SLACK / t
         l1 = self.l1
         allowed = None
         if mask is not None:
