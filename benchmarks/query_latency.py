@@ -57,6 +57,10 @@ product and slow onnxruntime's int8 product next to them).
   result includes each hit's text and metadata (held in memory since open).
 - query embedding: ``embedder.embed_query(text)`` for a distinct ~20-word query
   (a transformer forward pass on one text; cache cold).
+- hybrid, back to back: the hybrid row's queries again, in a group of their
+  own, so nothing runs between them (the setting the vector row is judged in).
+  Informational: the hybrid target is judged on the round-robin row, where
+  each query follows the FTS5 baselines and finds the caches cold.
 - end-to-end hybrid: ``reader.query(text, QueryOptions(top_k=5))`` with the
   reader's embedder set to moss-minilm, cache cold: embedding + retrieval.
 - where hybrid time goes: ``M @ q`` alone; the reader's two exact vector
@@ -419,6 +423,7 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
             "fts_long": (fts, long_texts),
         }
     )
+    ms |= time_interleaved({"hybrid_back_to_back": (run(HYBRID_ALPHA), queries)})
     ms |= time_interleaved(
         {
             "matvec": (lambda v: matrix @ v, vectors),
@@ -473,6 +478,7 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
         Row("hybrid + $eq category", Percentiles.of(ms["eq"])),
         Row("hybrid + $gt price", Percentiles.of(ms["gt"])),
         Row("hybrid, ~20-word query text", Percentiles.of(ms["long"])),
+        Row("hybrid, back to back", Percentiles.of(ms["hybrid_back_to_back"])),
     ]
     components = [
         Row("M @ q alone", Percentiles.of(ms["matvec"])),
