@@ -134,7 +134,7 @@ class Bm25:
         except IndexError as exc:  # a rowid past the table
             raise _stray_postings(exc) from exc
         positions = facts["position"]
-        if positions.size and positions.min() < 0:  # a rowid inside the table that is not a document
+        if positions.min() < 0:  # a rowid inside the table that is not a document (lists are never empty: decode)
             raise _stray_postings(f"rowid {int(rowids[positions.argmin()])}")
         tf = np.concatenate([counts for _, counts in lists]).astype(np.float32)
         return positions, np.repeat(weight.astype(np.float32), found) * tf / (tf + facts["norm"])
