@@ -43,6 +43,7 @@ READ_TERMS_SQL = """
 SELECT term, rowids, counts
 FROM docs_postings
 WHERE term IN ({parameters})
+ORDER BY term
 """
 
 WRITE_TERM_SQL = """
@@ -81,7 +82,9 @@ def tokens(tok: apsw.FTS5Tokenizer, text: str, *, query: bool = False) -> list[s
 
 def read_terms(conn: apsw.Connection, terms: Sequence[str]) -> Iterator[tuple[str, bytes, bytes]]:
     """(term, rowids, counts) of those ``terms`` that occur, ``TERMS_PER_STATEMENT`` at a
-    time: a pasted document as a query must not exceed SQLite's parameter limit."""
+    time: a pasted document as a query must not exceed SQLite's parameter limit.
+    Sorted ``terms`` come back in their order (SQLite's BINARY order of UTF-8 is
+    Python's order of str)."""
     for start in range(0, len(terms), TERMS_PER_STATEMENT):
         batch = terms[start : start + TERMS_PER_STATEMENT]
         yield from conn.execute(with_parameters(READ_TERMS_SQL, len(batch)), batch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import apsw
@@ -60,19 +61,20 @@ def fts5_scores(path: Path, text: str) -> dict[str, float]:
     return {ids[rowid]: score for rowid, score in rows}
 
 
-def postings_scores(path: Path, text: str, mask: np.ndarray | None = None) -> dict[str, float]:
-    with IndexReader(path) as reader:
-        with reader._conn() as conn:
-            positions, scores = reader._bm25.hits(conn, text, reader.doc_count, mask)
-        return {reader._ids[p]: float(s) for p, s in zip(positions, scores)}
+def postings_scores(reader: IndexReader, text: str) -> dict[str, float]:
+    with reader._conn() as conn:
+        positions, scores = reader._bm25.hits(conn, text, reader.doc_count, None)
+    return {reader._ids[p]: float(s) for p, s in zip(positions, scores)}
 
 
 def assert_same_scores(path: Path) -> None:
-    for text in QUERIES:
-        expected, got = fts5_scores(path, text), postings_scores(path, text)
-        assert set(got) == set(expected), text
-        for doc_id, score in expected.items():
-            assert got[doc_id] == pytest.approx(score, rel=1e-5), (text, doc_id)
+    """Every query, twice: its terms read from the file, then (mostly) from the reader's cache."""
+    with IndexReader(path) as reader:
+        for text in QUERIES * 2:
+            expected, got = fts5_scores(path, text), postings_scores(reader, text)
+            assert set(got) == set(expected), text
+            for doc_id, score in expected.items():
+                assert got[doc_id] == pytest.approx(score, rel=1e-5), (text, doc_id)
 
 
 def stored_postings(path: Path) -> dict[str, dict[int, int]]:
@@ -104,6 +106,48 @@ def test_a_query_scored_in_several_passes_scores_the_same(tmp_path: Path, monkey
     path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(random.Random(1), 0, 200))
     monkeypatch.setattr(keyword, "POSTINGS_PER_PASS", 7)
     assert_same_scores(path)
+
+
+def test_a_term_asked_again_is_scored_from_memory(tmp_path: Path, scoring: str) -> None:
+    path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(random.Random(1), 0, 200))
+    reads: list[list[str]] = []
+    tracer = lambda sql, bindings: reads.append(list(bindings)) if "docs_postings" in sql else None  # noqa: E731
+    with IndexReader(path, tracer=tracer) as reader, IndexReader(path) as cold:
+        for text in ["battery charger", "chargers for a battery", "battery cables", "xylophone battery"]:
+            options = QueryOptions(alpha=0.0, top_k=50)
+            assert reader.query(text, options).docs == cold.query(text, options).docs, text
+            cold._bm25._cache.clear()
+    # Stemmed terms; "xylophone" is in no document, so there is nothing to keep of it.
+    assert reads == [["batteri", "charger"], ["cabl"], ["xylophon"]]
+
+
+def test_the_posting_cache_keeps_to_its_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(random.Random(1), 0, 200))
+    monkeypatch.setattr(keyword, "CACHED_POSTINGS", 400)
+    with IndexReader(path) as reader:
+        for text in QUERIES * 3:
+            expected, got = fts5_scores(path, text), postings_scores(reader, text)
+            assert got == pytest.approx(expected, rel=1e-5), text
+            cache = reader._bm25._cache
+            assert reader._bm25._cached == sum(len(positions) for positions, _ in cache.values()) <= 400
+        assert "usb" in cache and "batteri" not in cache  # the least recently asked went first
+
+
+def test_threads_sharing_a_small_posting_cache_get_exact_scores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(random.Random(1), 0, 200))
+    monkeypatch.setattr(keyword, "CACHED_POSTINGS", 400)  # every thread evicts what others read
+    expected = {text: fts5_scores(path, text) for text in QUERIES}
+    with IndexReader(path) as reader:
+
+        def worker(seed: int) -> None:
+            for i in range(40):
+                text = QUERIES[(seed + i) % len(QUERIES)]
+                assert postings_scores(reader, text) == pytest.approx(expected[text], rel=1e-5), text
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(worker, range(8)))
+        cache = reader._bm25._cache
+        assert reader._bm25._cached == sum(len(positions) for positions, _ in cache.values()) <= 400
 
 
 def test_every_incremental_build_keeps_postings_equal_to_a_fresh_build(tmp_path: Path) -> None:
