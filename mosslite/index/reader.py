@@ -34,7 +34,7 @@ from ..embeddings import Embedder, get_embedder
 from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError, NotFoundError
 from ..types import DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult, options_or_default
 from .builder import check_ids
-from .filters import DictColumns, Filter, compile_filter
+from .filters import Filter, JsonColumns, compile_filter
 from .format import IndexMeta, read_meta
 from .fusion import rank
 from .keyword import Bm25
@@ -84,7 +84,6 @@ class IndexReader:
         self._idle: list[apsw.Connection] = []  # connections no query holds
         self._lock = threading.Lock()
         self._closed = False
-        self._columns: DictColumns | None = None
         if not self.path.exists():
             raise NotFoundError(f"no index file at {self.path}", path=str(self.path))
         if not self.path.is_file():
@@ -108,6 +107,8 @@ class IndexReader:
         blob = b"".join([r[5] for r in rows])
         del rows
         self._position = dict(zip(self._ids, range(len(self._ids))))
+        # Parsed on the first filter: indexes that are never filtered should not pay for it.
+        self._columns = JsonColumns(self._metadata)
         matrix = np.frombuffer(blob, dtype="<f4").reshape(len(self._ids), self.meta.dimension)
         self._matrix = matrix.astype(np.float32, copy=False)
         self._matrix.setflags(write=False)
@@ -181,19 +182,7 @@ class IndexReader:
     # -- metadata for filters -----------------------------------------------
 
     def _filter_mask(self, spec: Filter | None) -> np.ndarray | None:
-        if spec is None:
-            return None
-        return spec.mask(self._metadata_columns())
-
-    def _metadata_columns(self) -> DictColumns:
-        # Built on first use: parsing all metadata is the one cost a filter adds,
-        # and indexes that are never filtered should not pay it.
-        if self._columns is None:
-            columns = DictColumns([json.loads(metadata) for metadata in self._metadata])
-            with self._lock:
-                if self._columns is None:
-                    self._columns = columns
-        return self._columns
+        return None if spec is None else spec.mask(self._columns)
 
     # -- search --------------------------------------------------------------
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 import pytest
 
-from mosslite.errors import InvalidFilterError
-from mosslite.index.filters import DictColumns, compile_filter
+from mosslite.errors import CorruptIndexError, InvalidFilterError
+from mosslite.index.filters import Columns, DictColumns, JsonColumns, compile_filter
 
 ROWS = [
     {"category": "audio", "price": "129.99", "loc": "52.5200,13.4050", "name": "b"},  # Berlin
@@ -16,10 +19,21 @@ ROWS = [
 ]
 
 
-def matching(spec: dict) -> list[int]:
+ColumnsOf = Callable[[list[dict]], Columns]
+
+
+@pytest.fixture(params=["dicts", "json texts"])
+def columns_of(request: pytest.FixtureRequest) -> ColumnsOf:
+    """Both ways rows reach a filter: a session's dicts, an index file's JSON texts."""
+    if request.param == "dicts":
+        return DictColumns
+    return lambda rows: JsonColumns([json.dumps(row) for row in rows])
+
+
+def matching(spec: dict, columns_of: ColumnsOf) -> list[int]:
     compiled = compile_filter(spec)
     assert compiled is not None
-    return [i for i, hit in enumerate(compiled.mask(DictColumns(ROWS))) if hit]
+    return [i for i, hit in enumerate(compiled.mask(columns_of(ROWS))) if hit]
 
 
 def cond(field: str, **ops: object) -> dict:
@@ -48,20 +62,44 @@ def cond(field: str, **ops: object) -> dict:
         (cond("missing", eq="x"), []),
     ],
 )
-def test_operators(spec: dict, expected: list[int]) -> None:
-    assert matching(spec) == expected
+def test_operators(spec: dict, expected: list[int], columns_of: ColumnsOf) -> None:
+    assert matching(spec, columns_of) == expected
 
 
-def test_numeric_comparison_skips_values_that_are_not_numbers() -> None:
-    assert 3 not in matching(cond("price", gt="1"))
-    assert 3 not in matching(cond("price", lt="1"))
+def test_numeric_comparison_skips_values_that_are_not_numbers(columns_of: ColumnsOf) -> None:
+    assert 3 not in matching(cond("price", gt="1"), columns_of)
+    assert 3 not in matching(cond("price", lt="1"), columns_of)
 
 
-def test_text_comparison_orders_iso_dates() -> None:
+def test_text_comparison_orders_iso_dates(columns_of: ColumnsOf) -> None:
     rows = [{"day": "2026-01-05"}, {"day": "2025-12-31"}]
     compiled = compile_filter(cond("day", gte="2026-01-01"))
     assert compiled is not None
-    assert compiled.mask(DictColumns(rows)).tolist() == [True, False]
+    assert compiled.mask(columns_of(rows)).tolist() == [True, False]
+
+
+def test_one_column_serves_text_and_number_comparisons_in_turn(columns_of: ColumnsOf) -> None:
+    # A column's numbers are worked out on the first comparison with a number.
+    columns = columns_of(ROWS)
+    for spec, expected in [(cond("price", eq="89"), [1]), (cond("price", gt=10), [0, 1]), (cond("price", gt="5"), [0, 1])]:
+        compiled = compile_filter(spec)
+        assert compiled is not None
+        assert [i for i, hit in enumerate(compiled.mask(columns)) if hit] == expected
+
+
+def test_json_texts_give_the_values_their_dicts_hold() -> None:
+    rows = [{"t": 'caf\u00e9 "quoted" \\ \n', "u": "ü"}, {"t": "[1, 2]"}, {"u": "{}"}, {}]
+    texts = [json.dumps(row, ensure_ascii=i % 2 == 0) for i, row in enumerate(rows)]
+    for field in ("t", "u", "absent"):
+        got, want = JsonColumns(texts).column(field), DictColumns(rows).column(field)
+        assert got.present.tolist() == want.present.tolist() and got.strings.tolist() == want.strings.tolist()
+
+
+@pytest.mark.parametrize("bad", ["not json", "[1]", '"text"', '{"a": "1"}, {"b": "2"}', ""])
+def test_metadata_that_is_not_a_json_object_is_a_corrupt_index(bad: str) -> None:
+    columns = JsonColumns(['{"a": "1"}', bad])
+    with pytest.raises(CorruptIndexError, match="metadata is not a JSON object"):
+        columns.column("a")
 
 
 def test_none_filter_is_none() -> None:

@@ -210,6 +210,19 @@ def test_truncated_index_is_rejected(tmp_path: Path, faq_index: Path) -> None:
         IndexReader(cut)
 
 
+def test_damaged_metadata_is_a_corrupt_index_when_a_filter_reads_it(tmp_path: Path, faq_index: Path) -> None:
+    damaged = tmp_path / "damaged.sqlite"
+    shutil.copy(faq_index, damaged)
+    conn = apsw.Connection(str(damaged))
+    conn.execute("PRAGMA ignore_check_constraints = ON")  # damage the schema's CHECK would refuse
+    conn.execute("UPDATE docs SET metadata = '[\"not\", \"an object\"]' WHERE rowid = 2")
+    conn.close()
+    with IndexReader(damaged) as reader:
+        assert reader.query("battery", QueryOptions(alpha=0.0)).docs  # unfiltered: metadata is not parsed
+        with pytest.raises(CorruptIndexError, match="metadata is not a JSON object"):
+            reader.query("battery", QueryOptions(alpha=0.0, filter={"field": "topic", "condition": {"$eq": "x"}}))
+
+
 def test_newer_format_is_refused(tmp_path: Path, faq_index: Path) -> None:
     future = tmp_path / "future.sqlite"
     shutil.copy(faq_index, future)
