@@ -223,6 +223,26 @@ def test_damaged_metadata_is_a_corrupt_index_when_a_filter_reads_it(tmp_path: Pa
             reader.query("battery", QueryOptions(alpha=0.0, filter={"field": "topic", "condition": {"$eq": "x"}}))
 
 
+@pytest.mark.parametrize("embedding", [b"\0" * 12, "text", None])
+def test_a_damaged_embedding_is_a_corrupt_index(tmp_path: Path, faq_index: Path, embedding: object) -> None:
+    damaged = tmp_path / "damaged.sqlite"
+    shutil.copy(faq_index, damaged)
+    conn = apsw.Connection(str(damaged))
+    # Damage that the schema would refuse: without its CHECKs, NOT NULL and the
+    # triggers that copy each embedding into the vec0 table.
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("DELETE FROM sqlite_schema WHERE type = 'trigger'")
+    conn.execute("UPDATE sqlite_schema SET sql = replace(sql, 'BLOB NOT NULL', 'BLOB') WHERE name = 'docs'")
+    conn.close()
+    conn = apsw.Connection(str(damaged))
+    conn.execute("PRAGMA ignore_check_constraints = ON")
+    doc_id = conn.execute("SELECT id FROM docs WHERE rowid = 3").fetchone()[0]
+    conn.execute("UPDATE docs SET embedding = ? WHERE rowid = 3", (embedding,))
+    conn.close()
+    with pytest.raises(CorruptIndexError, match=f"document '{doc_id}' has a damaged embedding"):
+        IndexReader(damaged)
+
+
 def test_newer_format_is_refused(tmp_path: Path, faq_index: Path) -> None:
     future = tmp_path / "future.sqlite"
     shutil.copy(faq_index, future)
