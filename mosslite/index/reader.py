@@ -126,11 +126,11 @@ class IndexReader:
         self._metadata: list[str] = [r[3] for r in rows]
         self._payloads: list[str | None] = [r[4] for r in rows]
         self._matrix = embedding_matrix(rows, self.meta.dimension, self.path).astype(np.float32, copy=False)
+        self._matrix.setflags(write=False)
         del rows
         self._position = dict(zip(self._ids, range(len(self._ids))))
         # Parsed on the first filter: indexes that are never filtered should not pay for it.
         self._columns = JsonColumns(self._metadata)
-        self._matrix.setflags(write=False)
         self._vectors = vector_search(self._matrix)
         with self._conn() as conn, translating_sqlite_errors(self.path):
             self._bm25 = Bm25(conn, self._rowids)
