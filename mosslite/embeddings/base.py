@@ -28,6 +28,9 @@ class Embedder(ABC):
     dimension: int
     #: False for ``custom``: the caller supplies every vector.
     computes_embeddings: bool = True
+    #: True for a model that keeps every core busy for a query (a transformer): the
+    #: reader then picks a vector search that leaves no threads spinning (vectors.py).
+    needs_the_cores: bool = False
 
     def __init__(self) -> None:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()

@@ -7,8 +7,8 @@ Invariants (issue #2):
 - Served from memory: every row (id, text, metadata, payload, normalised vector)
   is hydrated once at open. Vector search is exact over the matrix (measured
   faster than a vec0 KNN scan; see benchmarks/query_latency.py): one
-  matrix-vector product, or on large indexes an int8 copy that picks the rows to
-  rescore (vectors.py). Keyword search scores FTS5's BM25 in numpy from the
+  matrix-vector product, or on large indexes (and mid-sized ones whose model
+  embeds every query text) an int8 copy that picks the rows to rescore (vectors.py). Keyword search scores FTS5's BM25 in numpy from the
   posting lists of the query's terms (keyword.py), the one read from SQLite,
   and keeps recently asked terms' lists scored.
 - Thread-safe: queries share only read-only arrays and lists; each SQLite access
@@ -131,7 +131,7 @@ class IndexReader:
         self._position = dict(zip(self._ids, range(len(self._ids))))
         # Parsed on the first filter: indexes that are never filtered should not pay for it.
         self._columns = JsonColumns(self._metadata)
-        self._vectors = vector_search(self._matrix)
+        self._vectors = vector_search(self._matrix, quiet=self.embedder.needs_the_cores)
         with self._conn() as conn, translating_sqlite_errors(self.path):
             self._bm25 = Bm25(conn, self._rowids)
 

@@ -43,6 +43,15 @@ from .fusion import top_positions
 #: against 0.20 / 0.35 int8; 20k 0.56 / 0.60 against 0.33 / 0.54; 50k 2.9 against
 #: 0.7 / 1.2; 100k 7.5 against 1.7 (benchmarks/query_latency.py has the 10k/100k rows).
 PREFILTER_MIN_BYTES = 30 << 20
+#: When the reader's embedder runs a model for every query text, the int8 search
+#: takes over from this size: numpy's product over more than ~1.5k rows runs on
+#: OpenBLAS's threads, which keep spinning for tens of ms afterwards and took a
+#: core from the next query's embedding (measured at 10k x 384: top 5 then the
+#: next MiniLM embedding 12.0 ms with numpy, 7.1 with the int8 search, whose
+#: onnxruntime threads sleep; 1k rows: 6.2 and 6.0). Alone, the int8 search is the
+#: slower one at this size (0.39 against 0.28 ms at 10k), so readers whose
+#: vectors come from the caller keep numpy's product up to PREFILTER_MIN_BYTES.
+QUIET_MIN_BYTES = 2 << 20
 #: Float32 rescoring differs from a whole-matrix product in the last bits;
 #: widen the bound by this much (in cosine) so such near-ties are rescored too.
 FLOAT_SLACK = 1e-4
@@ -214,9 +223,10 @@ def _product_is_exact() -> bool:
     )
 
 
-def vector_search(matrix: np.ndarray) -> VectorSearch:
-    """The fastest exact search for this matrix: the int8 prefilter on large ones."""
-    if matrix.nbytes >= PREFILTER_MIN_BYTES:
+def vector_search(matrix: np.ndarray, *, quiet: bool = False) -> VectorSearch:
+    """The fastest exact search for this matrix: the int8 prefilter on large ones, and
+    from QUIET_MIN_BYTES when ``quiet`` (a model shares the cores with every query)."""
+    if matrix.nbytes >= (QUIET_MIN_BYTES if quiet else PREFILTER_MIN_BYTES):
         if _product_is_exact():
             return Int8Prefilter(matrix)
     return ExactScan(matrix)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder
+from mosslite.embeddings.custom import CustomEmbedder
 from mosslite.index import vectors
 from mosslite.index.vectors import ExactScan, Int8Prefilter, quantise, vector_search
 
@@ -133,6 +134,26 @@ def test_small_matrices_are_scanned_and_large_ones_prefiltered(monkeypatch: pyte
     assert type(vector_search(small)) is ExactScan
     monkeypatch.setattr(vectors, "PREFILTER_MIN_BYTES", 50 * 8 * 4)
     assert type(vector_search(small)) is Int8Prefilter
+
+
+def test_a_reader_whose_model_needs_the_cores_prefilters_from_a_smaller_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its next query's embedding would share the cores with numpy's spinning BLAS threads.
+    vecs = clustered(100, 32, seed=6)
+    docs = [DocumentInfo(id=f"d{i}", text=f"note {i}", embedding=v.tolist()) for i, v in enumerate(vecs)]
+    path = tmp_path / "v.sqlite"
+    build_version(path, embedder=get_embedder("custom", dimension=32), index_name="v", version=Version(1), upserts=docs)
+    monkeypatch.setattr(vectors, "QUIET_MIN_BYTES", 50 * 32 * 4)
+    busy = CustomEmbedder(dimension=32)
+    busy.needs_the_cores = True
+    with IndexReader(path) as plain, IndexReader(path, embedder=busy) as quiet:
+        assert type(plain._vectors) is ExactScan and type(quiet._vectors) is Int8Prefilter
+        for q in queries(vecs, 10, seed=7):
+            options = QueryOptions(top_k=5, alpha=1.0, embedding=q.tolist())
+            assert [d.id for d in quiet.query("", options).docs] == [d.id for d in plain.query("", options).docs]
+    assert get_embedder("moss-minilm").needs_the_cores  # a transformer on every core
+    assert not get_embedder("hashed-ngrams-256").needs_the_cores
 
 
 def test_a_reader_answers_the_same_with_and_without_the_prefilter(

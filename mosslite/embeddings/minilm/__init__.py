@@ -70,6 +70,7 @@ class MiniLMEmbedder(Embedder):
 
     model_id = "moss-minilm"
     dimension = HIDDEN
+    needs_the_cores = True
 
     def __init__(
         self,
