@@ -98,8 +98,8 @@ class JsonColumns:
     Parsed once, on the first filter, in one ``json.loads`` of all the texts joined
     (at 100k documents 135 ms, against 406 for one call per document), into one
     list of values per field; each field's list becomes its column when a filter
-    first asks for it. The parsed dicts are not kept: at 100k documents they were
-    ~40 MB beside the texts the reader holds anyway.
+    first asks for it. The parsed dicts are not kept: with them, the first filter
+    added 54 MB of resident memory at 100k benchmark documents; without, 27.
     """
 
     def __init__(self, texts: Sequence[str]) -> None:

@@ -39,7 +39,7 @@ SPARSE_SHARE = 8
 #: Scored posting lists a reader keeps, in postings (12 bytes each: 24 MB). Queries
 #: share words (their frequencies are Zipfian), and a list read from the file is
 #: fetched, decoded and gathered per document before it is scored: at 100k
-#: documents ~0.17 ms of a short query's ~0.35 ms, ~0.37 of ~0.7 after other work.
+#: documents ~0.17 ms of a short query's ~0.38 ms, ~0.37 of ~0.7 after other work.
 CACHED_POSTINGS = 1 << 21
 
 KEYWORD_SQL = """
