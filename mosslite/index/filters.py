@@ -131,7 +131,8 @@ def values_by_field(texts: Sequence[str]) -> dict[str, list[str | None]]:
     except ValueError:
         parsed = None
     if parsed is None or len(parsed) != len(texts) or not all(isinstance(m, dict) for m in parsed):
-        raise CorruptIndexError(f"a document's metadata is not a JSON object: {_first_bad(texts)!r}")
+        for text in texts:
+            metadata_object(text)  # raises for the first that is not an object
     values: dict[str, list[str | None]] = {}
     for row, metadata in enumerate(parsed):
         for field, value in metadata.items():
@@ -142,15 +143,16 @@ def values_by_field(texts: Sequence[str]) -> dict[str, list[str | None]]:
     return values
 
 
-def _first_bad(texts: Sequence[str]) -> str:
-    for text in texts:
-        try:
-            if isinstance(json.loads(text), dict):
-                continue
-        except ValueError:
-            pass
-        return text[:80]
-    return ""
+def metadata_object(text: str) -> dict[str, str]:
+    """A document's stored metadata as a dict. Anything else is a damaged file (the
+    schema's CHECK refuses it), reported as such rather than as a JSON error."""
+    try:
+        value = json.loads(text)
+    except (TypeError, ValueError):
+        value = None
+    if not isinstance(value, dict):
+        raise CorruptIndexError(f"a document's metadata is not a JSON object: {str(text)[:80]!r}")
+    return value
 
 
 class Filter:

@@ -18,7 +18,6 @@ Invariants (issue #2):
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -34,7 +33,7 @@ from ..embeddings import Embedder, get_embedder
 from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError, NotFoundError
 from ..types import DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult, options_or_default
 from .builder import check_ids
-from .filters import Filter, JsonColumns, compile_filter
+from .filters import Filter, JsonColumns, compile_filter, metadata_object
 from .format import IndexMeta, read_meta
 from .fusion import rank
 from .keyword import Bm25
@@ -56,7 +55,7 @@ def stored_doc(row: DocRow, vector: np.ndarray | None) -> DocumentInfo:
     return DocumentInfo(
         id=doc_id,
         text=text,
-        metadata=json.loads(metadata),
+        metadata=metadata_object(metadata),
         payload=payload,
         embedding=vector.tolist() if vector is not None else None,
     )
@@ -68,7 +67,7 @@ def result_docs(rows: Sequence[DocRow], scores: np.ndarray, index_name: str) -> 
         QueryResultDocumentInfo(
             id=doc_id,
             text=text,
-            metadata=json.loads(metadata),
+            metadata=metadata_object(metadata),
             score=score,
             payload=payload,
             index_name=index_name,

@@ -210,7 +210,7 @@ def test_truncated_index_is_rejected(tmp_path: Path, faq_index: Path) -> None:
         IndexReader(cut)
 
 
-def test_damaged_metadata_is_a_corrupt_index_when_a_filter_reads_it(tmp_path: Path, faq_index: Path) -> None:
+def test_damaged_metadata_is_a_corrupt_index_when_it_is_read(tmp_path: Path, faq_index: Path) -> None:
     damaged = tmp_path / "damaged.sqlite"
     shutil.copy(faq_index, damaged)
     conn = apsw.Connection(str(damaged))
@@ -218,9 +218,14 @@ def test_damaged_metadata_is_a_corrupt_index_when_a_filter_reads_it(tmp_path: Pa
     conn.execute("UPDATE docs SET metadata = '[\"not\", \"an object\"]' WHERE rowid = 2")
     conn.close()
     with IndexReader(damaged) as reader:
-        assert reader.query("battery", QueryOptions(alpha=0.0)).docs  # unfiltered: metadata is not parsed
-        with pytest.raises(CorruptIndexError, match="metadata is not a JSON object"):
-            reader.query("battery", QueryOptions(alpha=0.0, filter={"field": "topic", "condition": {"$eq": "x"}}))
+        assert reader.query("battery", QueryOptions(alpha=0.0)).docs  # the damaged document is not a hit
+        for damaged_read in [
+            lambda: reader.query("battery", QueryOptions(alpha=0.0, filter={"field": "topic", "condition": {"$eq": "x"}})),
+            lambda: reader.query("money back", QueryOptions(alpha=0.0)),  # refund-2 is a hit
+            lambda: reader.get_docs(ids=["refund-2"]),
+        ]:
+            with pytest.raises(CorruptIndexError, match="metadata is not a JSON object"):
+                damaged_read()
 
 
 @pytest.mark.parametrize("embedding", [b"\0" * 12, "text", None])
