@@ -133,6 +133,7 @@ def values_by_field(texts: Sequence[str]) -> dict[str, list[str | None]]:
     if parsed is None or len(parsed) != len(texts) or not all(isinstance(m, dict) for m in parsed):
         for text in texts:
             metadata_object(text)  # raises for the first that is not an object
+        raise CorruptIndexError("the documents' metadata texts do not join into one JSON array")  # (not seen)
     values: dict[str, list[str | None]] = {}
     for row, metadata in enumerate(parsed):
         for field, value in metadata.items():
