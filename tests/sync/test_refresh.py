@@ -185,6 +185,41 @@ def test_offline_load_serves_the_cache_and_says_so(server: Server, tmp_path: Pat
             offline.load_index("never-cached")
 
 
+def damage_docs_page(path: Path) -> None:
+    """Overwrite the page holding the docs table's rows, keeping the file's size and
+    its meta table: as a failing disk or a stray write would leave a cached file."""
+    import apsw
+
+    conn = apsw.Connection(f"file:{path}?immutable=1", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'docs'").fetchone()
+    conn.close()
+    path.chmod(0o644)
+    with path.open("r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(b"\xa5" * page_size)
+    path.chmod(0o444)
+
+
+def test_a_damaged_cached_version_is_fetched_again(server: Server, tmp_path: Path) -> None:
+    key, home = server.new_key("p"), tmp_path / "home"
+    with http_client(server, home, key=key) as client:
+        publish(client, "faq", 1)
+        cached = Path(client.load_index("faq").path)
+    damage_docs_page(cached)
+    with http_client(server, home, key=key) as restarted:
+        info = restarted.load_index("faq")
+        assert (info.version, info.doc_count, info.stale) == (1, 20, False)
+        assert restarted.query("faq", "item 3", QueryOptions(top_k=1, alpha=0.0)).docs[0].id == "d3"
+    stored = server.data / "storage" / "p" / "faq" / "0000000001.sqlite"
+    assert cached.read_bytes() == stored.read_bytes()  # replaced by a fresh download
+    damage_docs_page(cached)
+    server.stop()
+    with http_client(server, home, key=key) as offline:  # nothing usable offline: say so
+        with pytest.raises(UnavailableError):
+            offline.load_index("faq")
+
+
 def test_deleted_index_is_not_served_from_cache(server: Server, tmp_path: Path) -> None:
     key = server.new_key("p")
     home = tmp_path / "home"
