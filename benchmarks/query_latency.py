@@ -63,10 +63,13 @@ product and slow onnxruntime's int8 product next to them).
   each query follows the FTS5 baselines and finds the caches cold.
 - end-to-end hybrid: ``reader.query(text, QueryOptions(top_k=5))`` with the
   reader's embedder set to moss-minilm, cache cold: embedding + retrieval.
-- where hybrid time goes: ``M @ q`` alone; the reader's two exact vector
+- where hybrid time goes: ``M @ q`` alone; the reader's three exact vector
   searches forced at this size, top 5 (a hybrid query's vector candidates are
-  its top_k; see index/fusion.py): the float32 scan, and the int8 prefilter with float32 rescoring that the reader
-  uses from ``vectors.PREFILTER_MIN_BYTES`` of vectors (30 MB); the reader's keyword step alone
+  its top_k; see index/fusion.py): the float32 scan, the int8 prefilter with
+  float32 rescoring that the reader uses from ``vectors.PREFILTER_MIN_BYTES`` of
+  vectors (30 MB), and the rotated int8 copy whose first half decides most
+  queries (index/principal.py), used from ``vectors.SCREEN_MIN_BYTES`` (64 MB);
+  the reader's keyword step alone
   (BM25 over the postings of the query's terms, top 100); and, as the baseline
   it replaced, FTS5's own ``bm25()`` with ``ORDER BY rank LIMIT 100`` for the
   same words (format 1 readers ran that).
@@ -131,6 +134,7 @@ from mosslite import FORMAT_VERSION, DocumentInfo, IndexReader, QueryOptions, Ve
 from mosslite._db import connect  # noqa: E402
 from mosslite.index.fusion import CANDIDATES  # noqa: E402
 from mosslite.index.keyword import KEYWORD_SQL, match_expression  # noqa: E402
+from mosslite.index.principal import PrincipalScreen  # noqa: E402
 from mosslite.index.vectors import ExactScan, Int8Prefilter  # noqa: E402
 
 #: Bump when the generator changes, so stale cached files are not reused.
@@ -332,8 +336,8 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
     long_vecs = unit_rows(np.random.default_rng(seed + 7).standard_normal((len(long_texts), DIM)))
     long_queries = [Query(t, v) for t, v in zip(long_texts, long_vecs)]
 
-    # The reader's two exact vector searches, each forced (it picks by size).
-    scan, prefilter = ExactScan(matrix), Int8Prefilter(matrix)
+    # The reader's three exact vector searches, each forced (it picks by size).
+    scan, prefilter, screen = ExactScan(matrix), Int8Prefilter(matrix), PrincipalScreen.build(matrix)
 
     # Baseline 1: numpy over the reader's own matrix.
     def numpy_top(q: np.ndarray) -> np.ndarray:
@@ -429,6 +433,7 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
             "matvec": (lambda v: matrix @ v, vectors),
             "scan": (lambda v: scan.top(v, TOP_K, None), vectors),
             "prefilter": (lambda v: prefilter.top(v, TOP_K, None), vectors),
+            "screen": (lambda v: screen.top(v, TOP_K, None), vectors),
         }
     )
 
@@ -484,6 +489,7 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
         Row("M @ q alone", Percentiles.of(ms["matvec"])),
         Row(f"vector top-{TOP_K}, float32 scan", Percentiles.of(ms["scan"])),
         Row(f"vector top-{TOP_K}, int8 prefilter + rescore", Percentiles.of(ms["prefilter"])),
+        Row(f"vector top-{TOP_K}, rotated int8, head first", Percentiles.of(ms["screen"])),
         Row("keyword top-100 from postings, short", Percentiles.of(ms["postings_short"])),
         Row("keyword top-100 from postings, ~20 words", Percentiles.of(ms["postings_long"])),
         Row("baseline: FTS5 bm25() ORDER BY rank, short", Percentiles.of(ms["fts_short"])),

@@ -9,7 +9,8 @@ Invariants (issue #2):
   faster than a vec0 KNN scan; see benchmarks/query_latency.py): one
   matrix-vector product, or on large indexes (and mid-sized ones whose model
   embeds every query text) an int8 copy that picks the rows to rescore
-  (vectors.py). Keyword search scores FTS5's BM25 in numpy from the posting
+  (vectors.py), rotated on the largest so most queries read half of it
+  (principal.py). Keyword search scores FTS5's BM25 in numpy from the posting
   lists of the query's terms (keyword.py), the one read from SQLite, and keeps
   recently asked terms' lists scored.
 - Thread-safe: queries share only read-only arrays and lists; each SQLite access

@@ -24,6 +24,9 @@ Exactness of the integer product is checked, not assumed: on AVX2 without
 VNNI, MLAS's u8 x s8 kernel saturates 16-bit pair sums, so the matrix is
 stored as u8 (zero point 128) and the u8 x u8 kernel is used; ``_product_is_exact``
 runs both extremes once per process and the reader scans float32 if it fails.
+
+From SCREEN_MIN_BYTES the int8 copy is of the rows rotated onto their principal
+directions, and most queries read only its first half (principal.py).
 """
 
 from __future__ import annotations
@@ -52,6 +55,15 @@ PREFILTER_MIN_BYTES = 30 << 20
 #: slower one at this size (0.39 against 0.28 ms at 10k), so readers whose
 #: vectors come from the caller keep numpy's product up to PREFILTER_MIN_BYTES.
 QUIET_MIN_BYTES = 2 << 20
+#: From this size (43k x 384) screening on half of each rotated row (principal.py)
+#: pays. Top 5 p50, int8 against the screen, benchmark vectors after 64 MB of other
+#: work, ms: 20k 0.66 / 0.69, 35k 1.03 / 0.95, 50k 1.29 / 1.12, 70k 1.60 / 1.29; its
+#: extra open cost grows with size: +0.03 s at 20k, +0.23 at 70k.
+SCREEN_MIN_BYTES = 64 << 20
+#: Finding the principal directions costs ~40 ms at 384 dimensions, growing as d^3;
+#: with very few dimensions there is little to split.
+SCREEN_MAX_DIMENSION = 1024
+SCREEN_MIN_DIMENSION = 8
 #: Float32 rescoring differs from a whole-matrix product in the last bits;
 #: widen the bound by this much (in cosine) so such near-ties are rescored too.
 FLOAT_SLACK = 1e-4
@@ -88,30 +100,28 @@ class ExactScan:
     def similarities(self, q: np.ndarray, positions: np.ndarray) -> np.ndarray:
         return self.matrix[positions] @ q
 
+    def rescored(self, q: np.ndarray, rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The best ``k`` of ``rows`` by float32 cosine (the searches that bound first end here)."""
+        sims = self.matrix[rows] @ q
+        best = top_positions(sims, None, k)
+        return rows[best], sims[best]
+
 
 class Int8Prefilter(ExactScan):
     """Integer scores for every row, float32 rescoring of the rows that may be in the top k."""
 
     def __init__(self, matrix: np.ndarray) -> None:
         super().__init__(matrix)
-        peak = np.abs(matrix).max(axis=0) if len(matrix) else np.zeros(matrix.shape[1], dtype=np.float32)
-        # A dimension that is 0 in every row contributes nothing; any scale does.
-        self.scales = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float64)
+        self.scales = scales_for(matrix)
         self._quantised, self.l1 = quantise(matrix, self.scales)
         self.l1_max = int(self.l1.max()) if len(self.l1) else 0
         self._session = integer_product_session(self._quantised)
 
     def top(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        w = q * self.scales  # float64, as the scales are
-        magnitude = np.abs(w)
-        peak = float(magnitude.max())
-        if peak == 0.0:
+        a, t, c = quantised_query(q, self.scales)
+        if a is None:
             return super().top(q, k, mask)
-        t = peak / 127.0
-        a = (np.rint(w / t) + ZERO_POINT).astype(np.uint8)[None, :]
         y = self._session.run(None, {"q": a})[0][0]
-        # Bounds in units of t/2: 2y - L1 - c <= 2 q.m / t <= 2y + L1 + c.
-        c = float(magnitude.sum()) / t + 2.0 * FLOAT_SLACK / t
         l1 = self.l1
         allowed = None
         if mask is not None:
@@ -120,25 +130,29 @@ class Int8Prefilter(ExactScan):
         k = min(k, len(y))
         if k <= 0:
             return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float32)
-        # If k rows have y >= v, their lower bounds are >= 2v - L1max, and so is the
-        # k-th best row's; a row reaches that only if 2y + L1 + c >= 2v - L1max - c,
-        # which needs y >= v - L1max - c. Only these "near" rows can, and the k-th best
-        # lower bound among them is the one over all rows: the same rows are rescored
-        # as with bounds computed for every row, after two passes over y, not five.
-        v = _reached_by_k(y, k)
-        near = np.flatnonzero(y >= math.ceil(v - self.l1_max - c))
-        twice, l1_near = 2 * y[near].astype(np.int64), l1[near]
-        low = twice - l1_near
-        kth_low = int(np.partition(low, len(low) - k)[len(low) - k])
-        rows = near[twice + l1_near >= math.ceil(kth_low - 2.0 * c)]
-        if allowed is not None:
-            rows = allowed[rows]
-        sims = self.matrix[rows] @ q
-        best = top_positions(sims, None, k)
-        return rows[best], sims[best]
+        rows = rows_in_reach(y, l1, self.l1_max, c + 2.0 * FLOAT_SLACK / t, k)
+        return self.rescored(q, rows if allowed is None else allowed[rows], k)
 
 
-def _reached_by_k(y: np.ndarray, k: int) -> int:
+def rows_in_reach(y: np.ndarray, l1: np.ndarray, l1_max: float, c: float, k: int) -> np.ndarray:
+    """Positions in ``y`` whose upper bound reaches the k-th best lower bound, where
+    ``2y - L1 - c <= 2 q.m / t <= 2y + L1 + c`` (units of t/2; 0 < k <= len(y)).
+
+    If k rows have y >= v, their lower bounds are >= 2v - L1max - c, and so is the
+    k-th best row's; a row reaches that only if 2y + L1 + c >= 2v - L1max - c,
+    which needs y >= v - L1max - c. Only these "near" rows can, and the k-th best
+    lower bound among them is the one over all rows: the same rows are rescored
+    as with bounds computed for every row, after two passes over y, not five.
+    """
+    v = reached_by_k(y, k)
+    near = np.flatnonzero(y >= v - l1_max - c)
+    twice, l1_near = 2 * y[near].astype(np.int64), l1[near]
+    low = twice - l1_near
+    kth_low = float(np.partition(low, len(low) - k)[len(low) - k])
+    return near[twice + l1_near >= kth_low - 2.0 * c]
+
+
+def reached_by_k(y: np.ndarray, k: int) -> int:
     """A value that at least ``k`` entries of ``y`` reach, close to the k-th largest: the
     k-th largest of the maxima of GROUPS_PER_K * k groups of rows (each a different row).
     One pass, no copy: at 100k rows ~0.1 ms less than np.partition's copy and select
@@ -151,21 +165,45 @@ def _reached_by_k(y: np.ndarray, k: int) -> int:
     return int(np.partition(maxima, groups - k)[groups - k])
 
 
-def quantise(matrix: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(dimension x rows u8 with zero point 128, each row's L1 norm in those units).
+def scales_for(matrix: np.ndarray) -> np.ndarray:
+    """Per dimension, the step that maps its largest magnitude to 127 (float64)."""
+    peak = np.abs(matrix).max(axis=0) if len(matrix) else np.zeros(matrix.shape[1], dtype=np.float32)
+    # A dimension that is 0 in every row contributes nothing; any scale does.
+    return np.where(peak > 0, peak / 127.0, 1.0).astype(np.float64)
 
-    Transposed because the matmul wants the constant on the right. In blocks of
-    rows so each step works in cache: ~3x faster than whole-matrix passes at 100k.
+
+def quantised_query(v: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray | None, float, float]:
+    """(u8 row for the product, t, c) for a query against rows quantised with ``scales``:
+    ``w = v * scales`` maps to ``t * (W + g)`` with ``|g| <= 1/2``, and ``c = sum |w| / t``
+    is the query's share of the bound. (None, 0, 0) for a query that is 0 there."""
+    w = v * scales  # float64, as the scales are
+    magnitude = np.abs(w)
+    peak = float(magnitude.max())
+    if peak == 0.0:
+        return None, 0.0, 0.0
+    t = peak / 127.0
+    return (np.rint(w / t) + ZERO_POINT).astype(np.uint8)[None, :], t, float(magnitude.sum()) / t
+
+
+def quantise(matrix: np.ndarray, scales: np.ndarray, *, transposed: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(u8 with zero point 128, each row's L1 norm in those units).
+
+    Transposed (dimension x rows) for the matmul, which wants the constant on the
+    right; rows x dimension for gathering rows. In blocks of rows so each step
+    works in cache: ~3x faster than whole-matrix passes at 100k.
     """
     rows, dim = matrix.shape
     inverse = (1.0 / scales).astype(np.float32)
-    quantised = np.empty((dim, rows), dtype=np.uint8)
+    quantised = np.empty((dim, rows) if transposed else (rows, dim), dtype=np.uint8)
     l1 = np.empty(rows, dtype=np.int32)
     ones = np.ones(dim, dtype=np.float32)
     for start in range(0, rows, QUANTISE_BLOCK):
         block = matrix[start : start + QUANTISE_BLOCK] * inverse
         np.rint(block, out=block)
-        quantised[:, start : start + QUANTISE_BLOCK] = (block + ZERO_POINT).astype(np.uint8).T
+        if transposed:
+            quantised[:, start : start + QUANTISE_BLOCK] = (block + ZERO_POINT).astype(np.uint8).T
+        else:
+            quantised[start : start + QUANTISE_BLOCK] = block + ZERO_POINT
         np.abs(block, out=block)
         l1[start : start + QUANTISE_BLOCK] = block @ ones  # integers < 2**24: exact in float32
     return quantised, l1
@@ -224,9 +262,16 @@ def _product_is_exact() -> bool:
 
 
 def vector_search(matrix: np.ndarray, *, quiet: bool = False) -> VectorSearch:
-    """The fastest exact search for this matrix: the int8 prefilter on large ones, and
-    from QUIET_MIN_BYTES when ``quiet`` (a model shares the cores with every query)."""
+    """The fastest exact search for this matrix: the int8 prefilter on large ones (from
+    QUIET_MIN_BYTES when ``quiet``: a model shares the cores with every query), and
+    the screen on rotated rows on larger ones."""
     if matrix.nbytes >= (QUIET_MIN_BYTES if quiet else PREFILTER_MIN_BYTES):
         if _product_is_exact():
+            if matrix.nbytes >= SCREEN_MIN_BYTES and SCREEN_MIN_DIMENSION <= matrix.shape[1] <= SCREEN_MAX_DIMENSION:
+                from .principal import PrincipalScreen
+
+                screen = PrincipalScreen.build(matrix)
+                if screen is not None:
+                    return screen
             return Int8Prefilter(matrix)
     return ExactScan(matrix)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mosslite.index.fusion import CANDIDATES, FEW, rank, top_positions
+from mosslite.index.principal import PrincipalScreen
 from mosslite.index.vectors import ExactScan, Int8Prefilter
 
 from .test_vectors import clustered, queries
@@ -38,7 +39,7 @@ def reference(matrix, q, alpha, kw_positions, kw_scores, mask, top_k):
     return order, scores[order]
 
 
-@pytest.mark.parametrize("search", [ExactScan, Int8Prefilter])
+@pytest.mark.parametrize("search", [ExactScan, Int8Prefilter, PrincipalScreen.build])
 @pytest.mark.parametrize("top_k", [1, 5, 60, 150])
 @pytest.mark.parametrize("share", [None, 0.3, 0.002])
 def test_hybrid_top_k_is_the_top_k_over_every_document(search, top_k: int, share: float | None) -> None:

@@ -1,4 +1,5 @@
-"""The int8 prefilter returns exactly what a float32 scan returns, on the real onnxruntime kernel."""
+"""The int8 searches return exactly what a float32 scan returns, on the real onnxruntime kernel:
+the int8 prefilter over whole rows, and the screen on rotated rows (principal.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import pytest
 from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder
 from mosslite.embeddings.custom import CustomEmbedder
 from mosslite.index import vectors
+from mosslite.index.principal import PrincipalScreen
 from mosslite.index.vectors import ExactScan, Int8Prefilter, quantise, vector_search
+
+SEARCHES = {"int8": Int8Prefilter, "screen": PrincipalScreen.build}
 
 
 def unit_rows(m: np.ndarray) -> np.ndarray:
@@ -43,8 +47,13 @@ def matrix() -> np.ndarray:
     return clustered(6000, 48)
 
 
+@pytest.fixture(scope="module", params=sorted(SEARCHES))
+def prefilter(matrix: np.ndarray, request: pytest.FixtureRequest) -> ExactScan:
+    return SEARCHES[request.param](matrix)
+
+
 @pytest.fixture(scope="module")
-def prefilter(matrix: np.ndarray) -> Int8Prefilter:
+def int8(matrix: np.ndarray) -> Int8Prefilter:
     return Int8Prefilter(matrix)
 
 
@@ -53,14 +62,14 @@ def test_this_machines_integer_kernel_is_exact() -> None:
 
 
 @pytest.mark.parametrize("k", [1, 5, 100, 1000])
-def test_top_k_equals_the_float32_scan(matrix: np.ndarray, prefilter: Int8Prefilter, k: int) -> None:
+def test_top_k_equals_the_float32_scan(matrix: np.ndarray, prefilter: ExactScan, k: int) -> None:
     exact = ExactScan(matrix)
     for q in queries(matrix, 40):
         assert_same(prefilter.top(q, k, None), exact.top(q, k, None))
 
 
 @pytest.mark.parametrize("share", [0.5, 0.01, 0.0005, 0.0])
-def test_filtered_top_k_equals_the_float32_scan(matrix: np.ndarray, prefilter: Int8Prefilter, share: float) -> None:
+def test_filtered_top_k_equals_the_float32_scan(matrix: np.ndarray, prefilter: ExactScan, share: float) -> None:
     rng = np.random.default_rng(2)
     mask = rng.random(len(matrix)) < share
     exact = ExactScan(matrix)
@@ -70,21 +79,21 @@ def test_filtered_top_k_equals_the_float32_scan(matrix: np.ndarray, prefilter: I
         assert len(got[0]) == min(5, int(mask.sum())) and mask[got[0]].all()
 
 
-def test_k_larger_than_the_index_returns_every_row(matrix: np.ndarray, prefilter: Int8Prefilter) -> None:
+def test_k_larger_than_the_index_returns_every_row(matrix: np.ndarray, prefilter: ExactScan) -> None:
     q = queries(matrix, 2)[0]
     positions, scores = prefilter.top(q, len(matrix) + 10, None)
     assert sorted(positions.tolist()) == list(range(len(matrix)))
     assert np.all(np.diff(scores) <= 0)
 
 
-def test_the_error_bound_holds_for_every_row(matrix: np.ndarray, prefilter: Int8Prefilter) -> None:
+def test_the_error_bound_holds_for_every_row(matrix: np.ndarray, int8: Int8Prefilter) -> None:
     # The guarantee rests on |q.m - t*y| <= (t/2) * (L1 + sum|w|/t); check it directly.
-    quantised = prefilter._quantised.astype(np.int64) - vectors.ZERO_POINT
+    quantised = int8._quantised.astype(np.int64) - vectors.ZERO_POINT
     for q in queries(matrix, 20):
-        w = q.astype(np.float64) * prefilter.scales
+        w = q.astype(np.float64) * int8.scales
         t = np.abs(w).max() / 127.0
         y = (np.rint(w / t).astype(np.int64)) @ quantised
-        bound = (t / 2.0) * (prefilter.l1 + np.abs(w).sum() / t)
+        bound = (t / 2.0) * (int8.l1 + np.abs(w).sum() / t)
         assert np.all(np.abs(matrix.astype(np.float64) @ q - t * y) <= bound)
 
 
@@ -96,9 +105,10 @@ def test_rows_at_the_extremes_and_empty_dimensions() -> None:
     m[:, 5] = 0.0
     m[:50] = m[0] + 1e-6 * rng.standard_normal((50, 16))
     m = unit_rows(m)
-    exact, prefilter = ExactScan(m), Int8Prefilter(m)
+    exact, prefilter, screen = ExactScan(m), Int8Prefilter(m), PrincipalScreen.build(m)
     for q in [m[0], -m[0], *queries(m, 10)]:
         assert_same(prefilter.top(q, 10, None), exact.top(q, 10, None))
+        assert_same(screen.top(q, 10, None), exact.top(q, 10, None))
     quantised, l1 = quantise(m, prefilter.scales)
     assert quantised.shape == (16, 500) and quantised.dtype == np.uint8
     assert np.array_equal(l1, np.abs(quantised.astype(np.int32) - 128).sum(axis=0))
@@ -117,22 +127,30 @@ def test_rounding_at_its_worst_still_finds_the_true_top_k() -> None:
     bs = [np.where(np.arange(dim) % 2 == 0, 51.0 - 0.001 * i, 49.9) for i in range(30)]
     m = np.vstack([peak, bs, a]).astype(np.float32)
     q = np.full(dim, 1 / np.sqrt(dim), dtype=np.float32)  # quantises without error
-    exact, prefilter = ExactScan(m), Int8Prefilter(m)
+    exact = ExactScan(m)
     want = exact.top(q, 3, None)
     assert len(m) - 1 in want[0].tolist()  # "a" is in the true top 3
-    assert_same(prefilter.top(q, 3, None), want)
+    for search in SEARCHES.values():
+        assert_same(search(m).top(q, 3, None), want)
 
 
-def test_similarities_are_float32_cosines(matrix: np.ndarray, prefilter: Int8Prefilter) -> None:
+def test_similarities_are_float32_cosines(matrix: np.ndarray, prefilter: ExactScan) -> None:
     q = queries(matrix, 2)[1]
     positions = np.array([7, 3, 4000])
     np.testing.assert_allclose(prefilter.similarities(q, positions), matrix[positions] @ q, rtol=1e-6)
 
 
-def test_small_matrices_are_scanned_and_large_ones_prefiltered(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_matrices_are_scanned_large_ones_prefiltered_and_larger_ones_screened(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     small = clustered(100, 8)
     assert type(vector_search(small)) is ExactScan
     monkeypatch.setattr(vectors, "PREFILTER_MIN_BYTES", 50 * 8 * 4)
+    assert type(vector_search(small)) is Int8Prefilter
+    monkeypatch.setattr(vectors, "SCREEN_MIN_BYTES", 80 * 8 * 4)
+    assert type(vector_search(small)) is PrincipalScreen
+    assert type(vector_search(clustered(100, 4))) is Int8Prefilter  # too few dimensions to split
+    monkeypatch.setattr(vectors, "SCREEN_MAX_DIMENSION", 7)  # eigh grows as d**3
     assert type(vector_search(small)) is Int8Prefilter
 
 
@@ -156,8 +174,9 @@ def test_a_reader_whose_model_needs_the_cores_prefilters_from_a_smaller_size(
     assert not get_embedder("hashed-ngrams-256").needs_the_cores
 
 
+@pytest.mark.parametrize("search", sorted(SEARCHES))
 def test_a_reader_answers_the_same_with_and_without_the_prefilter(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, search: str
 ) -> None:
     rows = 3000
     vecs = clustered(rows, 32, seed=4)
@@ -177,8 +196,10 @@ def test_a_reader_answers_the_same_with_and_without_the_prefilter(
     with IndexReader(path) as scanned:
         assert type(scanned._vectors) is ExactScan
         monkeypatch.setattr(vectors, "PREFILTER_MIN_BYTES", 1000 * 32 * 4)
+        if search == "screen":
+            monkeypatch.setattr(vectors, "SCREEN_MIN_BYTES", 1000 * 32 * 4)
         with IndexReader(path) as prefiltered:
-            assert type(prefiltered._vectors) is Int8Prefilter
+            assert type(prefiltered._vectors) is {"int8": Int8Prefilter, "screen": PrincipalScreen}[search]
             for q in queries(vecs, 20, seed=5):
                 for alpha, flt in [(1.0, None), (0.5, None), (0.8, {"field": "group", "condition": {"$eq": "3"}})]:
                     options = QueryOptions(top_k=10, alpha=alpha, filter=flt, embedding=q.tolist())
@@ -195,6 +216,8 @@ def test_best_rows_side_by_side_are_found_as_exactly() -> None:
     matrix = clustered(20_000, 32, seed=4)
     target = unit_rows(rng.standard_normal((1, 32)))[0]
     matrix[7000:7040] = unit_rows(target + 0.05 * rng.standard_normal((40, 32)))
-    prefilter, exact = Int8Prefilter(matrix), ExactScan(matrix)
-    for k in (1, 5, 30, 64):
-        assert_same(prefilter.top(target, k, None), exact.top(target, k, None))
+    exact = ExactScan(matrix)
+    for search in SEARCHES.values():
+        prefilter = search(matrix)
+        for k in (1, 5, 30, 64):
+            assert_same(prefilter.top(target, k, None), exact.top(target, k, None))
