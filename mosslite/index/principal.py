@@ -44,6 +44,7 @@ from .vectors import (
     ExactScan,
     ZERO_POINT,
     integer_product_session,
+    quantised_query,
     rows_in_reach,
     scales_for,
 )
@@ -140,13 +141,9 @@ class PrincipalScreen(ExactScan):
         if k <= 0:
             return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float32)
         rotated = (self.rotation @ q).astype(np.float64)
-        w = rotated * self.scales
-        magnitude = np.abs(w)
-        peak = float(magnitude.max())
-        if peak == 0.0:
-            return self.rescored(q, np.arange(len(self.matrix)) if allowed is None else allowed, k)
-        t = peak / 127.0
-        a = (np.rint(w / t) + ZERO_POINT).astype(np.uint8)[None, :]
+        a, t, shares = quantised_query(rotated, self.scales)
+        if a is None:
+            return super().top(q, k, mask)
         head = self.head
         y = self._head_session.run(None, {"q": a[:, :head]})[0][0]
         if allowed is not None:
@@ -157,14 +154,14 @@ class PrincipalScreen(ExactScan):
         # bound widened by ``slack`` for rounding.
         slack = 2.0 * (FLOAT_SLACK + ROTATION_SLACK * q_norm * self.row_norm_max) / t
         if tail_squared <= MAX_TAIL_SHARE * q_norm * q_norm:
-            rows = self._screened(q, y, allowed, k, t, float(magnitude[:head].sum()) / t + slack, tail_squared, q_norm)
+            rows = self._screened(q, y, allowed, k, t, float(shares[:head].sum()) + slack, tail_squared, q_norm)
             if rows is not None:
                 return self.rescored(q, rows if allowed is None else allowed[rows], k)
         # The head cannot decide: the whole rotated product, bounded as Int8Prefilter's.
         tail = self._tail_session.run(None, {"q": a[:, head:]})[0][0]
         y = y + (tail if allowed is None else tail[allowed])
         l1 = self.l1 if allowed is None else self.l1[allowed]
-        rows = rows_in_reach(y, l1, self.l1_max, float(magnitude.sum()) / t + slack, k)
+        rows = rows_in_reach(y, l1, self.l1_max, float(shares.sum()) + slack, k)
         return self.rescored(q, rows if allowed is None else allowed[rows], k)
 
     def _screened(

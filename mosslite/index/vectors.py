@@ -118,7 +118,7 @@ class Int8Prefilter(ExactScan):
         self._session = integer_product_session(self._quantised)
 
     def top(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        a, t, c = quantised_query(q, self.scales)
+        a, t, shares = quantised_query(q, self.scales)
         if a is None:
             return super().top(q, k, mask)
         y = self._session.run(None, {"q": a})[0][0]
@@ -130,7 +130,7 @@ class Int8Prefilter(ExactScan):
         k = min(k, len(y))
         if k <= 0:
             return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.float32)
-        rows = rows_in_reach(y, l1, self.l1_max, c + 2.0 * FLOAT_SLACK / t, k)
+        rows = rows_in_reach(y, l1, self.l1_max, float(shares.sum()) + 2.0 * FLOAT_SLACK / t, k)
         return self.rescored(q, rows if allowed is None else allowed[rows], k)
 
 
@@ -172,38 +172,35 @@ def scales_for(matrix: np.ndarray) -> np.ndarray:
     return np.where(peak > 0, peak / 127.0, 1.0).astype(np.float64)
 
 
-def quantised_query(v: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray | None, float, float]:
-    """(u8 row for the product, t, c) for a query against rows quantised with ``scales``:
-    ``w = v * scales`` maps to ``t * (W + g)`` with ``|g| <= 1/2``, and ``c = sum |w| / t``
-    is the query's share of the bound. (None, 0, 0) for a query that is 0 there."""
+def quantised_query(v: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray | None, float, np.ndarray]:
+    """(u8 row for the product, t, |w| / t) for a query against rows quantised with
+    ``scales``: ``w = v * scales`` maps to ``t * (W + g)`` with ``|g| <= 1/2``, and the
+    sum of ``|w| / t`` is the query's share ``c`` of the bound. The row is None for a
+    query that is 0 there."""
     w = v * scales  # float64, as the scales are
     magnitude = np.abs(w)
     peak = float(magnitude.max())
     if peak == 0.0:
-        return None, 0.0, 0.0
+        return None, 0.0, magnitude
     t = peak / 127.0
-    return (np.rint(w / t) + ZERO_POINT).astype(np.uint8)[None, :], t, float(magnitude.sum()) / t
+    return (np.rint(w / t) + ZERO_POINT).astype(np.uint8)[None, :], t, magnitude / t
 
 
-def quantise(matrix: np.ndarray, scales: np.ndarray, *, transposed: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """(u8 with zero point 128, each row's L1 norm in those units).
+def quantise(matrix: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dimension x rows u8 with zero point 128, each row's L1 norm in those units).
 
-    Transposed (dimension x rows) for the matmul, which wants the constant on the
-    right; rows x dimension for gathering rows. In blocks of rows so each step
-    works in cache: ~3x faster than whole-matrix passes at 100k.
+    Transposed because the matmul wants the constant on the right. In blocks of
+    rows so each step works in cache: ~3x faster than whole-matrix passes at 100k.
     """
     rows, dim = matrix.shape
     inverse = (1.0 / scales).astype(np.float32)
-    quantised = np.empty((dim, rows) if transposed else (rows, dim), dtype=np.uint8)
+    quantised = np.empty((dim, rows), dtype=np.uint8)
     l1 = np.empty(rows, dtype=np.int32)
     ones = np.ones(dim, dtype=np.float32)
     for start in range(0, rows, QUANTISE_BLOCK):
         block = matrix[start : start + QUANTISE_BLOCK] * inverse
         np.rint(block, out=block)
-        if transposed:
-            quantised[:, start : start + QUANTISE_BLOCK] = (block + ZERO_POINT).astype(np.uint8).T
-        else:
-            quantised[start : start + QUANTISE_BLOCK] = block + ZERO_POINT
+        quantised[:, start : start + QUANTISE_BLOCK] = (block + ZERO_POINT).astype(np.uint8).T
         np.abs(block, out=block)
         l1[start : start + QUANTISE_BLOCK] = block @ ones  # integers < 2**24: exact in float32
     return quantised, l1
@@ -268,10 +265,8 @@ def vector_search(matrix: np.ndarray, *, quiet: bool = False) -> VectorSearch:
     if matrix.nbytes >= (QUIET_MIN_BYTES if quiet else PREFILTER_MIN_BYTES):
         if _product_is_exact():
             if matrix.nbytes >= SCREEN_MIN_BYTES and SCREEN_MIN_DIMENSION <= matrix.shape[1] <= SCREEN_MAX_DIMENSION:
-                from .principal import PrincipalScreen
+                from .principal import PrincipalScreen  # (it builds on this module)
 
-                screen = PrincipalScreen.build(matrix)
-                if screen is not None:
-                    return screen
+                return PrincipalScreen.build(matrix)
             return Int8Prefilter(matrix)
     return ExactScan(matrix)
