@@ -100,3 +100,17 @@ def test_zero_rows_a_zero_query_and_rows_of_other_lengths() -> None:
     screen, exact = PrincipalScreen.build(matrix), ExactScan(matrix)
     for q in [np.zeros(24, dtype=np.float32), *queries(matrix, 10, seed=13)]:
         assert_same(screen.top(q, 7, None), exact.top(q, 7, None))
+
+
+def test_threads_share_one_screen() -> None:
+    # Queries keep their state in locals; the arrays and onnxruntime sessions are shared.
+    from concurrent.futures import ThreadPoolExecutor
+
+    matrix = low_rank(4000, 32, rank=6, seed=14)
+    screen = PrincipalScreen.build(matrix)
+    qs = queries(matrix, 64, seed=15)
+    alone = [screen.top(q, 5, None) for q in qs]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda q: screen.top(q, 5, None), qs))
+    for got, want in zip(together, alone):
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
