@@ -40,10 +40,10 @@ import numpy as np
 
 from .vectors import (
     FLOAT_SLACK,
-    MIN_GROUP,
-    ExactScan,
     ZERO_POINT,
+    ExactScan,
     integer_product_session,
+    leaders,
     quantised_query,
     rows_in_reach,
     scales_for,
@@ -178,7 +178,7 @@ class PrincipalScreen(ExactScan):
         """Positions in ``y`` (the head's product) that may be in the top k, or None if
         more than MAX_RESCORED may be."""
         # tau: the k-th best exact cosine among the rows the head scores highest.
-        first = _leaders(y, min(len(y), 2 * k + 16))
+        first = leaders(y, min(len(y), 2 * k + 16))
         exact = self.matrix[first if allowed is None else allowed[first]] @ q
         tau = float(np.partition(exact, len(exact) - k)[len(exact) - k])
         # A row may reach tau only if 2y + L1_head + c_head + beta * |x_t| >= 2 tau / t.
@@ -194,14 +194,3 @@ class PrincipalScreen(ExactScan):
         rows = near[2 * y[near] + head_l1[near] + beta * tail_norms[near] >= need]
         return rows if len(rows) <= MAX_RESCORED else None
 
-
-def _leaders(y: np.ndarray, m: int) -> np.ndarray:
-    """``m`` positions with high ``y``: the best of each of 16 * m groups of rows, then
-    the m best of those (one pass over y, no copy, as vectors.reached_by_k)."""
-    groups = 16 * m
-    size = len(y) // groups
-    if size < MIN_GROUP:
-        return np.argpartition(y, len(y) - m)[len(y) - m :]
-    best = y[: groups * size].reshape(groups, size).argmax(axis=1)
-    best += np.arange(0, groups * size, size)
-    return best[np.argpartition(y[best], groups - m)[groups - m :]]

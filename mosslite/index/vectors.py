@@ -154,15 +154,22 @@ def rows_in_reach(y: np.ndarray, l1: np.ndarray, l1_max: float, c: float, k: int
 
 def reached_by_k(y: np.ndarray, k: int) -> int:
     """A value that at least ``k`` entries of ``y`` reach, close to the k-th largest: the
-    k-th largest of the maxima of GROUPS_PER_K * k groups of rows (each a different row).
-    One pass, no copy: at 100k rows ~0.1 ms less than np.partition's copy and select
-    after other work had evicted y from the caches."""
-    groups = GROUPS_PER_K * k
+    smallest of ``leaders(y, k)``."""
+    return int(y[leaders(y, k)].min())
+
+
+def leaders(y: np.ndarray, m: int) -> np.ndarray:
+    """``m`` positions with high ``y`` (0 < m <= len(y)): the best row of each of
+    GROUPS_PER_K * m groups of rows, then the m best of those. One pass, no copy: at
+    100k rows ~0.1 ms less than np.partition's copy and select after other work had
+    evicted y from the caches."""
+    groups = GROUPS_PER_K * m
     size = len(y) // groups
     if size < MIN_GROUP:
-        return int(np.partition(y, len(y) - k)[len(y) - k])
-    maxima = y[: groups * size].reshape(groups, size).max(axis=1)
-    return int(np.partition(maxima, groups - k)[groups - k])
+        return np.argpartition(y, len(y) - m)[len(y) - m :]
+    best = y[: groups * size].reshape(groups, size).argmax(axis=1)
+    best += np.arange(0, groups * size, size)
+    return best[np.argpartition(y[best], groups - m)[groups - m :]]
 
 
 def scales_for(matrix: np.ndarray) -> np.ndarray:
