@@ -63,6 +63,14 @@ def use_wal(conn: apsw.Connection) -> None:
     conn.execute("PRAGMA synchronous = NORMAL")
 
 
+def bound_wal(conn: apsw.Connection, pages: int = 128) -> None:
+    """Checkpoint every ``pages`` pages and truncate the WAL file then: a long-lived
+    database with small writes (the catalog) otherwise keeps a WAL of its largest
+    size beside it for good (SQLite's default: 1000 pages, 4 MB)."""
+    conn.execute(f"PRAGMA wal_autocheckpoint = {int(pages)}")
+    conn.execute(f"PRAGMA journal_size_limit = {int(pages) * 4096}")
+
+
 def enforce_foreign_keys(conn: apsw.Connection) -> None:
     conn.execute("PRAGMA foreign_keys = ON")
 
@@ -84,16 +92,19 @@ def connect(
     *,
     readonly: bool = False,
     immutable: bool = False,
+    mmap: bool = True,
     vec: bool = False,
     tracer: Tracer | None = None,
 ) -> apsw.Connection:
     """Open ``path``. ``immutable`` is for published index files: they never change
-    after publication, so SQLite may skip locking and change detection entirely."""
+    after publication, so SQLite may skip locking and change detection entirely;
+    they are memory-mapped unless ``mmap`` is False."""
     if immutable:
         uri = Path(path).resolve().as_uri() + "?immutable=1"
         flags = apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI
         conn = apsw.Connection(uri, flags=flags)
-        map_whole_file(conn)
+        if mmap:
+            map_whole_file(conn)
     elif readonly:
         conn = apsw.Connection(str(path), flags=apsw.SQLITE_OPEN_READONLY)
     else:

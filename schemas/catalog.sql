@@ -46,8 +46,11 @@ CREATE TABLE IF NOT EXISTS versions (
     FOREIGN KEY (project_id, index_name) REFERENCES indexes (project_id, name) ON DELETE CASCADE
 ) WITHOUT ROWID;
 
--- A job's request (documents, ids) is kept in `request` until it ends, so a
--- service that crashed mid-build can run it again at its next start.
+-- A job's documents and ids are not kept here: they wait in a batch file of
+-- their own (`batches/<job_id>.sqlite`, mosslite/index/batch.py) until the job
+-- ends, so a progress update rewrites a small row and the catalog does not
+-- grow with the documents it has seen (issue #7). A service that crashed
+-- mid-build runs the job again from that file at its next start.
 CREATE TABLE IF NOT EXISTS jobs (
     job_id        TEXT PRIMARY KEY,
     project_id    TEXT NOT NULL,
@@ -59,7 +62,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     error         TEXT,
     doc_count     INTEGER NOT NULL DEFAULT 0,
     version       INTEGER,
-    request       BLOB,
     owner         TEXT,
     seq           INTEGER NOT NULL,
     created_at    TEXT NOT NULL,
@@ -71,16 +73,17 @@ CREATE INDEX IF NOT EXISTS jobs_by_index ON jobs (project_id, index_name, seq);
 CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (status) WHERE status NOT IN ('completed', 'failed');
 
 -- Session pushes, by the diff id the client gave each diff: a retried push
--- returns the job of the first (issue #5). `changeset` is kept until the job
--- completed and `overwritten` (ids whose row on the service was not the one the
--- session had seen, replaced by last-push-wins) was counted from it.
+-- returns the job of the first (issue #5). `overwritten` (ids whose row on the
+-- service was not the one the session had seen, replaced by last-push-wins) is
+-- counted by the build that applies the diff and stored when it is published,
+-- with the job's completion (issue #7): the changeset itself is not kept, and
+-- a retry long after, when that version is gone, still gets its answer.
 CREATE TABLE IF NOT EXISTS pushes (
     project_id  TEXT NOT NULL,
     index_name  TEXT NOT NULL,
     diff_id     TEXT NOT NULL,
     job_id      TEXT NOT NULL,
     doc_count   INTEGER NOT NULL,
-    changeset   BLOB,
     overwritten INTEGER,
     created_at  TEXT NOT NULL,
     PRIMARY KEY (project_id, index_name, diff_id)

@@ -14,7 +14,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ..errors import (
     TimeoutError_,
     UnavailableError,
 )
-from ..index.builder import check_batch
+from ..index.batch import iter_docs
 from ..index.fusion import reciprocal_rank_fusion
 from ..service import Service
 from ..sync.clock import Clock, SystemClock
@@ -159,19 +159,22 @@ class MossClient:
     # -- mutations (asynchronous jobs) ----------------------------------------
 
     async def create_index(
-        self, name: str, docs: Sequence[DocumentInfo], model_id: str | None = None
+        self, name: str, docs: Iterable[DocumentInfo], model_id: str | None = None
     ) -> MutationResult:
-        """Start building a new index; returns at once with the job."""
+        """Start building a new index; returns with the job once the documents are
+        sent. ``docs`` may be any iterable: a generator streams through in bounded
+        memory (1M documents, or more than one HTTP request holds)."""
         self._check_open()
-        return await self.transport.create_index(name, check_batch(docs), model_id)
+        return await self.transport.create_index(name, iter_docs(docs), model_id)
 
     async def add_docs(
-        self, name: str, docs: Sequence[DocumentInfo], options: MutationOptions | None = None
+        self, name: str, docs: Iterable[DocumentInfo], options: MutationOptions | None = None
     ) -> MutationResult:
-        """Upsert (default) or insert documents; the live version keeps serving meanwhile."""
+        """Upsert (default) or insert documents; the live version keeps serving meanwhile.
+        ``docs`` may be any iterable, as for ``create_index``."""
         self._check_open()
         options = options_or_default(options, MutationOptions)
-        return await self.transport.add_docs(name, check_batch(docs), options)
+        return await self.transport.add_docs(name, iter_docs(docs), options)
 
     async def delete_docs(self, name: str, ids: Sequence[str]) -> MutationResult:
         self._check_open()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,12 @@ class Transport(ABC):
     project_id: str
 
     @abstractmethod
-    async def create_index(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None) -> MutationResult: ...
+    async def create_index(self, name: str, docs: Iterable[DocumentInfo], model_id: str | None) -> MutationResult:
+        """``docs`` is read once, as it is sent: an iterable of any size streams through."""
 
     @abstractmethod
-    async def add_docs(self, name: str, docs: Sequence[DocumentInfo], options: MutationOptions) -> MutationResult: ...
+    async def add_docs(self, name: str, docs: Iterable[DocumentInfo], options: MutationOptions) -> MutationResult:
+        """As ``create_index``."""
 
     @abstractmethod
     async def delete_docs(self, name: str, ids: Sequence[str]) -> MutationResult: ...
@@ -107,11 +109,11 @@ class LocalTransport(Transport):
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(getattr(self.service, method), self.project_id, *args, **kwargs)
 
-    async def create_index(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None) -> MutationResult:
-        return await self._call("create_index", name, list(docs), model_id)
+    async def create_index(self, name: str, docs: Iterable[DocumentInfo], model_id: str | None) -> MutationResult:
+        return await self._call("create_index", name, docs, model_id)  # consumed by the service, streaming
 
-    async def add_docs(self, name: str, docs: Sequence[DocumentInfo], options: MutationOptions) -> MutationResult:
-        return await self._call("add_docs", name, list(docs), options)
+    async def add_docs(self, name: str, docs: Iterable[DocumentInfo], options: MutationOptions) -> MutationResult:
+        return await self._call("add_docs", name, docs, options)
 
     async def delete_docs(self, name: str, ids: Sequence[str]) -> MutationResult:
         return await self._call("delete_docs", name, ids)

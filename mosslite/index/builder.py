@@ -1,20 +1,28 @@
-"""Writes index version files: version 1 from documents, version N+1 from version N.
+"""Writes index version files: version 1 from a batch of documents, version N+1 from version N.
 
-Invariants (issue #2, issue #3):
+Invariants (issue #2, issue #3, issue #7):
 - The base file is never opened for writing: N+1 is built in a temp copy beside
   the target and renamed into place only when complete and verified, so a crash
   or an error at any point leaves no partial version under the target name.
 - Unchanged documents are never re-embedded: an upsert whose text equals the
   stored text keeps the stored vector; only new or changed texts reach the model.
+- A build reads its documents from a batch file (batch.py) with SQL, in
+  bounded memory: no Python object per document on the way to the file, so
+  1M documents build like 10k, only longer.
+- What the reader needs is written here, once (format 3): each vector once in
+  docs_vec, document lengths and posting lists (postings.py), and the 8-bit
+  codes of the vectors (codes.py). Version N+1 carries N's forward and touches
+  only what changed: new postings go to the recent lists, codes are rewritten
+  only for the chunks of slots whose vectors changed, with N's codebook. So
+  consecutive versions share almost every page, and a page patch stays small.
 - The result is one compact file: no -wal/-shm beside it, free pages vacuumed
   when they pile up, FTS5 segments merged on a fresh build.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,9 +34,12 @@ from .._fs import fsync_file, in_background, install, temp_path_for
 from ..embeddings import Embedder
 from ..errors import ConflictError, CorruptIndexError, InvalidArgumentError, InvalidDocumentError
 from ..types import DocumentInfo, JobPhase, Version
-from .format import COUNT_DOCS_SQL, IndexMeta, create_schema, read_meta, utc_now_iso, write_meta
+from . import codes, postings, vec0
+from .batch import BatchWriter, Row, iter_docs, same_row, vector_blobs
+from .codes import Codebook, read_codebook, sample_rows, write_codebook
+from .format import COUNT_DOCS_SQL, WRITE_META_SQL, IndexMeta, create_schema, read_meta, utc_now_iso, write_meta
 from .pages import PageMap
-from .postings import update_postings
+from .vectors import wants_codes
 
 #: Called with (phase, percent 0-100) as a build moves on; phases follow Moss.
 ProgressFn = Callable[[str, float], None]
@@ -38,32 +49,136 @@ PHASE_BUILDING = JobPhase.BUILDING_INDEX
 EMBED_BATCH = 64
 # Vacuum an incremental version when this share of its pages is free.
 VACUUM_FREE_RATIO = 0.2
+#: Rewrite the base posting lists whole once the recent lists hold this share of
+#: the base's postings, or this share of the documents was removed since.
+FOLD_SHARE = 1 / 16
+#: Fit the codebook again once the index holds this many times the rows it was fitted on.
+REFIT_GROWTH = 2
+#: Documents tokenized per pass of a fresh build (bounds the texts held at once).
+TOKENIZE_ROWS = 8192
+#: Chunks of vectors whose codes are worked out in one go (4096 rows at 256 slots).
+ENCODE_CHUNKS = 16
+STALE_KEY = "postings_stale_docs"
+BASE_POSTINGS_KEY = "postings_base"
 
-EXISTING_DOCS_SQL = """
-SELECT id, text, embedding
-FROM docs
-WHERE id IN (SELECT value FROM json_each(:ids))
+ATTACH_SQL = """
+ATTACH DATABASE :path AS batch
 """
 
-TEXTS_SQL = """
+DETACH_SQL = """
+DETACH DATABASE batch
+"""
+
+CONFLICTS_SQL = """
+SELECT docs.id
+FROM docs JOIN batch.upserts USING (id)
+ORDER BY docs.id
+LIMIT 5
+"""
+
+COUNT_CONFLICTS_SQL = """
+SELECT count(*)
+FROM docs JOIN batch.upserts USING (id)
+"""
+
+#: Upserts without a vector whose text is unchanged: the stored vector is reused.
+REUSABLE_SQL = """
+SELECT batch.upserts.seq, docs.rowid
+FROM batch.upserts JOIN docs USING (id)
+WHERE batch.upserts.embedding IS NULL AND batch.upserts.text = docs.text
+"""
+
+STORED_VECTOR_SQL = """
+SELECT embedding
+FROM docs_vec
+WHERE rowid = :rowid
+"""
+
+TO_EMBED_SQL = """
+SELECT seq, text
+FROM batch.upserts
+WHERE embedding IS NULL
+ORDER BY seq
+"""
+
+SET_EMBEDDING_SQL = """
+UPDATE batch.upserts
+SET embedding = :embedding
+WHERE seq = :seq
+"""
+
+#: Documents the batch removes or replaces: (rowid, id, replaced).
+REMOVED_SQL = """
+SELECT docs.rowid, docs.id, docs.id IN (SELECT id FROM batch.upserts)
+FROM docs
+WHERE docs.id IN (SELECT id FROM batch.deletes)
+   OR docs.id IN (SELECT id FROM batch.upserts)
+"""
+
+DELETE_DOC_SQL = """
+DELETE FROM docs
+WHERE rowid = :rowid
+"""
+
+DELETE_VECTOR_SQL = """
+DELETE FROM docs_vec
+WHERE rowid = :rowid
+"""
+
+MAX_ROWID_SQL = """
+SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'docs'), 0)
+"""
+
+INSERT_DOCS_SQL = """
+INSERT INTO docs (id, text, metadata, payload)
+SELECT id, text, metadata, payload
+FROM batch.upserts
+ORDER BY seq
+"""
+
+INSERT_VECTORS_SQL = """
+INSERT INTO docs_vec (rowid, embedding)
+SELECT docs.rowid, batch.upserts.embedding
+FROM batch.upserts JOIN docs USING (id)
+ORDER BY docs.rowid
+"""
+
+NEW_TEXTS_SQL = """
 SELECT rowid, text
 FROM docs
-WHERE id IN (SELECT value FROM json_each(:ids))
+WHERE rowid > :after
+ORDER BY rowid
+LIMIT :limit
 """
 
-DELETE_DOCS_SQL = """
-DELETE FROM docs
-WHERE id IN (SELECT value FROM json_each(:ids))
+NEW_ROWIDS_SQL = """
+SELECT rowid
+FROM docs
+WHERE rowid > :after
 """
 
-UPSERT_DOC_SQL = """
-INSERT INTO docs (id, text, metadata, payload, embedding)
-VALUES (:id, :text, :metadata, :payload, :embedding)
-ON CONFLICT (id) DO UPDATE SET
-    text = excluded.text,
-    metadata = excluded.metadata,
-    payload = excluded.payload,
-    embedding = excluded.embedding
+#: For a push: what the service held of each document the session changed, before this batch.
+SEEN_SQL = """
+SELECT batch.seen.id, batch.seen.text, batch.seen.metadata, batch.seen.payload, batch.seen.embedding,
+       batch.upserts.text, batch.upserts.metadata, batch.upserts.payload, batch.upserts.embedding,
+       docs.rowid, docs.text, docs.metadata, docs.payload
+FROM batch.seen
+LEFT JOIN batch.upserts USING (id)
+LEFT JOIN docs ON docs.id = batch.seen.id
+"""
+
+HAS_SEEN_SQL = """
+SELECT EXISTS (SELECT 1 FROM batch.seen)
+"""
+
+COUNT_UPSERTS_SQL = """
+SELECT count(*)
+FROM batch.upserts
+"""
+
+DOC_ROWIDS_SQL = """
+SELECT rowid
+FROM docs
 """
 
 FREE_PAGES_SQL = """
@@ -72,9 +187,10 @@ SELECT
     (SELECT page_count FROM pragma_page_count)
 """
 
-COUNT_VEC_SQL = """
-SELECT count(*)
-FROM docs_vec
+READ_BOOKKEEPING_SQL = """
+SELECT key, value
+FROM meta
+WHERE key IN ('postings_stale_docs', 'postings_base')
 """
 
 
@@ -90,6 +206,9 @@ class BuildReport:
     size_bytes: int
     #: Digests of the file and of each page (index/pages.py), computed while it was fsynced.
     page_map: PageMap
+    #: For a push (a batch with ``seen`` rows): documents whose row was neither what
+    #: the session had seen nor what it wrote (another writer's change, replaced).
+    overwritten: int | None = None
 
     @property
     def sha256(self) -> str:
@@ -98,16 +217,12 @@ class BuildReport:
 
 def check_batch(docs: Iterable[DocumentInfo]) -> list[DocumentInfo]:
     """``docs`` (any iterable of DocumentInfo) as a list, after the batch-level rules
-    the records cannot check alone. Called where a batch enters (client, session,
-    service), so a slip such as passing None or one document fails there, typed,
-    and not deep in a worker."""
-    if isinstance(docs, (DocumentInfo, str, bytes, Mapping)) or not isinstance(docs, Iterable):
-        raise InvalidDocumentError(f"docs must be a list of DocumentInfo, got {type(docs).__name__}")
-    docs = list(docs)
+    the records cannot check alone. Called where a batch enters (client, session),
+    so a slip such as passing None or one document fails there, typed, and not deep
+    in a worker."""
+    docs = list(iter_docs(docs))
     seen: set[str] = set()
     for doc in docs:
-        if not isinstance(doc, DocumentInfo):
-            raise InvalidDocumentError(f"expected DocumentInfo, got {type(doc).__name__}")
         if doc.id in seen:
             raise InvalidDocumentError(f"duplicate document id {doc.id!r} in one batch", id=doc.id)
         seen.add(doc.id)
@@ -134,7 +249,7 @@ def build_version(
     embedder: Embedder,
     index_name: str,
     version: Version,
-    upserts: Sequence[DocumentInfo] = (),
+    upserts: Iterable[DocumentInfo] = (),
     deletes: Sequence[str] = (),
     base: Path | None = None,
     upsert: bool = True,
@@ -143,13 +258,41 @@ def build_version(
     """Write ``target`` as ``base`` (if any) with ``deletes`` removed, then ``upserts`` applied.
 
     With ``upsert=False`` an id that already exists is a ConflictError and
-    nothing is written. Example::
+    nothing is written. ``upserts`` may be any iterable (a generator streams).
+    Example::
 
         build_version(Path("1.sqlite"), embedder=get_embedder(), index_name="faq",
                       version=Version(1), upserts=docs)
     """
-    check_batch(upserts)
     deletes = check_ids(deletes)
+    target = Path(target)
+    batch = temp_path_for(target.with_name(target.name + ".batch"))
+    writer = BatchWriter(batch, dimension=embedder.dimension, computes_embeddings=embedder.computes_embeddings)
+    try:
+        writer.add_docs(upserts)
+        writer.add_deletes(deletes)
+        writer.close()
+        return build_from_batch(
+            target, embedder=embedder, index_name=index_name, version=version, batch=batch, base=base,
+            upsert=upsert, progress=progress,
+        )  # fmt: skip
+    finally:
+        writer.abort()
+
+
+def build_from_batch(
+    target: Path,
+    *,
+    embedder: Embedder,
+    index_name: str,
+    version: Version,
+    batch: Path,
+    base: Path | None = None,
+    upsert: bool = True,
+    progress: ProgressFn | None = None,
+) -> BuildReport:
+    """Write ``target`` as ``base`` (if any) with the batch file ``batch`` applied
+    (batch.py; its vectors are checked and normalised; missing ones are filled in)."""
     report_progress = progress or (lambda phase, pct: None)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -165,7 +308,13 @@ def build_version(
         conn = connect(temp, vec=True)
         try:
             with translating_sqlite_errors(base or temp):
-                counts = _apply(conn, temp, base, embedder, index_name, version, upserts, deletes, upsert, report_progress)
+                conn.execute(ATTACH_SQL, {"path": str(batch)})
+                try:
+                    counts = _apply(conn, temp, base, embedder, index_name, version, upsert, report_progress)
+                finally:
+                    conn.execute(DETACH_SQL)
+                _compact(conn, fresh=base is None)
+                report_progress(PHASE_BUILDING, 100.0)
                 meta = read_meta(conn, temp)
         finally:
             conn.close()
@@ -188,11 +337,9 @@ def _apply(
     embedder: Embedder,
     index_name: str,
     version: Version,
-    upserts: Sequence[DocumentInfo],
-    deletes: list[str],
     upsert: bool,
     report_progress: ProgressFn,
-) -> dict[str, int]:
+) -> dict[str, int | None]:
     # The temp file is thrown away on any failure, so a rollback journal on disk buys nothing.
     conn.execute("PRAGMA journal_mode = MEMORY")
     conn.execute("PRAGMA synchronous = OFF")
@@ -200,49 +347,34 @@ def _apply(
         create_schema(conn, embedder.dimension)
     else:
         _check_base(conn, base, embedder, index_name)
-
-    existing = {
-        row[0]: (row[1], row[2])
-        for row in conn.execute(EXISTING_DOCS_SQL, {"ids": json.dumps([d.id for d in upserts])})
-    }
-    if not upsert and existing:
-        clash = sorted(existing)[:5]
+    if not upsert and (clash := [r[0] for r in conn.execute(CONFLICTS_SQL)]):
+        count = conn.execute(COUNT_CONFLICTS_SQL).fetchone()[0]
         raise ConflictError(
-            f"{len(existing)} document id(s) already exist in {index_name!r}, e.g. {clash}",
+            f"{count} document id(s) already exist in {index_name!r}, e.g. {clash}",
             index=index_name,
             hint="pass MutationOptions(upsert=True) to replace them",
         )
-    still_there = set(existing) - set(deletes)
-    blobs, embedded, reused = _embeddings_for(upserts, existing, still_there, embedder, report_progress)
+    embedded, reused = _fill_embeddings(conn, embedder, report_progress)
 
     report_progress(PHASE_BUILDING, 0.0)
-    touched = {"ids": json.dumps(list(dict.fromkeys([*deletes, *(d.id for d in upserts)])))}
     with conn:
-        before = dict(conn.execute(TEXTS_SQL, touched).fetchall())
-        conn.execute(DELETE_DOCS_SQL, {"ids": json.dumps(deletes)})
-        deleted = conn.changes()  # rows of docs only: trigger changes are not counted
-        conn.executemany(
-            UPSERT_DOC_SQL,
-            (
-                {
-                    "id": doc.id,
-                    "text": doc.text,
-                    "metadata": json.dumps(doc.metadata or {}, ensure_ascii=False, sort_keys=True),
-                    "payload": doc.payload,
-                    "embedding": blob,
-                }
-                for doc, blob in zip(upserts, blobs)
-            ),
-        )
-        after = dict(conn.execute(TEXTS_SQL, touched).fetchall())
-        # A row keeps its rowid when its id is upserted, so (rowid, text) pairs
-        # present on one side only are exactly what the postings must drop or gain.
-        update_postings(
-            conn,
-            removed={r: t for r, t in before.items() if after.get(r) != t},
-            added={r: t for r, t in after.items() if before.get(r) != t},
-        )
+        overwritten = _count_overwritten(conn) if conn.execute(HAS_SEEN_SQL).fetchone()[0] else None
+        removed = conn.execute(REMOVED_SQL).fetchall()
+        updated = sum(1 for _, _, replaced in removed if replaced)
+        removed_rowids = [rowid for rowid, _, _ in removed]
+        touched = vec0.chunks_holding(conn, removed_rowids)
+        conn.executemany(DELETE_DOC_SQL, ({"rowid": r} for r in removed_rowids))
+        conn.executemany(DELETE_VECTOR_SQL, ({"rowid": r} for r in removed_rowids))
+        after = conn.execute(MAX_ROWID_SQL).fetchone()[0]
+        conn.execute(INSERT_DOCS_SQL)
+        conn.execute(INSERT_VECTORS_SQL)
+        new_rowids = [r[0] for r in conn.execute(NEW_ROWIDS_SQL, {"after": after})]
+        touched |= vec0.chunks_holding(conn, new_rowids)
+        report_progress(PHASE_BUILDING, 20.0)
         doc_count = conn.execute(COUNT_DOCS_SQL).fetchone()[0]
+        _update_postings(conn, after, fresh=base is None, removed=len(removed_rowids), doc_count=doc_count)
+        report_progress(PHASE_BUILDING, 50.0)
+        _update_codes(conn, embedder, touched, doc_count)
         write_meta(
             conn,
             IndexMeta(
@@ -255,16 +387,15 @@ def _apply(
             ),
         )
     report_progress(PHASE_BUILDING, 60.0)
-    _compact(conn, fresh=base is None)
     _verify(conn, temp, doc_count, full=base is None)
-    report_progress(PHASE_BUILDING, 100.0)
-    updated = len(still_there)
+    upserts = conn.execute(COUNT_UPSERTS_SQL).fetchone()[0]
     return {
         "embedded": embedded,
         "reused": reused,
-        "inserted": len(upserts) - updated,
+        "inserted": upserts - updated,
         "updated": updated,
-        "deleted": deleted,
+        "deleted": len(removed_rowids) - updated,
+        "overwritten": overwritten,
     }
 
 
@@ -278,46 +409,155 @@ def _check_base(conn: apsw.Connection, base: Path, embedder: Embedder, index_nam
         )
 
 
-def _embeddings_for(
-    upserts: Sequence[DocumentInfo],
-    existing: dict[str, tuple[str, bytes]],
-    still_there: set[str],
-    embedder: Embedder,
-    report_progress: ProgressFn,
-) -> tuple[list[bytes], int, int]:
-    """One blob per upsert: supplied, reused (same text as stored), or newly embedded."""
-    blobs: list[bytes | None] = [None] * len(upserts)
-    to_embed: list[int] = []
-    reused = 0
-    for i, doc in enumerate(upserts):
-        if doc.embedding is not None:
-            blobs[i] = vector_blob(embedder.check_vector(doc.embedding, f"embedding of document {doc.id!r}"))
-        elif doc.id in still_there and existing[doc.id][0] == doc.text:
-            blobs[i] = existing[doc.id][1]
-            reused += 1
-        elif embedder.computes_embeddings:
-            to_embed.append(i)
-        else:
-            raise InvalidDocumentError(
-                f"document {doc.id!r} has no embedding, and model {embedder.model_id!r} computes none",
-                id=doc.id,
-                hint="pass DocumentInfo(embedding=[...]) for every document of a custom index",
-            )
-    if to_embed:
+def _fill_embeddings(conn: apsw.Connection, embedder: Embedder, report_progress: ProgressFn) -> tuple[int, int]:
+    """Give every upsert its vector: the stored one where the text is unchanged, else
+    the model's (written into the batch file). Returns (embedded, reused)."""
+    reusable = conn.execute(REUSABLE_SQL).fetchall()
+    with conn:
+        for seq, rowid in reusable:
+            stored = conn.execute(STORED_VECTOR_SQL, {"rowid": rowid}).fetchone()
+            if stored is None:
+                raise CorruptIndexError(f"document rowid {rowid} has no vector in docs_vec")
+            conn.execute(SET_EMBEDDING_SQL, {"seq": seq, "embedding": stored[0]})
+    missing = conn.execute(TO_EMBED_SQL).fetchall()
+    if missing and not embedder.computes_embeddings:
+        raise InvalidDocumentError(
+            f"{len(missing)} document(s) have no embedding, and model {embedder.model_id!r} computes none",
+            hint="pass DocumentInfo(embedding=[...]) for every document of a custom index",
+        )
+    if missing:
         report_progress(PHASE_EMBEDDING, 0.0)
-        for start in range(0, len(to_embed), EMBED_BATCH):
-            batch = to_embed[start : start + EMBED_BATCH]
-            vectors = embedder.embed([upserts[i].text for i in batch])
-            for i, vector in zip(batch, vectors):
-                blobs[i] = vector_blob(vector)
-            report_progress(PHASE_EMBEDDING, 100.0 * min(start + EMBED_BATCH, len(to_embed)) / len(to_embed))
-    return [b for b in blobs if b is not None], len(to_embed), reused
+        for start in range(0, len(missing), EMBED_BATCH):
+            part = missing[start : start + EMBED_BATCH]
+            blobs = vector_blobs(embedder.embed([text for _, text in part]))
+            with conn:
+                conn.executemany(SET_EMBEDDING_SQL, ({"seq": seq, "embedding": b} for (seq, _), b in zip(part, blobs)))
+            report_progress(PHASE_EMBEDDING, 100.0 * min(start + EMBED_BATCH, len(missing)) / len(missing))
+    return len(missing), len(reusable)
+
+
+def _count_overwritten(conn: apsw.Connection) -> int:
+    """How many of a push's documents were changed on the service by someone else
+    since the session saw them: the row held now is neither the seen one nor the new."""
+    count = 0
+    for row in conn.execute(SEEN_SQL).fetchall():
+        doc_id, seen, new, rowid, held = row[0], row[1:5], row[5:9], row[9], row[10:13]
+        current: Row | None = None
+        if rowid is not None:
+            vector = conn.execute(STORED_VECTOR_SQL, {"rowid": rowid}).fetchone()
+            current = (*held, vector[0] if vector else b"")  # type: ignore[assignment]
+        seen_row = None if seen[0] is None else seen
+        new_row = None if new[0] is None else new
+        if not same_row(current, seen_row) and not same_row(current, new_row):  # type: ignore[arg-type]
+            count += 1
+    return count
+
+
+def _update_postings(conn: apsw.Connection, after: int, *, fresh: bool, removed: int, doc_count: int) -> None:
+    """Postings and lengths of the documents added (rowids above ``after``); the base
+    lists are written whole on a fresh build and when the recent or dead ones have
+    grown past FOLD_SHARE (postings.py). Texts are read TOKENIZE_ROWS at a time; the
+    postings are gathered whole and written once (a list rewritten per pass would
+    leave its old pages free in the file)."""
+    bookkeeping = {k: int(v) for k, v in conn.execute(READ_BOOKKEEPING_SQL)}
+    stale = bookkeeping.get(STALE_KEY, 0) + removed
+    base_postings = bookkeeping.get(BASE_POSTINGS_KEY, 0)
+    gatherer = postings.Gatherer(conn)
+    last = after
+    while rows := conn.execute(NEW_TEXTS_SQL, {"after": last, "limit": TOKENIZE_ROWS}).fetchall():
+        last = rows[-1][0]
+        postings.write_lengths(conn, gatherer.add(rows))
+    added = postings.add_postings(conn, gatherer.postings(), recent=not fresh)
+    if fresh:
+        base_postings += added
+    elif postings.recent_postings(conn) > FOLD_SHARE * base_postings or stale > FOLD_SHARE * max(doc_count, 1):
+        rowids = np.fromiter((r[0] for r in conn.execute(DOC_ROWIDS_SQL)), dtype=np.int64)
+        alive = np.zeros(int(rowids.max()) + 1 if len(rowids) else 0, dtype=bool)
+        alive[rowids] = True
+        base_postings, stale = postings.fold(conn, alive), 0
+    conn.executemany(
+        WRITE_META_SQL,
+        [{"key": STALE_KEY, "value": str(stale)}, {"key": BASE_POSTINGS_KEY, "value": str(base_postings)}],
+    )
+
+
+def _update_codes(conn: apsw.Connection, embedder: Embedder, touched: set[int], doc_count: int) -> None:
+    """Keep docs_codes in step with docs_vec: the ``touched`` chunks re-encoded with the
+    stored codebook, or every chunk with a new one when there is none yet (the index
+    has just grown large enough to be searched in 8 bits) or the index has grown
+    REFIT_GROWTH times since it was fitted."""
+    codebook = read_codebook(conn)
+    dimension = embedder.dimension
+    if codebook is None and not wants_codes(doc_count, dimension, quiet=embedder.needs_the_cores):
+        return
+    if codebook is None or doc_count >= REFIT_GROWTH * codebook.fit_count:
+        layout = vec0.read_layout(conn)
+        codebook = Codebook.fit(_sample(conn, layout, dimension), len(layout))
+        write_codebook(conn, codebook)
+        touched = set(layout.chunk_ids) | {r[0] for r in conn.execute(codes.CODED_CHUNKS_SQL)}
+    chunk_ids = sorted(touched)
+    for start in range(0, len(chunk_ids), ENCODE_CHUNKS):  # encoded together: numpy's calls are per block
+        group = chunk_ids[start : start + ENCODE_CHUNKS]
+        chunks = [(chunk_id, *vec0.read_chunk(conn, chunk_id, dimension)) for chunk_id in group]
+        encoded, stats = codebook.encode(np.concatenate([vectors for _, _, vectors, _ in chunks]))
+        at = 0
+        for chunk_id, used, _, size in chunks:
+            _write_chunk_codes(conn, chunk_id, used, encoded[at : at + len(used)], stats[at : at + len(used)], size)
+            at += len(used)
+
+
+def _sample(conn: apsw.Connection, layout: vec0.Layout, dimension: int) -> np.ndarray:
+    """The rows a codebook is fitted on (codes.sample_rows), read chunk by chunk."""
+    wanted = sample_rows(len(layout))
+    out = np.empty((len(wanted), dimension), dtype=np.float32)
+    at = 0
+    for chunk_id, start, used in zip(layout.chunk_ids, layout.starts, layout.slots):
+        here = wanted[(wanted >= start) & (wanted < start + len(used))]
+        if len(here):
+            _, vectors, _ = vec0.read_chunk(conn, chunk_id, dimension)
+            out[at : at + len(here)] = vectors[here - start]
+            at += len(here)
+    return out
+
+
+def _write_chunk_codes(
+    conn: apsw.Connection, chunk_id: int, used: np.ndarray, encoded: np.ndarray, stats: np.ndarray, size: int
+) -> None:
+    """Write one chunk's codes, rewriting only the bytes that changed (incremental blob
+    I/O), so the pages of unchanged tiles stay as they were."""
+    if not size:  # (sqlite-vec removed the chunk)
+        conn.execute(codes.DELETE_CHUNK_CODES_SQL, {"chunk_id": chunk_id})
+        return
+    blobs = codes.chunk_blobs(used, encoded, stats, size)
+    stored = conn.execute(codes.CHUNK_CODES_BY_ID_SQL, {"chunk_id": chunk_id}).fetchone()
+    if stored is None or [len(b) for b in stored] != [len(b) for b in blobs]:
+        conn.execute(codes.WRITE_CHUNK_CODES_SQL, {"chunk_id": chunk_id, "codes": blobs[0], "stats": blobs[1]})
+        return
+    for column, old, new in zip(("codes", "stats"), stored, blobs):
+        _write_changed(conn, column, chunk_id, old, new)
+
+
+def _write_changed(conn: apsw.Connection, column: str, chunk_id: int, old: bytes, new: bytes) -> None:
+    if old == new:
+        return
+    differ = np.flatnonzero(np.frombuffer(old, dtype=np.uint8) != np.frombuffer(new, dtype=np.uint8))
+    start, end = int(differ[0]), int(differ[-1]) + 1
+    blob = conn.blob_open("main", "docs_codes", column, chunk_id, True)
+    try:
+        blob.seek(start)
+        blob.write(new[start:end])
+    finally:
+        blob.close()
 
 
 def _compact(conn: apsw.Connection, *, fresh: bool) -> None:
     if fresh:
         # One FTS5 b-tree instead of many small segments: faster MATCH on every device.
         conn.execute("INSERT INTO docs_fts (docs_fts) VALUES ('optimize')")
+        # ...which frees the pages of the segments it merged: moved to the end and cut
+        # off (auto_vacuum = INCREMENTAL). Not on later versions: moving pages would
+        # change them, and the next version reuses free pages anyway.
+        conn.execute("PRAGMA incremental_vacuum").fetchall()  # (it frees a page per step)
     free, total = conn.execute(FREE_PAGES_SQL).fetchone()
     if total and free / total > VACUUM_FREE_RATIO:
         conn.execute("VACUUM")
@@ -327,10 +567,13 @@ def _compact(conn: apsw.Connection, *, fresh: bool) -> None:
 
 def _verify(conn: apsw.Connection, path: Path, doc_count: int, *, full: bool) -> None:
     """Cheap consistency checks before a file may be renamed into place."""
-    vec_count = conn.execute(COUNT_VEC_SQL).fetchone()[0]
-    if vec_count != doc_count:
-        raise CorruptIndexError(f"built {path} has {doc_count} docs but {vec_count} vectors", path=str(path))
+    vectors = len(vec0.read_layout(conn))
+    if vectors != doc_count:
+        raise CorruptIndexError(f"built {path} has {doc_count} docs but {vectors} vectors", path=str(path))
     if full:
         # Reads the whole FTS index (~0.4 s at 100k docs): worth it on a fresh build;
         # an incremental one changes FTS only through the schema's triggers.
         conn.execute("INSERT INTO docs_fts (docs_fts) VALUES ('integrity-check')")
+
+
+__all__ = ["BuildReport", "ProgressFn", "build_from_batch", "build_version", "check_batch", "check_ids"]

@@ -23,7 +23,7 @@ import functools
 import json
 import math
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -95,21 +95,24 @@ class DictColumns:
 class JsonColumns:
     """Columns over metadata held as JSON texts (an index file's ``docs.metadata``).
 
-    Parsed once, on the first filter, in one ``json.loads`` of all the texts joined
-    (at 100k documents 135 ms, against 406 for one call per document), into one
-    list of values per field; each field's list becomes its column when a filter
-    first asks for it. The parsed dicts are not kept: with them, the first filter
-    added 54 MB of resident memory at 100k benchmark documents; without, 27.
+    The texts are read (``load``, in row order) and parsed on the first filter, in one
+    ``json.loads`` of all of them joined (at 100k documents 135 ms, against 406 for
+    one call per document), into one list of values per field; each field's list
+    becomes its column when a filter first asks for it. Neither the texts nor the
+    parsed dicts are kept: with the dicts, the first filter added 54 MB of resident
+    memory at 100k benchmark documents; without, 27. An index that is never
+    filtered never reads them (issue #7: opening reads no per-document objects).
     """
 
-    def __init__(self, texts: Sequence[str]) -> None:
-        self._texts = texts
+    def __init__(self, count: int, load: Callable[[], Sequence[str]]) -> None:
+        self._count = count
+        self._load = load
         self._values: dict[str, list[str | None]] | None = None
         self._cache: dict[str, FieldColumn] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        return len(self._texts)
+        return self._count
 
     def column(self, field: str) -> FieldColumn:
         col = self._cache.get(field)
@@ -118,8 +121,8 @@ class JsonColumns:
                 col = self._cache.get(field)
                 if col is None:
                     if self._values is None:
-                        self._values = values_by_field(self._texts)
-                    values = self._values.pop(field, None) or [None] * len(self._texts)
+                        self._values = values_by_field(self._load())
+                    values = self._values.pop(field, None) or [None] * self._count
                     col = self._cache[field] = FieldColumn.from_values(values)
         return col
 

@@ -16,7 +16,10 @@ from .._db import read_schema, translating_sqlite_errors
 from ..errors import CorruptIndexError, UnsupportedFormatError
 from ..types import Version
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: Slots per chunk of the vec0 table (its ``chunk_size``): a chunk is allocated whole,
+#: so small ones waste less of a small index (256 x 384 dims: 384 KB at most).
+CHUNK_SLOTS = 256
 SCHEMA_FILE = "index.sql"
 
 READ_META_SQL = """
@@ -57,10 +60,10 @@ def utc_now_iso() -> str:
 
 
 def index_ddl(dimension: int) -> str:
-    """schemas/index.sql with the vector width filled in (checked to be an int first)."""
+    """schemas/index.sql with the vector width and chunk size filled in (checked to be ints first)."""
     if isinstance(dimension, bool) or not isinstance(dimension, int) or not 1 <= dimension <= 8192:
         raise ValueError(f"dimension must be an integer from 1 to 8192, got {dimension!r}")
-    return read_schema(SCHEMA_FILE).replace(":dimension", str(dimension))
+    return read_schema(SCHEMA_FILE).replace(":dimension", str(dimension)).replace(":chunk_size", str(CHUNK_SLOTS))
 
 
 def create_schema(conn: apsw.Connection, dimension: int) -> None:
@@ -86,7 +89,7 @@ def read_meta(conn: apsw.Connection, path: Path | str) -> IndexMeta:
                 f"{path} has index format {user_version}, from before this mosslite's {FORMAT_VERSION}",
                 path=str(path),
                 format_version=user_version,
-                hint="rebuild it from its documents (format 2 added the postings BM25 is scored from)",
+                hint="rebuild it from its documents (format 3 stores each vector once and the search codes)",
             )
         if user_version != FORMAT_VERSION:
             raise CorruptIndexError(f"{path} is not a mosslite index (user_version {user_version})", path=str(path))

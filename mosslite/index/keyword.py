@@ -19,6 +19,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from itertools import groupby
 
 import apsw
 import numpy as np
@@ -50,12 +51,6 @@ ORDER BY rank
 LIMIT :limit
 """
 
-DOC_TOKENS_SQL = """
-SELECT rowid, tokens
-FROM docs_tokens
-ORDER BY rowid
-"""
-
 _WORD_RE = re.compile(r"\w+", re.UNICODE)
 # Words so common that OR-ing them in only adds noise and cost to BM25.
 STOPWORDS = frozenset(
@@ -84,30 +79,34 @@ def _no_hits() -> Hits:
 
 
 class Bm25:
-    """BM25 over an index file's postings, for the documents the reader hydrated.
+    """BM25 over an index file's postings, for the documents the reader holds.
 
     Holds per-document numbers (by rowid: position and length norm) and the
     scored posting lists of recently asked terms (up to CACHED_POSTINGS); other
     lists are read per query, by term, from the file. The file never changes
-    under a reader, so nothing cached goes stale.
+    under a reader, so nothing cached goes stale. Postings of rowids that are no
+    document any more (removed since the lists were written whole, postings.py)
+    are skipped, and a term counts only the documents that hold it now, as
+    FTS5's own document frequencies do.
     """
 
-    def __init__(self, conn: apsw.Connection, rowids: np.ndarray) -> None:
-        rows = conn.execute(DOC_TOKENS_SQL).fetchall()
-        lengths = np.fromiter((r[1] for r in rows), dtype=np.float64, count=len(rows))
-        if not np.array_equal(np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)), rowids):
-            raise CorruptIndexError(f"docs_tokens has {len(rows)} rows that do not match the {len(rowids)} documents")
-        self.doc_count = len(rowids)
-        average = lengths.mean() if len(lengths) else 1.0
+    def __init__(self, positions: np.ndarray, lengths: np.ndarray) -> None:
+        """``positions``: each rowid's row in the reader (-1: no document); ``lengths``:
+        each rowid's tokens (postings.read_lengths)."""
+        alive = np.flatnonzero(positions >= 0)
+        if len(alive) and alive[-1] >= len(lengths):
+            raise CorruptIndexError(f"docs_lengths has no length for document rowid {int(alive[-1])}")
+        self.doc_count = len(alive)
+        doc_lengths = lengths[alive].astype(np.float64)
+        average = doc_lengths.mean() if len(alive) else 1.0
         # By rowid, what a posting needs of its document: its position in the reader, and
         # the per-document half of BM25's denominator, k1 * (1 - b + b * len / avg). Side
         # by side, so a posting costs one cache line, not two: a short query's ~4k
         # postings at 100k documents gathered in ~80 us after other work, not ~110.
-        self._by_rowid = np.zeros(int(rowids[-1]) + 1 if len(rowids) else 1, dtype=DOC_FACTS)
-        self._by_rowid["position"] = -1
-        self._by_rowid["position"][rowids] = np.arange(len(rowids))
-        self._by_rowid["norm"][rowids] = K1 * (1.0 - B + B * lengths / (average or 1.0))
-        self._cache: OrderedDict[str, Scored] = OrderedDict()  # least recently used first
+        self._by_rowid = np.zeros(len(positions), dtype=DOC_FACTS)
+        self._by_rowid["position"] = positions
+        self._by_rowid["norm"][alive] = K1 * (1.0 - B + B * doc_lengths / (average or 1.0))
+        self._cache: OrderedDict[str, Scored | None] = OrderedDict()  # least recently used first
         self._cached = 0  # postings in the cache
         self._lock = threading.Lock()
 
@@ -138,43 +137,49 @@ class Bm25:
         return positions[best], values[best]
 
     def _scored_lists(self, conn: apsw.Connection, terms: list[str]) -> Iterator[Scored]:
-        """The scored postings of those sorted ``terms`` that occur, in that order (so a
-        document's terms add up in one order, whatever was cached): from the cache, or
-        read from the file, scored and cached. Read lazily, so a pasted document as a
-        query holds one batch of postings at a time, not all of them."""
+        """The scored postings of those sorted ``terms`` that some document holds, in that
+        order (so a document's terms add up in one order, whatever was cached): from the
+        cache, or read from the file, scored and cached. Read lazily, so a pasted
+        document as a query holds one batch of postings at a time, not all of them."""
         with self._lock:
             cached = {term: self._cache[term] for term in terms if term in self._cache}
             for term in cached:
                 self._cache.move_to_end(term)
-        rows = read_terms(conn, [term for term in terms if term not in cached])  # none: no statement
-        row = next(rows, None)
+        lists = _joined_rows(read_terms(conn, [term for term in terms if term not in cached]))  # none: no statement
+        row = next(lists, None)
         for term in terms:
-            scored = cached.get(term)
-            if scored is None:
-                if row is None or row[0] != term:
-                    continue  # no document holds it
-                scored = self._score(*decode(row[1], row[2]))
+            if term in cached:
+                scored = cached[term]
+            elif row is not None and row[0] == term:
+                scored = self._score(row[1], row[2])
                 self._remember(term, scored)
-                row = next(rows, None)
-            yield scored
+                row = next(lists, None)
+            else:
+                continue  # no document holds it
+            if scored is not None:
+                yield scored
 
-    def _score(self, rowids: np.ndarray, counts: np.ndarray) -> Scored:
-        """One term's (document positions, BM25 term scores)."""
+    def _score(self, rowids: np.ndarray, counts: np.ndarray) -> Scored | None:
+        """One term's (document positions, BM25 term scores); None if no document holds
+        it any more."""
+        known = rowids < len(self._by_rowid)
+        if not known.all():  # rowids of documents removed after the newest one left
+            rowids, counts = rowids[known], counts[known]
+        facts = self._by_rowid[rowids]
+        alive = facts["position"] >= 0
+        if not alive.all():
+            facts, counts = facts[alive], counts[alive]
+        found = len(facts)
+        if not found:
+            return None
         # FTS5's idf (clamped at 1e-6 as FTS5 does) times k1 + 1.
-        found = len(rowids)
         weight = np.float32(max(math.log((self.doc_count - found + 0.5) / (found + 0.5)), 1e-6) * (K1 + 1.0))
-        try:
-            facts = self._by_rowid[rowids]
-        except IndexError as exc:  # a rowid past the table
-            raise _stray_postings(exc) from exc
-        positions = facts["position"]  # a view: the cache holds the norms beside it (8 + 4 bytes a posting)
-        if positions.min() < 0:  # a rowid inside the table that is not a document (lists are never empty: decode)
-            raise _stray_postings(f"rowid {int(rowids[positions.argmin()])}")
         tf = counts.astype(np.float32)
-        return positions, weight * tf / (tf + facts["norm"])
+        # positions: a view, so the cache holds the norms beside it (8 + 4 bytes a posting)
+        return facts["position"], weight * tf / (tf + facts["norm"])
 
-    def _remember(self, term: str, scored: Scored) -> None:
-        size = len(scored[0])
+    def _remember(self, term: str, scored: Scored | None) -> None:
+        size = len(scored[0]) if scored is not None else 0
         if size > CACHED_POSTINGS // 4:  # one term must not flush the others
             return
         with self._lock:
@@ -183,7 +188,8 @@ class Bm25:
             self._cache[term] = scored
             self._cached += size
             while self._cached > CACHED_POSTINGS:
-                self._cached -= len(self._cache.popitem(last=False)[1][0])
+                evicted = self._cache.popitem(last=False)[1]
+                self._cached -= len(evicted[0]) if evicted is not None else 0
 
     def _dense(self, lists: list[Scored]) -> np.ndarray:
         """Every document's BM25 over these terms (0 where none holds them). All terms in
@@ -208,8 +214,15 @@ def _summed(positions: np.ndarray, contributions: np.ndarray) -> Hits:
     return positions[starts], np.add.reduceat(contributions[order].astype(np.float64), starts)
 
 
-def _stray_postings(detail: object) -> CorruptIndexError:
-    return CorruptIndexError(f"docs_postings names documents that docs does not hold: {detail}")
+def _joined_rows(rows: Iterator[tuple[str, bytes, bytes]]) -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
+    """Each term's whole list, (term, rowids, counts), from read_terms' rows (a term's
+    base row, then its recent row: rowids stay ascending when joined)."""
+    for term, parts in groupby(rows, key=lambda row: row[0]):
+        lists = [decode(rowids, counts) for _, rowids, counts in parts]
+        if len(lists) == 1:
+            yield term, *lists[0]
+        else:
+            yield term, np.concatenate([r for r, _ in lists]), np.concatenate([c for _, c in lists])
 
 
 def _batches(lists: Iterable[Scored]) -> Iterator[list[Scored]]:

@@ -10,16 +10,24 @@ reader applies FTS5's BM25 formula, so scores equal ``bm25()``'s; the FTS5
 table stays for MATCH in the shell and for other tools.
 
 Stored as ``docs_postings(term, rowids, counts)`` (little-endian uint32 rowids,
-ascending, and uint16 counts, saturated at 65535, where BM25 is flat anyway)
-and ``docs_tokens(rowid, tokens)``, the document lengths BM25 normalises by.
-The builder rewrites only the terms of documents that changed.
+ascending, and uint16 counts, saturated at 65535, where BM25 is flat anyway),
+plus ``docs_postings_recent`` of the same shape for documents added since the
+base lists were last written whole, and ``docs_lengths`` (tokens per document,
+by rowid block), the document lengths BM25 normalises by.
+
+A version adds the new documents' postings to the recent lists only, and
+leaves removed documents' postings where they are: rowids are never reused
+(schemas/index.sql), and the reader skips rowids that are no document any
+more. So a small change rewrites a small table (issue #7: page patches), and
+``fold`` writes the base lists whole again once the recent or the dead
+postings have grown (builder.py decides when).
 """
 
 from __future__ import annotations
 
 from array import array
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import count, groupby, repeat
 
 import apsw
 import numpy as np
@@ -39,34 +47,71 @@ MAX_COUNT = np.iinfo(COUNT_DTYPE).max
 #: Well under SQLite's default limit of 32766 bound parameters per statement.
 TERMS_PER_STATEMENT = 500
 
-READ_TERMS_SQL = """
-SELECT term, rowids, counts
-FROM docs_postings
-WHERE term IN ({parameters})
-ORDER BY term
+BASE_TABLE = "docs_postings"
+RECENT_TABLE = "docs_postings_recent"
+#: Rowids per docs_lengths block (its blob holds a uint32 for each).
+LENGTHS_BLOCK = 1024
+
+#: A term's rows from both tables, base first: its list is their concatenation (the
+#: recent rowids are all larger). ``{parameters}`` is the terms, given twice.
+READ_TERMS_SQL = f"""
+SELECT term, 0 AS part, rowids, counts
+FROM {BASE_TABLE}
+WHERE term IN ({{parameters}})
+UNION ALL
+SELECT term, 1 AS part, rowids, counts
+FROM {RECENT_TABLE}
+WHERE term IN ({{parameters}})
+ORDER BY term, part
+"""
+
+TERM_SQL = """
+SELECT rowids, counts
+FROM {table}
+WHERE term = :term
 """
 
 WRITE_TERM_SQL = """
-INSERT INTO docs_postings (term, rowids, counts)
+INSERT INTO {table} (term, rowids, counts)
 VALUES (:term, :rowids, :counts)
 ON CONFLICT (term) DO UPDATE SET
     rowids = excluded.rowids,
     counts = excluded.counts
 """
 
-DELETE_TERM_SQL = """
-DELETE FROM docs_postings
-WHERE term = :term
+ALL_TERMS_SQL = f"""
+SELECT term, 0 AS part, rowids, counts
+FROM {BASE_TABLE}
+UNION ALL
+SELECT term, 1 AS part, rowids, counts
+FROM {RECENT_TABLE}
+ORDER BY term, part
 """
 
-WRITE_TOKENS_SQL = """
-INSERT OR REPLACE INTO docs_tokens (rowid, tokens)
-VALUES (:rowid, :tokens)
+CLEAR_TABLE_SQL = """
+DELETE FROM {table}
 """
 
-DELETE_TOKENS_SQL = """
-DELETE FROM docs_tokens
-WHERE rowid = :rowid
+RECENT_POSTINGS_SQL = f"""
+SELECT coalesce(sum(length(rowids)), 0) / 4
+FROM {RECENT_TABLE}
+"""
+
+LENGTH_BLOCKS_SQL = """
+SELECT block, tokens
+FROM docs_lengths
+ORDER BY block
+"""
+
+LENGTH_BLOCK_SQL = """
+SELECT tokens
+FROM docs_lengths
+WHERE block = :block
+"""
+
+WRITE_LENGTH_BLOCK_SQL = """
+INSERT OR REPLACE INTO docs_lengths (block, tokens)
+VALUES (:block, :tokens)
 """
 
 
@@ -82,12 +127,13 @@ def tokens(tok: apsw.FTS5Tokenizer, text: str, *, query: bool = False) -> list[s
 
 def read_terms(conn: apsw.Connection, terms: Sequence[str]) -> Iterator[tuple[str, bytes, bytes]]:
     """(term, rowids, counts) of those ``terms`` that occur, ``TERMS_PER_STATEMENT`` at a
-    time: a pasted document as a query must not exceed SQLite's parameter limit.
-    Sorted ``terms`` come back in their order (SQLite's BINARY order of UTF-8 is
-    Python's order of str)."""
+    time (a pasted document as a query must not exceed SQLite's parameter limit),
+    one row per table that holds the term, base first. Sorted ``terms`` come back
+    in their order (SQLite's BINARY order of UTF-8 is Python's order of str)."""
     for start in range(0, len(terms), TERMS_PER_STATEMENT):
         batch = terms[start : start + TERMS_PER_STATEMENT]
-        yield from conn.execute(with_parameters(READ_TERMS_SQL, len(batch)), batch)
+        for term, _, rowids, counts in conn.execute(with_parameters(READ_TERMS_SQL, len(batch)), [*batch, *batch]):
+            yield term, rowids, counts
 
 
 def decode(rowids: bytes, counts: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -103,56 +149,111 @@ def decode(rowids: bytes, counts: bytes) -> tuple[np.ndarray, np.ndarray]:
     return np.frombuffer(rowids, dtype=ROWID_DTYPE), np.frombuffer(counts, dtype=COUNT_DTYPE)
 
 
-def update_postings(conn: apsw.Connection, removed: Mapping[int, str], added: Mapping[int, str]) -> None:
-    """Take the documents ``removed`` (rowid -> old text) out of the postings and
-    put ``added`` (rowid -> new text) in. Must run inside the builder's transaction,
-    after docs changed, so the postings commit with the rows they describe."""
-    tok = tokenizer(conn)
-    dropped: dict[str, list[int]] = {}
-    for rowid, text in removed.items():
-        for term in set(tokens(tok, text)):
-            dropped.setdefault(term, []).append(rowid)
-        conn.execute(DELETE_TOKENS_SQL, {"rowid": rowid})
-
-    # Compact arrays, not lists: a fresh build of 100k documents gathers ~10M postings.
-    gained: dict[str, tuple[array, array]] = {}
-    for rowid, text in added.items():
-        if rowid > MAX_ROWID:
-            raise OverflowError(f"rowid {rowid} does not fit the postings' uint32 (VACUUM the index to renumber)")
-        words = tokens(tok, text)
-        conn.execute(WRITE_TOKENS_SQL, {"rowid": rowid, "tokens": len(words)})
-        for term, count in Counter(words).items():
-            rowids, counts = gained.setdefault(term, (array("I"), array("H")))
-            rowids.append(rowid)
-            counts.append(min(count, MAX_COUNT))
-
-    for term, (rowids, counts) in _merged(conn, dropped, gained):
-        if len(rowids):
-            conn.execute(
-                WRITE_TERM_SQL, {"term": term, "rowids": rowids.tobytes(), "counts": counts.tobytes()}
-            )
-        else:
-            conn.execute(DELETE_TERM_SQL, {"term": term})
+#: Per term, the postings of documents being added: (rowids uint32, counts uint16).
+Gained = dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def _merged(
-    conn: apsw.Connection, dropped: Mapping[str, list[int]], gained: Mapping[str, tuple[array, array]]
-) -> Iterable[tuple[str, tuple[np.ndarray, np.ndarray]]]:
-    """(term, new posting list) for every term whose list changes."""
-    touched = sorted(set(dropped) | set(gained))
-    stored: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for term, rowids, counts in read_terms(conn, touched):
-        stored[term] = decode(rowids, counts)
-    empty = (np.empty(0, ROWID_DTYPE), np.empty(0, COUNT_DTYPE))
-    for term in touched:
-        rowids, counts = stored.get(term, empty)
-        if term in dropped:
-            keep = ~np.isin(rowids, np.asarray(dropped[term], dtype=ROWID_DTYPE))
-            rowids, counts = rowids[keep], counts[keep]
-        if term in gained:
-            new_rowids, new_counts = gained[term]
-            rowids = np.concatenate([rowids, np.asarray(new_rowids, dtype=ROWID_DTYPE)])
-            counts = np.concatenate([counts, np.asarray(new_counts, dtype=COUNT_DTYPE)])
-            order = np.argsort(rowids, kind="stable")
-            rowids, counts = rowids[order], counts[order]
-        yield term, (rowids, counts)
+class Gatherer:
+    """Collects the postings of documents being added, in passes of (rowid, text),
+    rowids ascending across passes. Each token costs a dict lookup and two array
+    appends, all in C (``map``): grouping per term and per document happens once,
+    at the end, in numpy (at 100k documents ~4x faster than a Counter per document)."""
+
+    def __init__(self, conn: apsw.Connection) -> None:
+        self._tokenizer = tokenizer(conn)
+        self._vocabulary: dict[str, int] = {}  # term -> id (ids are unique, not dense)
+        self._next_id = count()
+        self._term_ids = array("I")
+        self._rowids = array("I")
+
+    def add(self, docs: Iterable[tuple[int, str]]) -> dict[int, int]:
+        """Tokenize ``docs``; returns each one's length in tokens."""
+        lengths: dict[int, int] = {}
+        for rowid, text in docs:
+            if rowid > MAX_ROWID:
+                raise OverflowError(f"rowid {rowid} does not fit the postings' uint32")
+            words = tokens(self._tokenizer, text)
+            lengths[rowid] = len(words)
+            self._term_ids.extend(map(self._vocabulary.setdefault, words, self._next_id))
+            self._rowids.extend(repeat(rowid, len(words)))
+        return lengths
+
+    def postings(self) -> Gained:
+        if not self._term_ids:
+            return {}
+        keys = np.frombuffer(self._term_ids, dtype=np.uint32).astype(np.uint64) << np.uint64(32)
+        keys |= np.frombuffer(self._rowids, dtype=np.uint32)
+        keys, counts = np.unique(keys, return_counts=True)  # by term id, then rowid
+        term_ids = (keys >> np.uint64(32)).astype(np.uint32)
+        rowids = (keys & np.uint64(0xFFFFFFFF)).astype(ROWID_DTYPE)
+        counts = np.minimum(counts, MAX_COUNT).astype(COUNT_DTYPE)
+        starts = np.flatnonzero(np.concatenate(([True], term_ids[1:] != term_ids[:-1])))
+        ends = np.append(starts[1:], len(keys))
+        terms = {term_id: term for term, term_id in self._vocabulary.items()}
+        return {terms[int(term_ids[a])]: (rowids[a:b], counts[a:b]) for a, b in zip(starts.tolist(), ends.tolist())}
+
+
+def add_postings(conn: apsw.Connection, gained: Gained, *, recent: bool) -> int:
+    """Append ``gained`` (rowids above every stored one) to the base lists or to the
+    recent ones; returns how many postings were added. Runs inside the builder's
+    transaction, so the postings commit with the rows they describe."""
+    table = RECENT_TABLE if recent else BASE_TABLE
+    read, write = TERM_SQL.format(table=table), WRITE_TERM_SQL.format(table=table)
+    added = 0
+    for term in sorted(gained):
+        rowids, counts = gained[term]
+        stored = conn.execute(read, {"term": term}).fetchone()
+        new_rowids, new_counts = rowids.tobytes(), counts.tobytes()
+        if stored is not None:
+            new_rowids, new_counts = stored[0] + new_rowids, stored[1] + new_counts
+        conn.execute(write, {"term": term, "rowids": new_rowids, "counts": new_counts})
+        added += len(rowids)
+    return added
+
+
+def recent_postings(conn: apsw.Connection) -> int:
+    return conn.execute(RECENT_POSTINGS_SQL).fetchone()[0]
+
+
+def fold(conn: apsw.Connection, alive: np.ndarray) -> int:
+    """Write the base lists whole again: base and recent joined, without the rowids
+    that are no document any more (``alive``: a bool per rowid); the recent table is
+    emptied. Returns the postings kept."""
+    merged: list[dict[str, object]] = []
+    for term, rows in groupby(conn.execute(ALL_TERMS_SQL).fetchall(), key=lambda row: row[0]):
+        lists = [decode(rowids, counts) for _, _, rowids, counts in rows]
+        rowids = np.concatenate([rowids for rowids, _ in lists])
+        live = rowids < len(alive)
+        live[live] = alive[rowids[live]]
+        if live.any():
+            counts = np.concatenate([counts for _, counts in lists])
+            merged.append({"term": term, "rowids": rowids[live].tobytes(), "counts": counts[live].tobytes()})
+    conn.execute(CLEAR_TABLE_SQL.format(table=BASE_TABLE))
+    conn.execute(CLEAR_TABLE_SQL.format(table=RECENT_TABLE))
+    conn.executemany(WRITE_TERM_SQL.format(table=BASE_TABLE), merged)
+    return sum(len(row["rowids"]) for row in merged) // ROWID_DTYPE.itemsize  # type: ignore[arg-type]
+
+
+def write_lengths(conn: apsw.Connection, lengths: dict[int, int]) -> None:
+    """Store documents' lengths (rowid -> tokens) in their docs_lengths blocks."""
+    by_block: dict[int, list[int]] = {}
+    for rowid in lengths:
+        by_block.setdefault(rowid // LENGTHS_BLOCK, []).append(rowid)
+    for block, rowids in sorted(by_block.items()):
+        stored = conn.execute(LENGTH_BLOCK_SQL, {"block": block}).fetchone()
+        tokens = np.frombuffer(stored[0], dtype="<u4").copy() if stored else np.zeros(LENGTHS_BLOCK, dtype="<u4")
+        for rowid in rowids:
+            tokens[rowid % LENGTHS_BLOCK] = lengths[rowid]
+        conn.execute(WRITE_LENGTH_BLOCK_SQL, {"block": block, "tokens": tokens.tobytes()})
+
+
+def read_lengths(conn: apsw.Connection) -> np.ndarray:
+    """Tokens per rowid (uint32; 0 past the last block and for rowids of no document)."""
+    blocks = conn.execute(LENGTH_BLOCKS_SQL).fetchall()
+    size = (blocks[-1][0] + 1) * LENGTHS_BLOCK if blocks else 0
+    out = np.zeros(size, dtype="<u4")
+    for block, tokens in blocks:
+        if not isinstance(tokens, bytes) or len(tokens) != 4 * LENGTHS_BLOCK:
+            raise CorruptIndexError(f"docs_lengths block {block} is damaged")
+        out[block * LENGTHS_BLOCK : (block + 1) * LENGTHS_BLOCK] = np.frombuffer(tokens, dtype="<u4")
+    return out

@@ -29,7 +29,9 @@ product, bounded and rescored exactly as Int8Prefilter does. Either way the
 answer is the float32 answer.
 
 Rounding in float32 (rotating rows and query, their norms) is covered by
-ROTATION_SLACK, above its worst case for the dimensions used here.
+ROTATION_SLACK, above its worst case for the dimensions used here. The codes
+themselves (rotation, steps, the rows in 8 bits and their bounds) come from
+codes.py: stored in the index file by the builder, or computed in memory.
 """
 
 from __future__ import annotations
@@ -38,24 +40,9 @@ import math
 
 import numpy as np
 
-from .vectors import (
-    FLOAT_SLACK,
-    ZERO_POINT,
-    ExactScan,
-    integer_product_session,
-    leaders,
-    quantised_query,
-    rows_in_reach,
-    scales_for,
-)
+from .codes import ROTATION_SLACK, Codes
+from .vectors import FLOAT_SLACK, ExactScan, integer_product_session, leaders, quantised_query, rows_in_reach
 
-#: Rows the principal directions are estimated from (every n/SAMPLE_ROWS-th row):
-#: ~40 ms at 384 dimensions. Any orthonormal directions keep the search exact;
-#: better ones only prune more.
-SAMPLE_ROWS = 8192
-#: Cosine added to every bound for float32 rounding in the rotation and the norms
-#: (worst case ~sqrt(d) * d * 2**-24: ~5e-4 at 384 dimensions).
-ROTATION_SLACK = 2e-3
 #: Past this many rows left by the head, reading the tail costs less than
 #: rescoring them (~0.7 us per row gathered in float32, after other work).
 MAX_RESCORED = 2048
@@ -65,74 +52,33 @@ NEAR_LIMIT = 8 * MAX_RESCORED
 #: A query with more of its norm squared outside the head than this has a tail
 #: bound too wide to prune (a random vector: ~1/2); the whole product is read at once.
 MAX_TAIL_SHARE = 0.4
-ROTATE_BLOCK = 4096
-#: The sample's largest rotated values, widened by this, set the int8 steps: larger
-#: values elsewhere are clipped (and bounded as such), which at 1.3 happened in 3 of
-#: 25 blocks of the 100k benchmark rows, against every block at 1.2.
-SCALE_MARGIN = 1.3
 
 
 class PrincipalScreen(ExactScan):
     """Int8 over the rotated matrix: the head for every query, the tail when needed."""
 
-    def __init__(self, matrix: np.ndarray, rotation: np.ndarray, scales: np.ndarray) -> None:
-        """``rotation``: d x d, orthonormal rows, leading directions first; ``scales``: int8
-        steps of the rotated coordinates (a value past 127 steps is clipped, and the
-        row's bound widened to match, so scales from a sample of the rows do)."""
+    def __init__(self, matrix: np.ndarray, codes: Codes) -> None:
+        """``codes``: the rows' codes (codes.py), stored in the index file or computed in
+        memory; a value past 127 steps was clipped and its row's bound widened to match,
+        so steps from a sample of the rows do."""
         super().__init__(matrix)
-        rows, dim = matrix.shape
-        self.rotation, self.scales = rotation, scales
-        self.head = head = (dim + 1) // 2
-        self._head = np.empty((head, rows), dtype=np.uint8)  # transposed for the product
-        self._tail = np.empty((dim - head, rows), dtype=np.uint8)
-        self.head_l1 = np.empty(rows, dtype=np.float64)
-        self.l1 = np.empty(rows, dtype=np.float64)
-        head_squared, tail_squared = np.empty(rows, dtype=np.float64), np.empty(rows, dtype=np.float64)
-        transposed, inverse = np.ascontiguousarray(rotation.T), (1.0 / scales).astype(np.float32)
-        for start in range(0, rows, ROTATE_BLOCK):  # each block rotated and quantised in cache
-            block = matrix[start : start + ROTATE_BLOCK] @ transposed
-            end = start + len(block)
-            squares = block * block  # summed by matrix products: ~3x faster than einsum here
-            head_squared[start:end] = squares[:, :head] @ np.ones(head, dtype=np.float32)
-            tail_squared[start:end] = squares[:, head:] @ np.ones(dim - head, dtype=np.float32)
-            block *= inverse
-            np.rint(block, out=block)
-            magnitude = np.abs(block)
-            largest = float(magnitude.max())
-            if largest > 127.0:
-                # Clipped to 127 steps: |x/s - m| <= 1/2 + the steps cut off, which
-                # add 2 * 127 each to the bound in units of t/2.
-                magnitude += 253.0 * np.maximum(magnitude - 127.0, 0.0)
-                np.clip(block, -127.0, 127.0, out=block)
-                largest = float(magnitude.max())
-            # Row sums of integers by a float32 product: exact while they stay below 2**24.
-            sums = magnitude.astype(np.float32 if largest * dim < 1 << 24 else np.float64, copy=False)
-            self.head_l1[start:end] = sums[:, :head] @ np.ones(head, dtype=sums.dtype)
-            self.l1[start:end] = self.head_l1[start:end] + sums[:, head:] @ np.ones(dim - head, dtype=sums.dtype)
-            block += ZERO_POINT
-            quantised = block.astype(np.uint8)
-            self._head[:, start:end] = quantised[:, :head].T
-            self._tail[:, start:end] = quantised[:, head:].T
-        squared = head_squared + tail_squared  # the rotation keeps lengths
-        # Each row's norm outside the head, widened by more than its rounding error.
-        self.tail_norms = np.sqrt(tail_squared + ROTATION_SLACK * squared)
+        codebook = codes.codebook
+        self.rotation, self.scales, self.head = codebook.rotation, codebook.steps, codebook.head
+        self.head_l1, self.l1, self.tail_norms = codes.head_l1, codes.l1, codes.tail_norms
+        rows = len(codes)
         self.tail_norm_max = float(self.tail_norms.max()) if rows else 0.0
-        self.row_norm_max = float(np.sqrt(squared.max())) if rows else 0.0
+        self.row_norm_max = float(codes.norms.max()) if rows else 0.0
         self.head_l1_max = float(self.head_l1.max()) if rows else 0.0
         self.l1_max = float(self.l1.max()) if rows else 0.0
+        # Two row blocks of one d x n array: each is C-contiguous, as onnxruntime needs.
+        self._head, self._tail = codes.codes[: self.head], codes.codes[self.head :]
         self._head_session = integer_product_session(self._head)
         self._tail_session = integer_product_session(self._tail)
 
     @classmethod
     def build(cls, matrix: np.ndarray) -> PrincipalScreen:
-        """Rotation onto the principal directions of a sample of the rows, and int8 steps
-        that fit the sample's rotated values."""
-        sample = matrix[:: max(1, len(matrix) // SAMPLE_ROWS)]
-        # Eigenvectors come out orthonormal to float64 precision whatever the input's.
-        _, directions = np.linalg.eigh((sample.T @ sample).astype(np.float64))  # by ascending eigenvalue
-        rotation = np.ascontiguousarray(directions[:, ::-1].T, dtype=np.float32)
-        scales = scales_for(sample @ rotation.T) * SCALE_MARGIN
-        return cls(matrix, rotation, scales)
+        """A screen over codes computed in memory, fitted on a sample of the rows."""
+        return cls(matrix, Codes.of_matrix(matrix))
 
     def top(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         allowed = None if mask is None else np.flatnonzero(mask)

@@ -1,25 +1,30 @@
 """IndexReader: answers queries from one immutable index version file.
 
-Invariants (issue #2):
+Invariants (issue #2, issue #7):
 - Read-only: the file is opened with ``immutable=1``. Published versions never
   change, so SQLite skips locking, and a newer version renamed over the path
   later does not affect this reader, which holds the old inode open.
-- Served from memory: every row (id, text, metadata, payload, normalised vector)
-  is hydrated once at open. Vector search is exact over the matrix (measured
-  faster than a vec0 KNN scan; see benchmarks/query_latency.py): one
-  matrix-vector product, or on large indexes (and mid-sized ones whose model
-  embeds every query text) an int8 copy that picks the rows to rescore
-  (vectors.py), rotated on the largest so most queries read half of it
-  (principal.py). Keyword search scores FTS5's BM25 in numpy from the posting
-  lists of the query's terms (keyword.py), the one read from SQLite, and keeps
-  recently asked terms' lists scored.
-- Thread-safe: queries share only read-only arrays and lists; each SQLite access
-  borrows a connection from a pool, so concurrent queries from threads (or from
+- Opening reads, it does not compute: the vectors are copied chunk by chunk
+  out of the vec0 table (vec0.py), the 8-bit codes of large indexes and the
+  document lengths likewise (codes.py, postings.py), all by bulk blob reads.
+  Nothing proportional to n x d^2 runs, and no Python object is made per
+  document: ids, texts and metadata stay in the file, and a query fetches its
+  hits' rows by rowid (tens of microseconds); filters read the metadata on
+  first use.
+- Vector search is exact over the in-memory matrix (measured faster than a
+  vec0 KNN scan; see benchmarks/query_latency.py): one matrix-vector product,
+  or on large indexes (and mid-sized ones whose model embeds every query text)
+  the 8-bit codes pick the rows to rescore (vectors.py, principal.py). Keyword
+  search scores FTS5's BM25 in numpy from the posting lists of the query's
+  terms (keyword.py), and keeps recently asked terms' lists scored.
+- Thread-safe: queries share only read-only arrays; each SQLite access borrows
+  a connection from a pool, so concurrent queries from threads (or from
   asyncio code via worker threads) never share a connection mid-statement.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -30,21 +35,41 @@ from typing import Any
 import apsw
 import numpy as np
 
-from .._db import Tracer, connect, translating_sqlite_errors
+from .._db import Tracer, connect, translating_sqlite_errors, with_parameters
 from ..embeddings import Embedder, get_embedder
 from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError, NotFoundError
 from ..types import DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult, options_or_default
+from . import vec0
 from .builder import check_ids
+from .codes import read_codebook, read_codes
 from .filters import Filter, JsonColumns, compile_filter, metadata_object
 from .format import IndexMeta, read_meta
 from .fusion import rank
 from .keyword import Bm25
-from .vectors import vector_search
+from .postings import read_lengths
+from .vectors import searches_in_8_bits, vector_search
 
-HYDRATE_SQL = """
-SELECT rowid, id, text, metadata, payload, embedding
+ROWS_BY_ROWID_SQL = """
+SELECT rowid, id, text, metadata, payload
+FROM docs
+WHERE rowid IN ({parameters})
+"""
+
+ROWS_BY_ID_SQL = """
+SELECT rowid, id, text, metadata, payload
+FROM docs
+WHERE id IN (SELECT value FROM json_each(:ids))
+"""
+
+ALL_ROWS_SQL = """
+SELECT rowid, id, text, metadata, payload
 FROM docs
 ORDER BY rowid
+"""
+
+METADATA_SQL = """
+SELECT rowid, metadata
+FROM docs
 """
 
 #: A document as results and get_docs need it: (id, text, metadata JSON, payload).
@@ -78,27 +103,6 @@ def result_docs(rows: Sequence[DocRow], scores: np.ndarray, index_name: str) -> 
     ]
 
 
-def embedding_matrix(rows: Sequence[tuple[Any, ...]], dimension: int, path: Path) -> np.ndarray:
-    """The vectors of HYDRATE_SQL's rows, one per row, each blob copied into an array
-    numpy allocated: joining the blobs into one bytes object first took ~135 ms at
-    100k documents, this ~80."""
-    width = 4 * dimension
-    matrix = np.empty((len(rows), dimension), dtype="<f4")
-    if not rows:
-        return matrix  # (a memoryview of an empty array cannot be cast)
-    flat = memoryview(matrix).cast("B")
-    start = 0
-    try:
-        for row in rows:
-            flat[start : start + width] = row[5]
-            start += width
-    except (TypeError, ValueError) as exc:  # not bytes, or not 4 * dimension of them
-        raise CorruptIndexError(
-            f"document {rows[start // width][1]!r} has a damaged embedding (not {width} bytes)", path=str(path)
-        ) from exc
-    return matrix
-
-
 class IndexReader:
     def __init__(self, path: Path | str, *, embedder: Embedder | None = None, tracer: Tracer | None = None) -> None:
         self.path = Path(path)
@@ -110,31 +114,28 @@ class IndexReader:
             raise NotFoundError(f"no index file at {self.path}", path=str(self.path))
         if not self.path.is_file():
             raise CorruptIndexError(f"{self.path} is not a file", path=str(self.path))
-        with self._conn() as conn:
-            self.meta: IndexMeta = read_meta(conn, self.path)
-            with translating_sqlite_errors(self.path):
-                rows = conn.execute(HYDRATE_SQL).fetchall()
-        self.embedder = embedder or get_embedder(self.meta.model_id, dimension=self.meta.dimension)
-        # Texts, metadata and payloads stay in memory beside the vectors (as much
-        # again as the text in the file: ~7 MB at 10k benchmark documents): reading
-        # a query's 5 hits back from SQLite cost ~40 us, after a scan had just
-        # evicted the CPU caches, of a ~0.3 ms vector query. Kept as columns, built
-        # by comprehensions: zip(*rows) was faster alone but makes an iterator per
-        # row, and the garbage collector's extra passes cost more than it saved.
-        self._rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        self._ids: list[str] = [r[1] for r in rows]
-        self._texts: list[str] = [r[2] for r in rows]
-        self._metadata: list[str] = [r[3] for r in rows]
-        self._payloads: list[str | None] = [r[4] for r in rows]
-        self._matrix = embedding_matrix(rows, self.meta.dimension, self.path).astype(np.float32, copy=False)
-        self._matrix.setflags(write=False)
-        del rows
-        self._position = dict(zip(self._ids, range(len(self._ids))))
-        # Parsed on the first filter: indexes that are never filtered should not pay for it.
-        self._columns = JsonColumns(self._metadata)
-        self._vectors = vector_search(self._matrix, quiet=self.embedder.needs_the_cores)
         with self._conn() as conn, translating_sqlite_errors(self.path):
-            self._bm25 = Bm25(conn, self._rowids)
+            self.meta: IndexMeta = read_meta(conn, self.path)
+            self.embedder = embedder or get_embedder(self.meta.model_id, dimension=self.meta.dimension)
+            layout = vec0.read_layout(conn)
+            matrix = vec0.read_matrix(conn, layout, self.meta.dimension)
+            quiet = self.embedder.needs_the_cores
+            codebook = read_codebook(conn) if searches_in_8_bits(matrix.nbytes, quiet=quiet) else None
+            codes = read_codes(conn, codebook, layout) if codebook is not None else None
+            lengths = read_lengths(conn)
+        if len(layout) != self.meta.doc_count:
+            raise CorruptIndexError(
+                f"{self.path} holds {len(layout)} vectors for {self.meta.doc_count} documents", path=str(self.path)
+            )
+        self._rowids = layout.rowids
+        self._positions = np.full(int(self._rowids.max()) + 1 if len(self._rowids) else 0, -1, dtype=np.int32)
+        self._positions[self._rowids] = np.arange(len(self._rowids), dtype=np.int32)
+        self._matrix = matrix
+        self._matrix.setflags(write=False)
+        # Read and parsed on the first filter: indexes that are never filtered should not pay for it.
+        self._columns = JsonColumns(len(self._rowids), self._metadata_texts)
+        self._vectors = vector_search(self._matrix, codes=codes, quiet=quiet)
+        self._bm25 = Bm25(self._positions, lengths)
 
     # -- facts ---------------------------------------------------------------
 
@@ -148,7 +149,7 @@ class IndexReader:
 
     @property
     def doc_count(self) -> int:
-        return len(self._ids)
+        return len(self._rowids)
 
     @property
     def matrix(self) -> np.ndarray:
@@ -164,7 +165,7 @@ class IndexReader:
             conn = self._idle.pop() if self._idle else None
         if conn is None:
             with translating_sqlite_errors(self.path):
-                conn = connect(self.path, immutable=True, tracer=self._tracer)
+                conn = connect(self.path, immutable=True, mmap=False, tracer=self._tracer)
         try:
             yield conn
         finally:
@@ -239,10 +240,32 @@ class IndexReader:
             return self._bm25.hits(conn, text, want, mask)
 
     def _result_docs(self, positions: np.ndarray, scores: np.ndarray) -> list[QueryResultDocumentInfo]:
-        return result_docs([self._row(p) for p in positions.tolist()], scores, self.index_name)
+        return result_docs(self._rows(self._rowids[positions].tolist()), scores, self.index_name)
 
-    def _row(self, position: int) -> DocRow:
-        return self._ids[position], self._texts[position], self._metadata[position], self._payloads[position]
+    def _rows(self, rowids: list[int]) -> list[DocRow]:
+        """The rows of ``rowids``, in that order, fetched from the file."""
+        if not rowids:
+            return []
+        with self._conn() as conn, translating_sqlite_errors(self.path):
+            found = {r[0]: r[1:] for r in conn.execute(with_parameters(ROWS_BY_ROWID_SQL, len(rowids)), rowids)}
+        try:
+            return [found[rowid] for rowid in rowids]
+        except KeyError as exc:
+            raise CorruptIndexError(f"{self.path} has a vector for rowid {exc} but no document", path=str(self.path))
+
+    def _metadata_texts(self) -> list[str]:
+        """Every document's metadata JSON, in row order (for filters)."""
+        texts: list[str] = [""] * len(self._rowids)
+        with self._conn() as conn, translating_sqlite_errors(self.path):
+            for rowid, metadata in conn.execute(METADATA_SQL):
+                texts[self._position(rowid)] = metadata
+        return texts
+
+    def _position(self, rowid: int) -> int:
+        position = int(self._positions[rowid]) if rowid < len(self._positions) else -1
+        if position < 0:
+            raise CorruptIndexError(f"{self.path}: document rowid {rowid} has no vector", path=str(self.path))
+        return position
 
     # -- documents -----------------------------------------------------------
 
@@ -257,13 +280,17 @@ class IndexReader:
         and ~5 s of encoding and decoding; without them, 6 MB."""
         self._check_open()
         compiled = compile_filter(filter)
-        if ids is not None:
-            positions = [self._position[i] for i in dict.fromkeys(check_ids(ids)) if i in self._position]
-        else:
-            positions = range(len(self._ids))
+        with self._conn() as conn, translating_sqlite_errors(self.path):
+            if ids is not None:
+                wanted = list(dict.fromkeys(check_ids(ids)))
+                found = {r[1]: r for r in conn.execute(ROWS_BY_ID_SQL, {"ids": json.dumps(wanted)})}
+                rows = [found[i] for i in wanted if i in found]
+            else:
+                rows = conn.execute(ALL_ROWS_SQL).fetchall()
         mask = self._filter_mask(compiled)
-        return [
-            stored_doc(self._row(p), self._matrix[p] if include_embedding else None)
-            for p in positions
-            if mask is None or mask[p]
-        ]
+        out = []
+        for rowid, *row in rows:
+            position = self._position(rowid)
+            if mask is None or mask[position]:
+                out.append(stored_doc(tuple(row), self._matrix[position] if include_embedding else None))  # type: ignore[arg-type]
+        return out

@@ -32,13 +32,16 @@ directions, and most queries read only its first half (principal.py).
 from __future__ import annotations
 
 import functools
-import math
 import os
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from .codes import ZERO_POINT, steps_for
 from .fusion import top_positions
+
+if TYPE_CHECKING:
+    from .codes import Codes
 
 #: Below this size the float32 matrix stays in the CPU's last-level cache, and a
 #: plain product is as fast as the integer one plus its bookkeeping. Measured on
@@ -67,7 +70,6 @@ SCREEN_MIN_DIMENSION = 8
 #: Float32 rescoring differs from a whole-matrix product in the last bits;
 #: widen the bound by this much (in cosine) so such near-ties are rescored too.
 FLOAT_SLACK = 1e-4
-ZERO_POINT = 128
 #: The k-th best group maximum is nearly the k-th best row when the best rows fall
 #: in different groups; 16 groups per wanted row make that likely.
 GROUPS_PER_K = 16
@@ -112,7 +114,7 @@ class Int8Prefilter(ExactScan):
 
     def __init__(self, matrix: np.ndarray) -> None:
         super().__init__(matrix)
-        self.scales = scales_for(matrix)
+        self.scales = steps_for(matrix)
         self._quantised, self.l1 = quantise(matrix, self.scales)
         self.l1_max = int(self.l1.max()) if len(self.l1) else 0
         self._session = integer_product_session(self._quantised)
@@ -172,13 +174,6 @@ def leaders(y: np.ndarray, m: int) -> np.ndarray:
     return best[np.argpartition(y[best], groups - m)[groups - m :]]
 
 
-def scales_for(matrix: np.ndarray) -> np.ndarray:
-    """Per dimension, the step that maps its largest magnitude to 127 (float64)."""
-    peak = np.abs(matrix).max(axis=0) if len(matrix) else np.zeros(matrix.shape[1], dtype=np.float32)
-    # A dimension that is 0 in every row contributes nothing; any scale does.
-    return np.where(peak > 0, peak / 127.0, 1.0).astype(np.float64)
-
-
 def quantised_query(v: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray | None, float, np.ndarray]:
     """(u8 row for the product, t, |w| / t) for a query against rows quantised with
     ``scales``: ``w = v * scales`` maps to ``t * (W + g)`` with ``|g| <= 1/2``, and the
@@ -220,34 +215,66 @@ def integer_product_session(quantised: np.ndarray):  # -> onnxruntime.InferenceS
     The matrix is handed over as an "external initializer" (an OrtValue over
     our array): serialising 38 MB into the graph and parsing it back cost ~100 ms
     more at 100k rows. The caller keeps ``quantised`` alive as long as the session.
+    The one-node graph is written by ``_matmul_integer_model``: the ``onnx``
+    package took ~1 s to import, more than opening a 100k-document index.
     """
-    import onnx
     import onnxruntime as ort
-    from onnx import TensorProto, helper
 
     dim, rows = quantised.shape
-    model = onnx.ModelProto()
-    graph = model.graph
-    matrix = graph.initializer.add()
-    matrix.name, matrix.data_type = "m", TensorProto.UINT8
-    matrix.dims.extend([dim, rows])
-    matrix.data_location = TensorProto.EXTERNAL
-    location = matrix.external_data.add()
-    location.key, location.value = "location", "supplied-by-session-options"
-    zero = graph.initializer.add()
-    zero.name, zero.data_type, zero.raw_data = "zero", TensorProto.UINT8, bytes([ZERO_POINT])
-    graph.input.append(helper.make_tensor_value_info("q", TensorProto.UINT8, [1, dim]))
-    graph.output.append(helper.make_tensor_value_info("y", TensorProto.INT32, [1, rows]))
-    graph.node.append(helper.make_node("MatMulInteger", ["q", "m", "zero", "zero"], ["y"]))
-    model.opset_import.append(helper.make_opsetid("", 13))
-    model.ir_version = 8
     options = ort.SessionOptions()
     options.intra_op_num_threads = THREADS
     # Threads sleep between queries instead of spinning: a spinning pool takes a
     # core from the query embedder and from other indexes' queries.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_external_initializers(["m"], [ort.OrtValue.ortvalue_from_numpy(quantised)])
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(_matmul_integer_model(dim, rows), options, providers=["CPUExecutionProvider"])
+
+
+# -- the ONNX graph of one MatMulInteger, as protobuf bytes (field numbers from onnx.proto)
+
+_UINT8, _INT32 = 2, 6  # TensorProto.DataType
+_EXTERNAL = 1  # TensorProto.DataLocation
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, value: int | bytes | str) -> bytes:
+    """One protobuf field: a varint for an int, length-delimited for bytes or text."""
+    if isinstance(value, int):
+        return _varint(number << 3) + _varint(value)
+    data = value.encode("utf-8") if isinstance(value, str) else value
+    return _varint(number << 3 | 2) + _varint(len(data)) + data
+
+
+def _tensor_type(elem_type: int, dims: tuple[int, ...]) -> bytes:
+    shape = b"".join(_field(1, _field(1, d)) for d in dims)  # TensorShapeProto.dim.dim_value
+    return _field(1, _field(1, elem_type) + _field(2, shape))  # TypeProto.tensor_type
+
+
+def _matmul_integer_model(dim: int, rows: int) -> bytes:
+    """ModelProto of y = MatMulInteger(q, m, zero, zero): q (1 x dim) u8 an input, m (dim x
+    rows) u8 an external initializer named "m", zero a u8 scalar 128, y (1 x rows) int32."""
+    matrix = (
+        _field(1, dim) + _field(1, rows) + _field(2, _UINT8) + _field(8, "m")
+        + _field(13, _field(1, "location") + _field(2, "supplied-by-session-options"))
+        + _field(14, _EXTERNAL)
+    )  # fmt: skip
+    zero = _field(2, _UINT8) + _field(8, "zero") + _field(9, bytes([ZERO_POINT]))
+    node = b"".join(_field(1, name) for name in ("q", "m", "zero", "zero")) + _field(2, "y") + _field(4, "MatMulInteger")
+    graph = (
+        _field(1, node) + _field(2, "int8-product") + _field(5, matrix) + _field(5, zero)
+        + _field(11, _field(1, "q") + _field(2, _tensor_type(_UINT8, (1, dim))))
+        + _field(12, _field(1, "y") + _field(2, _tensor_type(_INT32, (1, rows))))
+    )  # fmt: skip
+    opset = _field(1, "") + _field(2, 13)
+    return _field(1, 8) + _field(7, graph) + _field(8, opset)  # ir_version 8, opset 13
 
 
 @functools.cache
@@ -265,15 +292,31 @@ def _product_is_exact() -> bool:
     )
 
 
-def vector_search(matrix: np.ndarray, *, quiet: bool = False) -> VectorSearch:
+def searches_in_8_bits(nbytes: int, *, quiet: bool = False) -> bool:
+    """Whether float32 vectors of ``nbytes`` are searched through 8-bit codes (``quiet``:
+    the reader's model embeds every query text)."""
+    return nbytes >= (QUIET_MIN_BYTES if quiet else PREFILTER_MIN_BYTES)
+
+
+def wants_codes(rows: int, dimension: int, *, quiet: bool = False) -> bool:
+    """Whether the builder stores the codes (codes.py) of ``rows`` vectors in the file:
+    when a reader will search them in 8 bits, and they have enough dimensions to split."""
+    return searches_in_8_bits(4 * rows * dimension, quiet=quiet) and (
+        SCREEN_MIN_DIMENSION <= dimension <= SCREEN_MAX_DIMENSION
+    )
+
+
+def vector_search(matrix: np.ndarray, *, codes: Codes | None = None, quiet: bool = False) -> VectorSearch:
     """The fastest exact search for this matrix: the int8 prefilter on large ones (from
     QUIET_MIN_BYTES when ``quiet``: a model shares the cores with every query), and
-    the screen on rotated rows on larger ones."""
-    if matrix.nbytes >= (QUIET_MIN_BYTES if quiet else PREFILTER_MIN_BYTES):
-        if _product_is_exact():
-            if matrix.nbytes >= SCREEN_MIN_BYTES and SCREEN_MIN_DIMENSION <= matrix.shape[1] <= SCREEN_MAX_DIMENSION:
-                from .principal import PrincipalScreen  # (it builds on this module)
+    the screen on rotated rows on larger ones, or whenever the index file holds the
+    rows' ``codes`` (then nothing is computed here)."""
+    if searches_in_8_bits(matrix.nbytes, quiet=quiet) and _product_is_exact():
+        from .principal import PrincipalScreen  # (it builds on this module)
 
-                return PrincipalScreen.build(matrix)
-            return Int8Prefilter(matrix)
+        if codes is not None:
+            return PrincipalScreen(matrix, codes)
+        if matrix.nbytes >= SCREEN_MIN_BYTES and SCREEN_MIN_DIMENSION <= matrix.shape[1] <= SCREEN_MAX_DIMENSION:
+            return PrincipalScreen.build(matrix)
+        return Int8Prefilter(matrix)
     return ExactScan(matrix)

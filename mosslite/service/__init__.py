@@ -6,10 +6,14 @@ Invariants (issue #3):
   job completion) in one catalog transaction. A crash before that transaction
   leaves version N live and an unreferenced staging/storage file, which the
   next start removes.
-- Bad input is refused before anything is stored: names, documents,
+- Bad input is refused before anything is queued: names, documents,
   dimensions, conflicts without upsert, unknown indexes all raise typed errors
-  synchronously, and the job is never created.
-- A job interrupted by a crash is resumed at the next start if its request was
+  synchronously, the batch file being written is removed, and no job exists.
+- A mutation's documents live in a batch file (index/batch.py, batches.py),
+  written once as they arrive, in bounded memory, and deleted when its job
+  ends; the catalog holds only the job's small row (issue #7). A batch too
+  large for one request arrives as an upload: opened, appended to, committed.
+- A job interrupted by a crash is resumed at the next start if its batch was
   stored (status ``uploading`` or later), and marked failed otherwise.
 - Authorization is per project: every method takes the ``project_id`` the
   caller proved a key for; an index of another project is simply not found.
@@ -32,8 +36,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .._fs import atomic_path, remove_stale_temps
 from ..embeddings import Embedder, get_embedder
 from ..errors import (
@@ -46,7 +48,8 @@ from ..errors import (
     NotFoundError,
     UnauthorizedError,
 )
-from ..index.builder import check_batch, check_ids, vector_blob
+from ..index.batch import BatchWriter, batch_counts, batch_ids, read_facts
+from ..index.builder import check_ids
 from ..index.format import utc_now_iso
 from ..index.reader import IndexReader
 from ..types import (
@@ -66,7 +69,8 @@ from ..types import (
     options_or_default,
     validate_name,
 )
-from ..wire import docs_from_json, docs_to_json, to_dict
+from ..wire import to_dict
+from .batches import Batches
 from .catalog import Catalog, VersionRecord
 from .jobs import JobRunner
 from .patches import PAGES_SUFFIX, VersionPatch, pages_key, version_patch
@@ -123,13 +127,12 @@ class Service:
         self.staging_dir = self.data_dir / "staging"
         self.lock_dir = self.data_dir / "locks"
         self.staging_dir.mkdir(exist_ok=True)
+        self.batches = Batches(self.data_dir / "batches")
         self.catalog = Catalog(self.data_dir / CATALOG_FILE)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.listeners: list[JobListener] = []
         self._readers: OrderedDict[tuple[str, str], IndexReader] = OrderedDict()  # by (storage key, sha256)
         self._readers_lock = threading.Lock()
-        # Requests of jobs created here but not yet stored by their worker.
-        self._pending: dict[str, bytes] = {}
         self._runner = JobRunner(self._run_job)
         if start_jobs:
             self._recover()
@@ -175,42 +178,137 @@ class Service:
     def create_index(
         self, project_id: str, name: str, docs: Sequence[DocumentInfo], model_id: str | None = None
     ) -> MutationResult:
-        validate_name(name)
-        docs = check_batch(docs)
-        model_id = model_id or DEFAULT_MODEL_ID
-        dimension = _custom_dimension(docs) if model_id == "custom" else None
-        embedder = get_embedder(model_id, dimension=dimension)
-        _check_vectors(docs, embedder)
-        self.catalog.create_index(project_id, name, embedder.model_id, embedder.dimension)
-        return self._submit(project_id, name, "create_index", {"docs": docs_to_json(docs)}, len(docs))
+        """Start building a new index from ``docs`` (any iterable: a generator streams
+        through a batch file in bounded memory)."""
+        upload_id = self.open_upload(project_id, name, "create_index", model_id=model_id)
+        return self._fill_and_commit(project_id, upload_id, docs)
 
     def add_docs(
         self, project_id: str, name: str, docs: Sequence[DocumentInfo], options: MutationOptions | None = None
     ) -> MutationResult:
         options = options_or_default(options, MutationOptions)
-        info = self.get_index(project_id, name)
-        docs = check_batch(docs)
-        if not docs:
-            raise InvalidDocumentError("add_docs needs at least one document")
-        _check_vectors(docs, get_embedder(info.model, dimension=info.dimension))
-        if not options.upsert:
-            found = self._get_docs(project_id, info, ids=[d.id for d in docs], filter=None, include_embedding=False)
-            existing = [d.id for d in found]
-            if existing:
-                raise ConflictError(
-                    f"{len(existing)} document id(s) already exist in {name!r}, e.g. {existing[:5]}",
-                    index=name,
-                    hint="pass MutationOptions(upsert=True) to replace them",
-                )
-        request = {"docs": docs_to_json(docs), "upsert": options.upsert}
-        return self._submit(project_id, name, "add_docs", request, len(docs))
+        upload_id = self.open_upload(project_id, name, "add_docs", upsert=options.upsert)
+        return self._fill_and_commit(project_id, upload_id, docs)
 
     def delete_docs(self, project_id: str, name: str, ids: Sequence[str]) -> MutationResult:
-        self.get_index(project_id, name)
+        info = self.get_index(project_id, name)
         ids = check_ids(ids)
         if not ids:
             raise InvalidArgumentError("delete_docs needs at least one id")
-        return self._submit(project_id, name, "delete_docs", {"ids": ids}, len(ids))
+        writer = self._batch_writer(self.batches.new_path(), info.model, info.dimension)
+        try:
+            writer.add_deletes(ids)
+            writer.close()
+            return self._submit(project_id, name, "delete_docs", writer.path, len(ids))
+        finally:
+            writer.abort()  # (a file adopted by its job has moved on)
+
+    # -- uploads: a batch in several calls (issue #7) ----------------------------------
+
+    def open_upload(
+        self, project_id: str, name: str, kind: str, *, model_id: str | None = None, upsert: bool = True
+    ) -> str:
+        """Start a batch for ``create_index`` or ``add_docs`` on ``name``, to be filled by
+        ``append_upload`` and turned into a job by ``commit_upload``. What can be checked
+        now is: the name, the model, the index (absent for a create, present for an add).
+        Example::
+
+            upload = service.open_upload("proj", "faq", "add_docs")
+            service.append_upload("proj", upload, docs[:50_000])
+            service.append_upload("proj", upload, docs[50_000:])
+            job = service.commit_upload("proj", upload)
+        """
+        validate_name(name)
+        if kind == "create_index":
+            model_id = model_id or DEFAULT_MODEL_ID
+            dimension = None if model_id == "custom" else get_embedder(model_id).dimension
+            try:
+                self.catalog.get_index(project_id, name)
+            except IndexNotFoundError:
+                pass
+            else:
+                raise ConflictError(
+                    f"index {name!r} already exists", index=name, hint="use add_docs to change it, or delete it first"
+                )
+        elif kind == "add_docs":
+            info = self.get_index(project_id, name)
+            model_id, dimension = info.model, info.dimension
+        else:
+            raise InvalidArgumentError(f"an upload is for 'create_index' or 'add_docs', not {kind!r}")
+        if not isinstance(upsert, bool):
+            raise InvalidArgumentError(f"upsert must be true or false, got {upsert!r}")
+        computes = model_id != "custom" and get_embedder(model_id).computes_embeddings
+        return self.batches.open_upload(
+            project_id=project_id, dimension=dimension, computes_embeddings=computes,
+            index=name, kind=kind, model_id=model_id, upsert=int(upsert),
+        )  # fmt: skip
+
+    def append_upload(self, project_id: str, upload_id: str, docs: Sequence[DocumentInfo]) -> int:
+        """Check ``docs`` and add them to the upload; returns how many it holds now. A
+        refused batch ends the upload (its id is no longer found): start again."""
+        with self.batches.upload(project_id, upload_id) as (path, _):
+            writer = BatchWriter.reopen(path)
+            try:
+                writer.add_docs(docs)
+            except BaseException:
+                writer.abort()
+                self.batches.remove_upload(path)
+                raise
+            writer.close()
+            return batch_counts(path)[0]
+
+    def commit_upload(self, project_id: str, upload_id: str) -> MutationResult:
+        """Turn the upload into a job (creating the index, for a create), after the checks
+        that need every document: at least one to add, no existing id without upsert."""
+        with self.batches.upload(project_id, upload_id) as (path, facts):
+            try:
+                return self._commit(project_id, path, facts)
+            finally:
+                self.batches.remove_upload(path)  # (a file adopted by its job has moved on)
+
+    def abort_upload(self, project_id: str, upload_id: str) -> None:
+        with self.batches.upload(project_id, upload_id) as (path, _):
+            self.batches.remove_upload(path)
+
+    def _fill_and_commit(self, project_id: str, upload_id: str, docs: Sequence[DocumentInfo]) -> MutationResult:
+        self.append_upload(project_id, upload_id, docs)
+        return self.commit_upload(project_id, upload_id)
+
+    def _commit(self, project_id: str, path: Path, facts: dict[str, Any]) -> MutationResult:
+        name, kind, model_id = str(facts["index"]), str(facts["kind"]), str(facts["model_id"])
+        upserts, _ = batch_counts(path)
+        if kind == "create_index":
+            if model_id == "custom" and facts.get("dimension") is None:
+                raise InvalidDocumentError(
+                    "a custom index needs embeddings: pass DocumentInfo(embedding=[...]) for every document",
+                    hint="or choose a model that computes embeddings, e.g. moss-minilm",
+                )
+            embedder = get_embedder(model_id, dimension=facts.get("dimension") if model_id == "custom" else None)
+            self.catalog.create_index(project_id, name, embedder.model_id, embedder.dimension)
+        else:
+            if not upserts:
+                raise InvalidDocumentError("add_docs needs at least one document")
+            info = self.get_index(project_id, name)
+            if not facts.get("upsert"):
+                self._refuse_existing(project_id, info, path)
+        return self._submit(project_id, name, kind, path, upserts)
+
+    def _refuse_existing(self, project_id: str, info: IndexInfo, path: Path) -> None:
+        """ConflictError if the batch holds ids the index has (an insert without upsert)."""
+        existing: list[str] = []
+        for ids in batch_ids(path):
+            found = self._get_docs(project_id, info, ids=ids, filter=None, include_embedding=False)
+            existing += [d.id for d in found]
+        if existing:
+            raise ConflictError(
+                f"{len(existing)} document id(s) already exist in {info.name!r}, e.g. {existing[:5]}",
+                index=info.name,
+                hint="pass MutationOptions(upsert=True) to replace them",
+            )
+
+    def _batch_writer(self, path: Path, model_id: str, dimension: int | None) -> BatchWriter:
+        computes = model_id != "custom" and get_embedder(model_id).computes_embeddings
+        return BatchWriter(path, dimension=dimension, computes_embeddings=computes)
 
     def get_index(self, project_id: str, name: str) -> IndexInfo:
         validate_name(name)
@@ -332,13 +430,12 @@ class Service:
     def get_job(self, project_id: str, job_id: str) -> Job:
         return self.catalog.get_job(project_id, job_id)
 
-    def _submit(self, project_id: str, name: str, kind: str, request: dict[str, Any], doc_count: int) -> MutationResult:
+    def _submit(self, project_id: str, name: str, kind: str, batch: Path, doc_count: int) -> MutationResult:
+        """Queue a job for the filled batch file ``batch``, which becomes the job's own."""
         job_id = self.catalog.create_job(project_id, name, kind, doc_count)
         self.catalog.update_job(job_id, owner=self.owner)
+        self.batches.adopt(batch, job_id)
         self._notify(project_id, job_id)
-        # "Uploading" is the request reaching durable storage; it happens on the
-        # worker so the caller gets its job id at once, as with Moss.
-        self._pending[job_id] = json.dumps(request).encode("utf-8")
         self._runner.submit((project_id, name), job_id)
         return MutationResult(job_id=job_id, index_name=name, doc_count=doc_count)
 
@@ -350,29 +447,26 @@ class Service:
             listener(project_id, job)
 
     def _run_job(self, job_id: str) -> None:
-        project_id, stored = self.catalog.job_request(job_id)
-        request = self._pending.pop(job_id, None)
-        if stored is None:
-            if request is None:
-                self._fail(project_id, job_id, "the service stopped before the request was stored; submit it again")
-                return
+        project_id = self.catalog.job_project(job_id)
+        job = self.catalog.get_job(project_id, job_id)
+        if job.status == JobStatus.PENDING_UPLOAD:
+            # "Uploading" is the batch reaching durable storage; it happens on the
+            # worker so the caller gets its job id at once, as with Moss.
             self.catalog.update_job(job_id, status=JobStatus.UPLOADING)
             self._notify(project_id, job_id)
-            self.catalog.update_job(job_id, request=request)
-            stored = request
+            if not self.batches.store(job_id):
+                self._fail(project_id, job_id, "the job's documents are missing; submit it again")
+                return
         self.catalog.update_job(job_id, status=JobStatus.BUILDING)
         self._notify(project_id, job_id)
-        job = self.catalog.get_job(project_id, job_id)
         try:
             info = self.catalog.get_index(project_id, job.index_name)
-            payload = json.loads(stored)
             context = JobContext(
                 project_id=project_id,
                 job_id=job_id,
                 index=info,
-                upserts=docs_from_json(payload.get("docs", [])),
-                deletes=payload.get("ids", []),
-                upsert=payload.get("upsert", True),
+                batch=self.batches.job_path(job_id),
+                upsert=job.kind != "add_docs" or self._upserts(job_id),
                 embedder=get_embedder(info.model, dimension=info.dimension),
             )
             record = run_build(self, context, progress=lambda phase, pct: self._progress(project_id, job_id, phase, pct))
@@ -383,9 +477,13 @@ class Service:
             log.exception("job %s failed", job_id)
             self._fail(project_id, job_id, f"{type(exc).__name__}: {exc}")
             return
+        self.batches.release(job_id)
         self.storage.put_bytes(manifest_key(project_id, job.index_name), _manifest_json(record.manifest))
         self._notify(project_id, job_id)
         self.prune(project_id, job.index_name, record.manifest.version)  # after the news is out
+
+    def _upserts(self, job_id: str) -> bool:
+        return bool(read_facts(self.batches.job_path(job_id)).get("upsert", 1))
 
     def _progress(self, project_id: str, job_id: str, phase: str, percent: float) -> None:
         # The job's progress is overall, 0-100 across phases; each phase owns a slice.
@@ -396,8 +494,9 @@ class Service:
 
     def _fail(self, project_id: str, job_id: str, error: str) -> None:
         self.catalog.update_job(
-            job_id, status=JobStatus.FAILED, error=error, current_phase=None, request=None, completed_at=utc_now_iso()
+            job_id, status=JobStatus.FAILED, error=error, current_phase=None, completed_at=utc_now_iso()
         )
+        self.batches.release(job_id)
         job = self.catalog.get_job(project_id, job_id)
         try:
             if self.catalog.get_index(project_id, job.index_name).version == 0:
@@ -407,18 +506,25 @@ class Service:
         self._notify(project_id, job_id)
 
     def _recover(self) -> None:
-        """At start: clear staging leftovers and resume or fail jobs of dead owners."""
+        """At start: clear staging leftovers and batch files of ended jobs, and resume
+        or fail jobs of dead owners."""
         remove_stale_temps(self.staging_dir)
         for leftover in self.staging_dir.glob("*.sqlite"):
             leftover.unlink(missing_ok=True)
+        self.batches.clean()
+        unfinished = {job_id for job_id, *_ in self.catalog.unfinished_jobs()}
+        for job_id in set(self.batches.job_ids()) - unfinished:  # ended, or never a job
+            self.batches.release(job_id)
         for job_id, project_id, index_name, owner in self.catalog.unfinished_jobs():
             if owner is not None and owner != self.owner and _owner_alive(owner):
+                continue
+            if self.catalog.get_job(project_id, job_id).status == JobStatus.PENDING_UPLOAD:
+                self._fail(project_id, job_id, "the service stopped before the request was stored; submit it again")
                 continue
             self._remove_unpublished(project_id, index_name)
             self.catalog.update_job(job_id, owner=self.owner)
             log.info("resuming job %s of %s/%s", job_id, project_id, index_name)
             self._runner.submit((project_id, index_name), job_id)
-
 
     def _remove_unpublished(self, project_id: str, index_name: str) -> None:
         """A crash between storing a version file and publishing it leaves a file no
@@ -464,35 +570,47 @@ class Service:
         """Apply a session's diff (a SQLite changeset, see ``mosslite.session.changes``)
         onto the latest version of ``name``, through the job pipeline: the pushed
         embeddings are reused, nothing is re-embedded. Creates the index (with
-        ``model_id``/``dimension``) if it does not exist.
+        ``model_id``/``dimension``) if it does not exist, once the diff checked out.
 
         Idempotent by ``diff_id``: a repeated id returns the job of the first push
         (unless that job failed: then the diff is submitted again). Conflicts resolve
-        last push wins; ``get_push`` tells how many documents were overwritten."""
+        last push wins; the build counts how many documents were overwritten."""
         from ..session.changes import decode
 
         validate_name(name)
         _check_diff_id(diff_id)
         changes = decode(changeset)
-        upserts = [c.document() for c in changes if c.new is not None]
-        deletes = [c.id for c in changes if c.new is None]
         with _PUSH_LOCK:
             earlier = self.catalog.get_push(project_id, name, diff_id)
             if earlier is not None:
                 job = self.catalog.get_job(project_id, earlier[0])
                 if job.status != JobStatus.FAILED:
                     return self.get_push(project_id, name, diff_id)
-            embedder = self._push_embedder(project_id, name, upserts, model_id, dimension)
-            _check_vectors(upserts, embedder)
-            request = {"docs": docs_to_json(upserts), "ids": deletes, "upsert": True}
-            result = self._submit(project_id, name, "push", request, len(changes))
-            self.catalog.record_push(project_id, name, diff_id, result.job_id, len(changes), bytes(changeset))
+            embedder, exists = self._push_embedder(project_id, name, changes, model_id, dimension)
+            writer = BatchWriter(
+                self.batches.new_path(), dimension=embedder.dimension, computes_embeddings=embedder.computes_embeddings
+            )
+            try:
+                writer.add_docs(c.document() for c in changes if c.new is not None)
+                writer.add_deletes(c.id for c in changes if c.new is None)
+                writer.add_seen((c.id, c.old) for c in changes)
+                writer.close()
+                if not exists:
+                    try:
+                        self.catalog.create_index(project_id, name, embedder.model_id, embedder.dimension)
+                    except ConflictError:  # another session's first push created it just now
+                        self._push_embedder(project_id, name, changes, embedder.model_id, embedder.dimension)
+                result = self._submit(project_id, name, "push", writer.path, len(changes))
+            finally:
+                writer.abort()  # (a file adopted by its job has moved on)
+            self.catalog.record_push(project_id, name, diff_id, result.job_id, len(changes))
         return self.get_push(project_id, name, diff_id)
 
     def _push_embedder(
-        self, project_id: str, name: str, upserts: Sequence[DocumentInfo], model_id: str | None, dimension: int | None
-    ) -> Embedder:
-        """The index's embedder, after checking the push agrees with it; a missing index is created."""
+        self, project_id: str, name: str, changes: Sequence[Any], model_id: str | None, dimension: int | None
+    ) -> tuple[Embedder, bool]:
+        """(the index's embedder, whether the index exists), after checking the push
+        agrees with it. Nothing is created here: a push refused later leaves no index."""
         try:
             info = self.catalog.get_index(project_id, name)
         except IndexNotFoundError:
@@ -500,18 +618,18 @@ class Service:
         if info is None:
             model_id = model_id or DEFAULT_MODEL_ID
             if model_id == "custom" and dimension is None:
-                dimension = _custom_dimension(upserts)
+                dimension = next((len(c.new[3]) // 4 for c in changes if c.new is not None), None)
+                if dimension is None:
+                    raise InvalidDocumentError(
+                        "a custom index needs embeddings: the first push must add documents", index=name
+                    )
             embedder = get_embedder(model_id, dimension=dimension if model_id == "custom" else None)
             if dimension is not None and dimension != embedder.dimension:
                 raise DimensionMismatchError(
                     f"model {model_id!r} has {embedder.dimension} dimensions, the push says {dimension}",
                     index=name,
                 )
-            try:
-                self.catalog.create_index(project_id, name, embedder.model_id, embedder.dimension)
-                return embedder
-            except ConflictError:  # another session's first push created it just now
-                info = self.catalog.get_index(project_id, name)
+            return embedder, False
         if model_id is not None and model_id != info.model:
             raise InvalidArgumentError(
                 f"index {name!r} uses model {info.model!r}, the session {model_id!r}", index=name
@@ -523,39 +641,27 @@ class Service:
                 expected=info.dimension,
                 got=dimension,
             )
-        return get_embedder(info.model, dimension=info.dimension)
+        return get_embedder(info.model, dimension=info.dimension), True
 
     def get_push(self, project_id: str, name: str, diff_id: str) -> PushIndexResult:
         """The state of a push by its diff id. Once its job completed, ``overwritten``
-        counts the documents whose row in the version the diff was applied onto
-        (the job's version - 1: jobs of one index publish in turn, under its lock)
-        was neither what the session had seen nor what it wrote."""
-        from ..session.changes import count_overwritten, decode, metadata_json
-
+        counts the documents whose row in the version the diff was applied onto was
+        neither what the session had seen nor what it wrote: counted by the build and
+        stored with the job's completion, so it is there for a retry at any time."""
         validate_name(name)
         _check_diff_id(diff_id)
         found = self.catalog.get_push(project_id, name, diff_id)
         if found is None:
             raise NotFoundError(f"no push {diff_id!r} of index {name!r}", index=name, diff_id=diff_id)
-        job_id, doc_count, changeset, overwritten = found
+        job_id, doc_count, overwritten = found
         job = self.catalog.get_job(project_id, job_id)
-        if overwritten is None and job.status == JobStatus.COMPLETED and job.version is not None:
-            changes = decode(changeset)
-            base: dict[str, tuple[str, str, str | None, bytes]] = {}
-            if job.version > 1:
-                reader = self._reader(project_id, name, job.version - 1)
-                for doc in reader.get_docs(ids=[c.id for c in changes]):
-                    blob = vector_blob(np.asarray(doc.embedding, dtype=np.float32))
-                    base[doc.id] = (doc.text, metadata_json(doc.metadata), doc.payload, blob)
-            overwritten = count_overwritten(changes, base)
-            self.catalog.set_push_overwritten(project_id, name, diff_id, overwritten)
         return PushIndexResult(
             job_id=job_id,
             index_name=name,
             doc_count=doc_count,
             status=job.status,
             diff_id=diff_id,
-            overwritten=overwritten,
+            overwritten=overwritten if job.status == JobStatus.COMPLETED else None,
             version=job.version,
         )
 
@@ -575,33 +681,6 @@ def _owner_alive(owner: str) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _custom_dimension(docs: Sequence[DocumentInfo]) -> int:
-    for doc in docs:
-        if doc.embedding is not None:
-            return len(doc.embedding)
-    raise InvalidDocumentError(
-        "a custom index needs embeddings: pass DocumentInfo(embedding=[...]) for every document",
-        hint="or choose a model that computes embeddings, e.g. moss-minilm",
-    )
-
-
-def _check_vectors(docs: Sequence[DocumentInfo], embedder: Embedder) -> None:
-    """Refuse wrong widths and missing custom vectors before a job exists."""
-    for doc in docs:
-        if doc.embedding is None:
-            if not embedder.computes_embeddings:
-                raise InvalidDocumentError(
-                    f"document {doc.id!r} has no embedding, and model {embedder.model_id!r} computes none", id=doc.id
-                )
-        elif len(doc.embedding) != embedder.dimension:
-            raise DimensionMismatchError(
-                f"document {doc.id!r} has a {len(doc.embedding)}-dimensional embedding; the index uses {embedder.dimension}",
-                id=doc.id,
-                expected=embedder.dimension,
-                got=len(doc.embedding),
-            )
 
 
 #: Serialises the check-then-submit of pushes in this process, so a retry that

@@ -12,6 +12,7 @@ Invariants (issue #3):
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import threading
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from typing import Any
 
 import apsw
 
-from .._db import connect, enforce_foreign_keys, read_schema, use_wal
+from .._db import bound_wal, connect, enforce_foreign_keys, read_schema, use_wal
 from ..errors import ConflictError, IndexNotFoundError, JobNotFoundError, ProjectNotFoundError
 from ..index.format import utc_now_iso
 from ..types import IndexInfo, Job, JobStatus, Manifest
@@ -137,8 +138,8 @@ JOB_COLUMNS = (
 )
 
 INSERT_JOB_SQL = """
-INSERT INTO jobs (job_id, project_id, index_name, kind, status, doc_count, request, seq, created_at, updated_at)
-VALUES (:job_id, :project_id, :index_name, :kind, 'pending_upload', :doc_count, NULL,
+INSERT INTO jobs (job_id, project_id, index_name, kind, status, doc_count, seq, created_at, updated_at)
+VALUES (:job_id, :project_id, :index_name, :kind, 'pending_upload', :doc_count,
         (SELECT coalesce(max(seq), 0) + 1 FROM jobs), :now, :now)
 """
 
@@ -148,10 +149,16 @@ FROM jobs
 WHERE project_id = :project_id AND job_id = :job_id
 """
 
-JOB_REQUEST_SQL = """
-SELECT project_id, request
+JOB_PROJECT_SQL = """
+SELECT project_id
 FROM jobs
 WHERE job_id = :job_id
+"""
+
+ENDED_JOB_IDS_SQL = """
+SELECT job_id
+FROM jobs
+WHERE job_id IN (SELECT value FROM json_each(:job_ids)) AND status IN ('completed', 'failed')
 """
 
 UNFINISHED_JOBS_SQL = """
@@ -171,26 +178,25 @@ LIMIT 1
 
 
 GET_PUSH_SQL = """
-SELECT job_id, doc_count, changeset, overwritten
+SELECT job_id, doc_count, overwritten
 FROM pushes
 WHERE project_id = :project_id AND index_name = :index_name AND diff_id = :diff_id
 """
 
 RECORD_PUSH_SQL = """
-INSERT INTO pushes (project_id, index_name, diff_id, job_id, doc_count, changeset, overwritten, created_at)
-VALUES (:project_id, :index_name, :diff_id, :job_id, :doc_count, :changeset, NULL, :now)
+INSERT INTO pushes (project_id, index_name, diff_id, job_id, doc_count, overwritten, created_at)
+VALUES (:project_id, :index_name, :diff_id, :job_id, :doc_count, NULL, :now)
 ON CONFLICT (project_id, index_name, diff_id) DO UPDATE SET
     job_id = excluded.job_id,
     doc_count = excluded.doc_count,
-    changeset = excluded.changeset,
     overwritten = NULL,
     created_at = excluded.created_at
 """
 
 SET_PUSH_OVERWRITTEN_SQL = """
 UPDATE pushes
-SET overwritten = :overwritten, changeset = NULL
-WHERE project_id = :project_id AND index_name = :index_name AND diff_id = :diff_id
+SET overwritten = :overwritten
+WHERE project_id = :project_id AND job_id = :job_id
 """
 
 def hash_key(key: str) -> str:
@@ -209,6 +215,7 @@ class Catalog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = connect(self.path)
         use_wal(self._conn)
+        bound_wal(self._conn)
         enforce_foreign_keys(self._conn)
         self._lock = threading.RLock()
         with self._lock:
@@ -304,8 +311,9 @@ class Catalog:
         rows = self._read(GET_VERSION_SQL, {"project_id": project_id, "name": name, "version": version})
         return _version_record(rows[0]) if rows else None
 
-    def publish(self, project_id: str, job_id: str, record: VersionRecord) -> bool:
-        """Make ``record`` the newest version and complete the job, atomically.
+    def publish(self, project_id: str, job_id: str, record: VersionRecord, *, overwritten: int | None = None) -> bool:
+        """Make ``record`` the newest version and complete the job, atomically; for a
+        push, its ``overwritten`` count is stored in the same transaction.
 
         Returns False (and changes nothing) if another writer published this
         version number first or the index was deleted meanwhile; the caller
@@ -344,9 +352,12 @@ class Catalog:
                 progress=100.0,
                 current_phase=None,
                 version=m.version,
-                request=None,
                 completed_at=now,
             )
+            if overwritten is not None:
+                conn.execute(
+                    SET_PUSH_OVERWRITTEN_SQL, {"project_id": project_id, "job_id": job_id, "overwritten": overwritten}
+                )
         return True
 
     # -- jobs -------------------------------------------------------------------
@@ -382,11 +393,15 @@ class Catalog:
             completed_at=completed,
         )
 
-    def job_request(self, job_id: str) -> tuple[str, bytes | None]:
-        rows = self._read(JOB_REQUEST_SQL, {"job_id": job_id})
+    def job_project(self, job_id: str) -> str:
+        rows = self._read(JOB_PROJECT_SQL, {"job_id": job_id})
         if not rows:
             raise JobNotFoundError(f"job {job_id!r} not found", job_id=job_id)
-        return rows[0][0], rows[0][1]
+        return rows[0][0]
+
+    def ended_jobs(self, job_ids: list[str]) -> set[str]:
+        """Those of ``job_ids`` that completed or failed."""
+        return {r[0] for r in self._read(ENDED_JOB_IDS_SQL, {"job_ids": json.dumps(job_ids)})}
 
     def unfinished_jobs(self) -> list[tuple[str, str, str, str | None]]:
         """(job_id, project_id, index_name, owner) of every job not yet ended, oldest first."""
@@ -398,31 +413,20 @@ class Catalog:
 
     # -- session pushes (issue #5) -------------------------------------------------
 
-    def get_push(self, project_id: str, index_name: str, diff_id: str) -> tuple[str, int, bytes | None, int | None] | None:
-        """(job_id, doc_count, changeset, overwritten) of a push, or None."""
+    def get_push(self, project_id: str, index_name: str, diff_id: str) -> tuple[str, int, int | None] | None:
+        """(job_id, doc_count, overwritten) of a push, or None."""
         params = {"project_id": project_id, "index_name": index_name, "diff_id": diff_id}
         rows = self._read(GET_PUSH_SQL, params)
         return tuple(rows[0]) if rows else None  # type: ignore[return-value]
 
-    def record_push(
-        self, project_id: str, index_name: str, diff_id: str, job_id: str, doc_count: int, changeset: bytes
-    ) -> None:
+    def record_push(self, project_id: str, index_name: str, diff_id: str, job_id: str, doc_count: int) -> None:
         """Remember which job applies ``diff_id`` (replacing the record of a failed one)."""
         params = {"project_id": project_id, "index_name": index_name, "diff_id": diff_id}
         with self._write() as conn:
-            conn.execute(
-                RECORD_PUSH_SQL,
-                {**params, "job_id": job_id, "doc_count": doc_count, "changeset": changeset, "now": utc_now_iso()},
-            )
-
-    def set_push_overwritten(self, project_id: str, index_name: str, diff_id: str, overwritten: int) -> None:
-        """Store the overwrite count, dropping the changeset it was counted from."""
-        params = {"project_id": project_id, "index_name": index_name, "diff_id": diff_id}
-        with self._write() as conn:
-            conn.execute(SET_PUSH_OVERWRITTEN_SQL, {**params, "overwritten": overwritten})
+            conn.execute(RECORD_PUSH_SQL, {**params, "job_id": job_id, "doc_count": doc_count, "now": utc_now_iso()})
 
 
-_JOB_FIELDS = frozenset({"status", "current_phase", "progress", "error", "version", "request", "owner", "completed_at"})
+_JOB_FIELDS = frozenset({"status", "current_phase", "progress", "error", "version", "owner", "completed_at"})
 
 
 def update_job_sql(fields: list[str]) -> str:

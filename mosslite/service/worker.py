@@ -7,15 +7,15 @@ index being deleted meanwhile, and then the stored file is removed again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..embeddings import Embedder
 from .._fs import in_background, sha256_file
 from ..errors import CorruptIndexError, IndexNotFoundError
-from ..index.builder import ProgressFn, build_version
-from ..types import DocumentInfo, IndexInfo, JobPhase, Manifest, Version
+from ..index.builder import ProgressFn, build_from_batch
+from ..types import IndexInfo, JobPhase, Manifest, Version
 from .catalog import VersionRecord
 from .jobs import index_lock
 from .patches import pages_key
@@ -29,8 +29,8 @@ class JobContext:
     project_id: str
     job_id: str
     index: IndexInfo
-    upserts: Sequence[DocumentInfo]
-    deletes: Sequence[str]
+    #: The job's documents and ids (index/batch.py).
+    batch: Path
     upsert: bool
     embedder: Embedder
 
@@ -48,13 +48,12 @@ def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> Versio
         version = Version(latest.manifest.version + 1 if latest is not None else 1)
         target = service.staging_dir / f"{ctx.job_id}.sqlite"
         try:
-            report = build_version(
+            report = build_from_batch(
                 target,
                 embedder=ctx.embedder,
                 index_name=name,
                 version=version,
-                upserts=ctx.upserts,
-                deletes=ctx.deletes,
+                batch=ctx.batch,
                 base=base,
                 upsert=ctx.upsert,
                 progress=progress,
@@ -88,7 +87,7 @@ def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> Versio
             target.unlink(missing_ok=True)
         progress(JobPhase.PUBLISHING, 100.0)
         record = VersionRecord(manifest=manifest, storage_key=key)
-        if not service.catalog.publish(ctx.project_id, ctx.job_id, record):
+        if not service.catalog.publish(ctx.project_id, ctx.job_id, record, overwritten=report.overwritten):
             service.storage.delete(key)
             service.storage.delete(pages_key(key))
             raise IndexNotFoundError(f"index {name!r} was deleted while the job ran", index=name)

@@ -70,9 +70,10 @@ LOCK_SUFFIX = ".lock"
 #: Merge FTS5 segments after this many written documents (or a tenth of the session).
 OPTIMIZE_EVERY_DOCS = 1000
 
+#: Every document of a version file with its vector (kept once, in docs_vec).
 BASE_ROWS_SQL = """
-SELECT id, text, metadata, payload, embedding
-FROM docs
+SELECT docs.id, docs.text, docs.metadata, docs.payload, docs_vec.embedding
+FROM docs JOIN docs_vec ON docs_vec.rowid = docs.rowid
 """
 
 
@@ -612,7 +613,7 @@ def _unlock(fd: int) -> None:
 
 def _read_version_rows(path: Path) -> dict[str, Row]:
     """id -> row of every document of a downloaded, verified version file."""
-    conn = connect(path, readonly=True)
+    conn = connect(path, readonly=True, vec=True)
     try:
         read_meta(conn, path)
         with translating_sqlite_errors(path):

@@ -30,13 +30,11 @@ import apsw
 import numpy as np
 
 from ..errors import InvalidArgumentError
+from ..index.batch import Row, metadata_json, same_row
 from ..types import DocumentInfo
 
 TABLE = "docs"
 COLUMNS = ("id", "text", "metadata", "payload", "embedding")
-
-#: (text, metadata JSON, payload, embedding float32 blob): a document minus its id.
-Row = tuple[str, str, str | None, bytes]
 
 CURRENT_ROW_SQL = """
 SELECT id, text, metadata, payload, embedding
@@ -166,38 +164,12 @@ def row_of(doc: DocumentInfo) -> Row:
     )
 
 
-def metadata_json(metadata: object) -> str:
-    """Metadata as stored in index and session files alike (sorted keys, UTF-8)."""
-    return json.dumps(metadata or {}, ensure_ascii=False, sort_keys=True)
-
-
-def same_row(a: Row | None, b: Row | None) -> bool:
-    """Same document content. Embeddings compare within float32 rounding: the service
-    re-normalises pushed vectors, which may move their last bits."""
-    if a is None or b is None:
-        return a is None and b is None
-    if a[0] != b[0] or a[2] != b[2] or json.loads(a[1]) != json.loads(b[1]) or len(a[3]) != len(b[3]):
-        return False
-    return bool(np.allclose(np.frombuffer(a[3], dtype="<f4"), np.frombuffer(b[3], dtype="<f4"), atol=1e-6))
-
-
-def count_overwritten(changes: Sequence[Change], base: dict[str, Row]) -> int:
-    """Changes whose row in ``base`` (the version the diff was applied onto) was neither
-    what the session had seen nor what it wrote: another writer's change, replaced."""
-    return sum(
-        1
-        for change in changes
-        if not same_row(base.get(change.id), change.old) and not same_row(base.get(change.id), change.new)
-    )
-
-
 __all__ = [
     "COLUMNS",
     "Change",
     "Row",
     "TABLE",
     "combine",
-    "count_overwritten",
     "decode",
     "metadata_json",
     "record",

@@ -34,7 +34,6 @@ import apsw
 
 from .._db import Tracer, connect, read_schema, translating_sqlite_errors, use_wal, with_parameters
 from ..errors import ConflictError
-from ..index.builder import EXISTING_DOCS_SQL, UPSERT_DOC_SQL
 from ..index.format import READ_META_SQL, WRITE_META_SQL
 from ..index.keyword import KEYWORD_SQL
 from ..index.reader import DocRow
@@ -49,8 +48,23 @@ CHANGESET_BYTES = 8 << 20
 PUSH_BYTES = 16 << 20
 
 
-# The index's upsert, plus the rowid: the session's in-memory matrix is keyed by it.
-UPSERT_SQL = UPSERT_DOC_SQL.rstrip("\n") + "\nRETURNING rowid\n"
+EXISTING_DOCS_SQL = """
+SELECT id, text, embedding
+FROM docs
+WHERE id IN (SELECT value FROM json_each(:ids))
+"""
+
+# The upsert returns the rowid: the session's in-memory matrix is keyed by it.
+UPSERT_SQL = """
+INSERT INTO docs (id, text, metadata, payload, embedding)
+VALUES (:id, :text, :metadata, :payload, :embedding)
+ON CONFLICT (id) DO UPDATE SET
+    text = excluded.text,
+    metadata = excluded.metadata,
+    payload = excluded.payload,
+    embedding = excluded.embedding
+RETURNING rowid
+"""
 
 DELETE_SQL = """
 DELETE FROM docs

@@ -27,7 +27,15 @@ def columns_of(request: pytest.FixtureRequest) -> ColumnsOf:
     """Both ways rows reach a filter: a session's dicts, an index file's JSON texts."""
     if request.param == "dicts":
         return DictColumns
-    return lambda rows: JsonColumns([json.dumps(row) for row in rows])
+    return lambda rows: json_columns([json.dumps(row) for row in rows])
+
+
+def json_columns(texts: list[str]) -> JsonColumns:
+    """Columns over ``texts`` as a reader gives them: loaded on the first filter."""
+    loads: list[int] = []
+    columns = JsonColumns(len(texts), lambda: loads.append(1) or texts)
+    assert not loads
+    return columns
 
 
 def matching(spec: dict, columns_of: ColumnsOf) -> list[int]:
@@ -91,13 +99,13 @@ def test_json_texts_give_the_values_their_dicts_hold() -> None:
     rows = [{"t": 'caf\u00e9 "quoted" \\ \n', "u": "ü"}, {"t": "[1, 2]"}, {"u": "{}"}, {}]
     texts = [json.dumps(row, ensure_ascii=i % 2 == 0) for i, row in enumerate(rows)]
     for field in ("t", "u", "absent"):
-        got, want = JsonColumns(texts).column(field), DictColumns(rows).column(field)
+        got, want = json_columns(texts).column(field), DictColumns(rows).column(field)
         assert got.present.tolist() == want.present.tolist() and got.strings.tolist() == want.strings.tolist()
 
 
 @pytest.mark.parametrize("bad", ["not json", "[1]", '"text"', '{"a": "1"}, {"b": "2"}', ""])
 def test_metadata_that_is_not_a_json_object_is_a_corrupt_index(bad: str) -> None:
-    columns = JsonColumns(['{"a": "1"}', bad])
+    columns = json_columns(['{"a": "1"}', bad])
     with pytest.raises(CorruptIndexError, match="metadata is not a JSON object"):
         columns.column("a")
 

@@ -64,7 +64,8 @@ def fts5_scores(path: Path, text: str) -> dict[str, float]:
 def postings_scores(reader: IndexReader, text: str) -> dict[str, float]:
     with reader._conn() as conn:
         positions, scores = reader._bm25.hits(conn, text, reader.doc_count, None)
-    return {reader._ids[p]: float(s) for p, s in zip(positions, scores)}
+    ids = [row[0] for row in reader._rows(reader._rowids[positions].tolist())]
+    return {doc_id: float(s) for doc_id, s in zip(ids, scores)}
 
 
 def assert_same_scores(path: Path) -> None:
@@ -78,12 +79,19 @@ def assert_same_scores(path: Path) -> None:
 
 
 def stored_postings(path: Path) -> dict[str, dict[int, int]]:
+    """Each term's postings of documents the file holds: its base list and its recent
+    one joined, without rowids of documents removed since (format 3)."""
     conn = connect(path, immutable=True)
-    out = {}
-    for term, rowids, counts in conn.execute("SELECT term, rowids, counts FROM docs_postings"):
-        r, c = decode(rowids, counts)
-        assert list(r) == sorted(set(r.tolist())), term  # ascending, no duplicates
-        out[term] = dict(zip(r.tolist(), c.tolist()))
+    alive = {r[0] for r in conn.execute("SELECT rowid FROM docs")}
+    out: dict[str, dict[int, int]] = {}
+    for table in ("docs_postings", "docs_postings_recent"):
+        for term, rowids, counts in conn.execute(f"SELECT term, rowids, counts FROM {table}"):
+            r, c = decode(rowids, counts)
+            assert list(r) == sorted(set(r.tolist())), term  # ascending, no duplicates
+            assert not set(r.tolist()) & set(out.get(term, {})), term  # recent rowids are new ones
+            live = {rowid: count for rowid, count in zip(r.tolist(), c.tolist()) if rowid in alive}
+            if live:
+                out.setdefault(term, {}).update(live)
     conn.close()
     return out
 
@@ -118,7 +126,8 @@ def test_a_term_asked_again_is_scored_from_memory(tmp_path: Path, scoring: str) 
             assert reader.query(text, options).docs == cold.query(text, options).docs, text
             cold._bm25._cache.clear()
     # Stemmed terms; "xylophone" is in no document, so there is nothing to keep of it.
-    assert reads == [["batteri", "charger"], ["cabl"], ["xylophon"]]
+    # (Each read names its terms twice: once per table, base and recent.)
+    assert reads == [["batteri", "charger"] * 2, ["cabl"] * 2, ["xylophon"] * 2]
 
 
 def test_the_posting_cache_keeps_to_its_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -202,39 +211,45 @@ def test_format_1_file_is_refused_with_a_hint(tmp_path: Path) -> None:
     old = tmp_path / "old.sqlite"
     shutil.copy(path, old)
     conn = apsw.Connection(str(old))
-    conn.execute("DROP TABLE docs_postings; DROP TABLE docs_tokens; PRAGMA user_version = 1")
+    conn.execute("DROP TABLE docs_postings; DROP TABLE docs_lengths; PRAGMA user_version = 1")
     conn.close()
     with pytest.raises(UnsupportedFormatError, match="format 1") as info:
         IndexReader(old)
     assert "rebuild" in str(info.value)
 
 
-def test_postings_that_disagree_with_docs_are_corrupt(tmp_path: Path) -> None:
+def test_a_document_without_a_length_is_a_corrupt_index(tmp_path: Path) -> None:
     path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(random.Random(5), 0, 5))
     conn = apsw.Connection(str(path))
-    conn.execute("DELETE FROM docs_tokens WHERE rowid = 3")
+    conn.execute("DELETE FROM docs_lengths")
     conn.close()
-    with pytest.raises(CorruptIndexError, match="docs_tokens"):
+    with pytest.raises(CorruptIndexError, match="docs_lengths"):
         IndexReader(path)
 
 
 @pytest.mark.parametrize("stray_rowid", [2, 10_000])
-def test_postings_naming_a_missing_document_are_a_corrupt_index(
-    tmp_path: Path, stray_rowid: int, scoring: str
-) -> None:
-    # A posting list is trusted to name rows of docs; one that does not (a gap left by
-    # a deleted row, or past the last) must not score some other document.
-    rng = random.Random(5)
-    path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(rng, 0, 20))
-    conn = connect(path, vec=True)  # docs' triggers keep docs_vec in step
-    conn.execute("DELETE FROM docs WHERE rowid = 2")  # leaves a gap below the last rowid
-    conn.execute("DELETE FROM docs_tokens WHERE rowid = 2")
-    rowids = np.array([1, stray_rowid], dtype="<u4").tobytes()
-    counts = np.array([1, 1], dtype="<u2").tobytes()
-    conn.execute("UPDATE docs_postings SET rowids = ?, counts = ? WHERE term = 'batteri'", (rowids, counts))
-    conn.close()
-    with IndexReader(path) as reader, pytest.raises(CorruptIndexError, match="docs_postings"):
-        reader.query("battery", QueryOptions(alpha=0.0))
+def test_postings_of_rowids_that_are_no_document_are_skipped(tmp_path: Path, stray_rowid: int, scoring: str) -> None:
+    # A removed document's postings stay in the lists until they are written whole
+    # again (postings.py); a rowid is never reused, so they must count for nothing,
+    # in the document frequency too: the scores are those of the live list alone.
+    built = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(random.Random(5), 0, 20))
+
+    def scores_with(listed: list[int]) -> dict[str, float]:
+        path = tmp_path / f"{len(listed)}.sqlite"
+        shutil.copy(built, path)
+        conn = connect(path, vec=True)
+        conn.execute("DELETE FROM docs WHERE rowid = 2")  # leaves a gap below the last rowid
+        conn.execute("DELETE FROM docs_vec WHERE rowid = 2")
+        conn.execute("UPDATE meta SET value = '19' WHERE key = 'doc_count'")
+        rowids, counts = np.array(listed, dtype="<u4").tobytes(), np.ones(len(listed), dtype="<u2").tobytes()
+        conn.execute("UPDATE docs_postings SET rowids = ?, counts = ? WHERE term = 'batteri'", (rowids, counts))
+        conn.close()
+        with IndexReader(path) as reader:
+            return postings_scores(reader, "battery")
+
+    live = scores_with([1, 3])
+    assert sorted(live) == ["d0", "d2"]
+    assert scores_with(sorted({1, 2, 3, stray_rowid})) == live
 
 
 @pytest.mark.parametrize(

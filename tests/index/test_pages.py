@@ -54,22 +54,24 @@ def test_map_matches_the_file(versions: list[Path]) -> None:
     path = versions[0]
     data = path.read_bytes()
     mapped = PageMap.of_file(path)
+    size = int.from_bytes(data[16:18], "big")  # the header's page size (index files: 4 KB)
     assert mapped.sha256 == hashlib.sha256(data).hexdigest() and mapped.size_bytes == len(data)
-    assert mapped.page_size == 8192 and mapped.page_count == len(data) // 8192
-    assert mapped.digests[3].tobytes() == hashlib.sha256(data[3 * 8192 : 4 * 8192]).digest()[:16]
+    assert mapped.page_size == size and mapped.page_count == len(data) // size
+    assert mapped.digests[3].tobytes() == hashlib.sha256(data[3 * size : 4 * size]).digest()[:16]
     # Any chunking gives the same map; the stored form round-trips.
     odd = PageMap.of_chunks(data[i : i + 7001] for i in range(0, len(data), 7001))
     assert odd.sha256 == mapped.sha256 and np.array_equal(odd.digests, mapped.digests)
     again = PageMap.from_bytes(mapped.to_bytes())
-    assert (again.sha256, again.page_size, again.size_bytes) == (mapped.sha256, 8192, len(data))
+    assert (again.sha256, again.page_size, again.size_bytes) == (mapped.sha256, size, len(data))
     assert np.array_equal(again.digests, mapped.digests)
 
 
 def test_changed_pages_are_exactly_the_differing_ones(versions: list[Path]) -> None:
     for base, new in zip(versions, versions[1:]):
         a, b = base.read_bytes(), new.read_bytes()
-        pages = -(-len(b) // 8192)
-        want = [p for p in range(pages) if a[p * 8192 : (p + 1) * 8192] != b[p * 8192 : (p + 1) * 8192]]
+        size = int.from_bytes(b[16:18], "big")
+        pages = -(-len(b) // size)
+        want = [p for p in range(pages) if a[p * size : (p + 1) * size] != b[p * size : (p + 1) * size]]
         assert PageMap.of_file(new).changed_since(PageMap.of_file(base)).tolist() == want
     small = PageMap.of_file(versions[1]).changed_since(PageMap.of_file(versions[0]))
     assert 0 < len(small) < PageMap.of_file(versions[1]).page_count // 10  # 5 new docs: a few pages

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mosslite.index import principal
+from mosslite.index import codes, principal
 from mosslite.index.principal import PrincipalScreen
 from mosslite.index.vectors import ExactScan
 
@@ -68,7 +68,7 @@ def test_filtered_answers_on_both_paths(paths: list[str], share: float) -> None:
 
 def test_values_past_the_sampled_steps_are_clipped_and_still_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     # Steps from a quarter of the sample's largest values: most rows clip somewhere.
-    monkeypatch.setattr(principal, "SCALE_MARGIN", 0.25)
+    monkeypatch.setattr(codes, "SCALE_MARGIN", 0.25)
     matrix = clustered(3000, 40, seed=8)
     screen, exact = PrincipalScreen.build(matrix), ExactScan(matrix)
     rotated = matrix @ screen.rotation.T

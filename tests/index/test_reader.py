@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder
+from mosslite._db import connect
 from mosslite.errors import (
     ClosedError,
     CorruptIndexError,
@@ -150,9 +151,14 @@ def test_get_docs_by_ids_and_filter(reader: IndexReader) -> None:
 
 
 def test_get_docs_returns_the_stored_rows_and_vectors(reader: IndexReader) -> None:
-    # Served from the rows and matrix hydrated at open: the same as the file holds.
-    conn = apsw.Connection(str(reader.path), flags=apsw.SQLITE_OPEN_READONLY)
-    stored = {r[0]: r[1:] for r in conn.execute("SELECT id, text, metadata, payload, embedding FROM docs")}
+    # Rows from the file, vectors from the matrix read at open: the same as vec0 holds.
+    conn = connect(reader.path, vec=True, readonly=True)
+    stored = {
+        r[0]: r[1:]
+        for r in conn.execute(
+            "SELECT id, text, metadata, payload, docs_vec.embedding FROM docs JOIN docs_vec USING (rowid)"
+        )
+    }
     docs = reader.get_docs()
     assert [d.id for d in docs] == [r[0] for r in conn.execute("SELECT id FROM docs ORDER BY rowid")]
     for doc in docs:
@@ -228,23 +234,21 @@ def test_damaged_metadata_is_a_corrupt_index_when_it_is_read(tmp_path: Path, faq
                 damaged_read()
 
 
-@pytest.mark.parametrize("embedding", [b"\0" * 12, "text", None])
-def test_a_damaged_embedding_is_a_corrupt_index(tmp_path: Path, faq_index: Path, embedding: object) -> None:
+@pytest.mark.parametrize("vectors", [b"\0" * 12, "text", None])
+def test_a_damaged_vector_chunk_is_a_corrupt_index(tmp_path: Path, faq_index: Path, vectors: object) -> None:
     damaged = tmp_path / "damaged.sqlite"
     shutil.copy(faq_index, damaged)
     conn = apsw.Connection(str(damaged))
-    # Damage that the schema would refuse: without its CHECKs, NOT NULL and the
-    # triggers that copy each embedding into the vec0 table.
+    # Damage that sqlite-vec's schema would refuse (NOT NULL), without its CHECKs.
     conn.execute("PRAGMA writable_schema = ON")
-    conn.execute("DELETE FROM sqlite_schema WHERE type = 'trigger'")
-    conn.execute("UPDATE sqlite_schema SET sql = replace(sql, 'BLOB NOT NULL', 'BLOB') WHERE name = 'docs'")
+    conn.execute(
+        "UPDATE sqlite_schema SET sql = replace(sql, 'BLOB NOT NULL', 'BLOB') WHERE name = 'docs_vec_vector_chunks00'"
+    )
     conn.close()
     conn = apsw.Connection(str(damaged))
-    conn.execute("PRAGMA ignore_check_constraints = ON")
-    doc_id = conn.execute("SELECT id FROM docs WHERE rowid = 3").fetchone()[0]
-    conn.execute("UPDATE docs SET embedding = ? WHERE rowid = 3", (embedding,))
+    conn.execute("UPDATE docs_vec_vector_chunks00 SET vectors = ?", (vectors,))
     conn.close()
-    with pytest.raises(CorruptIndexError, match=f"document '{doc_id}' has a damaged embedding"):
+    with pytest.raises(CorruptIndexError, match="docs_vec_vector_chunks00 chunk 1 is damaged"):
         IndexReader(damaged)
 
 

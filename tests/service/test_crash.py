@@ -17,6 +17,7 @@ import pytest
 from mosslite import DocumentInfo, SyncMossClient
 from mosslite._fs import sha256_file
 from mosslite.client.core import close_embedded_services
+from mosslite.index.batch import BatchWriter
 from mosslite.index.pages import PageMap
 from mosslite.service import Service
 from mosslite.service.catalog import Catalog
@@ -36,7 +37,7 @@ def wait_until_embedding(catalog_path: Path, job_id: str, timeout_s: float = 30)
     while time.monotonic() < deadline:
         catalog = Catalog(catalog_path)
         try:
-            job = catalog.get_job(catalog.job_request(job_id)[0], job_id)
+            job = catalog.get_job(catalog.job_project(job_id), job_id)
         finally:
             catalog.close()
         if job.current_phase == "generating_embeddings" and 0 < job.progress < 60:
@@ -135,7 +136,9 @@ def test_embedded_service_killed_mid_build(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("stored", [False, True])
 def test_job_of_a_dead_owner_before_upload(tmp_path: Path, stored: bool) -> None:
-    """A job whose request was never stored cannot be resumed: it is marked failed."""
+    """A job whose batch was never stored (still pending_upload: written, not fsynced)
+    cannot be resumed: it is marked failed. One stored (uploading) is resumed. Either
+    way its batch file is gone once the job ended."""
     data = tmp_path / "data"
     service = Service(data)
     service.adopt_key("p", "k")
@@ -145,8 +148,12 @@ def test_job_of_a_dead_owner_before_upload(tmp_path: Path, stored: bool) -> None
     catalog = Catalog(data / "catalog.sqlite")
     job_id = catalog.create_job("p", "idx", "delete_docs", 1)
     # Owned by a process of this host that no longer exists.
-    catalog.update_job(job_id, owner=f"{socket.gethostname()}:999999999", request=b'{"ids": ["a"]}' if stored else None)
+    catalog.update_job(job_id, owner=f"{socket.gethostname()}:999999999", **({"status": "uploading"} if stored else {}))
     catalog.close()
+    batch = data / "batches" / f"{job_id}.sqlite"
+    writer = BatchWriter(batch, dimension=256, computes_embeddings=True)
+    writer.add_deletes(["a"])
+    writer.close()
     service = Service(data)
     try:
         assert service.wait_idle(30)
@@ -156,5 +163,6 @@ def test_job_of_a_dead_owner_before_upload(tmp_path: Path, stored: bool) -> None
         else:
             assert job.status == "failed" and "submit it again" in job.error
             assert service.get_index("p", "idx").version == 1
+        assert not batch.exists()
     finally:
         service.close()

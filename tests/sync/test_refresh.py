@@ -186,13 +186,15 @@ def test_offline_load_serves_the_cache_and_says_so(server: Server, tmp_path: Pat
 
 
 def damage_docs_page(path: Path) -> None:
-    """Overwrite the page holding the docs table's rows, keeping the file's size and
-    its meta table: as a failing disk or a stray write would leave a cached file."""
+    """Overwrite the page holding the vectors' chunk table (read at every open), keeping
+    the file's size and its meta table: as a failing disk or a stray write would leave
+    a cached file. (Damage to pages read only by queries, such as docs rows or posting
+    lists, surfaces as CorruptIndexError from the query.)"""
     import apsw
 
     conn = apsw.Connection(f"file:{path}?immutable=1", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'docs'").fetchone()
+    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'docs_vec_chunks'").fetchone()
     conn.close()
     path.chmod(0o644)
     with path.open("r+b") as f:
