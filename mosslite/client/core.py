@@ -28,7 +28,6 @@ from ..errors import (
 )
 from ..index.batch import iter_docs
 from ..index.fusion import reciprocal_rank_fusion
-from ..service import Service
 from ..sync.clock import Clock, SystemClock
 from ..sync.refresher import IndexSync
 from ..types import (
@@ -52,6 +51,7 @@ from .transports import LocalTransport, Transport
 from typing import TYPE_CHECKING  # noqa: E402
 
 if TYPE_CHECKING:
+    from ..service import Service
     from ..session import Session
 
 HOME_ENV = "MOSSLITE_HOME"
@@ -70,6 +70,8 @@ def default_home() -> Path:
 def embedded_service(data_dir: Path) -> Service:
     """One Service per data folder per process: its job workers and catalog are shared
     by every client on that folder, and closed at exit."""
+    from ..service import Service  # (a client of a server never loads the service)
+
     key = data_dir.resolve()
     with _services_lock:
         service = _services.get(key)

@@ -14,7 +14,9 @@ Invariants (issue #2, issue #7):
 - Vector search is exact over the in-memory matrix (measured faster than a
   vec0 KNN scan; see benchmarks/query_latency.py): one matrix-vector product,
   or on large indexes (and mid-sized ones whose model embeds every query text)
-  the 8-bit codes pick the rows to rescore (vectors.py, principal.py). Keyword
+  the 8-bit codes pick the rows to rescore (vectors.py, principal.py). Those
+  are made ready on a thread of their own while the first queries are served
+  by the exact scan (``wait_ready``); either way the answer is the same. Keyword
   search scores FTS5's BM25 in numpy from the posting lists of the query's
   terms (keyword.py), and keeps recently asked terms' lists scored.
 - Thread-safe: queries share only read-only arrays; each SQLite access borrows
@@ -25,6 +27,7 @@ Invariants (issue #2, issue #7):
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -47,7 +50,9 @@ from .format import IndexMeta, read_meta
 from .fusion import rank
 from .keyword import Bm25
 from .postings import read_lengths
-from .vectors import searches_in_8_bits, vector_search
+from .vectors import ExactScan, VectorSearch, searches_in_8_bits, vector_search
+
+log = logging.getLogger("mosslite.index")
 
 ROWS_BY_ROWID_SQL = """
 SELECT rowid, id, text, metadata, payload
@@ -119,9 +124,6 @@ class IndexReader:
             self.embedder = embedder or get_embedder(self.meta.model_id, dimension=self.meta.dimension)
             layout = vec0.read_layout(conn)
             matrix = vec0.read_matrix(conn, layout, self.meta.dimension)
-            quiet = self.embedder.needs_the_cores
-            codebook = read_codebook(conn) if searches_in_8_bits(matrix.nbytes, quiet=quiet) else None
-            codes = read_codes(conn, codebook, layout) if codebook is not None else None
             lengths = read_lengths(conn)
         if len(layout) != self.meta.doc_count:
             raise CorruptIndexError(
@@ -134,8 +136,40 @@ class IndexReader:
         self._matrix.setflags(write=False)
         # Read and parsed on the first filter: indexes that are never filtered should not pay for it.
         self._columns = JsonColumns(len(self._rowids), self._metadata_texts)
-        self._vectors = vector_search(self._matrix, codes=codes, quiet=quiet)
         self._bm25 = Bm25(self._positions, lengths)
+        # Exact at once; the 8-bit search of a large index (its codes, onnxruntime's
+        # packed copies: ~0.15 s at 100k) is made ready beside the first queries.
+        self._vectors: VectorSearch = ExactScan(self._matrix)
+        self._search_ready = threading.Event()
+        self._search_error: BaseException | None = None
+        if searches_in_8_bits(matrix.nbytes, quiet=self.embedder.needs_the_cores):
+            threading.Thread(target=self._prepare_search, args=(layout,), name="mosslite-search", daemon=True).start()
+        else:
+            self._search_ready.set()
+
+    def _prepare_search(self, layout: vec0.Layout) -> None:
+        try:
+            with self._conn() as conn, translating_sqlite_errors(self.path):
+                codebook = read_codebook(conn)
+                codes = read_codes(conn, codebook, layout) if codebook is not None else None
+            self._vectors = vector_search(self._matrix, codes=codes, quiet=self.embedder.needs_the_cores)
+        except ClosedError:
+            pass
+        except BaseException as exc:  # handed to wait_ready; queries keep the exact scan
+            log.error("%s: the 8-bit search could not be made ready: %s", self.path, exc)
+            self._search_error = exc
+        finally:
+            self._search_ready.set()
+
+    def wait_ready(self, timeout_s: float | None = None) -> bool:
+        """Wait until queries use the fastest search for this index (a large index opens
+        with an exact float32 scan and switches to its 8-bit codes ~0.15 s later, at
+        100k documents). Returns False on timeout; a damaged file raises its error."""
+        if not self._search_ready.wait(timeout_s):
+            return False
+        if self._search_error is not None:
+            raise self._search_error
+        return True
 
     # -- facts ---------------------------------------------------------------
 

@@ -230,6 +230,14 @@ class IndexSync:
         """Open the fetched file and make it the serving version; ``started`` is when this
         refresh began, so the swap event reports check + download + verify + open + swap."""
         reader = await asyncio.to_thread(IndexReader, fetched.path)
+        if self.live is not None:
+            # The serving version keeps its fast search until the new one has its own:
+            # a swap never makes queries slower for a while (issue #7).
+            try:
+                await asyncio.to_thread(reader.wait_ready)
+            except BaseException:
+                reader.close()
+                raise
         if self.live is None:
             self.live = LiveIndex(reader)
             log.info("%s: loaded v%d (%s)", self.name, reader.version, fetched.how())

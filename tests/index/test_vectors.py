@@ -166,6 +166,7 @@ def test_a_reader_whose_model_needs_the_cores_prefilters_from_a_smaller_size(
     busy = CustomEmbedder(dimension=32)
     busy.needs_the_cores = True
     with IndexReader(path) as plain, IndexReader(path, embedder=busy) as quiet:
+        assert plain.wait_ready() and quiet.wait_ready()
         assert type(plain._vectors) is ExactScan and type(quiet._vectors) is Int8Prefilter
         for q in queries(vecs, 10, seed=7):
             options = QueryOptions(top_k=5, alpha=1.0, embedding=q.tolist())
@@ -199,6 +200,7 @@ def test_a_reader_answers_the_same_with_and_without_the_prefilter(
         if search == "screen":
             monkeypatch.setattr(vectors, "SCREEN_MIN_BYTES", 1000 * 32 * 4)
         with IndexReader(path) as prefiltered:
+            assert prefiltered.wait_ready()
             assert type(prefiltered._vectors) is {"int8": Int8Prefilter, "screen": PrincipalScreen}[search]
             for q in queries(vecs, 20, seed=5):
                 for alpha, flt in [(1.0, None), (0.5, None), (0.8, {"field": "group", "condition": {"$eq": "3"}})]:

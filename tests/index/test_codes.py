@@ -1,0 +1,164 @@
+"""The 8-bit codes in the index file (codes.py): written by the builder, read back by
+the reader into the very arrays a search computed in memory would use, carried into
+later versions chunk by chunk, and the reader's answers stay the float32 answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder
+from mosslite._db import connect
+from mosslite.errors import CorruptIndexError
+from mosslite.index import builder, codes, vec0, vectors
+from mosslite.index.codes import Codes, read_codebook, read_codes
+from mosslite.index.principal import PrincipalScreen
+from mosslite.index.vectors import ExactScan
+
+from .test_vectors import assert_same, clustered, queries
+
+DIM = 32
+CUSTOM = get_embedder("custom", dimension=DIM)
+
+
+def docs_of(vectors_: np.ndarray, start: int = 0) -> list[DocumentInfo]:
+    return [
+        DocumentInfo(id=f"d{start + i}", text=f"note {start + i} alpha", metadata={"g": str(i % 4)}, embedding=v.tolist())
+        for i, v in enumerate(vectors_)
+    ]
+
+
+@pytest.fixture
+def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Indexes of a few thousand 32-d rows count as large: the builder stores their codes
+    and the reader searches them in 8 bits."""
+    monkeypatch.setattr(vectors, "PREFILTER_MIN_BYTES", 1000 * DIM * 4)
+
+
+def build(path: Path, version: int, **kwargs) -> Path:
+    return build_version(path, embedder=CUSTOM, index_name="c", version=Version(version), **kwargs).path
+
+
+def stored_codes(path: Path) -> Codes:
+    conn = connect(path, immutable=True)
+    try:
+        return read_codes(conn, read_codebook(conn), vec0.read_layout(conn))
+    finally:
+        conn.close()
+
+
+def assert_codes_of(stored: Codes, rows: np.ndarray) -> None:
+    """``stored`` holds the codes of ``rows`` (in that order) under its own codebook. A
+    product computed twice may differ in its last float32 bit, which moves a value
+    sitting on a rounding edge by one step: the bounds cover that, and the test
+    allows it for a few values."""
+    computed = Codes.of_matrix(rows, stored.codebook)
+    differ = stored.codes.astype(np.int16) - computed.codes
+    assert np.abs(differ).max(initial=0) <= 1 and np.count_nonzero(differ) <= differ.size // 10_000
+    for name in ("head_l1", "l1", "tail_norms", "norms"):
+        np.testing.assert_allclose(getattr(stored, name), getattr(computed, name), rtol=1e-4, atol=2.0, err_msg=name)
+
+
+def stored_chunks(path: Path) -> dict[int, tuple[bytes, bytes]]:
+    conn = connect(path, immutable=True)
+    try:
+        return {r[0]: (r[1], r[2]) for r in conn.execute("SELECT chunk_id, codes, stats FROM docs_codes")}
+    finally:
+        conn.close()
+
+
+def test_stored_codes_are_the_codes_of_the_rows(tmp_path: Path, small_thresholds: None) -> None:
+    rows = clustered(3000, DIM, seed=1)
+    path = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(rows))
+    stored = stored_codes(path)
+    assert_codes_of(stored, rows)
+    with IndexReader(path) as reader:
+        assert reader.wait_ready() and type(reader._vectors) is PrincipalScreen
+        exact = ExactScan(rows)
+        for q in queries(rows, 20, seed=2):
+            assert_same(reader._vectors.top(q, 10, None), exact.top(q, 10, None))
+
+
+def test_small_indexes_store_no_codes(tmp_path: Path) -> None:
+    path = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(clustered(300, DIM)))
+    assert stored_chunks(path) == {}
+    with IndexReader(path) as reader:
+        assert reader.wait_ready() and type(reader._vectors) is ExactScan
+
+
+def test_a_small_change_rewrites_only_the_chunks_it_touched(tmp_path: Path, small_thresholds: None) -> None:
+    rows = clustered(3000, DIM, seed=3)
+    v1 = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(rows))
+    v2 = build(
+        tmp_path / "v2.sqlite", 2, base=v1, upserts=docs_of(clustered(5, DIM, seed=4), start=9000), deletes=["d7"]
+    )
+    before, after = stored_chunks(v1), stored_chunks(v2)
+    changed = {c for c in after if after[c] != before.get(c)}
+    # d7's chunk (a slot freed) and the newest chunk (five slots filled): nothing else.
+    assert changed == {1, max(after)}
+    kept, fitted = (read_codebook(connect(p, immutable=True)) for p in (v2, v1))
+    assert np.array_equal(kept.rotation, fitted.rotation) and np.array_equal(kept.steps, fitted.steps)
+    with IndexReader(v2) as reader:
+        reader.wait_ready()
+        want = ExactScan(reader.matrix)
+        for q in queries(reader.matrix, 10, seed=5):
+            assert_same(reader._vectors.top(q, 5, None), want.top(q, 5, None))
+
+
+def test_the_codebook_is_fitted_again_when_the_index_has_doubled(tmp_path: Path, small_thresholds: None) -> None:
+    v1 = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(clustered(1500, DIM, seed=6)))
+    v2 = build(tmp_path / "v2.sqlite", 2, base=v1, upserts=docs_of(clustered(1600, DIM, seed=7), start=5000))
+    first, second = (read_codebook(connect(p, immutable=True)) for p in (v1, v2))
+    assert (first.fit_count, second.fit_count) == (1500, 3100)
+    assert not np.array_equal(first.rotation, second.rotation)
+    with IndexReader(v2) as reader:  # every chunk re-encoded with the new codebook
+        assert np.array_equal(stored_codes(v2).codebook.rotation, second.rotation)
+        assert_codes_of(stored_codes(v2), reader.matrix)
+
+
+def test_an_index_grown_large_gets_its_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    v1 = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(clustered(600, DIM, seed=8)))
+    assert stored_chunks(v1) == {}
+    monkeypatch.setattr(vectors, "PREFILTER_MIN_BYTES", 1000 * DIM * 4)
+    v2 = build(tmp_path / "v2.sqlite", 2, base=v1, upserts=docs_of(clustered(600, DIM, seed=9), start=5000))
+    with IndexReader(v2) as reader:
+        assert_codes_of(stored_codes(v2), reader.matrix)
+
+
+def test_holes_left_by_deletes_are_skipped_in_the_codes(tmp_path: Path, small_thresholds: None) -> None:
+    rows = clustered(2000, DIM, seed=10)
+    v1 = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(rows))
+    v2 = build(tmp_path / "v2.sqlite", 2, base=v1, deletes=[f"d{i}" for i in range(0, 2000, 3)])
+    with IndexReader(v2) as reader:
+        assert reader.doc_count == 2000 - 667 and reader.wait_ready()
+        assert_codes_of(stored_codes(v2), reader.matrix)
+        options = QueryOptions(top_k=5, alpha=1.0, embedding=rows[1].tolist())
+        assert [d.id for d in reader.query("", options).docs][0] == "d1"
+
+
+def test_damaged_codes_are_a_corrupt_index_and_queries_stay_exact(tmp_path: Path, small_thresholds: None) -> None:
+    rows = clustered(2000, DIM, seed=11)
+    path = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(rows))
+    conn = connect(path)
+    conn.execute("UPDATE docs_codes SET codes = x'00' WHERE chunk_id = 2")
+    conn.close()
+    with IndexReader(path) as reader:
+        with pytest.raises(CorruptIndexError, match="docs_codes chunk 2"):
+            reader.wait_ready()
+        assert type(reader._vectors) is ExactScan  # the answers are still the float32 ones
+        options = QueryOptions(top_k=3, alpha=1.0, embedding=rows[5].tolist())
+        assert reader.query("", options).docs[0].id == "d5"
+
+
+def test_codes_are_encoded_in_groups_as_one_chunk_at_a_time(tmp_path: Path, small_thresholds: None, monkeypatch) -> None:
+    rows = clustered(2500, DIM, seed=12)
+    grouped = build(tmp_path / "grouped.sqlite", 1, upserts=docs_of(rows))
+    monkeypatch.setattr(builder, "ENCODE_CHUNKS", 1)
+    monkeypatch.setattr(codes, "READ_CHUNKS", 1)
+    single = build(tmp_path / "single.sqlite", 1, upserts=docs_of(rows))
+    assert stored_chunks(grouped).keys() == stored_chunks(single).keys()
+    with IndexReader(single) as reader:  # (the same rows in the same slots)
+        assert_codes_of(stored_codes(grouped), reader.matrix)
+        assert_codes_of(stored_codes(single), reader.matrix)
