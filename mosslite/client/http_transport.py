@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
+import json
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from enum import Enum
 from functools import partial
@@ -49,8 +51,19 @@ from ..errors import (
     UnauthorizedError,
     UnavailableError,
 )
-from ..types import DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult, Version, validate_name
-from ..wire import docs_from_json, docs_to_json, from_dict
+from ..index.batch import iter_docs
+from ..types import (
+    MAX_REQUEST_BYTES,
+    DocumentInfo,
+    IndexInfo,
+    Job,
+    Manifest,
+    MutationOptions,
+    MutationResult,
+    Version,
+    validate_name,
+)
+from ..wire import docs_from_json, from_dict, to_dict
 from .bulk_reads import INTERRUPTS, download_transport
 from .transports import ByteProgress, Transport
 from ..types import PushIndexResult
@@ -58,6 +71,9 @@ from ..types import PushIndexResult
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 30.0
+#: Room left in a request for everything but the documents (field names, brackets).
+BODY_MARGIN_BYTES = 4096
+JSON_CONTENT = {"Content-Type": "application/json"}
 
 #: How long ``aclose`` waits for stopped downloads to let go of their sockets (a
 #: proxied one cannot be interrupted and may take until its next chunk).
@@ -85,9 +101,12 @@ class HTTPTransport(Transport):
         *,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_request_bytes: int = MAX_REQUEST_BYTES,
     ) -> None:
         self.project_id = validate_name(project_id, what="project")
         self.url = _service_url(url)
+        #: The server's request limit: larger batches of documents go as uploads.
+        self.max_request_bytes = max_request_bytes
         settings: dict[str, Any] = {
             "base_url": f"{self.url}/v1/projects/{_segment(project_id)}",
             "headers": {"Authorization": f"Bearer {project_key}", "User-Agent": f"mosslite/{__version__}"},
@@ -112,13 +131,44 @@ class HTTPTransport(Transport):
 
     # -- mutations ---------------------------------------------------------------
 
-    async def create_index(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None) -> MutationResult:
-        body = {"name": validate_name(name), "docs": docs_to_json(docs), "model_id": model_id}
-        return from_dict(MutationResult, await self._request("POST", "/indexes", body))
+    async def create_index(self, name: str, docs: Iterable[DocumentInfo], model_id: str | None) -> MutationResult:
+        single = ("/indexes", {"name": validate_name(name), "model_id": model_id})
+        upload = {"index": name, "kind": "create_index", "model_id": model_id}
+        return await self._send_docs(docs, single, upload)
 
-    async def add_docs(self, name: str, docs: Sequence[DocumentInfo], options: MutationOptions) -> MutationResult:
-        body = {"docs": docs_to_json(docs), "options": {"upsert": options.upsert}}
-        return from_dict(MutationResult, await self._request("POST", f"{_index_path(name)}/docs", body))
+    async def add_docs(self, name: str, docs: Iterable[DocumentInfo], options: MutationOptions) -> MutationResult:
+        options_json = {"upsert": options.upsert}
+        single = (f"{_index_path(name)}/docs", {"options": options_json})
+        return await self._send_docs(docs, single, {"index": name, "kind": "add_docs", "options": options_json})
+
+    async def _send_docs(
+        self, docs: Iterable[DocumentInfo], single: tuple[str, dict[str, Any]], upload: dict[str, Any]
+    ) -> MutationResult:
+        """Send a batch in one request when it fits ``max_request_bytes``, else as an
+        upload of several (open, add each part, commit: one job). The documents are
+        read and encoded part by part on a worker thread, so a generator of any size
+        streams through, and a refused part ends the upload on the server too."""
+        parts = _json_parts(iter_docs(docs), self.max_request_bytes - BODY_MARGIN_BYTES)
+        first = await asyncio.to_thread(next, parts, [])
+        second = await asyncio.to_thread(next, parts, None)
+        if second is None:
+            path, fields = single
+            body = await self._request("POST", path, raw=_json_body(fields, first))
+            return from_dict(MutationResult, body)
+        opened = await self._request("POST", "/uploads", upload)
+        path = f"/uploads/{_segment(opened['upload_id'])}"
+        try:
+            part: list[bytes] | None = first
+            while part is not None:
+                await self._request("POST", f"{path}/docs", raw=_json_body({}, part))
+                part, second = second, None
+                if part is None:
+                    part = await asyncio.to_thread(next, parts, None)
+            return from_dict(MutationResult, await self._request("POST", f"{path}/commit"))
+        except BaseException:
+            with contextlib.suppress(MossliteError):  # (already gone when the server refused a part)
+                await asyncio.shield(self._request("DELETE", path))
+            raise
 
     async def delete_docs(self, name: str, ids: Sequence[str]) -> MutationResult:
         body = {"ids": _id_list(ids)}
@@ -265,11 +315,17 @@ class HTTPTransport(Transport):
 
     # -- the one boundary to httpx -------------------------------------------------
 
-    async def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        """The decoded JSON answer (None for 204); error answers raise typed errors."""
+    async def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, *, raw: bytes | None = None
+    ) -> Any:
+        """The decoded JSON answer (None for 204); error answers raise typed errors.
+        ``raw``: a JSON body already encoded."""
         self._check_open()
         with _mapping_httpx_errors():
-            response = await self._client.request(method, path, json=body)
+            if raw is not None:
+                response = await self._client.request(method, path, content=raw, headers=JSON_CONTENT)
+            else:
+                response = await self._client.request(method, path, json=body)
         _raise_for_status(response)
         if response.status_code == 204 or not response.content:
             return None
@@ -374,6 +430,28 @@ def _segment(value: str) -> str:
 
 def _index_path(name: str) -> str:
     return f"/indexes/{_segment(validate_name(name))}"
+
+
+def _json_parts(docs: Iterator[DocumentInfo], limit: int) -> Iterator[list[bytes]]:
+    """The documents as JSON, in lists whose encodings add up to at most ``limit`` bytes
+    (a document over the limit on its own goes alone, and the server refuses it)."""
+    part: list[bytes] = []
+    size = 0
+    for doc in docs:
+        encoded = json.dumps(to_dict(doc)).encode("utf-8")
+        if part and size + len(encoded) + 1 > limit:
+            yield part
+            part, size = [], 0
+        part.append(encoded)
+        size += len(encoded) + 1
+    if part:
+        yield part
+
+
+def _json_body(fields: dict[str, Any], docs: list[bytes]) -> bytes:
+    """``fields`` plus ``"docs": [...]`` from the documents' encodings, as one JSON object."""
+    head = json.dumps(fields)[:-1].encode("utf-8")  # '{...' without its closing brace
+    return head + (b", " if fields else b"") + b'"docs": [' + b", ".join(docs) + b"]}"
 
 
 def _id_list(ids: Sequence[str]) -> list[str]:

@@ -184,6 +184,30 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         headers = {"Content-Length": str(found.size_bytes), "X-Content-SHA256": found.target.manifest.sha256}
         return StreamingResponse(found.chunks(service.storage), headers=headers, media_type=PATCH_MEDIA_TYPE)
 
+    async def open_upload(request: Request, project: str) -> Response:
+        body = await _read_json(request, max_request_bytes, required={"index", "kind"}, optional={"model_id", "options"})
+        index, kind = _optional(body, "index", str), _optional(body, "kind", str)
+        model_id, options = _optional(body, "model_id", str), _mutation_options(body.get("options"))
+        upload_id = await run_in_threadpool(
+            lambda: service.open_upload(project, index, kind, model_id=model_id, upsert=options.upsert)
+        )
+        return JSONResponse({"upload_id": upload_id, "doc_count": 0}, status_code=201)
+
+    async def append_upload(request: Request, project: str) -> Response:
+        body = await _read_json(request, max_request_bytes, required={"docs"})
+        docs = await run_in_threadpool(docs_from_json, body["docs"])
+        upload_id = request.path_params["upload_id"]
+        held = await run_in_threadpool(service.append_upload, project, upload_id, docs)
+        return JSONResponse({"upload_id": upload_id, "doc_count": held})
+
+    async def commit_upload(request: Request, project: str) -> Response:
+        result = await run_in_threadpool(service.commit_upload, project, request.path_params["upload_id"])
+        return JSONResponse(to_dict(result), status_code=202)
+
+    async def abort_upload(request: Request, project: str) -> Response:
+        await run_in_threadpool(service.abort_upload, project, request.path_params["upload_id"])
+        return Response(status_code=204)
+
     async def get_job(request: Request, project: str) -> Response:
         job = await run_in_threadpool(service.get_job, project, request.path_params["job_id"])
         return JSONResponse(to_dict(job))
@@ -225,6 +249,10 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         route(index + "/manifest", manifest, "GET"),
         route(index + "/versions/{version:int}", download, "GET"),
         route(index + "/versions/{version:int}/patch", patch, "GET"),
+        route(base + "/uploads", open_upload, "POST"),
+        route(base + "/uploads/{upload_id}/docs", append_upload, "POST"),
+        route(base + "/uploads/{upload_id}/commit", commit_upload, "POST"),
+        route(base + "/uploads/{upload_id}", abort_upload, "DELETE"),
         route(base + "/jobs/{job_id}", get_job, "GET"),
         route(index + "/push", push, "POST"),
         route(index + "/pushes/{diff_id}", get_push, "GET"),

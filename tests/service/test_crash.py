@@ -89,6 +89,7 @@ def test_http_service_killed_mid_build(tmp_path: Path) -> None:
             assert client.get_index("idx").doc_count == BIG + 1
         assert_consistent(srv.data, "p", "idx", [1, 2])
         assert [p for p in (srv.data / "staging").iterdir() if p.is_file()] == []
+        assert list((srv.data / "batches").iterdir()) == []  # the resumed job's documents went with it
     finally:
         srv.stop()
 
@@ -121,6 +122,7 @@ def test_embedded_service_killed_mid_build(tmp_path: Path) -> None:
         if child.poll() is None:
             child.kill()
     assert_consistent(data, "p", "idx", [1])
+    assert [p.name for p in (data / "batches").iterdir()] == [f"{job_id}.sqlite"]  # kept for the resume
 
     service = Service(data)  # a restart: recovers the dead owner's job
     try:
@@ -131,6 +133,7 @@ def test_embedded_service_killed_mid_build(tmp_path: Path) -> None:
     finally:
         service.close()
     assert_consistent(data, "p", "idx", [1, 2])
+    assert list((data / "batches").iterdir()) == []
     close_embedded_services()
 
 

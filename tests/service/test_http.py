@@ -25,16 +25,18 @@ from typing import Any
 import anyio
 import httpx
 import jsonschema
+import numpy as np
 import pytest
 from referencing import Registry, Resource
 
 import mosslite
-from mosslite import DocumentInfo, MutationOptions
+from mosslite import DocumentInfo, MutationOptions, MutationResult
 from mosslite.client import http_transport
 from mosslite.client.http_transport import HTTPTransport
 from mosslite.errors import (
     ClosedError,
     ConflictError,
+    DimensionMismatchError,
     IndexNotFoundError,
     InvalidFilterError,
     InvalidNameError,
@@ -96,7 +98,7 @@ def test_every_wire_message_has_a_schema() -> None:
     assert set(VALIDATORS) == {
         "add_docs_request", "create_index_request", "delete_docs_request", "docs_list", "document", "error",
         "get_docs_request", "health", "index_info", "index_list", "job", "manifest", "mutation_result",
-        "push_request", "push_result",
+        "push_request", "push_result", "upload", "upload_docs_request", "upload_request",
     }  # fmt: skip
 
 
@@ -322,6 +324,60 @@ async def test_transport_round_trip_sends_bodies_in_their_schemas(env: Env, tmp_
             check(schema, json.loads(request.content))
             checked += 1
     assert checked == 7  # create, add, delete, and four get_docs
+
+
+async def test_a_batch_over_the_request_limit_goes_as_an_upload(env: Env) -> None:
+    # ~1.4 KB of JSON a document against the app's 64 KiB limit: several requests, one job.
+    recorder = Recorder(env.asgi)
+    transport = HTTPTransport(BASE, "proj-a", env.key_a, transport=recorder, max_request_bytes=64 * 1024)
+    rng = np.random.default_rng(1)
+    docs = [DocumentInfo(id=f"v{i}", text=f"note {i}", embedding=rng.standard_normal(48).tolist()) for i in range(300)]
+    result = await transport.create_index("big", iter(docs), "custom")
+    assert result == MutationResult(job_id=result.job_id, index_name="big", doc_count=300)
+    assert env.service.wait_idle(30)
+    assert (await transport.get_index("big")).doc_count == 300
+    more = [DocumentInfo(id=f"w{i}", text=f"more {i}", embedding=rng.standard_normal(48).tolist()) for i in range(100)]
+    await transport.add_docs("big", more, MutationOptions(upsert=False))
+    assert env.service.wait_idle(30)
+    assert (await transport.get_index("big")).doc_count == 400
+    paths = [(r.method, r.url.path.split("/uploads")[-1].split("/")[-1]) for r in recorder.requests if "/uploads" in r.url.path]
+    assert paths.count(("POST", "docs")) >= 6 and paths.count(("POST", "commit")) == 2
+    for request in recorder.requests:
+        assert len(request.content) <= 64 * 1024
+        if request.url.path.endswith("/uploads"):
+            check("upload_request", json.loads(request.content))
+        elif request.url.path.endswith("/docs") and "/uploads/" in request.url.path:
+            check("upload_docs_request", json.loads(request.content))
+
+    # A part the service refuses ends the upload: nothing is created, nothing kept.
+    bad = [*docs[:200], DocumentInfo(id="wrong", text="x", embedding=[1.0] * 47)]
+    with pytest.raises(DimensionMismatchError):
+        await transport.create_index("broken", bad, "custom")
+    with pytest.raises(IndexNotFoundError):
+        await transport.get_index("broken")
+    assert list(env.service.batches.folder.iterdir()) == []
+    await transport.aclose()
+
+
+async def test_upload_routes_answer_in_their_schemas(env: Env) -> None:
+    p, auth = "/v1/projects/proj-a", env.auth()
+    opened = await env.http.post(f"{p}/uploads", json={"index": "up", "kind": "create_index", "model_id": MODEL}, headers=auth)
+    assert opened.status_code == 201
+    upload_id = check("upload", opened.json())["upload_id"]
+    docs = [mosslite.wire.to_dict(d) for d in faq_docs()]
+    added = await env.http.post(f"{p}/uploads/{upload_id}/docs", json={"docs": docs}, headers=auth)
+    assert added.status_code == 200 and check("upload", added.json()) == {"upload_id": upload_id, "doc_count": 6}
+    other = await env.http.post(f"{p}/uploads/{upload_id}/docs", json={"docs": docs}, headers=env.auth(env.key_b))
+    assert other.status_code == 404  # another project's key
+    committed = await env.http.post(f"{p}/uploads/{upload_id}/commit", headers=auth)
+    assert committed.status_code == 202 and check("mutation_result", committed.json())["doc_count"] == 6
+    gone = await env.http.delete(f"{p}/uploads/{upload_id}", headers=auth)
+    assert gone.status_code == 404 and error_code(gone) == "not_found"
+    bad = await env.http.post(f"{p}/uploads", json={"index": "up", "kind": "delete_docs"}, headers=auth)
+    assert bad.status_code == 400
+    aborted = await env.http.post(f"{p}/uploads", json={"index": "up2", "kind": "create_index"}, headers=auth)
+    assert (await env.http.delete(f"{p}/uploads/{aborted.json()['upload_id']}", headers=auth)).status_code == 204
+    assert env.service.wait_idle(30)
 
 
 # -- versions: ETag, sha256, Range -------------------------------------------------
