@@ -272,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         index_file = Path(tmp) / Version(1).filename()
         facts = build_index(data, args.model, index_file)
         reader = IndexReader(index_file)
+        reader.wait_ready()
         assert reader.meta.model_id == args.model, reader.meta
 
         # Embed every claim once (cold), timed; the evaluations below then hit the query cache.

@@ -160,6 +160,7 @@ async def bench_query(home: Path, sizes: list[int], calls: int) -> list[list[str
                      for i in range(n)],
         )  # fmt: skip
         reader = IndexReader(index_path)
+        reader.wait_ready()
         modes = [
             ("vector", dict(alpha=1.0)),
             ("keyword", dict(alpha=0.0)),

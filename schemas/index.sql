@@ -48,10 +48,13 @@ CREATE TABLE docs (
 );
 
 -- Keyword search: FTS5 with BM25 ranking, porter stemming over unicode61 words.
+-- columnsize=0: FTS5 keeps no second copy of docs_lengths (~10 bytes a
+-- document); its bm25() counts a matching document's tokens when asked.
 CREATE VIRTUAL TABLE docs_fts USING fts5(
     text,
     content = 'docs',
     content_rowid = 'rowid',
+    columnsize = 0,
     tokenize = 'porter unicode61 remove_diacritics 2'
 );
 
@@ -99,7 +102,8 @@ CREATE TABLE docs_codebook (
 );
 
 -- ...and, per chunk of docs_vec (same chunk_id, same slots), the rotated
--- vectors in 8 bits and four numbers per slot that bound their errors.
+-- vectors in 8 bits, three numbers per slot that bound their errors, and the
+-- chunk's longest vector length.
 -- Written only for indexes large enough to be searched that way.
 CREATE TABLE docs_codes (
     chunk_id INTEGER PRIMARY KEY,

@@ -16,19 +16,22 @@ small change re-encodes only the chunks of slots it touched and a page patch
 stays small; it is fitted again when the index has doubled since.
 
 Per slot of a chunk, the code is ``rint(rotated / step)`` clipped to +-127 and
-stored with zero point 128, and four float32 numbers bound its errors:
+stored with zero point 128, and three float32 numbers bound its errors:
 ``head_l1`` and ``l1`` (L1 norms of the code's head and of all of it, widened
-by 253 per step a clipped value lost: vectors.py's bound in units of t/2),
+by 253 per step a clipped value lost: vectors.py's bound in units of t/2) and
 ``tail_norm`` (the rotated row's norm outside the head, widened by more than
-its float32 rounding) and ``norm`` (the row's length). In a chunk's ``codes``
-blob, slots go in tiles of TILE_SLOTS, each tile dimension-major (d x 64), so
-the reader copies whole tiles into its transposed matrix and a new slot
-rewrites only its tile; ``stats`` holds the four numbers as four arrays.
+its float32 rounding); the search also needs the longest row's length, kept
+once per chunk. In a chunk's ``codes`` blob, slots go in tiles of TILE_SLOTS,
+each tile dimension-major (d x 64), so the reader copies whole tiles into its
+transposed matrix and a new slot rewrites only its tile; ``stats`` holds the
+three numbers as three arrays, then the chunk's longest length.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import mmap
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 import apsw
 import numpy as np
@@ -52,7 +55,8 @@ TILE_SLOTS = 64
 ENCODE_BLOCK = 4096
 #: Chunks whose codes the reader reads into one buffer before putting them in place.
 READ_CHUNKS = 64
-STATS = 4  # head_l1, l1, tail_norm, norm
+STATS = 4  # per row as encoded: head_l1, l1, tail_norm, norm
+STORED_STATS = 3  # per slot as stored: head_l1, l1, tail_norm (norm: the chunk's largest, once)
 
 READ_CODEBOOK_SQL = """
 SELECT rotation, steps, head, fit_count
@@ -172,14 +176,31 @@ def sample_rows(count: int) -> np.ndarray:
 @dataclass(frozen=True)
 class Codes:
     """Every row's code, ready to search: ``codes`` is d x n (transposed: the integer
-    product wants the constant on the right), the stats are float64 arrays of n."""
+    product wants the constant on the right), the stats are float64 arrays of n, and
+    ``norm_max`` bounds every row's length."""
 
     codebook: Codebook
     codes: np.ndarray
     head_l1: np.ndarray
     l1: np.ndarray
     tail_norms: np.ndarray
-    norms: np.ndarray
+    norm_max: float
+    #: For codes read from a file: the memory ``codes`` lives in (a mapping of its
+    #: own, whose pages can be given back), and how to read them again.
+    pages: mmap.mmap | None = field(default=None, compare=False)
+    reread: Callable[[], None] | None = field(default=None, compare=False)
+
+    def release(self) -> bool:
+        """Give the pages of ``codes`` back to the system (the array reads as zeros
+        until ``restore``). For when onnxruntime has packed copies of its own."""
+        if self.pages is None or not len(self):
+            return False
+        self.pages.madvise(mmap.MADV_DONTNEED)
+        return True
+
+    def restore(self) -> None:
+        assert self.reread is not None
+        self.reread()
 
     @classmethod
     def of_matrix(cls, matrix: np.ndarray, codebook: Codebook | None = None) -> Codes:
@@ -193,12 +214,12 @@ class Codes:
         for start in range(0, rows, ENCODE_BLOCK):  # each block rotated and quantised in cache
             block_codes, stats[start : start + ENCODE_BLOCK] = codebook.encode(matrix[start : start + ENCODE_BLOCK])
             codes[:, start : start + len(block_codes)] = block_codes.T
-        return cls.of_parts(codebook, codes, stats)
+        return cls.of_parts(codebook, codes, stats[:, :STORED_STATS], float(stats[:, 3].max(initial=0.0)))
 
     @classmethod
-    def of_parts(cls, codebook: Codebook, codes: np.ndarray, stats: np.ndarray) -> Codes:
+    def of_parts(cls, codebook: Codebook, codes: np.ndarray, stats: np.ndarray, norm_max: float) -> Codes:
         wide = stats.astype(np.float64)
-        return cls(codebook, codes, wide[:, 0], wide[:, 1], wide[:, 2], wide[:, 3])
+        return cls(codebook, codes, wide[:, 0], wide[:, 1], wide[:, 2], norm_max)
 
     def __len__(self) -> int:
         return self.codes.shape[1]
@@ -208,14 +229,15 @@ class Codes:
 
 
 def chunk_blobs(used: np.ndarray, codes: np.ndarray, stats: np.ndarray, slots: int) -> tuple[bytes, bytes]:
-    """A chunk's ``codes`` and ``stats`` blobs from the codes (k x d u8) and stats (k x 4)
-    of its ``used`` slots; the other slots hold the code of a zero row."""
+    """A chunk's ``codes`` and ``stats`` blobs from the codes (k x d u8) and stats (k x 4,
+    as encoded) of its ``used`` slots; the other slots hold the code of a zero row."""
     dim = codes.shape[1]
     padded = np.full((slots, dim), ZERO_POINT, dtype=np.uint8)
     padded[used] = codes
     tiles = padded.reshape(slots // TILE_SLOTS, TILE_SLOTS, dim).transpose(0, 2, 1)
-    columns = np.zeros((STATS, slots), dtype="<f4")
-    columns[:, used] = stats.T
+    columns = np.zeros(STORED_STATS * slots + 1, dtype="<f4")
+    columns[:-1].reshape(STORED_STATS, slots)[:, used] = stats[:, :STORED_STATS].T
+    columns[-1] = stats[:, 3].max(initial=0.0)
     return np.ascontiguousarray(tiles).tobytes(), columns.tobytes()
 
 
@@ -245,14 +267,39 @@ def write_codebook(conn: apsw.Connection, codebook: Codebook) -> None:
     )
 
 
-def read_codes(conn: apsw.Connection, codebook: Codebook, layout: Layout) -> Codes:
+def read_codes(
+    conn: apsw.Connection, codebook: Codebook, layout: Layout, reconnect: Callable[[], apsw.Connection] | None = None
+) -> Codes:
     """The stored codes of ``layout``'s rows, in its order (as vec0.read_matrix reads
-    their vectors). Chunks are read READ_CHUNKS at a time by blob I/O into one buffer,
-    and the tiles of chunks whose rows are their first slots go into place in one
-    numpy copy: chunk by chunk, the copies took ~3x as long at 100k rows."""
+    their vectors), in memory that ``Codes.release`` can give back; ``reconnect``
+    gives a connection to read them again with after that (``Codes.restore``)."""
+    pages = mmap.mmap(-1, max(1, codebook.dimension * len(layout)), flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    codes = np.frombuffer(pages, dtype=np.uint8, count=codebook.dimension * len(layout))
+    codes = codes.reshape(codebook.dimension, len(layout))
+    stats, norm_max = _read_codes_into(conn, codebook, layout, codes)
+
+    def reread() -> None:
+        assert reconnect is not None
+        again = reconnect()
+        try:
+            _read_codes_into(again, codebook, layout, codes)
+        finally:
+            again.close()
+
+    found = Codes.of_parts(codebook, codes, stats, norm_max)
+    return replace(found, pages=pages, reread=reread if reconnect is not None else None)
+
+
+def _read_codes_into(
+    conn: apsw.Connection, codebook: Codebook, layout: Layout, codes: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Fill ``codes`` (d x n); returns the stats and the longest row length. Chunks are
+    read READ_CHUNKS at a time by blob I/O into one buffer, and the tiles of chunks
+    whose rows are their first slots go into place in one numpy copy: chunk by chunk,
+    the copies took ~3x as long at 100k rows."""
     dim, slots, count = codebook.dimension, layout.chunk_size, len(layout)
-    codes = np.empty((dim, count), dtype=np.uint8)
-    stats = np.empty((count, STATS), dtype=np.float32)
+    stats = np.empty((count, STORED_STATS), dtype=np.float32)
+    norm_max = 0.0
     tiles_per_chunk = slots // TILE_SLOTS if slots else 0
     stored = {chunk_id: stat_blob for chunk_id, stat_blob in conn.execute(CHUNK_STATS_SQL)}
     buffer = np.empty((READ_CHUNKS * tiles_per_chunk, dim, TILE_SLOTS), dtype=np.uint8)
@@ -260,11 +307,13 @@ def read_codes(conn: apsw.Connection, codebook: Codebook, layout: Layout) -> Cod
         ids = layout.chunk_ids[group : group + READ_CHUNKS]
         for i, chunk_id in enumerate(ids):
             stat_blob = stored.get(chunk_id)
-            if not isinstance(stat_blob, bytes) or len(stat_blob) != 4 * STATS * slots:
+            if not isinstance(stat_blob, bytes) or len(stat_blob) != 4 * (STORED_STATS * slots + 1):
                 raise CorruptIndexError(f"docs_codes has no codes of {slots} slots for chunk {chunk_id}")
             _read_blob(conn, chunk_id, buffer[i * tiles_per_chunk : (i + 1) * tiles_per_chunk])
             at, used = layout.starts[group + i], layout.slots[group + i]
-            stats[at : at + len(used)] = np.frombuffer(stat_blob, dtype="<f4").reshape(STATS, slots)[:, used].T
+            columns = np.frombuffer(stat_blob, dtype="<f4")
+            stats[at : at + len(used)] = columns[:-1].reshape(STORED_STATS, slots)[:, used].T
+            norm_max = max(norm_max, float(columns[-1]))
         # Chunks full to the brim, then maybe one filled from its first slot: their rows
         # are one run of positions, and their tiles one run of the buffer.
         full = 0
@@ -278,7 +327,7 @@ def read_codes(conn: apsw.Connection, codebook: Codebook, layout: Layout) -> Cod
             at, used = layout.starts[group + i], layout.slots[group + i]
             chunk = buffer[i * tiles_per_chunk : (i + 1) * tiles_per_chunk].transpose(1, 0, 2).reshape(dim, slots)
             codes[:, at : at + len(used)] = chunk[:, used]
-    return Codes.of_parts(codebook, codes, stats)
+    return stats, norm_max
 
 
 def _read_blob(conn: apsw.Connection, chunk_id: int, into: np.ndarray) -> None:

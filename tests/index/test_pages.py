@@ -74,7 +74,10 @@ def test_changed_pages_are_exactly_the_differing_ones(versions: list[Path]) -> N
         want = [p for p in range(pages) if a[p * size : (p + 1) * size] != b[p * size : (p + 1) * size]]
         assert PageMap.of_file(new).changed_since(PageMap.of_file(base)).tolist() == want
     small = PageMap.of_file(versions[1]).changed_since(PageMap.of_file(versions[0]))
-    assert 0 < len(small) < PageMap.of_file(versions[1]).page_count // 10  # 5 new docs: a few pages
+    # 5 new docs: a few pages of each table a version touches (header, pointer map,
+    # docs, its id index, FTS5, recent postings, lengths, vec0, codes, meta): at
+    # this file's 200 pages about a tenth, at 10k documents well under 1%.
+    assert 0 < len(small) <= 24
 
 
 @pytest.mark.parametrize("pair", [(0, 1), (1, 2), (0, 2), (2, 3), (3, 0)])
