@@ -39,14 +39,17 @@ works on a temp copy of that folder.
 - baseline, same process: ``IndexReader(path)`` on the service's own copy of
   the same version (file in the OS page cache): what a load costs with no
   transfer and no verification. "x open" = load p50 / that p50.
-- reader anatomy: the steps of ``IndexReader.__init__`` timed one by one on
-  the same file (connect + meta, the hydrate SELECT's ``fetchall``, the kept
-  rows and positions, ``b"".join`` + ``np.frombuffer``), plus one alternative
-  read of the same vectors from the vec0 chunk table, to show what hydration
-  could cost.
+- shipping a small change: over HTTP, the median size of the page patch a
+  refresh fetched after ``add_docs`` of 10 documents, against the file.
+- reader anatomy: what ``IndexReader`` reads at open, step by step on the same
+  file (meta, vec0's chunk table, the vectors, the document lengths), then the
+  8-bit search of a large index (its stored codes, onnxruntime's sessions),
+  which the reader makes ready on its own thread: ``IndexReader(path)`` alone,
+  and until ``wait_ready()``.
 
-Target (informational; exit status 0 either way): load and refresh of the
-10k-document index <= 150 ms.
+Targets (informational; exit status 0 either way): load and refresh of the
+10k-document index <= 150 ms; the patch after adding 10 documents to it <= 1%
+of the file.
 """
 
 from __future__ import annotations
@@ -77,8 +80,12 @@ import mosslite.sync.refresher as refresher_module  # noqa: E402
 from mosslite import FORMAT_VERSION, DocumentInfo, SyncMossClient  # noqa: E402
 from mosslite._db import connect  # noqa: E402
 from mosslite.client.core import close_embedded_services  # noqa: E402
+from mosslite.index import vec0  # noqa: E402
+from mosslite.index.codes import read_codebook, read_codes  # noqa: E402
 from mosslite.index.format import read_meta  # noqa: E402
-from mosslite.index.reader import HYDRATE_SQL, IndexReader  # noqa: E402
+from mosslite.index.postings import read_lengths  # noqa: E402
+from mosslite.index.reader import IndexReader  # noqa: E402
+from mosslite.index.vectors import vector_search  # noqa: E402
 from mosslite.service import Service  # noqa: E402
 from mosslite.service.catalog import Catalog  # noqa: E402
 from mosslite.types import SwapEvent  # noqa: E402
@@ -90,6 +97,8 @@ DIM = 384
 PROJECT = "bench"
 PROJECT_KEY = "bench-key"
 TARGET_MS_10K = 150.0
+#: Issue #7: the patch after adding 10 documents to a 10k-document index.
+PATCH_SHARE_10K = 0.01
 LINK_MODE = "http, slow link"
 LINK_MAX_DOCS = 10_000
 KINDS = ("cold load", "refresh", "refresh, whole file")
@@ -453,57 +462,42 @@ def measure_mode(mode: str, data: Path, sizes: list[int], args: argparse.Namespa
 
 
 def reader_anatomy(path: Path, reps: int) -> list[tuple[str, float]]:
-    """IndexReader.__init__'s steps one by one (median ms over ``reps``), plus an alternative."""
+    """IndexReader's steps one by one (median ms over ``reps``): what opening reads
+    (format 3), then the 8-bit search the reader makes ready on its own thread."""
     samples: dict[str, list[float]] = defaultdict(list)
-    for rep in range(reps):
-        t0 = time.perf_counter()
-        conn = connect(path, immutable=True)
+    clock = time.perf_counter
+    for _ in range(reps):
+        t0 = clock()
+        conn = connect(path, immutable=True, mmap=False)
         meta = read_meta(conn, path)
-        t1 = time.perf_counter()
-        rows = conn.execute(HYDRATE_SQL).fetchall()
-        t2 = time.perf_counter()
-        rowids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        kept = [r[1:5] for r in rows]
-        position = {r[1]: i for i, r in enumerate(rows)}
-        t3 = time.perf_counter()
-        blob = b"".join(r[5] for r in rows)
-        matrix = np.frombuffer(blob, dtype="<f4").reshape(len(rows), meta.dimension)
-        t4 = time.perf_counter()
-        del rows, blob, matrix, kept, position, rowids
-        t5 = time.perf_counter()
-        samples["connect + read_meta"].append(t1 - t0)
-        samples["SELECT every column ... fetchall()"].append(t2 - t1)
-        samples["rowids + kept rows + position dict"].append(t3 - t2)
-        samples['b"".join + np.frombuffer'].append(t4 - t3)
-        samples["freeing the rows (del)"].append(t5 - t4)
-        mconn = connect(path, immutable=True)
-        mconn.execute("PRAGMA mmap_size = 1073741824")
-        t5 = time.perf_counter()
-        mrows = mconn.execute(HYDRATE_SQL).fetchall()
-        samples["alt: the same fetchall() with PRAGMA mmap_size=1GiB"].append(time.perf_counter() - t5)
-        del mrows
-        mconn.close()
-        # Alternative: the rows without their vectors, which come from vec0's chunk
-        # table instead (1024 vectors per blob).
-        t6 = time.perf_counter()
-        id_rows = conn.execute("SELECT rowid, id, text, metadata, payload FROM docs ORDER BY rowid").fetchall()
-        t7 = time.perf_counter()
-        chunks = conn.execute("SELECT rowid, vectors FROM docs_vec_vector_chunks00 ORDER BY rowid").fetchall()
-        order = conn.execute("SELECT rowid, chunk_id, chunk_offset FROM docs_vec_rowids ORDER BY rowid").fetchall()
-        blocks = [np.frombuffer(c[1], dtype="<f4").reshape(-1, meta.dimension) for c in chunks]
-        flat = np.concatenate(blocks)
-        starts = np.cumsum([0] + [len(b) for b in blocks[:-1]])
-        chunk_start = {c[0]: int(start) for c, start in zip(chunks, starts)}
-        where = np.fromiter((chunk_start[o[1]] + o[2] for o in order), dtype=np.int64, count=len(order))
-        alt = flat[where]
-        t8 = time.perf_counter()
-        samples["alt: SELECT every column but embedding fetchall()"].append(t7 - t6)
-        samples["alt: vectors from vec0 chunks + rowid map"].append(t8 - t7)
-        if rep == 0:  # the alternative must yield the very same matrix
-            same = np.frombuffer(b"".join(r[5] for r in conn.execute(HYDRATE_SQL)), dtype="<f4")
-            assert np.array_equal(alt, same.reshape(-1, meta.dimension)), "vec0 chunks differ from docs.embedding"
-        del id_rows, chunks, order, flat, alt, blocks
+        t1 = clock()
+        layout = vec0.read_layout(conn)
+        t2 = clock()
+        matrix = vec0.read_matrix(conn, layout, meta.dimension)
+        t3 = clock()
+        read_lengths(conn)
+        t4 = clock()
+        codebook = read_codebook(conn)
+        codes = read_codes(conn, codebook, layout) if codebook is not None else None
+        t5 = clock()
+        vector_search(matrix, codes=codes)
+        t6 = clock()
         conn.close()
+        del matrix, codes
+        t7 = clock()
+        reader = IndexReader(path)
+        t8 = clock()
+        reader.wait_ready()
+        t9 = clock()
+        reader.close()
+        samples["connect + read_meta"].append(t1 - t0)
+        samples["vec0 chunk table (which slots hold which rowids)"].append(t2 - t1)
+        samples["vectors: blob reads into the matrix"].append(t3 - t2)
+        samples["document lengths (docs_lengths blocks)"].append(t4 - t3)
+        samples["8-bit codes: blob reads into place (large indexes)"].append(t5 - t4)
+        samples["8-bit search: onnxruntime sessions (large indexes)"].append(t6 - t5)
+        samples["= IndexReader(path): serving, exact"].append(t8 - t7)
+        samples["= ... + wait_ready(): the 8-bit search ready"].append(t9 - t7)
     return [(name, float(np.median(values)) * 1000.0) for name, values in samples.items()]
 
 
@@ -593,17 +587,27 @@ def main() -> None:
             split_rows,
         )
 
+        patch_rows = []
+        for n in sizes:
+            for mode in modes:
+                series = results[mode].get((n, "refresh"))
+                if mode == "embedded" or series is None or not series.fetched_mb:
+                    continue
+                share = float(np.median(series.fetched_mb)) / sizes_mb[n]
+                target = f"<= {PATCH_SHARE_10K:.0%}: {verdict(share <= PATCH_SHARE_10K)}" if n == 10_000 else ""
+                patch_rows.append([f"{n:,}", mode, f"{sizes_mb[n]:.1f}", f"{float(np.median(series.fetched_mb)):.3f}",
+                                   f"{share:.2%}", target])
+        print_table(
+            f"shipping a small change: the page patch after add_docs of {ADD_COUNT} documents (median of the refreshes)",
+            ["docs", "mode", "file MB", "patch MB", "of the file", "target"],
+            patch_rows,
+        )
+
         anatomy_rows = []
         for n in sizes:
-            steps = reader_anatomy(files[n], 3 if n >= 100_000 else 5)
-            current = sum(v for k, v in steps if not k.startswith("alt"))
-            alternative = sum(v for k, v in steps if k.startswith("alt"))
-            mmap_fetch = dict(steps)["alt: the same fetchall() with PRAGMA mmap_size=1GiB"]
-            for name, value in steps:
+            for name, value in reader_anatomy(files[n], 3 if n >= 100_000 else 5):
                 anatomy_rows.append([f"{n:,}", name, fmt_ms(value, 1)])
-            anatomy_rows.append([f"{n:,}", "= current hydration (sum of the first five)", fmt_ms(current, 1)])
-            anatomy_rows.append([f"{n:,}", "= alternative (rows + vec0 chunks)", fmt_ms(alternative - mmap_fetch, 1)])
-        print_table("IndexReader.__init__ anatomy (median ms, page cache warm)", ["docs", "step", "ms"], anatomy_rows)
+        print_table("IndexReader anatomy (median ms, page cache warm)", ["docs", "step", "ms"], anatomy_rows)
 
 
 if __name__ == "__main__":

@@ -68,19 +68,26 @@ def install(temp: Path, target: Path, *, digest: Callable[[BinaryIO], T] | None 
         _replace_durably(temp, target)
         return None
     with open(temp, "rb") as fh:
-        result = in_background(digest, fh)  # the open handle survives the rename
+        result = in_background(digest, fh, low_priority=True)  # the open handle survives the rename
         _replace_durably(temp, target)
         return result()
 
 
-def in_background(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
+def in_background(fn: Callable[..., T], *args: Any, low_priority: bool = False) -> Callable[[], T]:
     """Run ``fn(*args)`` on a new thread; the returned function joins it and returns
     its result (or raises its error). A plain thread, not an executor: jobs may run
-    while the interpreter shuts down, when executors refuse new work."""
+    while the interpreter shuts down, when executors refuse new work.
+
+    ``low_priority``: the thread runs at a lower scheduling priority (Linux: its own
+    nice value), so hashing and flushing hundreds of MB for a build yield the cores
+    to queries in the same process or machine. Only for work that starts no thread
+    pool of its own (onnxruntime's would inherit the priority)."""
     outcome: dict[str, Any] = {}
 
     def run() -> None:
         try:
+            if low_priority:
+                _lower_priority()
             outcome["value"] = fn(*args)
         except BaseException as exc:  # handed to whoever joins
             outcome["error"] = exc
@@ -95,6 +102,18 @@ def in_background(fn: Callable[..., T], *args: Any) -> Callable[[], T]:
         return outcome["value"]
 
     return join
+
+
+#: The nice value of low-priority threads: queries of the same process keep ~90% of a core.
+LOW_PRIORITY_NICE = 10
+
+
+def _lower_priority() -> None:
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), max(current, LOW_PRIORITY_NICE))
+    except (AttributeError, OSError):  # not Linux (per-thread nice is Linux's): run as is
+        pass
 
 
 def _replace_durably(temp: Path, target: Path) -> None:

@@ -304,7 +304,7 @@ def build_from_batch(
             # The copy dirtied every page of the file. Write them out now, while
             # the model embeds (CPU): install()'s fsync then only flushes what
             # this version changed (at 100k docs, ~0.4 s of I/O off the job).
-            early_flush = in_background(fsync_file, temp)
+            early_flush = in_background(fsync_file, temp, low_priority=True)
         conn = connect(temp, vec=True)
         try:
             with translating_sqlite_errors(base or temp):

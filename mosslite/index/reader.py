@@ -129,7 +129,11 @@ def result_docs(rows: Sequence[DocRow], scores: np.ndarray, index_name: str) -> 
 
 
 class IndexReader:
-    def __init__(self, path: Path | str, *, embedder: Embedder | None = None, tracer: Tracer | None = None) -> None:
+    def __init__(
+        self, path: Path | str, *, embedder: Embedder | None = None, tracer: Tracer | None = None, search: bool = True
+    ) -> None:
+        """``search=False``: a reader for documents and filters only (the service's own),
+        which never makes the 8-bit search ready; its vector queries scan."""
         self.path = Path(path)
         self._tracer = tracer
         self._idle: list[apsw.Connection] = []  # connections no query holds
@@ -162,7 +166,7 @@ class IndexReader:
         self._vectors: VectorSearch = ExactScan(self._matrix)
         self._search_ready = threading.Event()
         self._search_error: BaseException | None = None
-        if searches_in_8_bits(matrix.nbytes, quiet=self.embedder.needs_the_cores):
+        if search and searches_in_8_bits(matrix.nbytes, quiet=self.embedder.needs_the_cores):
             threading.Thread(target=self._prepare_search, args=(layout,), name="mosslite-search", daemon=True).start()
         else:
             self._search_ready.set()

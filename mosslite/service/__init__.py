@@ -385,7 +385,7 @@ class Service:
             if reader is not None:
                 self._readers.move_to_end(key)
                 return reader
-        reader = IndexReader(self.local_copy(record))
+        reader = IndexReader(self.local_copy(record), search=False)  # documents and filters only
         with self._readers_lock:
             if key in self._readers:  # another thread opened it meanwhile
                 reader.close()

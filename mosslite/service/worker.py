@@ -44,7 +44,7 @@ def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> Versio
         base = service.local_copy(latest) if latest is not None else None
         # Hashed beside the build, on the other core: a version file changed since it
         # was published (bit rot, or an edit) must not become the next version's base.
-        base_sha256 = in_background(sha256_file, base) if base is not None else None
+        base_sha256 = in_background(sha256_file, base, low_priority=True) if base is not None else None
         version = Version(latest.manifest.version + 1 if latest is not None else 1)
         target = service.staging_dir / f"{ctx.job_id}.sqlite"
         try:

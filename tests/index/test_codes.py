@@ -205,3 +205,11 @@ def test_codes_are_read_back_if_the_products_still_read_them(
         exact = ExactScan(rows)
         for q in queries(rows, 10, seed=16):
             assert_same(screen.top(q, 5, None), exact.top(q, 5, None))
+
+
+def test_a_reader_for_documents_only_makes_no_8_bit_search(tmp_path: Path, small_thresholds: None) -> None:
+    rows = clustered(2000, DIM, seed=17)
+    path = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(rows))
+    with IndexReader(path, search=False) as reader:  # (the service's readers: get_docs)
+        assert reader.wait_ready(timeout_s=0) and type(reader._vectors) is ExactScan
+        assert [d.id for d in reader.get_docs(ids=["d3"])] == ["d3"]
