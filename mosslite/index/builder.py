@@ -368,8 +368,10 @@ def _apply(
         after = conn.execute(MAX_ROWID_SQL).fetchone()[0]
         conn.execute(INSERT_DOCS_SQL)
         conn.execute(INSERT_VECTORS_SQL)
-        new_rowids = [r[0] for r in conn.execute(NEW_ROWIDS_SQL, {"after": after})]
-        touched |= vec0.chunks_holding(conn, new_rowids)
+        if base is None:  # every chunk is new
+            touched = set(vec0.chunk_ids(conn))
+        else:
+            touched |= vec0.chunks_holding(conn, [r[0] for r in conn.execute(NEW_ROWIDS_SQL, {"after": after})])
         report_progress(PHASE_BUILDING, 20.0)
         doc_count = conn.execute(COUNT_DOCS_SQL).fetchone()[0]
         _update_postings(conn, after, fresh=base is None, removed=len(removed_rowids), doc_count=doc_count)

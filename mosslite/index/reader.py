@@ -26,11 +26,13 @@ Invariants (issue #2, issue #7):
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -63,6 +65,18 @@ def release_free_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+#: Readers not closed yet: at exit, their onnxruntime sessions go before the interpreter
+#: tears down (see IndexReader.close). Threads still making a search ready are joined
+#: first (they are not daemons), so every session exists by then.
+_OPEN_READERS: weakref.WeakSet[IndexReader] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_readers() -> None:
+    for reader in list(_OPEN_READERS):
+        reader.close()
 
 
 @functools.cache
@@ -166,8 +180,12 @@ class IndexReader:
         self._vectors: VectorSearch = ExactScan(self._matrix)
         self._search_ready = threading.Event()
         self._search_error: BaseException | None = None
+        _OPEN_READERS.add(self)
         if search and searches_in_8_bits(matrix.nbytes, quiet=self.embedder.needs_the_cores):
-            threading.Thread(target=self._prepare_search, args=(layout,), name="mosslite-search", daemon=True).start()
+            # Not a daemon (which a thread made by a daemon, such as the blocking client's
+            # workers, would be by default): an interpreter that exited while this thread
+            # was in onnxruntime aborted the process (1M documents: ~1.5 s of building).
+            threading.Thread(target=self._prepare_search, args=(layout,), name="mosslite-search", daemon=False).start()
         else:
             self._search_ready.set()
 
@@ -176,6 +194,7 @@ class IndexReader:
             with self._conn() as conn, translating_sqlite_errors(self.path):
                 codebook = read_codebook(conn)
                 codes = read_codes(conn, codebook, layout, self._bulk_connection) if codebook else None
+            self._check_open()  # (closed meanwhile: nothing more to make)
             search = vector_search(self._matrix, codes=codes, quiet=self.embedder.needs_the_cores)
             if not self._closed:
                 self._vectors = search
@@ -243,12 +262,17 @@ class IndexReader:
     def close(self) -> None:
         """Queries after this raise ClosedError. Idle connections close now, those in
         use when their query ends: apsw refuses to close a connection another thread
-        is inside (a delete_index racing a get_docs raised ThreadingViolationError)."""
+        is inside (a delete_index racing a get_docs raised ThreadingViolationError).
+        The 8-bit search (onnxruntime's sessions) is let go of now, not whenever the
+        reader is collected: a session still alive when the interpreter exits aborted
+        the process ("terminate called without an active exception")."""
         with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
         for conn in idle:
             conn.close()
+        self._vectors = ExactScan(self._matrix)  # (a query already running keeps its own reference)
+        _OPEN_READERS.discard(self)
 
     @property
     def closed(self) -> bool:

@@ -285,6 +285,11 @@ class Service:
                 )
             embedder = get_embedder(model_id, dimension=facts.get("dimension") if model_id == "custom" else None)
             self.catalog.create_index(project_id, name, embedder.model_id, embedder.dimension)
+            try:
+                return self._submit(project_id, name, kind, path, upserts)
+            except BaseException:  # a create that queued nothing leaves no index behind
+                self.catalog.delete_index(project_id, name)
+                raise
         else:
             if not upserts:
                 raise InvalidDocumentError("add_docs needs at least one document")
@@ -295,13 +300,14 @@ class Service:
 
     def _refuse_existing(self, project_id: str, info: IndexInfo, path: Path) -> None:
         """ConflictError if the batch holds ids the index has (an insert without upsert)."""
-        existing: list[str] = []
+        count, examples = 0, []
         for ids in batch_ids(path):
             found = self._get_docs(project_id, info, ids=ids, filter=None, include_embedding=False)
-            existing += [d.id for d in found]
-        if existing:
+            count += len(found)
+            examples += [d.id for d in found[: 5 - len(examples)]]
+        if count:
             raise ConflictError(
-                f"{len(existing)} document id(s) already exist in {info.name!r}, e.g. {existing[:5]}",
+                f"{count} document id(s) already exist in {info.name!r}, e.g. {examples}",
                 index=info.name,
                 hint="pass MutationOptions(upsert=True) to replace them",
             )

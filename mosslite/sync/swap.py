@@ -87,8 +87,10 @@ class LiveIndex:
 
     def _dispose(self, slot: _Slot) -> None:
         # Closing a reader and unlinking a large file can take tens of ms; the
-        # thread releasing the last lease is usually a query's, so hand it off.
-        threading.Thread(target=self._retire, args=(slot,), name="mosslite-retire", daemon=True).start()
+        # thread releasing the last lease is usually a query's, so hand it off. Not a
+        # daemon: closing lets go of onnxruntime's sessions, and a daemon thread inside
+        # onnxruntime when the interpreter exits aborts the process.
+        threading.Thread(target=self._retire, args=(slot,), name="mosslite-retire", daemon=False).start()
 
     def _retire(self, slot: _Slot) -> None:
         slot.reader.close()

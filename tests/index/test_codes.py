@@ -213,3 +213,36 @@ def test_a_reader_for_documents_only_makes_no_8_bit_search(tmp_path: Path, small
     with IndexReader(path, search=False) as reader:  # (the service's readers: get_docs)
         assert reader.wait_ready(timeout_s=0) and type(reader._vectors) is ExactScan
         assert [d.id for d in reader.get_docs(ids=["d3"])] == ["d3"]
+
+
+def test_the_search_thread_is_not_a_daemon_even_when_a_daemon_opens_the_reader(
+    tmp_path: Path, small_thresholds: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A daemon thread inside onnxruntime when the interpreter exits is ended from under
+    # it, which aborts the process (seen at 1M documents: the blocking client's workers
+    # are daemons, and a thread inherits that by default). Exit must wait for it.
+    import threading
+
+    from mosslite.index import reader as reader_module
+
+    path = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(clustered(2000, DIM, seed=18)))
+    looked = threading.Event()
+    making = reader_module.vector_search
+
+    def held(*args, **kwargs):  # the search thread waits until the test has looked at it
+        looked.wait(30)
+        return making(*args, **kwargs)
+
+    monkeypatch.setattr(reader_module, "vector_search", held)
+    seen: list[bool] = []
+
+    def open_in_a_daemon() -> None:
+        with IndexReader(path) as reader:
+            seen.extend(t.daemon for t in threading.enumerate() if t.name == "mosslite-search")
+            looked.set()
+            reader.wait_ready()
+
+    opener = threading.Thread(target=open_in_a_daemon, daemon=True)
+    opener.start()
+    opener.join(30)
+    assert seen == [False]
