@@ -244,3 +244,22 @@ def distinct_texts(rng: np.random.Generator, vocabulary: Sequence[str], count: i
             seen.add(text)
             out.append(text)
     return out
+
+
+def pseudo_words(rng: np.random.Generator, count: int, exclude: set[str]) -> list[str]:
+    """Pronounceable, distinct nonsense words of 1-4 syllables."""
+    onsets = "b c d f g h j k l m n p r s t v w z br ch cl dr fl gr pl pr sh st th tr".split()
+    vowels = "a e i o u ai ea ee io oo ou".split()
+    codas = ["", "", "", "n", "r", "s", "l", "m", "nd", "st", "x"]
+    out: list[str] = []
+    seen = set(exclude)
+    while len(out) < count:
+        syllables = int(rng.integers(1, 5))
+        word = "".join(
+            onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))] + codas[rng.integers(len(codas))]
+            for _ in range(syllables)
+        )
+        if word not in seen:
+            seen.add(word)
+            out.append(word)
+    return out

@@ -143,31 +143,13 @@ def doc_id(i: int) -> str:
     return f"doc-{i:07d}"
 
 
-def pseudo_words(rng: Any, count: int, exclude: set[str]) -> list[str]:
-    """Pronounceable, distinct nonsense words of 1-4 syllables."""
-    onsets = "b c d f g h j k l m n p r s t v w z br ch cl dr fl gr pl pr sh st th tr".split()
-    vowels = "a e i o u ai ea ee io oo ou".split()
-    codas = ["", "", "", "n", "r", "s", "l", "m", "nd", "st", "x"]
-    out: list[str] = []
-    seen = set(exclude)
-    while len(out) < count:
-        word = "".join(
-            onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))] + codas[rng.integers(len(codas))]
-            for _ in range(int(rng.integers(1, 5)))
-        )
-        if word not in seen:
-            seen.add(word)
-            out.append(word)
-    return out
-
-
 class Corpus:
     """``n`` documents drawn block by block: block b is the same whatever ``n`` is."""
 
     def __init__(self, n: int, seed: int) -> None:
         import numpy as np
 
-        from _common import ENGLISH
+        from _common import ENGLISH, pseudo_words
 
         self.n = n
         self.seed = seed

@@ -126,6 +126,7 @@ from _common import (  # noqa: E402
     load_average,
     machine_summary,
     print_table,
+    pseudo_words,
     time_each,
     time_interleaved,
     verdict,
@@ -165,25 +166,6 @@ HYBRID_P50_MS_100K = 3.0
 HYBRID_P99_MS_100K = 6.0
 EMBED_P50_MS = 10.0
 
-
-
-def pseudo_words(rng: np.random.Generator, count: int, exclude: set[str]) -> list[str]:
-    """Pronounceable, distinct nonsense words of 1-4 syllables."""
-    onsets = "b c d f g h j k l m n p r s t v w z br ch cl dr fl gr pl pr sh st th tr".split()
-    vowels = "a e i o u ai ea ee io oo ou".split()
-    codas = ["", "", "", "n", "r", "s", "l", "m", "nd", "st", "x"]
-    out: list[str] = []
-    seen = set(exclude)
-    while len(out) < count:
-        syllables = int(rng.integers(1, 5))
-        word = "".join(
-            onsets[rng.integers(len(onsets))] + vowels[rng.integers(len(vowels))] + codas[rng.integers(len(codas))]
-            for _ in range(syllables)
-        )
-        if word not in seen:
-            seen.add(word)
-            out.append(word)
-    return out
 
 
 @dataclass

@@ -27,7 +27,6 @@ Invariants (issue #2, issue #7):
 from __future__ import annotations
 
 import atexit
-import functools
 import json
 import logging
 import threading
@@ -42,6 +41,7 @@ import apsw
 import numpy as np
 
 from .._db import Tracer, connect, translating_sqlite_errors, with_parameters
+from .._memory import release_free_memory
 from ..embeddings import Embedder, get_embedder
 from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError, NotFoundError
 from ..types import DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult, options_or_default
@@ -58,15 +58,6 @@ from .vectors import ExactScan, VectorSearch, searches_in_8_bits, vector_search
 log = logging.getLogger("mosslite.index")
 
 
-def release_free_memory() -> None:
-    """Hand memory that was freed back to the system (glibc's ``malloc_trim``): a thread
-    that allocates and frees large temporary buffers keeps them in its own malloc arena,
-    counted in the process's resident memory. Elsewhere a no-op."""
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
 #: Readers not closed yet: at exit, their onnxruntime sessions go before the interpreter
 #: tears down (see IndexReader.close). Threads still making a search ready are joined
 #: first (they are not daemons), so every session exists by then.
@@ -78,15 +69,6 @@ def _close_open_readers() -> None:
     for reader in list(_OPEN_READERS):
         reader.close()
 
-
-@functools.cache
-def _malloc_trim():  # -> ctypes function | None
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
 
 ROWS_BY_ROWID_SQL = """
 SELECT rowid, id, text, metadata, payload
@@ -208,6 +190,7 @@ class IndexReader:
             self._search_ready.set()
 
     def _bulk_connection(self) -> apsw.Connection:
+        """A connection of its own (the caller closes it): the codes read back, if need be."""
         return connect(self.path, immutable=True, mmap=False)
 
     def wait_ready(self, timeout_s: float | None = None) -> bool:
@@ -339,7 +322,9 @@ class IndexReader:
         try:
             return [found[rowid] for rowid in rowids]
         except KeyError as exc:
-            raise CorruptIndexError(f"{self.path} has a vector for rowid {exc} but no document", path=str(self.path))
+            raise CorruptIndexError(
+                f"{self.path} has a vector for rowid {exc} but no document", path=str(self.path)
+            ) from exc
 
     def _metadata_texts(self) -> list[str]:
         """Every document's metadata JSON, in row order (for filters)."""
