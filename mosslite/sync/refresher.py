@@ -245,7 +245,7 @@ class IndexSync:
             async with index_dir_lock(self.index_dir):
                 await asyncio.to_thread(_remove_other_versions, self.index_dir, reader.meta)
             return
-        old = self.live.swap(reader)
+        old = await asyncio.to_thread(self.live.swap, reader)
         event = SwapEvent(
             index_name=self.name,
             old_version=old.version,

@@ -62,7 +62,9 @@ class LiveIndex:
                 self._dispose(slot)
 
     def swap(self, reader: IndexReader, *, delete_old_file: bool = True) -> IndexReader:
-        """Install ``reader``; returns the old one (closed once its queries finish)."""
+        """Install ``reader``; returns the old one, closed (and its file deleted) before
+        this returns if no query holds it, else when its last query ends. Closing and
+        unlinking take a moment: call it from a worker thread, not an event loop."""
         with self._lock:
             old = self._slot
             self._slot = _Slot(reader, delete_file=False)
@@ -70,7 +72,7 @@ class LiveIndex:
             old.delete_file = delete_old_file and old.reader.path != reader.path
             done = old.leases == 0
         if done:
-            self._dispose(old)
+            self._retire(old)
         return old.reader
 
     def close(self, *, delete_file: bool = False) -> None:
