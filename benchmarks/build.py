@@ -22,7 +22,7 @@ What each table measures
    go through MiniLM. Reported: time from the ``add_docs`` call to the job's
    ``completed`` event; texts that reached ``embed`` (wrapper) and the
    builder's own ``BuildReport.embedded`` (captured by wrapping
-   ``mosslite.service.worker.build_version``). Target: exactly 10 re-embedded,
+   ``mosslite.service.worker.build_from_batch``). Target: exactly 10 re-embedded,
    completion <= 2 s. A second row upserts 10 *existing* documents with the same
    text and no vector (target: 0 re-embedded, the stored vectors are reused).
    The job's phase events give an in-situ breakdown; a second table times the
@@ -119,7 +119,7 @@ def make_texts(n: int, seed: int, *, prefix: str = "") -> list[str]:
 
 
 def unit_vectors(n: int, seed: int) -> np.ndarray:
-    """Random unit rows, rounded to 5 decimals so the JSON job request stays small."""
+    """Random unit rows, rounded to 5 decimals (JSON over HTTP stays smaller)."""
     rng = np.random.default_rng(seed)
     v = rng.standard_normal((n, DIM))
     v /= np.linalg.norm(v, axis=1, keepdims=True)
@@ -161,12 +161,12 @@ class EmbedCounter:
 
 
 class ReportCapture:
-    """Wraps ``build_version`` as the job worker sees it, keeping each BuildReport."""
+    """Wraps ``build_from_batch`` as the job worker sees it, keeping each BuildReport."""
 
     def __init__(self) -> None:
         self.reports: list[Any] = []
-        self._original = worker_module.build_version
-        worker_module.build_version = self._build
+        self._original = worker_module.build_from_batch
+        worker_module.build_from_batch = self._build
 
     def _build(self, *args: Any, **kwargs: Any) -> Any:
         report = self._original(*args, **kwargs)
@@ -174,7 +174,7 @@ class ReportCapture:
         return report
 
     def remove(self) -> None:
-        worker_module.build_version = self._original
+        worker_module.build_from_batch = self._original
 
 
 @dataclass
@@ -277,7 +277,7 @@ def ensure_fixture(n: int, seed: int) -> Path:
     vectors = unit_vectors(n, seed + 2)
     client = SyncMossClient(PROJECT, PROJECT_KEY, cache_path=root)
     try:
-        # In chunks: one job request of 100k vectors as JSON would be ~0.5 GB.
+        # In chunks, as an app adding documents over time would (and as this fixture always was).
         for start in range(0, n, FIXTURE_CHUNK):
             chunk = [
                 DocumentInfo(id=f"base-{i:06d}", text=texts[i], embedding=vectors[i].tolist())

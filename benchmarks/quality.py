@@ -201,9 +201,9 @@ def build_index(data: SciFact, model_id: str, target: Path) -> BuildFacts:
     embed_s = marks.get(PHASE_BUILDING, time.perf_counter()) - marks.get(PHASE_EMBEDDING, 0.0)
 
     # Read the stored vectors back (they are what the index holds) and cache them in corpus order.
-    conn = connect(target, immutable=True)
+    conn = connect(target, immutable=True, vec=True)  # each vector is stored once, in vec0
     try:
-        stored = {doc_id: blob for doc_id, blob in conn.execute("SELECT id, embedding FROM docs")}
+        stored = dict(conn.execute("SELECT docs.id, docs_vec.embedding FROM docs JOIN docs_vec USING (rowid)"))
     finally:
         conn.close()
     vectors = np.stack([np.frombuffer(stored[i], dtype="<f4") for i in data.doc_ids]).astype(np.float32)

@@ -328,10 +328,16 @@ class IndexReader:
 
     def _metadata_texts(self) -> list[str]:
         """Every document's metadata JSON, in row order (for filters)."""
-        texts: list[str] = [""] * len(self._rowids)
         with self._conn() as conn, translating_sqlite_errors(self.path):
-            for rowid, metadata in conn.execute(METADATA_SQL):
-                texts[self._position(rowid)] = metadata
+            rows = conn.execute(METADATA_SQL).fetchall()
+        rowids = np.fromiter((rowid for rowid, _ in rows), dtype=np.int64, count=len(rows))
+        known = rowids < len(self._positions)
+        positions = np.where(known, self._positions[np.where(known, rowids, 0)], -1)
+        if len(rows) != len(self._rowids) or (positions < 0).any():
+            raise CorruptIndexError(f"{self.path}: docs and the vectors disagree on the documents", path=str(self.path))
+        texts: list[str] = [""] * len(rows)
+        for position, (_, metadata) in zip(positions.tolist(), rows):
+            texts[position] = metadata
         return texts
 
     def _position(self, rowid: int) -> int:
