@@ -36,8 +36,7 @@ from ..errors import ConflictError, CorruptIndexError, InvalidArgumentError, Inv
 from ..types import DocumentInfo, JobPhase, Version
 from . import codes, postings, vec0
 from .batch import BatchWriter, Row, iter_docs, same_row, vector_blobs
-from .codes import Codebook, read_codebook, sample_rows, write_codebook
-from .format import COUNT_DOCS_SQL, WRITE_META_SQL, IndexMeta, create_schema, read_meta, utc_now_iso, write_meta
+from .format import COUNT_DOCS_SQL, IndexMeta, create_schema, read_meta, utc_now_iso, write_meta
 from .pages import PageMap
 from .vectors import wants_codes
 
@@ -49,17 +48,6 @@ PHASE_BUILDING = JobPhase.BUILDING_INDEX
 EMBED_BATCH = 64
 # Vacuum an incremental version when this share of its pages is free.
 VACUUM_FREE_RATIO = 0.2
-#: Rewrite the base posting lists whole once the recent lists hold this share of
-#: the base's postings, or this share of the documents was removed since.
-FOLD_SHARE = 1 / 16
-#: Fit the codebook again once the index holds this many times the rows it was fitted on.
-REFIT_GROWTH = 2
-#: Documents tokenized per pass of a fresh build (bounds the texts held at once).
-TOKENIZE_ROWS = 8192
-#: Chunks of vectors whose codes are worked out in one go (4096 rows at 256 slots).
-ENCODE_CHUNKS = 16
-STALE_KEY = "postings_stale_docs"
-BASE_POSTINGS_KEY = "postings_base"
 
 ATTACH_SQL = """
 ATTACH DATABASE :path AS batch
@@ -143,13 +131,6 @@ FROM batch.upserts JOIN docs USING (id)
 ORDER BY docs.rowid
 """
 
-NEW_TEXTS_SQL = """
-SELECT rowid, text
-FROM docs
-WHERE rowid > :after
-ORDER BY rowid
-LIMIT :limit
-"""
 
 NEW_ROWIDS_SQL = """
 SELECT rowid
@@ -176,10 +157,6 @@ SELECT count(*)
 FROM batch.upserts
 """
 
-DOC_ROWIDS_SQL = """
-SELECT rowid
-FROM docs
-"""
 
 FREE_PAGES_SQL = """
 SELECT
@@ -187,11 +164,6 @@ SELECT
     (SELECT page_count FROM pragma_page_count)
 """
 
-READ_BOOKKEEPING_SQL = """
-SELECT key, value
-FROM meta
-WHERE key IN ('postings_stale_docs', 'postings_base')
-"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -374,9 +346,10 @@ def _apply(
             touched |= vec0.chunks_holding(conn, [r[0] for r in conn.execute(NEW_ROWIDS_SQL, {"after": after})])
         report_progress(PHASE_BUILDING, 20.0)
         doc_count = conn.execute(COUNT_DOCS_SQL).fetchone()[0]
-        _update_postings(conn, after, fresh=base is None, removed=len(removed_rowids), doc_count=doc_count)
+        postings.update(conn, after, fresh=base is None, removed=len(removed_rowids), doc_count=doc_count)
         report_progress(PHASE_BUILDING, 50.0)
-        _update_codes(conn, embedder, touched, doc_count)
+        wanted = wants_codes(doc_count, embedder.dimension, quiet=embedder.needs_the_cores)
+        codes.update(conn, touched, doc_count, embedder.dimension, wanted=wanted)
         write_meta(
             conn,
             IndexMeta(
@@ -443,7 +416,7 @@ def _count_overwritten(conn: apsw.Connection) -> int:
     since the session saw them: the row held now is neither the seen one nor the new."""
     count = 0
     for row in conn.execute(SEEN_SQL).fetchall():
-        doc_id, seen, new, rowid, held = row[0], row[1:5], row[5:9], row[9], row[10:13]
+        seen, new, rowid, held = row[1:5], row[5:9], row[9], row[10:13]
         current: Row | None = None
         if rowid is not None:
             vector = conn.execute(STORED_VECTOR_SQL, {"rowid": rowid}).fetchone()
@@ -453,103 +426,6 @@ def _count_overwritten(conn: apsw.Connection) -> int:
         if not same_row(current, seen_row) and not same_row(current, new_row):  # type: ignore[arg-type]
             count += 1
     return count
-
-
-def _update_postings(conn: apsw.Connection, after: int, *, fresh: bool, removed: int, doc_count: int) -> None:
-    """Postings and lengths of the documents added (rowids above ``after``); the base
-    lists are written whole on a fresh build and when the recent or dead ones have
-    grown past FOLD_SHARE (postings.py). Texts are read TOKENIZE_ROWS at a time; the
-    postings are gathered whole and written once (a list rewritten per pass would
-    leave its old pages free in the file)."""
-    bookkeeping = {k: int(v) for k, v in conn.execute(READ_BOOKKEEPING_SQL)}
-    stale = bookkeeping.get(STALE_KEY, 0) + removed
-    base_postings = bookkeeping.get(BASE_POSTINGS_KEY, 0)
-    gatherer = postings.Gatherer(conn)
-    last = after
-    while rows := conn.execute(NEW_TEXTS_SQL, {"after": last, "limit": TOKENIZE_ROWS}).fetchall():
-        last = rows[-1][0]
-        postings.write_lengths(conn, gatherer.add(rows))
-    added = postings.add_postings(conn, gatherer.postings(), recent=not fresh)
-    if fresh:
-        base_postings += added
-    elif postings.recent_postings(conn) > FOLD_SHARE * base_postings or stale > FOLD_SHARE * max(doc_count, 1):
-        rowids = np.fromiter((r[0] for r in conn.execute(DOC_ROWIDS_SQL)), dtype=np.int64)
-        alive = np.zeros(int(rowids.max()) + 1 if len(rowids) else 0, dtype=bool)
-        alive[rowids] = True
-        base_postings, stale = postings.fold(conn, alive), 0
-    conn.executemany(
-        WRITE_META_SQL,
-        [{"key": STALE_KEY, "value": str(stale)}, {"key": BASE_POSTINGS_KEY, "value": str(base_postings)}],
-    )
-
-
-def _update_codes(conn: apsw.Connection, embedder: Embedder, touched: set[int], doc_count: int) -> None:
-    """Keep docs_codes in step with docs_vec: the ``touched`` chunks re-encoded with the
-    stored codebook, or every chunk with a new one when there is none yet (the index
-    has just grown large enough to be searched in 8 bits) or the index has grown
-    REFIT_GROWTH times since it was fitted."""
-    codebook = read_codebook(conn)
-    dimension = embedder.dimension
-    if codebook is None and not wants_codes(doc_count, dimension, quiet=embedder.needs_the_cores):
-        return
-    if codebook is None or doc_count >= REFIT_GROWTH * codebook.fit_count:
-        layout = vec0.read_layout(conn)
-        codebook = Codebook.fit(_sample(conn, layout, dimension), len(layout))
-        write_codebook(conn, codebook)
-        touched = set(layout.chunk_ids) | {r[0] for r in conn.execute(codes.CODED_CHUNKS_SQL)}
-    chunk_ids = sorted(touched)
-    for start in range(0, len(chunk_ids), ENCODE_CHUNKS):  # encoded together: numpy's calls are per block
-        group = chunk_ids[start : start + ENCODE_CHUNKS]
-        chunks = [(chunk_id, *vec0.read_chunk(conn, chunk_id, dimension)) for chunk_id in group]
-        encoded, stats = codebook.encode(np.concatenate([vectors for _, _, vectors, _ in chunks]))
-        at = 0
-        for chunk_id, used, _, size in chunks:
-            _write_chunk_codes(conn, chunk_id, used, encoded[at : at + len(used)], stats[at : at + len(used)], size)
-            at += len(used)
-
-
-def _sample(conn: apsw.Connection, layout: vec0.Layout, dimension: int) -> np.ndarray:
-    """The rows a codebook is fitted on (codes.sample_rows), read chunk by chunk."""
-    wanted = sample_rows(len(layout))
-    out = np.empty((len(wanted), dimension), dtype=np.float32)
-    at = 0
-    for chunk_id, start, used in zip(layout.chunk_ids, layout.starts, layout.slots):
-        here = wanted[(wanted >= start) & (wanted < start + len(used))]
-        if len(here):
-            _, vectors, _ = vec0.read_chunk(conn, chunk_id, dimension)
-            out[at : at + len(here)] = vectors[here - start]
-            at += len(here)
-    return out
-
-
-def _write_chunk_codes(
-    conn: apsw.Connection, chunk_id: int, used: np.ndarray, encoded: np.ndarray, stats: np.ndarray, size: int
-) -> None:
-    """Write one chunk's codes, rewriting only the bytes that changed (incremental blob
-    I/O), so the pages of unchanged tiles stay as they were."""
-    if not size:  # (sqlite-vec removed the chunk)
-        conn.execute(codes.DELETE_CHUNK_CODES_SQL, {"chunk_id": chunk_id})
-        return
-    blobs = codes.chunk_blobs(used, encoded, stats, size)
-    stored = conn.execute(codes.CHUNK_CODES_BY_ID_SQL, {"chunk_id": chunk_id}).fetchone()
-    if stored is None or [len(b) for b in stored] != [len(b) for b in blobs]:
-        conn.execute(codes.WRITE_CHUNK_CODES_SQL, {"chunk_id": chunk_id, "codes": blobs[0], "stats": blobs[1]})
-        return
-    for column, old, new in zip(("codes", "stats"), stored, blobs):
-        _write_changed(conn, column, chunk_id, old, new)
-
-
-def _write_changed(conn: apsw.Connection, column: str, chunk_id: int, old: bytes, new: bytes) -> None:
-    if old == new:
-        return
-    differ = np.flatnonzero(np.frombuffer(old, dtype=np.uint8) != np.frombuffer(new, dtype=np.uint8))
-    start, end = int(differ[0]), int(differ[-1]) + 1
-    blob = conn.blob_open("main", "docs_codes", column, chunk_id, True)
-    try:
-        blob.seek(start)
-        blob.write(new[start:end])
-    finally:
-        blob.close()
 
 
 def _compact(conn: apsw.Connection, *, fresh: bool) -> None:

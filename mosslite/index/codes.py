@@ -37,6 +37,7 @@ import apsw
 import numpy as np
 
 from ..errors import CorruptIndexError
+from . import vec0
 from .vec0 import Layout
 
 ZERO_POINT = 128
@@ -55,6 +56,10 @@ TILE_SLOTS = 64
 ENCODE_BLOCK = 4096
 #: Chunks whose codes the reader reads into one buffer before putting them in place.
 READ_CHUNKS = 64
+#: Chunks of vectors whose codes the builder works out in one go (~7k rows).
+ENCODE_CHUNKS = 16
+#: Fit the codebook again once the index holds this many times the rows it was fitted on.
+REFIT_GROWTH = 2
 STATS = 4  # per row as encoded: head_l1, l1, tail_norm, norm
 STORED_STATS = 3  # per slot as stored: head_l1, l1, tail_norm (norm: the chunk's largest, once)
 
@@ -339,5 +344,76 @@ def _read_blob(conn: apsw.Connection, chunk_id: int, into: np.ndarray) -> None:
         if blob.length() != into.nbytes:
             raise CorruptIndexError(f"docs_codes chunk {chunk_id} is not {into.nbytes} bytes")
         blob.read_into(memoryview(into).cast("B"))
+    finally:
+        blob.close()
+
+
+# --------------------------------------------------------------------------- the builder's side
+
+
+def update(conn: apsw.Connection, touched: set[int], doc_count: int, dimension: int, *, wanted: bool) -> None:
+    """Keep docs_codes in step with docs_vec: the ``touched`` chunks re-encoded with the
+    stored codebook, or every chunk with a new one when there is none yet (the index
+    has just grown large enough to be searched in 8 bits) or the index has grown
+    REFIT_GROWTH times since it was fitted."""
+    codebook = read_codebook(conn)
+    if codebook is None and not wanted:
+        return
+    if codebook is None or doc_count >= REFIT_GROWTH * codebook.fit_count:
+        layout = vec0.read_layout(conn)
+        codebook = Codebook.fit(_sample(conn, layout, dimension), len(layout))
+        write_codebook(conn, codebook)
+        touched = set(layout.chunk_ids) | {r[0] for r in conn.execute(CODED_CHUNKS_SQL)}
+    chunk_ids = sorted(touched)
+    for start in range(0, len(chunk_ids), ENCODE_CHUNKS):  # encoded together: numpy's calls are per block
+        group = chunk_ids[start : start + ENCODE_CHUNKS]
+        chunks = [(chunk_id, *vec0.read_chunk(conn, chunk_id, dimension)) for chunk_id in group]
+        encoded, stats = codebook.encode(np.concatenate([vectors for _, _, vectors, _ in chunks]))
+        at = 0
+        for chunk_id, used, _, size in chunks:
+            _write_chunk_codes(conn, chunk_id, used, encoded[at : at + len(used)], stats[at : at + len(used)], size)
+            at += len(used)
+
+
+def _sample(conn: apsw.Connection, layout: vec0.Layout, dimension: int) -> np.ndarray:
+    """The rows a codebook is fitted on (sample_rows), read chunk by chunk."""
+    wanted = sample_rows(len(layout))
+    out = np.empty((len(wanted), dimension), dtype=np.float32)
+    at = 0
+    for chunk_id, start, used in zip(layout.chunk_ids, layout.starts, layout.slots):
+        here = wanted[(wanted >= start) & (wanted < start + len(used))]
+        if len(here):
+            _, vectors, _ = vec0.read_chunk(conn, chunk_id, dimension)
+            out[at : at + len(here)] = vectors[here - start]
+            at += len(here)
+    return out
+
+
+def _write_chunk_codes(
+    conn: apsw.Connection, chunk_id: int, used: np.ndarray, encoded: np.ndarray, stats: np.ndarray, size: int
+) -> None:
+    """Write one chunk's codes, rewriting only the bytes that changed (incremental blob
+    I/O), so the pages of unchanged tiles stay as they were."""
+    if not size:  # (sqlite-vec removed the chunk)
+        conn.execute(DELETE_CHUNK_CODES_SQL, {"chunk_id": chunk_id})
+        return
+    blobs = chunk_blobs(used, encoded, stats, size)
+    stored = conn.execute(CHUNK_CODES_BY_ID_SQL, {"chunk_id": chunk_id}).fetchone()
+    if stored is None or [len(b) for b in stored] != [len(b) for b in blobs]:
+        conn.execute(WRITE_CHUNK_CODES_SQL, {"chunk_id": chunk_id, "codes": blobs[0], "stats": blobs[1]})
+        return
+    for column, old, new in zip(("codes", "stats"), stored, blobs):
+        _write_changed(conn, column, chunk_id, old, new)
+
+
+def _write_changed(conn: apsw.Connection, column: str, chunk_id: int, old: bytes, new: bytes) -> None:
+    if old == new:
+        return
+    differ = np.flatnonzero(np.frombuffer(old, dtype=np.uint8) != np.frombuffer(new, dtype=np.uint8))
+    start, end = int(differ[0]), int(differ[-1]) + 1
+    blob = conn.blob_open("main", "docs_codes", column, chunk_id, True)
+    try:
+        blob.seek(start)
+        blob.write(new[start:end])
     finally:
         blob.close()

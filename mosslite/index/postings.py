@@ -34,6 +34,7 @@ import numpy as np
 
 from .._db import with_parameters
 from ..errors import CorruptIndexError
+from .format import WRITE_META_SQL
 
 #: Must match ``tokenize`` of docs_fts in schemas/index.sql (a test checks that
 #: postings and FTS5 agree): porter stemming over unicode61 words.
@@ -51,6 +52,14 @@ BASE_TABLE = "docs_postings"
 RECENT_TABLE = "docs_postings_recent"
 #: Rowids per docs_lengths block (its blob holds a uint32 for each).
 LENGTHS_BLOCK = 1024
+#: Rewrite the base posting lists whole once the recent lists hold this share of
+#: the base's postings, or this share of the documents was removed since.
+FOLD_SHARE = 1 / 16
+#: Documents tokenized per pass (bounds the texts held at once).
+TOKENIZE_ROWS = 8192
+#: meta keys of the lists' bookkeeping.
+STALE_KEY = "postings_stale_docs"
+BASE_POSTINGS_KEY = "postings_base"
 
 #: A term's rows from both tables, base first: its list is their concatenation (the
 #: recent rowids are all larger). ``{parameters}`` is the terms, given twice.
@@ -97,6 +106,22 @@ SELECT coalesce(sum(length(rowids)), 0) / 4
 FROM {RECENT_TABLE}
 """
 
+NEW_TEXTS_SQL = """
+SELECT rowid, text
+FROM docs
+WHERE rowid > :after
+ORDER BY rowid
+LIMIT :limit
+"""
+DOC_ROWIDS_SQL = """
+SELECT rowid
+FROM docs
+"""
+READ_BOOKKEEPING_SQL = """
+SELECT key, value
+FROM meta
+WHERE key IN ('postings_stale_docs', 'postings_base')
+"""
 LENGTH_BLOCKS_SQL = """
 SELECT block, tokens
 FROM docs_lengths
@@ -257,3 +282,31 @@ def read_lengths(conn: apsw.Connection) -> np.ndarray:
             raise CorruptIndexError(f"docs_lengths block {block} is damaged")
         out[block * LENGTHS_BLOCK : (block + 1) * LENGTHS_BLOCK] = np.frombuffer(tokens, dtype="<u4")
     return out
+
+
+def update(conn: apsw.Connection, after: int, *, fresh: bool, removed: int, doc_count: int) -> None:
+    """Postings and lengths of the documents added (rowids above ``after``); the base
+    lists are written whole on a fresh build and when the recent or dead ones have
+    grown past FOLD_SHARE (see the module docstring). Texts are read TOKENIZE_ROWS at a time; the
+    postings are gathered whole and written once (a list rewritten per pass would
+    leave its old pages free in the file)."""
+    bookkeeping = {k: int(v) for k, v in conn.execute(READ_BOOKKEEPING_SQL)}
+    stale = bookkeeping.get(STALE_KEY, 0) + removed
+    base_postings = bookkeeping.get(BASE_POSTINGS_KEY, 0)
+    gatherer = Gatherer(conn)
+    last = after
+    while rows := conn.execute(NEW_TEXTS_SQL, {"after": last, "limit": TOKENIZE_ROWS}).fetchall():
+        last = rows[-1][0]
+        write_lengths(conn, gatherer.add(rows))
+    added = add_postings(conn, gatherer.postings(), recent=not fresh)
+    if fresh:
+        base_postings += added
+    elif recent_postings(conn) > FOLD_SHARE * base_postings or stale > FOLD_SHARE * max(doc_count, 1):
+        rowids = np.fromiter((r[0] for r in conn.execute(DOC_ROWIDS_SQL)), dtype=np.int64)
+        alive = np.zeros(int(rowids.max()) + 1 if len(rowids) else 0, dtype=bool)
+        alive[rowids] = True
+        base_postings, stale = fold(conn, alive), 0
+    conn.executemany(
+        WRITE_META_SQL,
+        [{"key": STALE_KEY, "value": str(stale)}, {"key": BASE_POSTINGS_KEY, "value": str(base_postings)}],
+    )

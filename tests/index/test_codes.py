@@ -12,7 +12,7 @@ import pytest
 from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder
 from mosslite._db import connect
 from mosslite.errors import CorruptIndexError
-from mosslite.index import builder, codes, vec0, vectors
+from mosslite.index import codes, vec0, vectors
 from mosslite.index import principal as principal_module
 from mosslite.index.codes import Codes, read_codebook, read_codes
 from mosslite.index.principal import PrincipalScreen
@@ -156,7 +156,7 @@ def test_damaged_codes_are_a_corrupt_index_and_queries_stay_exact(tmp_path: Path
 def test_codes_are_encoded_in_groups_as_one_chunk_at_a_time(tmp_path: Path, small_thresholds: None, monkeypatch) -> None:
     rows = clustered(2500, DIM, seed=12)
     grouped = build(tmp_path / "grouped.sqlite", 1, upserts=docs_of(rows))
-    monkeypatch.setattr(builder, "ENCODE_CHUNKS", 1)
+    monkeypatch.setattr(codes, "ENCODE_CHUNKS", 1)
     monkeypatch.setattr(codes, "READ_CHUNKS", 1)
     single = build(tmp_path / "single.sqlite", 1, upserts=docs_of(rows))
     assert stored_chunks(grouped).keys() == stored_chunks(single).keys()
