@@ -40,7 +40,7 @@ UPLOAD_PREFIX = "up_"
 SUFFIX = ".sqlite"
 #: An upload not appended to for this long is removed (and its id forgotten).
 UPLOAD_TTL_S = 3600.0
-_UPLOAD_ID_RE = re.compile(r"^up_[0-9a-f]{24}$")
+_UPLOAD_ID_RE = re.compile(r"up_[0-9a-f]{24}")  # (fullmatch: "$" would let a final newline in)
 
 
 class Batches:
@@ -70,21 +70,29 @@ class Batches:
     def upload(self, project_id: str, upload_id: str) -> Iterator[tuple[Path, dict[str, object]]]:
         """(path, facts) of ``project_id``'s upload ``upload_id``, held by this caller
         alone for the ``with`` block. Unknown (or another project's): NotFoundError."""
-        path = self._upload_path(upload_id) if _UPLOAD_ID_RE.match(str(upload_id)) else None
-        with self._lock(str(upload_id)):
-            facts = read_facts(path) if path is not None and path.exists() else None
+        missing = NotFoundError(
+            f"no upload {upload_id!r}", upload_id=str(upload_id)[:40], hint="open a new upload; an idle one expires"
+        )
+        if not isinstance(upload_id, str) or not _UPLOAD_ID_RE.fullmatch(upload_id):
+            raise missing
+        path = self._upload_path(upload_id)
+        with self._lock(upload_id):
+            facts = read_facts(path) if path.exists() else None
             if facts is None or facts.get("project_id") != project_id:
-                raise NotFoundError(
-                    f"no upload {upload_id!r}", upload_id=str(upload_id), hint="open a new upload; an idle one expires"
-                )
-            yield path, facts  # type: ignore[misc]
+                if facts is None:  # (no lock is kept for an id that names nothing)
+                    self._forget_lock(upload_id)
+                raise missing
+            yield path, facts
             if path.exists():
                 os.utime(path)  # touched: the TTL counts from the last use
 
     def remove_upload(self, path: Path) -> None:
         path.unlink(missing_ok=True)
+        self._forget_lock(path.name.removesuffix(SUFFIX))
+
+    def _forget_lock(self, upload_id: str) -> None:
         with self._locks_lock:
-            self._locks.pop(path.name.removesuffix(SUFFIX), None)
+            self._locks.pop(upload_id, None)
 
     def expire(self) -> None:
         """Remove uploads idle for longer than the TTL."""

@@ -202,3 +202,10 @@ def test_a_refused_push_creates_no_index(service: Service, tmp_path: Path) -> No
     assert service.wait_idle(30)
     assert service.get_push("p", "ghost", result.diff_id).status == "completed"
     assert service.get_index("p", "ghost").doc_count == 1
+
+
+def test_ids_that_name_no_upload_are_not_found_and_leave_nothing_behind(service: Service) -> None:
+    for bad in ["nope", "up_" + "0" * 24, "up_../../catalog", 7, "up_" + "a" * 24 + "\n"]:
+        with pytest.raises(NotFoundError):
+            service.append_upload("p", bad, docs(1))  # type: ignore[arg-type]
+    assert service.batches._locks == {}
