@@ -24,7 +24,7 @@ test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.installed
-	for script in query_latency quality build hydrate hot_swap sessions embedding_engines; do \
+	for script in query_latency quality build hydrate hot_swap sessions embedding_engines footprint; do \
 		$(PY) benchmarks/$$script.py || exit 1; \
 	done
 
