@@ -162,9 +162,9 @@ class Bm25:
     def _score(self, rowids: np.ndarray, counts: np.ndarray) -> Scored | None:
         """One term's (document positions, BM25 term scores); None if no document holds
         it any more."""
-        known = rowids < len(self._by_rowid)
-        if not known.all():  # rowids of documents removed after the newest one left
-            rowids, counts = rowids[known], counts[known]
+        if rowids[-1] >= len(self._by_rowid):  # rowids of documents removed after the newest one left
+            known = int(np.searchsorted(rowids, len(self._by_rowid)))  # (ascending: decode's lists are)
+            rowids, counts = rowids[:known], counts[:known]
         facts = self._by_rowid[rowids]
         alive = facts["position"] >= 0
         if not alive.all():

@@ -195,7 +195,7 @@ class Service:
         ids = check_ids(ids)
         if not ids:
             raise InvalidArgumentError("delete_docs needs at least one id")
-        writer = self._batch_writer(self.batches.new_path(), info.model, info.dimension)
+        writer = BatchWriter(self.batches.new_path(), dimension=info.dimension, computes_embeddings=False)  # (ids only)
         try:
             writer.add_deletes(ids)
             writer.close()
@@ -311,10 +311,6 @@ class Service:
                 index=info.name,
                 hint="pass MutationOptions(upsert=True) to replace them",
             )
-
-    def _batch_writer(self, path: Path, model_id: str, dimension: int | None) -> BatchWriter:
-        computes = model_id != "custom" and get_embedder(model_id).computes_embeddings
-        return BatchWriter(path, dimension=dimension, computes_embeddings=computes)
 
     def get_index(self, project_id: str, name: str) -> IndexInfo:
         validate_name(name)
