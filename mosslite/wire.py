@@ -16,6 +16,10 @@ from .types import DocumentInfo
 
 T = TypeVar("T")
 
+#: The bodies that are not JSON: a version file, and a page patch (index/pages.py).
+SQLITE_MEDIA_TYPE = "application/vnd.sqlite3"
+PATCH_MEDIA_TYPE = "application/vnd.mosslite.page-patch"
+
 
 def to_dict(record: Any) -> dict[str, Any]:
     """A record as JSON-ready dict; a DocumentInfo omits its empty optional fields."""
@@ -31,7 +35,8 @@ def from_dict(cls: type[T], data: Any) -> T:
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(data) - names
     if unknown:
-        raise InvalidArgumentError(f"unknown field(s) for {cls.__name__}: {sorted(unknown)}")
+        # (repr: keys of several types, e.g. 1 and "x", do not sort; issue #8)
+        raise InvalidArgumentError(f"unknown field(s) for {cls.__name__}: {sorted(unknown, key=repr)}")
     try:
         return cls(**data)
     except TypeError as exc:

@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mosslite import DocumentInfo, QueryOptions, Version
-from mosslite.errors import InvalidArgumentError, InvalidDocumentError, InvalidNameError, PayloadTooLargeError
+from mosslite import DocumentInfo, MutationOptions, QueryOptions, Version
+from mosslite.errors import (
+    InvalidArgumentError,
+    InvalidDocumentError,
+    InvalidFilterError,
+    InvalidNameError,
+    PayloadTooLargeError,
+)
 from mosslite.types import MAX_DOC_TEXT_BYTES, MAX_NAME_CHARS, validate_name
+from mosslite.wire import docs_from_json
 
 
 @pytest.mark.parametrize(
@@ -99,3 +106,117 @@ def test_query_embedding_is_a_tuple_with_a_float32_copy() -> None:
     given[0] = 9.0  # the options keep their own copy
     assert a.embedding[0] == 0.5 and a.vector[0] == 0.5
     assert QueryOptions().vector is None
+
+
+# -- hostile input (issue #8) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["faq\n", "a\n", "v1.2\n", "faq\r\n", "\nfaq"])
+def test_a_name_with_a_newline_is_refused(name: str) -> None:
+    # "$" in the old pattern matched before a final "\n": "faq\n" passed.
+    with pytest.raises(InvalidNameError):
+        validate_name(name)
+
+
+@pytest.mark.parametrize(
+    "embedding",
+    [
+        ["0.1", 0.2],
+        [0.1, "0.2"],
+        [True, 0.5],
+        [0.5, False],  # numpy alone reads this as float64 [0.5, 0.0]
+        [1, True],
+        [True, False],
+        np.array([True, False]),
+        np.array(["0.1", "0.2"]),
+        np.array([0.1, "x"], dtype=object),
+        [1 + 2j],
+        [[0.1, 0.2]],
+        [None, 0.1],
+        [10**400],  # was an OverflowError
+        [1e308, float("inf")],
+        [0.5, 1e39],  # float32 holds at most ~3.4e38: this was stored as infinity
+        bytearray(b"\x01\x02"),
+    ],
+    ids=repr,
+)
+def test_an_embedding_holds_only_numbers(embedding: object) -> None:
+    with pytest.raises(InvalidDocumentError, match="document 'd7': embedding") as info:
+        DocumentInfo(id="d7", text="x", embedding=embedding)
+    assert info.value.id == "d7"
+    with pytest.raises(InvalidArgumentError, match="query embedding"):
+        QueryOptions(embedding=embedding)
+
+
+@pytest.mark.parametrize(
+    ("embedding", "expected"),
+    [
+        ([0.5, -1.0], (0.5, -1.0)),
+        ([1, 2], (1.0, 2.0)),
+        ((0.5, 2), (0.5, 2.0)),
+        ([3e38, 3e38], (3e38, 3e38)),  # longer than the float32 limit, but every element is within
+        ([np.float32(0.5), np.int64(2)], (0.5, 2.0)),
+        (np.array([1, 2], dtype=np.uint8), (1.0, 2.0)),
+        (np.array([0.5, 1.5], dtype=np.float16), (0.5, 1.5)),
+        (np.array([0.5, 2], dtype=object), (0.5, 2.0)),
+    ],
+    ids=repr,
+)
+def test_numbers_of_every_real_kind_are_floats(embedding: object, expected: tuple[float, ...]) -> None:
+    doc = DocumentInfo(id="a", text="x", embedding=embedding)
+    assert doc.embedding == expected and all(type(v) is float for v in doc.embedding)
+    options = QueryOptions(embedding=embedding)
+    assert options.embedding == expected and options.vector.tolist() == list(np.float32(expected))
+
+
+def test_wire_documents_refuse_strings_and_booleans_as_embeddings() -> None:
+    good = {"id": "ok", "text": "t", "embedding": [0.1, 0.2]}
+    assert docs_from_json([good])[0].embedding == (0.1, 0.2)
+    for embedding in (["0.1", "0.2"], [True, 0.2], [0.1, None]):
+        with pytest.raises(InvalidDocumentError, match="document 'bad'") as info:
+            docs_from_json([good, {"id": "bad", "text": "t", "embedding": embedding}])
+        assert info.value.id == "bad"
+
+
+def test_unknown_fields_of_mixed_key_types_are_an_argument_error() -> None:
+    with pytest.raises(InvalidArgumentError, match="unknown field"):
+        docs_from_json([{"id": "a", "text": "t", 1: "x", "extra": 2}])
+
+
+def test_query_options_refuse_a_malformed_filter_where_they_are_made() -> None:
+    with pytest.raises(InvalidFilterError):
+        QueryOptions(filter={"field": "a"})
+    with pytest.raises(InvalidFilterError):
+        QueryOptions(filter="category = audio")  # type: ignore[arg-type]
+    spec = {"field": "a", "condition": {"$eq": "b"}}
+    assert QueryOptions(filter=spec).filter == spec
+
+
+@pytest.mark.parametrize("upsert", ["no", 0, 1, None])
+def test_upsert_is_a_bool(upsert: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="upsert"):
+        MutationOptions(upsert=upsert)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["000000000\u00b2.sqlite", "\u0660" * 9 + "\u0661.sqlite"])
+def test_version_names_are_ascii_digits(bad: str) -> None:
+    # '²' passed str.isdigit and then int() raised a ValueError; Arabic-Indic digits
+    # were read as version 1.
+    with pytest.raises(InvalidArgumentError, match="10 digits"):
+        Version.parse_filename(bad)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"id": "a\ud800", "text": "t"},
+        {"id": "a", "text": "lone \udc00"},
+        {"id": "a", "text": "t", "metadata": {"k\ud800": "v"}},
+        {"id": "a", "text": "t", "metadata": {"k": "v\ud800"}},
+        {"id": "a", "text": "t", "payload": "\ud800"},
+    ],
+)
+def test_text_sqlite_cannot_store_is_refused_where_the_document_is_made(kwargs: dict) -> None:
+    # Was accepted, then refused by a batch but a raw UnicodeEncodeError in a session.
+    with pytest.raises(InvalidDocumentError, match="text SQLite cannot store"):
+        DocumentInfo(**kwargs)

@@ -93,6 +93,12 @@ def vector_blobs(vectors: np.ndarray) -> list[bytes]:
     """Each row as float32 little-endian bytes, L2-normalised (zero rows stay zero)."""
     rows = np.asarray(vectors, dtype=np.float32)
     norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
+    huge = ~np.isfinite(norms)
+    if huge.any():  # values past ~1.8e19 square past float32: such rows are normalised in float64
+        wide = rows[huge].astype(np.float64)
+        rows = rows.copy()
+        rows[huge] = wide / np.sqrt(np.einsum("ij,ij->i", wide, wide))[:, None]
+        norms[huge] = 1.0
     rows = (rows / np.maximum(norms, 1e-12)[:, None]).astype("<f4")
     return [row.tobytes() for row in rows]
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import apsw
 import numpy as np
 
-from ..errors import InvalidArgumentError
+from ..errors import InvalidArgumentError, InvalidDocumentError
 from ..index.batch import Row, metadata_json, same_row
 from ..types import DocumentInfo
 
@@ -55,17 +55,36 @@ class Change:
         """The new row as a DocumentInfo carrying its embedding (validated on construction)."""
         assert self.new is not None
         text, metadata, payload, blob = self.new
-        try:
-            parsed = json.loads(metadata)
-        except json.JSONDecodeError as exc:
-            raise InvalidArgumentError(f"document {self.id!r}: metadata in the diff is not JSON", id=self.id) from exc
         return DocumentInfo(
             id=self.id,
             text=text,
-            metadata=parsed,
+            metadata=metadata_dict(metadata, self.id),
             payload=payload,
             embedding=np.frombuffer(blob, dtype="<f4").tolist(),
         )
+
+
+def metadata_dict(text: str, doc_id: str) -> dict[str, str]:
+    """A diff row's metadata JSON as the flat object of strings it must be, every
+    string one SQLite can store. Anything else (not JSON, a number too long to read,
+    nesting deep enough to exhaust the parser's stack, a lone surrogate escaped as
+    ``\\ud800``) is an InvalidDocumentError naming the document (issue #8)."""
+    try:
+        parsed = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # (ValueError: also a JSON int of over 4300 digits)
+        raise InvalidDocumentError(f"document {doc_id!r}: metadata in the diff is not JSON: {exc}", id=doc_id) from exc
+    if not isinstance(parsed, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()):
+        raise InvalidDocumentError(
+            f"document {doc_id!r}: metadata in the diff is not a JSON object of strings", id=doc_id
+        )
+    if "\\u" in text:  # the text itself is valid UTF-8: only an escape can make a lone surrogate
+        try:
+            metadata_json(parsed).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidDocumentError(
+                f"document {doc_id!r}: metadata in the diff holds text SQLite cannot store: {exc}", id=doc_id
+            ) from exc
+    return parsed
 
 
 def record(conn: apsw.Connection) -> apsw.Session:
@@ -114,30 +133,66 @@ def with_full_rows(conn: apsw.Connection, changeset: bytes) -> bytes:
 
 def decode(changeset: bytes) -> list[Change]:
     """The changes of a pushed diff, checked: one table ``docs`` of our shape, full rows,
-    each id once. Anything else is an InvalidArgumentError (the bytes came from outside)."""
+    each id once. Anything else is an InvalidArgumentError (the bytes came from outside).
+
+    Invariant (issue #8): every check the service's push needs runs here, before
+    it writes anything: a text that is not valid UTF-8, metadata that is not a
+    flat JSON object of storable strings (a huge number, deep nesting, an escaped
+    lone surrogate), a new row DocumentInfo refuses (id, text or payload size) or
+    an embedding holding NaN or infinity is an InvalidArgumentError (an
+    InvalidDocumentError for one document's content), never another exception."""
     if not isinstance(changeset, (bytes, bytearray, memoryview)) or not changeset:
         raise InvalidArgumentError("a push needs a non-empty changeset")
     out: list[Change] = []
     seen: set[str] = set()
     try:
         for change in apsw.Changeset.iter(bytes(changeset)):
-            if change.name != TABLE or change.column_count != len(COLUMNS) or tuple(change.pk_columns) != (0,):
-                raise InvalidArgumentError(
-                    f"a session diff changes only table {TABLE!r} with columns {COLUMNS}, got {change.name!r}"
-                )
-            op = change.op
-            old = _row(change.old, "old") if op in ("UPDATE", "DELETE") else None
-            new = _row(change.new, "new") if op in ("UPDATE", "INSERT") else None
-            doc_id = (change.old if op == "DELETE" or op == "UPDATE" else change.new)[0]
-            if not isinstance(doc_id, str) or not doc_id:
-                raise InvalidArgumentError(f"a document id in the diff is not a non-empty string: {doc_id!r}")
-            if doc_id in seen:
-                raise InvalidArgumentError(f"document {doc_id!r} appears twice in one diff", id=doc_id)
-            seen.add(doc_id)
-            out.append(Change(id=doc_id, old=old, new=new))
+            out.append(_change(change, seen))
     except apsw.Error as exc:
         raise InvalidArgumentError(f"the push body is not a valid SQLite changeset: {exc}") from exc
+    except UnicodeDecodeError as exc:  # apsw decodes TEXT values strictly: no lone surrogate gets past
+        raise InvalidArgumentError(f"a text in the diff is not valid UTF-8: {exc}") from exc
+    _check_finite([c for c in out if c.new is not None])
     return out
+
+
+def _change(change: apsw.TableChange, seen: set[str]) -> Change:
+    """One change of ``decode``, checked; ``seen`` collects the ids so far."""
+    if change.name != TABLE or change.column_count != len(COLUMNS) or tuple(change.pk_columns) != (0,):
+        raise InvalidArgumentError(
+            f"a session diff changes only table {TABLE!r} with columns {COLUMNS}, got {change.name!r}"
+        )
+    op = change.op
+    old = _row(change.old, "old") if op in ("UPDATE", "DELETE") else None
+    new = _row(change.new, "new") if op in ("UPDATE", "INSERT") else None
+    doc_id = (change.old if op == "DELETE" or op == "UPDATE" else change.new)[0]
+    if not isinstance(doc_id, str) or not doc_id:
+        raise InvalidArgumentError(f"a document id in the diff is not a non-empty string: {doc_id!r}")
+    if doc_id in seen:
+        raise InvalidArgumentError(f"document {doc_id!r} appears twice in one diff", id=doc_id)
+    seen.add(doc_id)
+    if old is not None:
+        metadata_dict(old[1], doc_id)  # the build compares it with the row it holds
+    if new is not None:
+        _check_new_row(doc_id, new)
+    return Change(id=doc_id, old=old, new=new)
+
+
+def _check_new_row(doc_id: str, row: Row) -> None:
+    """What ``Change.document()`` would refuse, found now, but its embedding (a tuple
+    of Python floats per document would double decode's cost): see ``_check_finite``."""
+    text, metadata, payload, _ = row
+    DocumentInfo(id=doc_id, text=text, metadata=metadata_dict(metadata, doc_id), payload=payload)
+
+
+def _check_finite(changes: Sequence[Change]) -> None:
+    """Every new row's embedding holds only finite numbers: one numpy pass over all
+    of them (~3 ms at 10k x 384), then one per row only to name the first bad one."""
+    blobs = [c.new[3] for c in changes]  # type: ignore[index]
+    if not blobs or np.isfinite(np.frombuffer(b"".join(blobs), dtype="<f4")).all():
+        return
+    bad = next(c for c, blob in zip(changes, blobs) if not np.isfinite(np.frombuffer(blob, dtype="<f4")).all())
+    raise InvalidDocumentError(f"document {bad.id!r}: embedding contains NaN or infinity", id=bad.id)
 
 
 def _row(values: Sequence[object] | None, which: str) -> Row:

@@ -129,6 +129,15 @@ def test_supplied_embeddings_are_used_and_checked(tmp_path: Path, embedder: Coun
         build(tmp_path / "v2.sqlite", embedder, upserts=[DocumentInfo(id="a", text="t", embedding=[1.0, 2.0])])
 
 
+def test_a_vector_of_huge_values_is_stored_as_its_direction(tmp_path: Path) -> None:
+    # Values past ~1.8e19 square past float32: the norm was infinite and the vector
+    # was stored as zeros (issue #8). Such a vector keeps its direction.
+    custom = get_embedder("custom", dimension=3)
+    docs = [DocumentInfo(id="huge", text="t", embedding=[3e37, 4e37, 0]), DocumentInfo(id="one", text="t", embedding=[0, 0, 1])]
+    stored = IndexReader(build(tmp_path / "v1.sqlite", custom, upserts=docs).path).get_docs()
+    assert stored[0].embedding == pytest.approx([0.6, 0.8, 0.0]) and stored[1].embedding == pytest.approx([0, 0, 1])
+
+
 def test_custom_model_needs_every_embedding(tmp_path: Path) -> None:
     custom = get_embedder("custom", dimension=3)
     ok = build(tmp_path / "v1.sqlite", custom, upserts=[DocumentInfo(id="a", text="t", embedding=[1, 0, 0])])

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from mosslite.errors import CorruptIndexError, InvalidFilterError
-from mosslite.index.filters import Columns, DictColumns, JsonColumns, compile_filter
+from mosslite.index.filters import MAX_DEPTH, Columns, DictColumns, JsonColumns, compile_filter
 
 ROWS = [
     {"category": "audio", "price": "129.99", "loc": "52.5200,13.4050", "name": "b"},  # Berlin
@@ -146,3 +146,91 @@ def test_malformed_filters_are_typed_errors(spec: object) -> None:
 def test_unknown_operator_message_lists_the_valid_ones() -> None:
     with pytest.raises(InvalidFilterError, match=r"unknown operator '\$regex'.*\$eq"):
         compile_filter({"field": "f", "condition": {"$regex": "x"}})
+
+
+# -- hostile filters (issue #8) ------------------------------------------------------
+
+
+def nested(depth: int) -> dict:
+    spec: dict = cond("category", eq="audio")
+    for i in range(depth):
+        spec = {"$and" if i % 2 else "$or": [spec]}
+    return spec
+
+
+def test_nesting_is_bounded_before_recursion_runs_out(columns_of: ColumnsOf) -> None:
+    assert matching(nested(MAX_DEPTH), columns_of) == [0, 1]
+    with pytest.raises(InvalidFilterError, match=f"at most {MAX_DEPTH} levels"):
+        compile_filter(nested(MAX_DEPTH + 1))
+    with pytest.raises(InvalidFilterError):  # was a RecursionError
+        compile_filter(nested(2000))
+
+
+def test_a_filter_that_holds_itself_is_refused() -> None:
+    loop: dict = {"$or": []}
+    loop["$or"].append(loop)
+    with pytest.raises(InvalidFilterError):
+        compile_filter(loop)
+
+
+@pytest.mark.parametrize(
+    "number", [10**4400, 10**400, -(10**400), 2 * 10**308], ids=["1e4400", "1e400", "-1e400", "2e308"]
+)
+@pytest.mark.parametrize("op", ["eq", "in", "gt", "lte"])
+def test_numbers_beyond_float64_are_refused(number: int, op: str) -> None:
+    # 10**4400 was a ValueError (too many digits to print); 10**400 became the text
+    # "1000...", compared as a string, so "5" > 10**400.
+    with pytest.raises(InvalidFilterError, match="at most 1.798e"):
+        compile_filter(cond("price", **{op: [number] if op == "in" else number}))
+
+
+def test_the_largest_numbers_still_compare_numerically(columns_of: ColumnsOf) -> None:
+    assert matching(cond("price", lt=10**308), columns_of) == [0, 1, 2]
+    assert matching(cond("price", gt=-(10**308)), columns_of) == [0, 1, 2]
+
+
+def test_mixed_key_types_are_a_filter_error_not_a_type_error() -> None:
+    with pytest.raises(InvalidFilterError, match="got keys"):
+        compile_filter({1: "x", "field": "a"})
+
+
+NUL_ROWS = [{"c": "returns"}, {"c": "returns\x00"}, {"c": "returns\x00\x00"}, {"c": "a\x00b"}, {}]
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ({"$eq": "returns\x00"}, [1]),  # matched "returns" too: numpy's str_ drops a trailing NUL
+        ({"$eq": "returns"}, [0]),
+        ({"$ne": "returns\x00"}, [0, 2, 3, 4]),
+        ({"$in": ["returns\x00", "x"]}, [1]),
+        ({"$in": ["returns"]}, [0]),
+        ({"$nin": ["returns", "returns\x00"]}, [2, 3, 4]),
+        ({"$lte": "returns\x00"}, [0, 1, 3]),
+        ({"$gt": "returns"}, [1, 2]),
+        ({"$eq": "a\x00b"}, [3]),
+    ],
+)
+def test_a_nul_is_a_character_like_any_other(condition: dict, expected: list[int], columns_of: ColumnsOf) -> None:
+    compiled = compile_filter({"field": "c", "condition": condition})
+    assert compiled is not None
+    assert [i for i, hit in enumerate(compiled.mask(columns_of(NUL_ROWS))) if hit] == expected
+
+
+def test_a_value_with_a_nul_never_matches_a_column_without_one(columns_of: ColumnsOf) -> None:
+    rows = [{"c": "returns"}, {"c": "shipping"}]
+    cases = [({"$eq": "returns\x00"}, []), ({"$gte": "returns\x00"}, [1]), ({"$in": ["returns\x00"]}, [])]
+    for condition, expected in cases:
+        compiled = compile_filter({"field": "c", "condition": condition})
+        assert compiled is not None
+        assert [i for i, hit in enumerate(compiled.mask(columns_of(rows))) if hit] == expected
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [cond("c", eq="a\ud800"), cond("c", **{"in": ["ok", "\udc00"]}), cond("c\ud800", eq="a"), cond("c", lt="\ud800")],
+)
+def test_a_value_no_document_can_hold_is_refused(spec: dict) -> None:
+    # DocumentInfo refuses a lone surrogate (SQLite cannot store it): so does a filter.
+    with pytest.raises(InvalidFilterError, match="lone surrogate"):
+        compile_filter(spec)
