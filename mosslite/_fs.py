@@ -173,3 +173,15 @@ def remove_stale_temps(directory: Path) -> list[Path]:
             entry.unlink(missing_ok=True)
             removed.append(entry)
     return removed
+
+
+def remove_empty_folders(folder: Path, root: Path) -> None:
+    """rmdir ``folder`` and its parents up to (not including) ``root`` while they are empty."""
+    root = root.resolve()
+    folder = folder.resolve()
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (or gone): stop
+            return
+        folder = folder.parent

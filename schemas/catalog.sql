@@ -1,18 +1,21 @@
 -- mosslite service catalog: which projects, keys, indexes, versions and jobs exist.
 -- Opened in WAL mode; publishing a version is one transaction over these tables.
 
-PRAGMA user_version = 1;
+-- 2: keys are stored as HMACs (issue #8); catalog.py migrates version 1.
+PRAGMA user_version = 2;
 
 CREATE TABLE IF NOT EXISTS projects (
     project_id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL
 ) WITHOUT ROWID;
 
--- Only a salted hash of each key is stored: a copied catalog reveals no keys.
+-- Only HMAC-SHA256(secret, key) is stored, the secret in catalog.secret beside
+-- this file: a copied catalog reveals no key, not even a short one (service/keys.py).
+-- scheme: 'hmac-sha256', or 'sha256' for a key of a version-1 catalog not used since.
 CREATE TABLE IF NOT EXISTS project_keys (
     key_hash   TEXT PRIMARY KEY,
     project_id TEXT NOT NULL REFERENCES projects (project_id) ON DELETE CASCADE,
-    key_prefix TEXT NOT NULL,
+    scheme     TEXT NOT NULL,
     created_at TEXT NOT NULL
 ) WITHOUT ROWID;
 

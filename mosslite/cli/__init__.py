@@ -24,7 +24,7 @@ import click
 
 from .. import __version__
 from ..errors import MossliteError
-from ..types import DEFAULT_KEEP_VERSIONS
+from ..types import DEFAULT_JOB_WORKERS, DEFAULT_KEEP_VERSIONS
 from .config import init
 from .help import Group
 from .indexes import doc, index, job
@@ -95,7 +95,16 @@ def cli() -> None:
     type=click.IntRange(1),
     help="Version files kept per index; older ones are deleted (their page maps stay, for patches).",
 )
-def serve(data_dir: Path, host: str, port: int, plugins: tuple[str, ...], keep_versions: int) -> None:
+@click.option(
+    "--job-workers",
+    default=DEFAULT_JOB_WORKERS,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Threads that run jobs, shared by every index (one index's jobs still run in order).",
+)
+def serve(
+    data_dir: Path, host: str, port: int, plugins: tuple[str, ...], keep_versions: int, job_workers: int
+) -> None:
     """Serve the data folder's service over HTTP until interrupted.
 
     Prints one line, "mosslite serving <url> (data: <folder>)", once listening.
@@ -114,7 +123,7 @@ def serve(data_dir: Path, host: str, port: int, plugins: tuple[str, ...], keep_v
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
         # previous handler: make that a KeyboardInterrupt, so the service closes either way.
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-        service = Service(data_dir, keep_versions=keep_versions)
+        service = Service(data_dir, keep_versions=keep_versions, job_workers=job_workers)
         try:
             app = create_app(service)
             # A plugin may wrap the ASGI app (metrics, auth, throttling) with a
@@ -157,7 +166,9 @@ def keys_create(project: str, data_dir: Path) -> None:
     new = not _has_service(data_dir)
     service = _open_service(data_dir)
     try:
-        click.echo(service.create_key(project))
+        key = service.create_key(project)
+        click.echo(key)
+        click.echo(f"key id {service.key_id(key)} (as `mosslite keys list` shows it)", err=True)
     finally:
         service.close()
     if new:
@@ -168,7 +179,10 @@ def keys_create(project: str, data_dir: Path) -> None:
 @click.option("--project", required=True, help="The project whose keys to list.")
 @data_option
 def keys_list(project: str, data_dir: Path) -> None:
-    """List PROJECT's keys: prefix and creation time, one per line.
+    """List PROJECT's keys: key id and creation time, one per line.
+
+    A key id is the first 8 hex digits of the key's HMAC; `mosslite keys create`
+    prints it on stderr beside the new key. No part of a key is stored.
 
     \b
     Example:
@@ -183,8 +197,8 @@ def keys_list(project: str, data_dir: Path) -> None:
         service.close()
     if not rows:
         click.echo(f"no keys for project {project!r}", err=True)
-    for prefix, created_at in rows:
-        click.echo(f"{prefix}…\t{created_at}")
+    for key_id, created_at in rows:
+        click.echo(f"{key_id}\t{created_at}")
 
 
 for _command in (init, index, doc, job, query, sync_folder):

@@ -32,6 +32,7 @@ from ..sync.clock import Clock, SystemClock
 from ..sync.refresher import IndexSync
 from ..types import (
     DEFAULT_POLLING_INTERVAL_S,
+    DocsPage,
     DocumentInfo,
     IndexInfo,
     Job,
@@ -236,6 +237,29 @@ class MossClient:
         when only texts and metadata matter (10k vectors are ~90 MB of JSON)."""
         self._check_open()
         return await self.transport.get_docs(name, ids, filter, bool(include_embedding))
+
+    async def get_docs_page(
+        self,
+        name: str,
+        ids: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        include_embedding: bool = True,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> DocsPage:
+        """One page of ``get_docs`` (at most ``limit`` documents, default 1000): to walk
+        an index too large to hold at once. Every page of one walk reads the version
+        its first page read. Example::
+
+            page = await client.get_docs_page("faq", include_embedding=False)
+            while page.next_cursor:
+                page = await client.get_docs_page("faq", include_embedding=False, cursor=page.next_cursor)
+        """
+        self._check_open()
+        return await self.transport.get_docs_page(
+            name, ids, filter, bool(include_embedding), limit=limit, cursor=cursor
+        )
 
     # -- local copies: load, refresh, query ----------------------------------------
 

@@ -54,6 +54,7 @@ from ..errors import (
 from ..index.batch import iter_docs
 from ..types import (
     MAX_REQUEST_BYTES,
+    DocsPage,
     DocumentInfo,
     IndexInfo,
     Job,
@@ -189,11 +190,25 @@ class HTTPTransport(Transport):
         body = await self._request("GET", "/indexes")
         return [from_dict(IndexInfo, item) for item in body["indexes"]]
 
-    async def get_docs(
-        self, name: str, ids: Sequence[str] | None, filter: dict[str, Any] | None, include_embedding: bool = True
-    ) -> list[DocumentInfo]:
-        body = {"ids": None if ids is None else _id_list(ids), "filter": filter, "include_embedding": include_embedding}
-        return docs_from_json((await self._request("POST", f"{_index_path(name)}/docs/get", body))["docs"])
+    async def get_docs_page(
+        self,
+        name: str,
+        ids: Sequence[str] | None,
+        filter: dict[str, Any] | None,
+        include_embedding: bool = True,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> DocsPage:
+        body = {
+            "ids": None if ids is None else _id_list(ids),
+            "filter": filter,
+            "include_embedding": include_embedding,
+            "limit": limit,
+            "cursor": cursor,
+        }
+        answer = await self._request("POST", f"{_index_path(name)}/docs/get", body)
+        return DocsPage(docs=docs_from_json(answer["docs"]), next_cursor=answer.get("next_cursor"))
 
     async def manifest(self, name: str) -> Manifest:
         return from_dict(Manifest, await self._request("GET", f"{_index_path(name)}/manifest"))
@@ -464,13 +479,19 @@ def _range_start(response: httpx.Response) -> int | None:
     """The first byte of a ``Content-Range: bytes a-b/size`` answer."""
     unit, _, spec = response.headers.get("content-range", "").partition(" ")
     first = spec.partition("-")[0]
-    return int(first) if unit == "bytes" and first.isdigit() else None
+    return _byte_count(first) if unit == "bytes" else None
 
 
 def _range_size(response: httpx.Response) -> int | None:
     """The size in a ``Content-Range: bytes */size`` (416) answer."""
     size = response.headers.get("content-range", "").rpartition("/")[2]
-    return int(size) if size.isdigit() else None
+    return _byte_count(size)
+
+
+def _byte_count(text: str) -> int | None:
+    """A byte count a server sent, or None: ASCII digits only ('²'.isdigit(), and int()
+    refuses it), and no more than an int64 holds (int() refuses 5,000 digits)."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
 
 
 class _Answer(Enum):

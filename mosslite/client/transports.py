@@ -18,7 +18,7 @@ from typing import Any
 
 from .._fs import sha256_of
 from ..errors import IndexNotFoundError
-from ..types import DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult
+from ..types import MAX_PAGE_DOCS, DocsPage, DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult
 from ..types import PushIndexResult
 
 #: Called with the number of bytes written so far during a download (possibly
@@ -54,9 +54,30 @@ class Transport(ABC):
         """Missing index: IndexNotFoundError."""
 
     @abstractmethod
+    async def get_docs_page(
+        self,
+        name: str,
+        ids: Sequence[str] | None,
+        filter: dict[str, Any] | None,
+        include_embedding: bool = True,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> DocsPage:
+        """One page of documents (Service.get_docs_page); its next_cursor continues it."""
+
     async def get_docs(
         self, name: str, ids: Sequence[str] | None, filter: dict[str, Any] | None, include_embedding: bool = True
-    ) -> list[DocumentInfo]: ...
+    ) -> list[DocumentInfo]:
+        """Every matching document, page by page: the service never holds them all at once."""
+        docs: list[DocumentInfo] = []
+        cursor = None
+        while True:
+            page = await self.get_docs_page(name, ids, filter, include_embedding, limit=MAX_PAGE_DOCS, cursor=cursor)
+            docs += page.docs
+            if page.next_cursor is None:
+                return docs
+            cursor = page.next_cursor
 
     @abstractmethod
     async def manifest(self, name: str) -> Manifest:
@@ -132,10 +153,19 @@ class LocalTransport(Transport):
     async def delete_index(self, name: str) -> None:
         await self._call("delete_index", name)
 
-    async def get_docs(
-        self, name: str, ids: Sequence[str] | None, filter: dict[str, Any] | None, include_embedding: bool = True
-    ) -> list[DocumentInfo]:
-        return await self._call("get_docs", name, ids, filter, include_embedding=include_embedding)
+    async def get_docs_page(
+        self,
+        name: str,
+        ids: Sequence[str] | None,
+        filter: dict[str, Any] | None,
+        include_embedding: bool = True,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> DocsPage:
+        return await self._call(
+            "get_docs_page", name, ids, filter, include_embedding=include_embedding, limit=limit, cursor=cursor
+        )
 
     async def manifest(self, name: str) -> Manifest:
         return await self._call("manifest", name)

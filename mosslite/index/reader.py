@@ -44,7 +44,7 @@ from .._db import Tracer, connect, translating_sqlite_errors, with_parameters
 from .._memory import release_free_memory
 from ..embeddings import Embedder, get_embedder
 from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError, NotFoundError
-from ..types import DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult, options_or_default
+from ..types import DEFAULT_PAGE_DOCS, PAGE_BYTES, DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult, options_or_default
 from . import vec0
 from .builder import check_ids
 from .codes import read_codebook, read_codes
@@ -82,11 +82,20 @@ FROM docs
 WHERE id IN (SELECT value FROM json_each(:ids))
 """
 
-ALL_ROWS_SQL = """
+ROWS_AFTER_SQL = """
 SELECT rowid, id, text, metadata, payload
 FROM docs
+WHERE rowid > :after
 ORDER BY rowid
 """
+
+LAST_ROWID_SQL = """
+SELECT coalesce(max(rowid), 0)
+FROM docs
+"""
+
+#: Ids looked up per statement when paging through asked ids.
+ID_CHUNK = 500
 
 METADATA_SQL = """
 SELECT rowid, metadata
@@ -95,6 +104,11 @@ FROM docs
 
 #: A document as results and get_docs need it: (id, text, metadata JSON, payload).
 DocRow = tuple[str, str, str, str | None]
+
+
+def _doc_bytes(row: Sequence[Any], dimension: int) -> int:
+    """About what a document costs a page: its strings, and ~10 bytes per vector value as JSON."""
+    return sum(len(v) for v in row if isinstance(v, str)) + 10 * dimension
 
 
 def stored_doc(row: DocRow, vector: np.ndarray | None) -> DocumentInfo:
@@ -357,19 +371,53 @@ class IndexReader:
         ``include_embedding=False`` leaves ``embedding`` None: for callers that compare
         texts (a folder mirror) or show them, 10k vectors are ~90 MB of JSON over HTTP
         and ~5 s of encoding and decoding; without them, 6 MB."""
+        docs, _ = self.page_docs(ids, filter, include_embedding=include_embedding, limit=None)
+        return docs
+
+    def page_docs(
+        self,
+        ids: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        include_embedding: bool = True,
+        after: int = 0,
+        limit: int | None = DEFAULT_PAGE_DOCS,
+        max_bytes: int = PAGE_BYTES,
+    ) -> tuple[list[DocumentInfo], int | None]:
+        """One page of ``get_docs``: (documents, ``after`` of the next page, or None at the end).
+
+        A page ends after ``limit`` documents or once it holds about ``max_bytes`` of
+        text, payload and vectors (never empty while documents remain), so a caller
+        serving pages answers in bounded memory (issue #8). ``after`` counts asked ids
+        already examined with ``ids``, else the last rowid returned: rowids only grow,
+        so a page never repeats one."""
         self._check_open()
         compiled = compile_filter(filter)
-        with self._conn() as conn, translating_sqlite_errors(self.path):
-            if ids is not None:
-                wanted = list(dict.fromkeys(check_ids(ids)))
-                found = {r[1]: r for r in conn.execute(ROWS_BY_ID_SQL, {"ids": json.dumps(wanted)})}
-                rows = [found[i] for i in wanted if i in found]
-            else:
-                rows = conn.execute(ALL_ROWS_SQL).fetchall()
         mask = self._filter_mask(compiled)
-        out = []
-        for rowid, *row in rows:
-            position = self._position(rowid)
-            if mask is None or mask[position]:
+        wanted = None if ids is None else list(dict.fromkeys(check_ids(ids)))
+        out: list[DocumentInfo] = []
+        size = 0
+        with self._conn() as conn, translating_sqlite_errors(self.path):
+            end = len(wanted) if wanted is not None else conn.execute(LAST_ROWID_SQL).fetchone()[0]
+            for cursor_after, (rowid, *row) in self._rows_from(conn, wanted, after):
+                position = self._position(rowid)
+                if mask is not None and not mask[position]:
+                    continue
                 out.append(stored_doc(tuple(row), self._matrix[position] if include_embedding else None))  # type: ignore[arg-type]
-        return out
+                size += _doc_bytes(row, self.meta.dimension if include_embedding else 0)
+                if (limit is not None and len(out) >= limit) or size >= max_bytes:
+                    return out, (cursor_after if cursor_after < end else None)
+        return out, None
+
+    def _rows_from(self, conn: apsw.Connection, wanted: list[str] | None, after: int) -> Iterator[tuple[int, tuple]]:
+        """(``after`` for what follows, row) from ``after`` on: asked ids in their order, or all by rowid."""
+        if wanted is None:
+            for row in conn.execute(ROWS_AFTER_SQL, {"after": after}):
+                yield row[0], row
+            return
+        for start in range(after, len(wanted), ID_CHUNK):
+            chunk = wanted[start : start + ID_CHUNK]
+            found = {r[1]: r for r in conn.execute(ROWS_BY_ID_SQL, {"ids": json.dumps(chunk)})}
+            for offset, doc_id in enumerate(chunk, start + 1):
+                if doc_id in found:
+                    yield offset, found[doc_id]

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._fs import atomic_path, remove_stale_temps
+from .._fs import atomic_path, remove_empty_folders, remove_stale_temps
 from ..embeddings import Embedder, get_embedder
 from ..errors import (
     ConflictError,
@@ -53,9 +53,11 @@ from ..index.builder import check_ids
 from ..index.format import utc_now_iso
 from ..index.reader import IndexReader
 from ..types import (
+    DEFAULT_JOB_WORKERS,
     DEFAULT_KEEP_PAGE_MAPS,
     DEFAULT_KEEP_VERSIONS,
     DEFAULT_MODEL_ID,
+    DocsPage,
     DocumentInfo,
     IndexInfo,
     Job,
@@ -71,8 +73,9 @@ from ..types import (
 )
 from ..wire import to_dict
 from .batches import Batches
-from .catalog import Catalog, VersionRecord
-from .jobs import JobRunner
+from .catalog import INDEX_DELETED, Catalog, VersionRecord
+from .jobs import JobRunner, remove_index_lock
+from .paging import Cursor, page_limit, parse_cursor, request_digest
 from .patches import PAGES_SUFFIX, VersionPatch, pages_key, version_patch
 from .storage import Storage
 from .storage.directory import DirectoryStorage
@@ -117,9 +120,12 @@ class Service:
         storage: Storage | None = None,
         start_jobs: bool = True,
         keep_versions: int = DEFAULT_KEEP_VERSIONS,
+        job_workers: int = DEFAULT_JOB_WORKERS,
     ) -> None:
         if isinstance(keep_versions, bool) or not isinstance(keep_versions, int) or keep_versions < 1:
             raise InvalidArgumentError(f"keep_versions must be an integer >= 1, got {keep_versions!r}")
+        if isinstance(job_workers, bool) or not isinstance(job_workers, int) or job_workers < 1:
+            raise InvalidArgumentError(f"job_workers must be an integer >= 1, got {job_workers!r}")
         self.keep_versions = keep_versions
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -133,7 +139,8 @@ class Service:
         self.listeners: list[JobListener] = []
         self._readers: OrderedDict[tuple[str, str], IndexReader] = OrderedDict()  # by (storage key, sha256)
         self._readers_lock = threading.Lock()
-        self._runner = JobRunner(self._run_job)
+        self._runner = JobRunner(self._run_job, workers=job_workers)
+        self._cancelled: set[str] = set()  # running jobs of deleted indexes: stopped at their next progress
         if start_jobs:
             self._recover()
 
@@ -155,9 +162,13 @@ class Service:
         return self.catalog.add_key(project_id)
 
     def list_keys(self, project_id: str) -> list[tuple[str, str]]:
-        """(key prefix, created at) of the project's keys; the keys themselves are not kept."""
+        """(key id, created at) of the project's keys; the keys themselves are not kept."""
         validate_name(project_id, what="project")
         return self.catalog.list_keys(project_id)
+
+    def key_id(self, key: str) -> str:
+        """The id ``list_keys`` shows for ``key`` (service/keys.py)."""
+        return self.catalog.key_id(key)
 
     def authenticate(self, project_id: str, key: str | None) -> None:
         """Raise UnauthorizedError unless ``key`` belongs to ``project_id``."""
@@ -320,15 +331,23 @@ class Service:
         return self.catalog.list_indexes(project_id)
 
     def delete_index(self, project_id: str, name: str) -> None:
+        """Delete the index, its versions and its queued jobs (which fail), stop its
+        running job, and leave no file or folder of it behind."""
         validate_name(name)
         keys = self.catalog.delete_index(project_id, name)
+        dropped, running = self._runner.cancel((project_id, name))
+        if running is not None:
+            self._cancelled.add(running)
+        for job_id in dropped:
+            self.batches.release(job_id)
         self.storage.delete(manifest_key(project_id, name))
         for key in keys:
             self.storage.delete(key)
             self.storage.delete(pages_key(key))
             self._forget_local_copies(key)
+        remove_index_lock(self.lock_dir, (project_id, name))
 
-    def get_docs(
+    def get_docs_page(
         self,
         project_id: str,
         name: str,
@@ -336,9 +355,37 @@ class Service:
         filter: dict[str, Any] | None = None,
         *,
         include_embedding: bool = True,
-    ) -> list[DocumentInfo]:
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> DocsPage:
+        """One page of the newest version's documents, by id and/or filter; pass its
+        ``next_cursor`` back, with the same request, for the next (paging.py). Example::
+
+            page = service.get_docs_page("proj", "faq", include_embedding=False)
+            while page.next_cursor:
+                page = service.get_docs_page("proj", "faq", include_embedding=False, cursor=page.next_cursor)
+        """
         info = self.get_index(project_id, name)
-        return self._get_docs(project_id, info, ids=ids, filter=filter, include_embedding=include_embedding)
+        if ids is not None:
+            ids = check_ids(ids)
+        size = page_limit(limit)
+        digest = request_digest(ids, filter, include_embedding)
+        if cursor is None:
+            start = Cursor(info.version, 0, digest)
+        else:
+            start = parse_cursor(cursor, digest)
+        if start.version == 0:
+            return DocsPage(docs=[])
+        try:
+            reader = self._reader(project_id, name, start.version)
+        except (IndexNotFoundError, FileNotFoundError) as exc:  # never published, or pruned
+            raise ConflictError(
+                f"version {start.version} of index {name!r}, which this cursor pages through, is gone",
+                index=name,
+                hint="newer versions replaced it: start the listing again, without a cursor",
+            ) from exc
+        docs, after = reader.page_docs(ids, filter, include_embedding=include_embedding, after=start.after, limit=size)
+        return DocsPage(docs=docs, next_cursor=None if after is None else Cursor(start.version, after, digest).encode())
 
     def _get_docs(
         self, project_id: str, info: IndexInfo, *, ids: Any, filter: Any, include_embedding: bool
@@ -426,6 +473,7 @@ class Service:
             for path in folder.iterdir():
                 if path.name == name or path.name.startswith(f"{name}."):  # (unsuffixed: before sha256 names)
                     path.unlink(missing_ok=True)
+            remove_empty_folders(folder, self.staging_dir)
 
     # -- jobs -------------------------------------------------------------------
 
@@ -488,6 +536,8 @@ class Service:
         return bool(read_facts(self.batches.job_path(job_id)).get("upsert", 1))
 
     def _progress(self, project_id: str, job_id: str, phase: str, percent: float) -> None:
+        if job_id in self._cancelled:
+            raise IndexNotFoundError(INDEX_DELETED)
         # The job's progress is overall, 0-100 across phases; each phase owns a slice.
         low, high = PHASE_SLICES.get(phase, (0.0, 100.0))
         overall = round(low + (high - low) * percent / 100.0, 1)
@@ -495,6 +545,9 @@ class Service:
         self._notify(project_id, job_id)
 
     def _fail(self, project_id: str, job_id: str, error: str) -> None:
+        if job_id in self._cancelled:  # whatever it tripped on, the reason is the deletion
+            self._cancelled.discard(job_id)
+            error = INDEX_DELETED
         self.catalog.update_job(
             job_id, status=JobStatus.FAILED, error=error, current_phase=None, completed_at=utc_now_iso()
         )
@@ -503,8 +556,8 @@ class Service:
         try:
             if self.catalog.get_index(project_id, job.index_name).version == 0:
                 self.catalog.set_index_status(project_id, job.index_name, "failed")
-        except IndexNotFoundError:
-            pass
+        except IndexNotFoundError:  # deleted while it ran: its lock file was left to this job
+            remove_index_lock(self.lock_dir, (project_id, job.index_name))
         self._notify(project_id, job_id)
 
     def _recover(self) -> None:
@@ -688,11 +741,11 @@ def _owner_alive(owner: str) -> bool:
 #: Serialises the check-then-submit of pushes in this process, so a retry that
 #: arrives while the first request is still being handled finds its diff id.
 _PUSH_LOCK = threading.Lock()
-_DIFF_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
+_DIFF_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,128}")  # (fullmatch: "$" would let a final newline in)
 
 
 def _check_diff_id(diff_id: object) -> None:
-    if not isinstance(diff_id, str) or not _DIFF_ID_RE.match(diff_id):
+    if not isinstance(diff_id, str) or not _DIFF_ID_RE.fullmatch(diff_id):
         raise InvalidArgumentError(f"a diff id is 8 to 128 letters, digits, '_' or '-', got {diff_id!r}")
 
 __all__ = ["JobListener", "Service", "manifest_key", "version_key"]

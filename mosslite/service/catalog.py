@@ -5,13 +5,12 @@ Invariants (issue #3):
   seen together (publishing a version and completing its job) are one
   ``BEGIN IMMEDIATE`` transaction, so another process sharing the data folder
   sees all of it or none of it.
-- Only ``sha256(key)`` is stored. Keys are bearer tokens: the embedded client
-  registers the key it is given on first use; ``create_key`` mints random ones.
+- No key is stored, only its HMAC (keys.py). Keys are bearer tokens: the embedded
+  client registers the key it is given on first use; ``create_key`` mints random ones.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import secrets
 import threading
@@ -27,9 +26,11 @@ from .._db import bound_wal, connect, enforce_foreign_keys, read_schema, use_wal
 from ..errors import ConflictError, IndexNotFoundError, JobNotFoundError, ProjectNotFoundError
 from ..index.format import utc_now_iso
 from ..types import IndexInfo, Job, JobStatus, Manifest
+from .keys import HMAC_SCHEME, LEGACY_SCHEME, KeyHasher, key_id, legacy_hash, mint_key
 
 SCHEMA_FILE = "catalog.sql"
-KEY_PREFIX = "mk_"
+#: The error of a job whose index was deleted before it ended.
+INDEX_DELETED = "the index was deleted before this job ended"
 
 INSERT_PROJECT_SQL = """
 INSERT INTO projects (project_id, created_at)
@@ -38,15 +39,32 @@ ON CONFLICT DO NOTHING
 """
 
 INSERT_KEY_SQL = """
-INSERT INTO project_keys (key_hash, project_id, key_prefix, created_at)
-VALUES (:key_hash, :project_id, :key_prefix, :now)
+INSERT INTO project_keys (key_hash, project_id, scheme, created_at)
+VALUES (:key_hash, :project_id, 'hmac-sha256', :now)
 ON CONFLICT DO NOTHING
 """
 
 KEY_PROJECT_SQL = """
 SELECT project_id
 FROM project_keys
-WHERE key_hash = :key_hash
+WHERE key_hash = :key_hash AND scheme = :scheme
+"""
+
+REHASH_KEY_SQL = """
+UPDATE project_keys
+SET key_hash = :key_hash, scheme = 'hmac-sha256'
+WHERE key_hash = :legacy_hash AND scheme = 'sha256'
+"""
+
+HAS_HMAC_KEYS_SQL = """
+SELECT EXISTS (SELECT 1 FROM project_keys WHERE scheme = 'hmac-sha256')
+"""
+
+#: Version 1 kept each key's first six characters (the whole of a short key).
+MIGRATE_1_TO_2_SQL = """
+ALTER TABLE project_keys DROP COLUMN key_prefix;
+ALTER TABLE project_keys ADD COLUMN scheme TEXT NOT NULL DEFAULT 'sha256';
+PRAGMA user_version = 2;
 """
 
 COUNT_KEYS_SQL = """
@@ -56,7 +74,7 @@ WHERE project_id = :project_id
 """
 
 LIST_KEYS_SQL = """
-SELECT key_prefix, created_at
+SELECT key_hash, scheme, created_at
 FROM project_keys
 WHERE project_id = :project_id
 ORDER BY created_at
@@ -89,6 +107,12 @@ ORDER BY name
 DELETE_INDEX_SQL = """
 DELETE FROM indexes
 WHERE project_id = :project_id AND name = :name
+"""
+
+FAIL_INDEX_JOBS_SQL = """
+UPDATE jobs
+SET status = 'failed', error = :error, current_phase = NULL, completed_at = :now, updated_at = :now
+WHERE project_id = :project_id AND index_name = :name AND status NOT IN ('completed', 'failed')
 """
 
 SET_INDEX_STATUS_SQL = """
@@ -199,10 +223,6 @@ SET overwritten = :overwritten
 WHERE project_id = :project_id AND job_id = :job_id
 """
 
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
 @dataclass(frozen=True, kw_only=True)
 class VersionRecord:
     manifest: Manifest
@@ -217,9 +237,23 @@ class Catalog:
         use_wal(self._conn)
         bound_wal(self._conn)
         enforce_foreign_keys(self._conn)
+        # A deleted key hash or job row is overwritten, not left in a free page.
+        self._conn.execute("PRAGMA secure_delete = ON")
         self._lock = threading.RLock()
         with self._lock:
+            self._migrate()
             self._conn.execute(read_schema(SCHEMA_FILE))
+            has_keys = bool(self._conn.execute(HAS_HMAC_KEYS_SQL).fetchone()[0])
+        self._keys = KeyHasher(self.path, has_keys=has_keys)
+
+    def _migrate(self) -> None:
+        """Bring a catalog of an older layout up to date, once, whoever opens it first."""
+        with self._write() as conn:
+            migrated = conn.execute("PRAGMA user_version").fetchone()[0] == 1
+            if migrated:
+                conn.execute(MIGRATE_1_TO_2_SQL)
+        if migrated:  # the old pages live on in the main file until a checkpoint
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def close(self) -> None:
         with self._lock:
@@ -245,25 +279,37 @@ class Catalog:
 
     def add_key(self, project_id: str, key: str | None = None) -> str:
         """Register ``key`` (or a new random one) for ``project_id``; returns the key."""
-        key = key or KEY_PREFIX + secrets.token_urlsafe(24)
+        key = key or mint_key()
         now = utc_now_iso()
         with self._write() as conn:
             conn.execute(INSERT_PROJECT_SQL, {"project_id": project_id, "now": now})
-            conn.execute(
-                INSERT_KEY_SQL,
-                {"key_hash": hash_key(key), "project_id": project_id, "key_prefix": key[:6], "now": now},
-            )
+            conn.execute(INSERT_KEY_SQL, {"key_hash": self._keys.hash(key), "project_id": project_id, "now": now})
         return key
 
     def project_of_key(self, key: str) -> str | None:
-        rows = self._read(KEY_PROJECT_SQL, {"key_hash": hash_key(key)})
-        return rows[0][0] if rows else None
+        key_hash = self._keys.hash(key)
+        rows = self._read(KEY_PROJECT_SQL, {"key_hash": key_hash, "scheme": HMAC_SCHEME})
+        if rows:
+            return rows[0][0]
+        legacy = legacy_hash(key)
+        rows = self._read(KEY_PROJECT_SQL, {"key_hash": legacy, "scheme": LEGACY_SCHEME})
+        if not rows:
+            return None
+        with self._write() as conn:  # its first use since version 1: store it as an HMAC
+            conn.execute(REHASH_KEY_SQL, {"key_hash": key_hash, "legacy_hash": legacy})
+        return rows[0][0]
 
     def key_count(self, project_id: str) -> int:
         return self._read(COUNT_KEYS_SQL, {"project_id": project_id})[0][0]
 
+    def key_id(self, key: str) -> str:
+        return key_id(self._keys.hash(key))
+
     def list_keys(self, project_id: str) -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in self._read(LIST_KEYS_SQL, {"project_id": project_id})]
+        """(key id, created at) of each key; a key not used since version 1 has no id yet."""
+        rows = self._read(LIST_KEYS_SQL, {"project_id": project_id})
+        return [(key_id(key_hash) if scheme == HMAC_SCHEME else "(not used since upgrade)", created_at)
+                for key_hash, scheme, created_at in rows]  # fmt: skip
 
     # -- indexes ----------------------------------------------------------------
 
@@ -288,13 +334,15 @@ class Catalog:
         return [_index_info(r) for r in self._read(LIST_INDEXES_SQL, {"project_id": project_id})]
 
     def delete_index(self, project_id: str, name: str) -> list[str]:
-        """Remove the index and its versions from the catalog; returns their storage keys."""
+        """Remove the index and its versions from the catalog, and fail its unfinished
+        jobs; returns the versions' storage keys."""
         params = {"project_id": project_id, "name": name}
         with self._write() as conn:
             if not conn.execute(GET_INDEX_SQL, params).fetchall():
                 raise IndexNotFoundError(f"index {name!r} not found", index=name)
             keys = [r[0] for r in conn.execute(VERSION_KEYS_SQL, params)]
             conn.execute(DELETE_INDEX_SQL, params)
+            conn.execute(FAIL_INDEX_JOBS_SQL, {**params, "error": INDEX_DELETED, "now": utc_now_iso()})
         return keys
 
     def set_index_status(self, project_id: str, name: str, status: str) -> None:

@@ -119,15 +119,20 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         return JSONResponse(to_dict(result), status_code=202)
 
     async def get_docs(request: Request, project: str) -> Response:
-        body = await _read_json(request, max_request_bytes, optional={"ids", "filter", "include_embedding"})
+        body = await _read_json(
+            request, max_request_bytes, optional={"ids", "filter", "include_embedding", "limit", "cursor"}
+        )
         ids = None if body.get("ids") is None else _id_list(body["ids"])
         filter = _optional(body, "filter", dict)
         include_embedding = _optional(body, "include_embedding", bool) is not False  # (default: included)
+        limit, cursor = body.get("limit"), _optional(body, "cursor", str)
         name = request.path_params["name"]
-        docs = await run_in_threadpool(
-            lambda: service.get_docs(project, name, ids, filter, include_embedding=include_embedding)
+        page = await run_in_threadpool(
+            lambda: service.get_docs_page(
+                project, name, ids, filter, include_embedding=include_embedding, limit=limit, cursor=cursor
+            )
         )
-        return JSONResponse({"docs": docs_to_json(docs)})
+        return JSONResponse({"docs": docs_to_json(page.docs), "next_cursor": page.next_cursor})
 
     async def list_indexes(request: Request, project: str) -> Response:
         indexes = await run_in_threadpool(service.list_indexes, project)

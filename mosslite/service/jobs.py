@@ -1,32 +1,45 @@
-"""Runs jobs: in order within an index, independently across indexes.
+"""Runs jobs: in order within an index, fairly across indexes, on a bounded pool.
 
-Each (project, index) with queued work gets one worker thread, which exits when
-its queue is empty; so a slow build of one index never delays another, and two
-jobs of one index never overlap in this process. Across processes sharing a
-data folder, ``index_lock`` (an flock on a file per index) gives the same
-guarantee.
+Invariants (issues #3, #8):
+- At most ``workers`` threads run jobs, started on demand and gone when there is
+  nothing to run: 100 indexes created at once cost ``workers`` threads, not 100.
+- Two jobs of one index never overlap in this process, and run in the order
+  they were submitted. Across processes sharing a data folder, ``index_lock``
+  (an flock on a file per index) gives the same guarantee.
+- One index never holds the pool: after each job its index goes to the back of
+  the line, so a long queue of index A takes turns with index B's one job.
+- ``cancel`` drops an index's queued jobs (its deletion), and says which job of
+  it is running, so the caller can stop that one at its next progress report.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .._fs import remove_empty_folders
+from ..types import DEFAULT_JOB_WORKERS
+
 log = logging.getLogger("mosslite.service")
 
 JobKey = tuple[str, str]  # (project_id, index_name)
 
 
+
 class JobRunner:
-    def __init__(self, run_job: Callable[[str], None]) -> None:
+    def __init__(self, run_job: Callable[[str], None], *, workers: int = DEFAULT_JOB_WORKERS) -> None:
         self._run_job = run_job
+        self._workers = workers
         self._queues: dict[JobKey, deque[str]] = {}
-        self._threads: dict[JobKey, threading.Thread] = {}
+        self._ready: deque[JobKey] = deque()  # indexes with queued jobs that nobody is running
+        self._running: dict[JobKey, str] = {}
+        self._threads: set[threading.Thread] = set()
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._stopping = False
@@ -36,25 +49,47 @@ class JobRunner:
             if self._stopping:
                 return
             self._queues.setdefault(key, deque()).append(job_id)
-            if key not in self._threads:
-                thread = threading.Thread(target=self._drain, args=(key,), name=f"mosslite-job-{key[1]}", daemon=True)
-                self._threads[key] = thread
+            if key not in self._running and key not in self._ready:
+                self._ready.append(key)
+            if len(self._threads) < self._workers:
+                thread = threading.Thread(target=self._work, name="mosslite-job", daemon=True)
+                self._threads.add(thread)
                 thread.start()
 
-    def _drain(self, key: JobKey) -> None:
+    def cancel(self, key: JobKey) -> tuple[list[str], str | None]:
+        """Drop the index's queued jobs: (their ids, the id of its running job or None)."""
+        with self._lock:
+            dropped = list(self._queues.pop(key, ()))
+            if key in self._ready:
+                self._ready.remove(key)
+            return dropped, self._running.get(key)
+
+    def threads(self) -> int:
+        with self._lock:
+            return len(self._threads)
+
+    def _work(self) -> None:
+        me = threading.current_thread()
         while True:
             with self._lock:
-                queue = self._queues.get(key)
-                if self._stopping or not queue:
-                    self._queues.pop(key, None)
-                    self._threads.pop(key, None)
+                if self._stopping or not self._ready:
+                    self._threads.discard(me)
                     self._idle.notify_all()
                     return
-                job_id = queue.popleft()
+                key = self._ready.popleft()
+                job_id = self._queues[key].popleft()
+                self._running[key] = job_id
             try:
                 self._run_job(job_id)
             except Exception:  # the job records its own failure; keep the worker alive
                 log.exception("job %s crashed its worker", job_id)
+            finally:
+                with self._lock:
+                    del self._running[key]
+                    if self._queues.get(key):
+                        self._ready.append(key)  # the back of the line: others take their turn
+                    else:
+                        self._queues.pop(key, None)
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
         """Block until no job is queued or running (tests and orderly shutdown)."""
@@ -65,19 +100,60 @@ class JobRunner:
         """Let running jobs finish, drop queued ones (they resume at the next start)."""
         with self._lock:
             self._stopping = True
-            threads = list(self._threads.values())
+            threads = list(self._threads)
         for thread in threads:
             thread.join(timeout_s)
+
+
+def lock_path(lock_dir: Path, key: JobKey) -> Path:
+    return lock_dir / key[0] / f"{key[1]}.lock"
 
 
 @contextmanager
 def index_lock(lock_dir: Path, key: JobKey) -> Iterator[None]:
     """Exclusive across processes: one builder per index on this data folder."""
-    path = lock_dir / key[0] / f"{key[1]}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    path = lock_path(lock_dir, key)
+    while True:
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # its folder was removed just now (remove_index_lock)
+            continue
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if _still_linked(fd, path):
+            break
+        os.close(fd)  # removed while we waited: lock the file that is there now
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def remove_index_lock(lock_dir: Path, key: JobKey) -> None:
+    """Remove a deleted index's lock file (and its project's folder, once empty), unless
+    a builder holds it now: that one's job fails when it tries to publish."""
+    path = lock_path(lock_dir, key)
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return
+    try:
+        if _still_linked(fd, path):
+            path.unlink()
+    finally:
+        os.close(fd)  # (releases the lock)
+    remove_empty_folders(path.parent, lock_dir)
+
+
+def _still_linked(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not removed and made again)."""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpcore
+import httpx
 import pytest
 
 from mosslite.client.bulk_reads import INTERRUPTS, READ_BYTES, BulkReadBackend, BulkReadStream
-from mosslite.client.http_transport import HTTPTransport
+from mosslite.client.http_transport import HTTPTransport, _range_size, _range_start
 from mosslite.errors import ClosedError, TimeoutError_, UnavailableError
 
 from .conftest import free_port
@@ -375,3 +376,11 @@ async def test_downloads_go_through_the_environment_proxy(
     assert await client.download("faq", 1, dest) == SHA256
     assert PROXIED == [f"GET {target}/v1/projects/p/indexes/faq/versions/1 HTTP/1.1"]
     await client.aclose()
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "9" * 5000, "-1", "1 ", ""])
+def test_a_content_range_the_client_cannot_read_is_no_number_not_a_crash(value: str) -> None:
+    # '²'.isdigit() is true and int() refuses it; so does int() for 5,000 digits (issue #8).
+    latin1 = value.encode("latin-1", "replace")
+    assert _range_size(httpx.Response(416, headers={"Content-Range": b"bytes */" + latin1})) is None
+    assert _range_start(httpx.Response(206, headers={"Content-Range": b"bytes " + latin1 + b"-5/9"})) is None

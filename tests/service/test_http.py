@@ -840,7 +840,8 @@ async def test_real_server_round_trip(tmp_path: Path) -> None:
         check=True,
         timeout=60,
     )
-    assert listed.stdout.decode().startswith(key[:6]) and key not in listed.stdout.decode()
+    key_id = made.stderr.decode().split()[2]  # "key id <8 hex> ..."
+    assert listed.stdout.decode().startswith(key_id) and key[:6] not in listed.stdout.decode()
 
     server = subprocess.Popen(
         [*mosslite_cmd, "serve", "--data", str(data), "--host", "127.0.0.1", "--port", str(port)],

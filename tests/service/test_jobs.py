@@ -3,6 +3,7 @@ the requests it refuses before a job exists."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -77,16 +78,16 @@ def test_an_index_created_again_shares_nothing_with_the_deleted_one(tmp_path: Pa
     try:
         service.create_index("p", "faq", [DocumentInfo(id="old", text="the old one")], model_id=model)
         assert service.wait_idle(30)
-        assert [d.id for d in service.get_docs("p", "faq")] == ["old"]
+        assert [d.id for d in service.get_docs_page("p", "faq").docs] == ["old"]
         service.delete_index("p", "faq")
         assert not [p for p in (tmp_path / "svc" / "staging").rglob("*") if p.is_file()]
         service.create_index("p", "faq", [DocumentInfo(id="new", text="the new one")], model_id=model)
         assert service.wait_idle(30)
-        assert [d.id for d in service.get_docs("p", "faq")] == ["new"]
+        assert [d.id for d in service.get_docs_page("p", "faq").docs] == ["new"]
         service.add_docs("p", "faq", [DocumentInfo(id="more", text="and more")], None)
         assert service.wait_idle(30)
         assert service.get_index("p", "faq").version == 2
-        assert sorted(d.id for d in service.get_docs("p", "faq")) == ["more", "new"]
+        assert sorted(d.id for d in service.get_docs_page("p", "faq").docs) == ["more", "new"]
     finally:
         service.close()
 
@@ -111,3 +112,94 @@ def test_a_version_file_changed_after_publishing_is_never_built_on(tmp_path: Pat
         assert service.get_index("p", "faq").version == 1
     finally:
         service.close()
+
+
+# -- the pool: bounded, fair, and deletions stop what they orphan (issue #8) ---------------
+
+
+class Gate:
+    """A listener that holds the worker running ``index``'s first job at its 'building'
+    report until ``open()``: lets a test queue work behind a job that is surely running."""
+
+    def __init__(self, index: str) -> None:
+        self.index, self.held, self.released = index, threading.Event(), threading.Event()
+
+    def __call__(self, project: str, job: Job) -> None:
+        if job.index_name == self.index and job.status == "building" and not self.held.is_set():
+            self.held.set()
+            assert self.released.wait(30)
+
+    def open(self) -> None:
+        self.released.set()
+
+
+def job_threads() -> int:
+    return sum(t.name == "mosslite-job" for t in threading.enumerate())
+
+
+def test_many_indexes_at_once_share_a_bounded_pool_of_workers(tmp_path: Path) -> None:
+    service = Service(tmp_path, job_workers=2)
+    service.adopt_key("p", "k")
+    seen: list[int] = []
+    service.listeners.append(lambda project, job: seen.append(job_threads()))
+    try:
+        results = [
+            service.create_index("p", f"ix{i}", [DocumentInfo(id="a", text=f"text {i}")], "hashed-ngrams-256")
+            for i in range(12)
+        ]
+        assert service.wait_idle(60)
+        assert {service.get_job("p", r.job_id).status for r in results} == {"completed"}
+    finally:
+        service.close()
+    assert max(seen) <= 2  # 12 indexes, 2 threads (each index had one of its own before)
+    assert job_threads() == 0  # and none linger once the queue is empty
+
+
+def test_one_index_with_a_long_queue_takes_turns_with_another(tmp_path: Path) -> None:
+    service = Service(tmp_path, job_workers=1)
+    service.adopt_key("p", "k")
+    model = "hashed-ngrams-256"
+    try:
+        for name in ("busy", "quiet"):
+            service.create_index("p", name, [DocumentInfo(id="seed", text="seed")], model)
+        assert service.wait_idle(30)
+        gate = Gate("busy")
+        finished: list[str] = []
+        service.listeners += [gate, lambda project, job: job.status == "completed" and finished.append(job.index_name)]
+        for i in range(4):
+            service.add_docs("p", "busy", [DocumentInfo(id=f"b{i}", text="more")], None)
+        assert gate.held.wait(30)  # busy's first add is running, three more are queued ...
+        service.add_docs("p", "quiet", [DocumentInfo(id="q", text="one")], None)  # ... and then this one
+        gate.open()
+        assert service.wait_idle(60)
+    finally:
+        service.close()
+    assert finished == ["busy", "quiet", "busy", "busy", "busy"]
+
+
+def test_deleting_an_index_stops_its_jobs_and_leaves_nothing_of_it(tmp_path: Path) -> None:
+    service = Service(tmp_path, job_workers=1)
+    service.adopt_key("p", "k")
+    model = "hashed-ngrams-256"
+    try:
+        service.create_index("p", "keep", [DocumentInfo(id="k", text="kept")], model)
+        service.create_index("p", "gone", [DocumentInfo(id="a", text="first")], model)
+        assert service.wait_idle(30)
+        gate = Gate("gone")
+        service.listeners.append(gate)
+        running = service.add_docs("p", "gone", [DocumentInfo(id="b", text="second")], None)
+        assert gate.held.wait(30)
+        queued = service.add_docs("p", "gone", [DocumentInfo(id="c", text="third")], None)
+        service.delete_index("p", "gone")
+        gate.open()
+        assert service.wait_idle(30)
+        for result in (running, queued):
+            job = service.get_job("p", result.job_id)
+            assert job.status == "failed" and "deleted" in (job.error or ""), job
+        assert [i.name for i in service.list_indexes("p")] == ["keep"]
+    finally:
+        service.close()
+    leftovers = [p.relative_to(tmp_path) for p in tmp_path.rglob("*") if "gone" in str(p)]
+    assert leftovers == []  # no version, page map, manifest, lock file, batch or folder
+    assert not list((tmp_path / "batches").iterdir())
+    assert not (tmp_path / "storage" / "p" / "gone").exists()

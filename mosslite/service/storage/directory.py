@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..._fs import atomic_path, atomic_write_bytes, install, make_read_only, temp_path_for
+from ..._fs import atomic_path, atomic_write_bytes, install, make_read_only, remove_empty_folders, temp_path_for
 from . import CHUNK_BYTES, Storage
 
 
@@ -32,6 +32,12 @@ class DirectoryStorage(Storage):
         return path
 
     def put(self, key: str, source: Path, *, move: bool = False) -> None:
+        try:
+            self._put(key, source, move=move)
+        except FileNotFoundError:  # its folder was removed by a delete just now: once more
+            self._put(key, source, move=move)
+
+    def _put(self, key: str, source: Path, *, move: bool) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         if move:
@@ -44,7 +50,10 @@ class DirectoryStorage(Storage):
             shutil.copyfile(source, temp)
 
     def put_bytes(self, key: str, data: bytes) -> None:
-        atomic_write_bytes(self._path(key), data, read_only=True)
+        try:
+            atomic_write_bytes(self._path(key), data, read_only=True)
+        except FileNotFoundError:  # (as in put)
+            atomic_write_bytes(self._path(key), data, read_only=True)
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()
@@ -65,7 +74,10 @@ class DirectoryStorage(Storage):
                 yield chunk
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        """Also removes the folders the key leaves empty: an object store has none."""
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        remove_empty_folders(path.parent, self.root)
 
     def list(self, prefix: str) -> list[str]:
         base = self._path(prefix) if prefix else self.root
