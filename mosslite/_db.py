@@ -25,13 +25,18 @@ _SCHEMA_DIRS = (
 )
 
 
-def read_schema(name: str) -> str:
-    """The DDL of ``schemas/<name>``: the one canonical copy, never pasted into code."""
+def schema_path(name: str) -> Path:
+    """``schemas/<name>`` (a file or a folder): the wheel's copy, else the checkout's."""
     for directory in _SCHEMA_DIRS:
         candidate = directory / name
-        if candidate.is_file():
-            return candidate.read_text(encoding="utf-8")
+        if candidate.exists():
+            return candidate
     raise FileNotFoundError(f"schema {name!r} not found in {[str(d) for d in _SCHEMA_DIRS]}")
+
+
+def read_schema(name: str) -> str:
+    """The DDL of ``schemas/<name>``: the one canonical copy, never pasted into code."""
+    return schema_path(name).read_text(encoding="utf-8")
 
 
 def vec_extension_path() -> str:

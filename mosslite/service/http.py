@@ -16,6 +16,13 @@ Invariants:
 - A request body is never read past ``max_request_bytes``: a declared
   ``Content-Length`` over the limit is refused before reading, and the bytes
   are counted while reading, so a lying or chunked client cannot exceed it.
+- Numbers from the client (path versions, ``?from=``, ``Content-Length``,
+  ``Range``, JSON numbers) are checked as text before ``int()`` sees them:
+  ASCII digits only (``str.isdigit`` also accepts '²'), a bounded length;
+  JSON integers fit in 64 bits, and NaN/Infinity (not JSON) are refused.
+  Hostile input is a typed 4xx, never an exception that reaches the boundary.
+- ``GET /v1/openapi.json`` (no key) describes every route: ``openapi.py``
+  assembles it from this route table and ``schemas/wire/``.
 - Version files are immutable, so their sha256 is a strong ETag; downloads
   honour one ``Range: bytes=a-b`` (206) and resume by appending. A client that
   holds version m asks ``.../versions/{n}/patch?from=m`` for only the pages
@@ -31,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import logging
 import re
@@ -56,14 +64,13 @@ from ..errors import (
     UnauthorizedError,
     UnavailableError,
 )
-from ..types import MAX_REQUEST_BYTES, MutationOptions
-from ..wire import docs_from_json, docs_to_json, from_dict, to_dict
+from ..types import MAX_REQUEST_BYTES, MutationOptions, Version
+from ..wire import PATCH_MEDIA_TYPE, SQLITE_MEDIA_TYPE, docs_from_json, docs_to_json, from_dict, to_dict
 from . import Service
+from .openapi import openapi_json
 
 log = logging.getLogger("mosslite.service.http")
 
-SQLITE_MEDIA_TYPE = "application/vnd.sqlite3"
-PATCH_MEDIA_TYPE = "application/vnd.mosslite.page-patch"
 
 #: Most specific class first; any other MossliteError is a 400.
 STATUS_BY_ERROR: tuple[tuple[type[MossliteError], int], ...] = (
@@ -76,7 +83,9 @@ STATUS_BY_ERROR: tuple[tuple[type[MossliteError], int], ...] = (
     (IntegrityError, 500),
 )
 
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE_RE = re.compile(r"^bytes=([0-9]{0,19})-([0-9]{0,19})$")  # 19 digits: int64, and int() stays cheap
+#: JSON integers in a request fit in 64 bits (what SQLite and numpy hold); longer text is refused unread.
+_MAX_JSON_INT_CHARS = 20
 
 Handler = Callable[[Request, str], Awaitable[Response]]
 
@@ -96,6 +105,10 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
 
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__})
+
+    async def openapi(request: Request) -> Response:
+        document = await run_in_threadpool(openapi_json, routes)  # built on first use, then cached
+        return Response(document, media_type="application/json")
 
     async def create_index(request: Request, project: str) -> Response:
         body = await _read_json(request, max_request_bytes, required={"name", "docs"}, optional={"model_id"})
@@ -154,7 +167,7 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         return JSONResponse(to_dict(found), headers={"ETag": etag})
 
     async def download(request: Request, project: str) -> Response:
-        name, version = request.path_params["name"], request.path_params["version"]
+        name, version = request.path_params["name"], _version_param(request)
         record = await run_in_threadpool(service.version_record, project, name, version)
         sha256 = record.manifest.sha256
         headers = {"ETag": f'"{sha256}"', "X-Content-SHA256": sha256, "Accept-Ranges": "bytes"}
@@ -181,11 +194,9 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         return StreamingResponse(chunks, status_code=status, headers=headers, media_type=SQLITE_MEDIA_TYPE)
 
     async def patch(request: Request, project: str) -> Response:
-        name, version = request.path_params["name"], request.path_params["version"]
-        base = request.query_params.get("from", "")
-        if not base.isdigit():
-            raise InvalidArgumentError(f"?from= must be the version number you hold, got {base!r}", index=name)
-        found = await run_in_threadpool(service.version_patch, project, name, version, int(base))
+        name, version = request.path_params["name"], _version_param(request)
+        base = _version_number(request.query_params.get("from", ""), "?from= must be the version number you hold")
+        found = await run_in_threadpool(service.version_patch, project, name, version, base)
         headers = {"Content-Length": str(found.size_bytes), "X-Content-SHA256": found.target.manifest.sha256}
         return StreamingResponse(found.chunks(service.storage), headers=headers, media_type=PATCH_MEDIA_TYPE)
 
@@ -244,6 +255,7 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
     index = base + "/indexes/{name}"
     routes = [
         Route("/v1/health", health, methods=["GET"]),
+        Route("/v1/openapi.json", openapi, methods=["GET"]),
         route(base + "/indexes", create_index, "POST"),
         route(base + "/indexes", list_indexes, "GET"),
         route(index, get_index, "GET"),
@@ -252,8 +264,10 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         route(index + "/docs/delete", delete_docs, "POST"),
         route(index + "/docs/get", get_docs, "POST"),
         route(index + "/manifest", manifest, "GET"),
-        route(index + "/versions/{version:int}", download, "GET"),
-        route(index + "/versions/{version:int}/patch", patch, "GET"),
+        # {version}, not {version:int}: Starlette would run int() on any digits (even 5,000 of
+        # them) while routing, outside the boundary; _version_param checks them first.
+        route(index + "/versions/{version}", download, "GET"),
+        route(index + "/versions/{version}/patch", patch, "GET"),
         route(base + "/uploads", open_upload, "POST"),
         route(base + "/uploads/{upload_id}/docs", append_upload, "POST"),
         route(base + "/uploads/{upload_id}/commit", commit_upload, "POST"),
@@ -326,9 +340,10 @@ async def _read_body(request: Request, limit: int) -> bytes:
     )
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
-            raise InvalidArgumentError(f"bad Content-Length header {declared!r}")
-        if int(declared) > limit:
+        if not _is_digits(declared):
+            raise InvalidArgumentError(f"bad Content-Length header {declared[:40]!r}")
+        significant = declared.lstrip("0")
+        if len(significant) > len(str(limit)) or int(significant or "0") > limit:
             raise too_large
     parts: list[bytes] = []
     received = 0
@@ -349,7 +364,7 @@ async def _read_json(
     """The body as a JSON object with exactly the allowed fields."""
     raw = await _read_body(request, limit)
     try:
-        body = await run_in_threadpool(json.loads, raw)  # up to the limit: keep it off the event loop
+        body = await run_in_threadpool(_loads, raw)  # up to the limit: keep it off the event loop
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise InvalidArgumentError(f"the request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
@@ -361,6 +376,39 @@ async def _read_json(
     if missing:
         raise InvalidArgumentError(f"missing field(s) in the request body: {sorted(missing)}")
     return body
+
+
+def _json_int(text: str) -> int:
+    if len(text) > _MAX_JSON_INT_CHARS or not -(2**63) <= (value := int(text)) < 2**63:
+        shown = text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"
+        raise InvalidArgumentError(f"the request body holds an integer out of the 64-bit range: {shown}")
+    return value
+
+
+def _json_constant(name: str) -> Any:
+    raise InvalidArgumentError(f"the request body is not valid JSON: {name} is not a JSON number")
+
+
+#: json.loads, strict about numbers: Python's own raises ValueError on an integer past 4,300
+#: digits, and takes NaN and Infinity, which JSON has not. Floats keep the C parser's fast path
+#: (a hook would cost ~35% on a body of embeddings); 1e400 is inf, which documents refuse.
+_loads = functools.partial(json.loads, parse_int=_json_int, parse_constant=_json_constant)
+
+
+def _is_digits(text: str) -> bool:
+    """Only ASCII 0-9: ``str.isdigit`` also accepts '²' and other digits ``int`` refuses."""
+    return text.isascii() and text.isdigit()
+
+
+def _version_number(text: str, message: str) -> Version:
+    """A version number sent as text: at most Version.WIDTH ASCII digits, checked before int()."""
+    if not (_is_digits(text) and len(text) <= Version.WIDTH):
+        raise InvalidArgumentError(f"{message}: an integer from 0 to {Version.MAX}, got {text[:40]!r}")
+    return Version(int(text))
+
+
+def _version_param(request: Request) -> Version:
+    return _version_number(request.path_params["version"], "the path's version is not a version number")
 
 
 def _optional(body: dict[str, Any], field: str, kind: type) -> Any:

@@ -425,7 +425,7 @@ async def test_range_requests_answer_206_with_the_slice(env: Env) -> None:
     assert ignored.status_code == 200 and ignored.content == whole
 
 
-UNSATISFIABLE = ["bytes={size}-", "bytes={size}-{more}", "bytes=9-5", "bytes=0-1,5-6", "bytes=-0", "bytes=x-"]
+UNSATISFIABLE = ["bytes={size}-", "bytes={size}-{more}", "bytes=9-5", "bytes=0-1,5-6", "bytes=-0", "bytes=x-", "bytes=" + "1" * 5000 + "-"]
 
 
 @pytest.mark.parametrize("header", UNSATISFIABLE)
@@ -676,6 +676,97 @@ async def test_malformed_or_unknown_body_is_400(env: Env, path: str, body: bytes
     assert env.service.wait_idle(30)
     assert [i.name for i in env.service.list_indexes("proj-a")] == ["faq"]
     assert env.service.get_index("proj-a", "faq") == before
+
+
+# -- hostile numbers (issue #8): a typed 4xx before any work, never a 500 ----------------
+
+HUGE = "1" * 5000  # past the 4,300 digits Python's int() converts: it raises ValueError
+
+HOSTILE_JSON = [
+    ("indexes", '{"name": "faq", "docs": [], "model_id": %s}' % HUGE),
+    ("indexes", '{"name": "faq", "docs": [{"id": "a", "text": "t", "embedding": [%s]}]}' % HUGE),
+    ("indexes", '{"name": "faq", "docs": [{"id": "a", "text": "t", "embedding": [-%s]}]}' % HUGE),
+    ("indexes", '{"name": "faq", "docs": [{"id": "a", "text": "t", "metadata": {"k": %s}}]}' % HUGE),
+    ("indexes/faq/docs", '{"docs": [{"id": "a", "text": "t"}], "options": {"upsert": %s}}' % HUGE),
+    ("indexes/faq/docs/delete", '{"ids": [%s]}' % HUGE),
+    ("indexes/faq/docs/get", '{"filter": {"field": "n", "condition": {"$eq": %s}}}' % HUGE),
+    ("indexes/faq/push", '{"diff_id": "diff-12345678", "changeset": "AA==", "dimension": %s}' % HUGE),
+    ("indexes/faq/push", '{"diff_id": "diff-12345678", "changeset": "AA==", "dimension": 99999999999999999999}'),
+    ("uploads", '{"index": "faq", "kind": "add_docs", "model_id": %s}' % HUGE),
+    # Not JSON at all, though Python's parser takes them:
+    ("indexes", '{"name": "faq", "docs": [{"id": "a", "text": "t", "embedding": [NaN]}]}'),
+    ("indexes", '{"name": "faq", "docs": [{"id": "a", "text": "t", "embedding": [Infinity, 1]}]}'),
+    ("indexes", '{"name": "faq", "docs": [{"id": "a", "text": "t", "embedding": [-Infinity, 1]}]}'),
+    ("indexes/faq/docs/get", '{"filter": {"field": "n", "condition": {"$gt": NaN}}}'),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), HOSTILE_JSON, ids=lambda v: v[:60])
+async def test_hostile_json_numbers_are_400(env: Env, path: str, body: str) -> None:
+    response = await env.http.post(
+        f"/v1/projects/proj-a/{path}", content=body.encode(), headers={**env.auth(), "Content-Type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert error_code(response) == "invalid_argument"  # refused while parsing, before the body is looked at
+    assert len(response.text) < 1000  # the number is not echoed whole
+    assert env.service.wait_idle(30)
+    assert env.service.list_indexes("proj-a") == []
+
+
+async def test_a_float_past_a_double_is_an_invalid_document(env: Env) -> None:
+    body = b'{"name": "faq", "docs": [{"id": "a", "text": "t", "embedding": [1e400, 1]}]}'  # inf, to json.loads
+    response = await env.http.post("/v1/projects/proj-a/indexes", content=body, headers=env.auth())
+    assert response.status_code == 400 and error_code(response) == "invalid_document"
+
+
+HOSTILE_VERSIONS = [
+    f"versions/{HUGE}",
+    f"versions/{HUGE}/patch?from=1",
+    f"versions/1/patch?from={HUGE}",
+    "versions/1/patch?from=%C2%B2",  # '²': str.isdigit() says yes, int() says no
+    "versions/%C2%B2",
+    "versions/%C2%B2/patch?from=1",
+    "versions/%D9%A3",  # an Arabic-Indic 3: int() would take it; a version is ASCII digits
+    "versions/1/patch?from=%D9%A3",
+    "versions/12345678901",  # 11 digits: more than a version holds
+    "versions/1/patch?from=12345678901",
+    "versions/-1",
+    "versions/1/patch?from=-1",
+    "versions/1/patch?from=%201",
+    "versions/1/patch?from=",
+    "versions/1/patch",
+    "versions/one",
+]
+
+
+@pytest.mark.parametrize("path", HOSTILE_VERSIONS, ids=lambda v: v[:60])
+async def test_hostile_version_numbers_are_400(env: Env, path: str) -> None:
+    await build(env)
+    url = f"/v1/projects/proj-a/indexes/faq/{path}"
+    response = await env.http.get(url, headers=env.auth())
+    assert response.status_code == 400, response.text
+    assert error_code(response) == "invalid_argument"
+    assert len(response.text) < 1000
+    if "/patch" not in path:
+        assert (await env.http.head(url, headers=env.auth())).status_code == 400
+
+
+@pytest.mark.parametrize(
+    ("declared", "status", "code"),
+    [
+        ("²".encode("latin-1"), 400, "invalid_argument"),
+        (b"1" * 5000, 413, "payload_too_large"),
+        (b"99999999999999999999999999", 413, "payload_too_large"),
+        (b"-2", 400, "invalid_argument"),
+        (b"0x10", 400, "invalid_argument"),
+    ],
+    ids=lambda v: repr(v)[:30],
+)
+async def test_bad_content_length_is_refused_before_reading(env: Env, declared: bytes, status: int, code: str) -> None:
+    headers = [(b"Authorization", f"Bearer {env.key_a}".encode()), (b"Content-Length", declared)]
+    response = await env.http.post("/v1/projects/proj-a/indexes", content=b"{}", headers=headers)
+    assert response.status_code == status, response.text
+    assert error_code(response) == code
 
 
 async def test_conflict_is_409(env: Env) -> None:
