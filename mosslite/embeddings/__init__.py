@@ -51,7 +51,10 @@ def get_embedder(model_id: str | None = None, *, dimension: int | None = None) -
     ``dimension`` is required for ``custom`` and, for the others, checked
     against the model's own width when given (a stored index names both).
     """
-    model_id = model_id or DEFAULT_MODEL_ID
+    if model_id is None:
+        model_id = DEFAULT_MODEL_ID
+    elif not isinstance(model_id, str):
+        raise InvalidArgumentError(f"a model id is a string, got {type(model_id).__name__}", hint=f"one of {model_ids()}")
     if model_id == CUSTOM_MODEL_ID:
         if isinstance(dimension, bool) or not isinstance(dimension, int) or not 1 <= dimension <= 8192:
             raise InvalidArgumentError(f"the custom model needs a dimension from 1 to 8192, got {dimension!r}")

@@ -50,6 +50,7 @@ from ..errors import (
 )
 from ..index.batch import BatchWriter, batch_counts, batch_ids, read_facts
 from ..index.builder import check_ids
+from ..index.filters import compile_filter
 from ..index.format import utc_now_iso
 from ..index.reader import IndexReader
 from ..types import (
@@ -231,7 +232,7 @@ class Service:
         """
         validate_name(name)
         if kind == "create_index":
-            model_id = model_id or DEFAULT_MODEL_ID
+            model_id = DEFAULT_MODEL_ID if model_id is None else model_id
             dimension = None if model_id == "custom" else get_embedder(model_id).dimension
             try:
                 self.catalog.get_index(project_id, name)
@@ -368,6 +369,7 @@ class Service:
         info = self.get_index(project_id, name)
         if ids is not None:
             ids = check_ids(ids)
+        compile_filter(filter)  # a bad filter is refused before it is hashed into a cursor
         size = page_limit(limit)
         digest = request_digest(ids, filter, include_embedding)
         if cursor is None:
@@ -671,7 +673,7 @@ class Service:
         except IndexNotFoundError:
             info = None
         if info is None:
-            model_id = model_id or DEFAULT_MODEL_ID
+            model_id = DEFAULT_MODEL_ID if model_id is None else model_id
             if model_id == "custom" and dimension is None:
                 dimension = next((len(c.new[3]) // 4 for c in changes if c.new is not None), None)
                 if dimension is None:

@@ -299,7 +299,18 @@ def error_response(
         return JSONResponse({"error": body}, status_code=500, headers=headers)
     if isinstance(exc, UnauthorizedError):
         headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
-    return JSONResponse({"error": exc.to_dict()}, status_code=status_code or status_of(exc), headers=headers)
+    body = {"error": _encodable(exc.to_dict())}
+    return JSONResponse(body, status_code=status_code or status_of(exc), headers=headers)
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with its strings made UTF-8 encodable: an error about a lone surrogate
+    quotes it (as ``\\udc00``) instead of failing to render (a 500; issue #8)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    return value
 
 
 async def _http_exception(request: Request, exc: Exception) -> Response:

@@ -21,7 +21,8 @@ from typing import Any
 from ..errors import InvalidArgumentError
 from ..types import DEFAULT_PAGE_DOCS, MAX_PAGE_DOCS, Version
 
-_CURSOR_RE = re.compile(r"(\d{1,10})\.(\d{1,19})\.([0-9a-f]{16})")
+#: (18 digits: every ``after`` fits SQLite's int64, whatever a client sends.)
+_CURSOR_RE = re.compile(r"([0-9]{1,10})\.([0-9]{1,18})\.([0-9a-f]{16})")
 
 
 @dataclass(frozen=True)

@@ -964,3 +964,39 @@ async def test_real_server_round_trip(tmp_path: Path) -> None:
         server.terminate()
         server.wait(timeout=30)
     assert server.returncode == 0, server.stderr.read().decode()
+
+
+# -- the hostile re-run (issue #8) --------------------------------------------------------
+
+HOSTILE_BODIES = [
+    # A lone surrogate is refused with an error that quotes it: rendering that error as
+    # UTF-8 raised inside the boundary (a plain-text 500).
+    ("indexes", {"name": "faq", "docs": [{"id": "\udc00", "text": "t"}], "model_id": MODEL}, "invalid_document"),
+    ("indexes", {"name": "\ud800", "docs": [{"id": "a", "text": "t"}], "model_id": MODEL}, "invalid_name"),
+    ("uploads", {"index": "\ud800", "kind": "create_index"}, "invalid_name"),
+    # An empty model id was taken as the default model.
+    ("indexes", {"name": "faq", "docs": [{"id": "a", "text": "t"}], "model_id": ""}, "model_not_found"),
+    ("uploads", {"index": "faq", "kind": "create_index", "model_id": ""}, "model_not_found"),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "code"), HOSTILE_BODIES, ids=lambda v: str(v)[:50])
+async def test_hostile_bodies_get_a_json_error(env: Env, path: str, body: dict[str, Any], code: str) -> None:
+    sent = json.dumps(body).encode()  # (escaped: "\\ud800", as any client would send it)
+    response = await env.http.post(f"/v1/projects/proj-a/{path}", content=sent, headers=env.auth())
+    assert response.status_code in (400, 404), response.text
+    assert error_code(response) == code
+    check("error", response.json())
+    assert env.service.list_indexes("proj-a") == []
+
+
+async def test_a_cursor_past_int64_is_a_400(env: Env) -> None:
+    await build(env)
+    first = await env.http.post("/v1/projects/proj-a/indexes/faq/docs/get", json={"limit": 1}, headers=env.auth())
+    version, _, digest = first.json()["next_cursor"].split(".")
+    for after in ("9" * 19, "9223372036854775808", "\u0661"):
+        cursor = f"{version}.{after}.{digest}"
+        response = await env.http.post(
+            "/v1/projects/proj-a/indexes/faq/docs/get", json={"limit": 1, "cursor": cursor}, headers=env.auth()
+        )
+        assert response.status_code == 400 and "cursor" in response.json()["error"]["message"], response.text
