@@ -401,6 +401,7 @@ def direct_breakdown(base: Path, work: Path, counter: EmbedCounter, docs: list[D
     out.append((f"embed {len(docs)} texts", time.perf_counter() - t))
     counter.reset()
     target = work / "direct-build.sqlite"
+    target.unlink(missing_ok=True)  # (a crashed run's: a build never replaces a file)
     t = time.perf_counter()
     build_version(target, embedder=embedder, index_name="base", version=Version(999_999), upserts=docs, base=base)
     out.append(("build_version(base, 10 docs) alone", time.perf_counter() - t))

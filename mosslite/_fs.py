@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from .errors import InvalidArgumentError
+
 T = TypeVar("T")
 
 TEMP_MARKER = ".tmp-"
@@ -57,19 +59,22 @@ def make_read_only(path: Path) -> None:
             pass
 
 
-def install(temp: Path, target: Path, *, digest: Callable[[BinaryIO], T] | None = None) -> T | None:
+def install(
+    temp: Path, target: Path, *, digest: Callable[[BinaryIO], T] | None = None, replace: bool = True
+) -> T | None:
     """Make a fully written temp file the target, durably and atomically.
 
     With ``digest`` also return ``digest(file)`` (a checksum of its bytes), read
     from the page cache on another thread while fsync writes the file out:
     hashing is CPU and fsync is I/O, so they overlap (a 400 MB version: ~0.35 s
-    off publishing it)."""
+    off publishing it). ``replace=False``: if anything is at ``target`` (even
+    created a moment ago), raise FileExistsError and leave it and ``temp`` be."""
     if digest is None:
-        _replace_durably(temp, target)
+        _place_durably(temp, target, replace)
         return None
     with open(temp, "rb") as fh:
         result = in_background(digest, fh, low_priority=True)  # the open handle survives the rename
-        _replace_durably(temp, target)
+        _place_durably(temp, target, replace)
         return result()
 
 
@@ -116,9 +121,13 @@ def _lower_priority() -> None:
         pass
 
 
-def _replace_durably(temp: Path, target: Path) -> None:
+def _place_durably(temp: Path, target: Path, replace: bool) -> None:
     fsync_file(temp)
-    os.replace(temp, target)
+    if replace:
+        os.replace(temp, target)
+    else:  # link(2) fails if the name exists, atomically: no check-then-rename race
+        os.link(temp, target)
+        os.unlink(temp)
     fsync_dir(target.parent)
 
 
@@ -185,3 +194,15 @@ def remove_empty_folders(folder: Path, root: Path) -> None:
         except OSError:  # not empty (or gone): stop
             return
         folder = folder.parent
+
+
+def check_path(value: Any, what: str) -> Path:
+    """``value`` (a str or os.PathLike naming a file) as a Path, or an InvalidArgumentError:
+    not a TypeError for 5 or None, nor a ValueError for a NUL, which no OS path holds."""
+    try:
+        path = Path(value)
+    except TypeError as exc:
+        raise InvalidArgumentError(f"{what} must be a path (str or Path), got {type(value).__name__}") from exc
+    if "\x00" in str(path):
+        raise InvalidArgumentError(f"{what} {str(path)!r} holds a NUL character, which no file name can")
+    return path

@@ -2,7 +2,9 @@
 
 The CLI's ``-f FILE`` and the folder mirror both read documents through here, so
 a file means the same wherever it is used. Every problem is an
-InvalidDocumentError naming the file and line, never a bare parser error.
+InvalidDocumentError naming the file and line, never a bare parser error: not
+even for JSON Python cannot hold (a number of 5,000 digits, arrays nested
+100,000 deep) or a CSV header that names a column twice (issue #8).
 
 - JSON: an array of objects with DocumentInfo's fields (``id``, ``text``,
   ``metadata``, ``payload``, ``embedding``).
@@ -21,18 +23,21 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .errors import InvalidArgumentError, InvalidDocumentError
+from ._fs import check_path
 from .types import DocumentInfo
 from .wire import from_dict
 
 FORMATS = ("json", "jsonl", "csv")
 _SUFFIXES = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 CSV_FIELDS = ("id", "text", "metadata", "payload")
+_SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
 
 
 def detect_format(text: str, name: str = "") -> str:
@@ -57,29 +62,94 @@ def parse_docs(text: str, format: str | None = None, *, name: str = "<input>") -
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown document format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "json":
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidDocumentError(f"{name}: line {exc.lineno}: malformed JSON: {exc.msg}", path=name) from exc
-        if not isinstance(items, list):
-            raise InvalidDocumentError(
-                f"{name}: expected a JSON array of documents, got {type(items).__name__}",
-                path=name,
-                hint="wrap the documents in [...] or write one per line as JSON Lines (.jsonl)",
-            )
-        return [_doc(item, f"{name}: document {n}") for n, item in enumerate(items, 1)]
+        items = _json_array(text, name)
+        return [_doc(item, f"{name}: line {line}: document {n}") for n, (line, item) in enumerate(items, 1)]
     if fmt == "jsonl":
         docs = []
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InvalidDocumentError(f"{name}: line {lineno}: malformed JSON: {exc.msg}", path=name) from exc
-            docs.append(_doc(item, f"{name}: line {lineno}"))
+            docs.append(_doc(_json_loads(line, name, lineno), f"{name}: line {lineno}"))
         return docs
     return _parse_csv(text, name)
+
+
+def _json_decode(text: str, pos: int, name: str, line: int, what: str = "malformed JSON") -> tuple[Any, int]:
+    """(value, end) of the JSON value starting at ``text[pos]``, which is on ``line``.
+
+    Invariant (issue #8): the only error is an InvalidDocumentError naming the file
+    and line, also for JSON that is well formed but that Python cannot hold: an
+    integer of over 4,300 digits (a ValueError) or nesting deeper than the
+    recursion limit (a RecursionError)."""
+    try:
+        return _DECODER.raw_decode(text, pos)
+    except json.JSONDecodeError as exc:
+        at = line + text.count("\n", pos, exc.pos)
+        raise InvalidDocumentError(f"{name}: line {at}: {what}: {exc.msg}", path=name) from exc
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion: ...; use sys..."
+        reason = str(exc).split(";")[0]  # (not the advice meant for Python programmers)
+        raise InvalidDocumentError(
+            f"{name}: line {line}: {what}: {reason}", path=name, hint="write long numbers as strings"
+        ) from exc
+    except RecursionError as exc:
+        raise InvalidDocumentError(f"{name}: line {line}: {what}: nested too deeply", path=name) from exc
+
+
+def _json_loads(text: str, name: str, line: int, what: str = "malformed JSON") -> Any:
+    """The one JSON value ``text`` holds (as json.loads reads it), checked as _json_decode checks it."""
+    value, end = _json_decode(text, _space_after(text, 0), name, line, what)
+    end = _space_after(text, end)
+    if end != len(text):
+        raise InvalidDocumentError(f"{name}: line {line + text.count(chr(10), 0, end)}: {what}: Extra data", path=name)
+    return value
+
+
+def _json_array(text: str, name: str) -> Iterator[tuple[int, Any]]:
+    """(line, item) of each item of the JSON array ``text``, decoded one by one, so an
+    error inside an item names the line where it is (issue #8). Accepts what
+    json.loads accepts as an array, and nothing else."""
+    pos = _space_after(text, 0)
+    if not text.startswith("[", pos):
+        raise InvalidDocumentError(
+            f"{name}: expected a JSON array of documents, got {type(_json_loads(text, name, 1)).__name__}",
+            path=name,
+            hint="wrap the documents in [...] or write one per line as JSON Lines (.jsonl)",
+        )
+    lines = _LineCounter(text)
+    pos = _space_after(text, pos + 1)
+    ended = text.startswith("]", pos)
+    while not ended:
+        line = lines.at(pos)
+        item, pos = _json_decode(text, pos, name, line)
+        yield line, item
+        pos = _space_after(text, pos)
+        ended = text.startswith("]", pos)
+        if not ended and not text.startswith(",", pos):
+            raise InvalidDocumentError(f"{name}: line {lines.at(pos)}: malformed JSON: expected ',' or ']'", path=name)
+        pos = pos if ended else _space_after(text, pos + 1)
+    end = _space_after(text, pos + 1)
+    if end != len(text):
+        raise InvalidDocumentError(f"{name}: line {lines.at(end)}: malformed JSON: Extra data", path=name)
+
+
+class _LineCounter:
+    """Line numbers of ascending positions in one text, counting each newline once."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.pos, self.line = text, 0, 1
+
+    def at(self, pos: int) -> int:
+        self.line += self.text.count("\n", self.pos, pos)
+        self.pos = pos
+        return self.line
+
+
+def _space_after(text: str, pos: int) -> int:
+    """The first position from ``pos`` that is not JSON whitespace."""
+    return _SPACE.match(text, pos).end()
+
+
+_DECODER = json.JSONDecoder()
 
 
 def _csv_records(text: str, name: str) -> Iterator[tuple[int, list[str]]]:
@@ -103,15 +173,32 @@ def _csv_records(text: str, name: str) -> Iterator[tuple[int, list[str]]]:
             yield line, values
 
 
-def _parse_csv(text: str, name: str) -> list[DocumentInfo]:
-    records = _csv_records(text, name)
-    _, columns = next(records, (1, []))
+def _csv_header(records: Iterator[tuple[int, list[str]]], name: str) -> list[str]:
+    """The column names of the header record: each once (issue #8: with ``id,text,id``
+    the last ``id`` silently won), and ``id`` and ``text`` among them."""
+    line, columns = next(records, (1, []))
+    seen: set[str] = set()
+    for column in columns:
+        if column in seen:
+            raise InvalidDocumentError(
+                f"{name}: line {line}: the CSV header names column {column!r} more than once",
+                path=name,
+                column=column,
+                hint="give each column its own name",
+            )
+        seen.add(column)
     if "id" not in columns or "text" not in columns:
         raise InvalidDocumentError(
             f"{name}: a CSV file needs a header row with id and text columns, got {columns}",
             path=name,
             hint="first line: id,text,metadata",
         )
+    return columns
+
+
+def _parse_csv(text: str, name: str) -> list[DocumentInfo]:
+    records = _csv_records(text, name)
+    columns = _csv_header(records, name)
     docs = []
     for line, values in records:
         where = f"{name}: line {line}"
@@ -120,10 +207,7 @@ def _parse_csv(text: str, name: str) -> list[DocumentInfo]:
         row: dict[str, str] = dict(zip(columns, values))
         metadata: dict[str, Any] = {}
         if row.get("metadata"):
-            try:
-                metadata = json.loads(row["metadata"])
-            except json.JSONDecodeError as exc:
-                raise InvalidDocumentError(f"{where}: metadata is not JSON: {exc.msg}", path=name) from exc
+            metadata = _json_loads(row["metadata"], name, line, "metadata is not JSON")
             if not isinstance(metadata, dict):
                 raise InvalidDocumentError(f"{where}: metadata must be a JSON object", path=name)
         metadata.update({k: v for k, v in row.items() if k not in CSV_FIELDS and v != ""})
@@ -134,11 +218,12 @@ def _parse_csv(text: str, name: str) -> list[DocumentInfo]:
 
 def read_docs(path: str | Path, format: str | None = None) -> list[DocumentInfo]:
     """Documents from the file at ``path`` (``"-"``: standard input). A missing or
-    unreadable file raises the OSError (FileNotFoundError ...)."""
+    unreadable file raises the OSError (FileNotFoundError ...); a ``path`` that is no
+    path (None, a NUL in it) is an InvalidArgumentError."""
     if str(path) == "-":
         return parse_docs(sys.stdin.read(), format, name="<stdin>")
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = check_path(path, "document file").read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidDocumentError(f"{path}: not UTF-8 text: {exc.reason}", path=str(path)) from exc
     return parse_docs(text, format, name=str(path))

@@ -103,11 +103,7 @@ class DocumentInfo:
     payload: str | None = None
 
     def __post_init__(self) -> None:
-        if not isinstance(self.id, str) or not self.id.strip():
-            raise InvalidDocumentError("document id must be a non-empty string", id=str(self.id))
-        if len(self.id) > MAX_ID_CHARS:
-            raise InvalidDocumentError(f"document id is longer than {MAX_ID_CHARS} characters", id=self.id[:40])
-        _utf8(self.id, "id", self.id)
+        check_doc_id(self.id)
         if not isinstance(self.text, str):
             raise InvalidDocumentError(f"document {self.id!r}: text must be a string", id=self.id)
         if len(_utf8(self.text, "text", self.id)) > MAX_DOC_TEXT_BYTES:
@@ -137,6 +133,18 @@ class DocumentInfo:
         if self.embedding is not None:
             values = _embedding(self.embedding, f"document {self.id!r}: embedding", id=self.id)
             object.__setattr__(self, "embedding", values)
+
+
+def check_doc_id(doc_id: object) -> str:
+    """``doc_id`` if a document can have it: a non-blank string of at most MAX_ID_CHARS
+    that SQLite can store. One rule for documents and for the ids of deletes and
+    lookups, so a get never answers "nothing" to what a delete refuses (issue #8)."""
+    if not isinstance(doc_id, str) or not doc_id.strip():
+        raise InvalidDocumentError("document id must be a non-empty string", id=str(doc_id))
+    if len(doc_id) > MAX_ID_CHARS:
+        raise InvalidDocumentError(f"document id is longer than {MAX_ID_CHARS} characters", id=doc_id[:40])
+    _utf8(doc_id, "id", doc_id)
+    return doc_id
 
 
 def _utf8(text: str, what: str, doc_id: str) -> bytes:

@@ -86,3 +86,73 @@ def test_missing_file_is_an_os_error_and_binary_is_invalid(tmp_path: Path) -> No
 def test_detect_format() -> None:
     assert detect_format("", "a.NDJSON") == "jsonl"
     assert (detect_format(" [", "x"), detect_format("{", "x"), detect_format("id,text", "x")) == ("json", "jsonl", "csv")
+
+
+# -- hostile files (issue #8): typed errors naming the file and line, never a raw one -----
+
+HUGE = "1" + "0" * 5000  # past Python's 4,300-digit limit for int(): json.loads raised ValueError
+DEEP = "[" * 100_000 + "]" * 100_000  # json.loads raised RecursionError
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("x.json", '[\n{"id": "a", "text": "t"},\n{"id": "b", "text": "t", "metadata": {"k": ' + HUGE + "}}\n]", "x.json: line 3: "),
+        ("x.json", '[{"id": "a", "text": "t", "embedding": [' + HUGE + "]}]", "x.json: line 1: "),
+        ("x.json", '[{"id": "a", "text": "t"},\n {"id": "b", "text": "t", "metadata": ' + DEEP + "}]", "x.json: line 2: "),
+        ("x.jsonl", '{"id": "a", "text": "t"}\n{"id": "b", "text": "t", "metadata": {"k": ' + HUGE + "}}\n", "x.jsonl: line 2: "),
+        ("x.jsonl", '{"id": "a", "text": "t", "embedding": [' + HUGE + "]}\n", "x.jsonl: line 1: "),
+        ("x.jsonl", '{"id": "a", "text": "t", "metadata": ' + DEEP + "}\n", "x.jsonl: line 1: "),
+        ("x.csv", 'id,text,metadata\na,t,\nb,t,"{""k"": ' + HUGE + '}"\n', "x.csv: line 3: metadata is not JSON"),
+        ("x.csv", "id,text,metadata\na,t," + "[" * 100_000 + "\n", "x.csv: line 2: metadata is not JSON"),
+    ],
+)
+def test_json_python_cannot_hold_is_a_typed_error(tmp_path: Path, name: str, content: str, message: str) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(InvalidDocumentError) as caught:
+        read_docs(path)
+    assert message in str(caught.value) and caught.value.path == str(path)
+    assert "set_int_max_str_digits" not in str(caught.value)  # (advice for Python programmers, not users)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('[{"id": "a", "text": "t"},]', "line 1: malformed JSON"),  # json.loads refuses a trailing comma too
+        ('[{"id": "a", "text": "t"}] x', "line 1: malformed JSON"),
+        ('[{"id": "a", "text": "t"}\n\n{"id": "b", "text": "t"}]', "line 3: malformed JSON"),
+        ('[{"id": "a", "text": "t"},\n{"id": "b",\n "text": 5}]', "line 2: document 2: "),
+        ("[", "line 1: malformed JSON"),
+        ("", "line 1: malformed JSON"),
+        ("7", "expected a JSON array of documents, got int"),
+    ],
+)
+def test_json_arrays_are_read_as_json_loads_reads_them(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "x.json"
+    path.write_text(content)
+    with pytest.raises(InvalidDocumentError, match=message):
+        read_docs(path)
+
+
+def test_json_arrays_with_any_spacing(tmp_path: Path) -> None:
+    items = [{"id": "a", "text": "first", "metadata": {"k": "v"}}, {"id": "b", "text": 'second, with "quotes"', "payload": "p"}]
+    for text in (json.dumps(items, indent=2), " \n[ " + " ,\r\n ".join(json.dumps(i) for i in items) + " ]\n\t", "[]", " [ ] "):
+        assert parse_docs(text, "json") == (DOCS if "first" in text else [])
+
+
+@pytest.mark.parametrize("header", ["id,text,id", "id,text,colour,colour", "id,text,metadata,metadata"])
+def test_a_csv_header_naming_a_column_twice_is_refused(tmp_path: Path, header: str) -> None:
+    # With id,text,id the last id silently won (issue #8).
+    path = tmp_path / "d.csv"
+    path.write_text(header + "\n" + ",".join(["a", "t", "b", "c"][: header.count(",") + 1]) + "\n")
+    twice = header.split(",")[-1]
+    with pytest.raises(InvalidDocumentError, match=f"line 1: the CSV header names column '{twice}' more than once") as caught:
+        read_docs(path)
+    assert caught.value.column == twice
+
+
+@pytest.mark.parametrize("path", ["a\x00b.json", None, 5])
+def test_a_path_that_is_no_path_is_a_typed_error(path: object) -> None:
+    with pytest.raises(InvalidArgumentError):
+        read_docs(path)  # type: ignore[arg-type]

@@ -46,8 +46,9 @@ def read_config() -> dict[str, str]:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise click.ClickException(f"{path} is not valid JSON ({exc}); run `mosslite init --force`") from exc
+    except (ValueError, RecursionError) as exc:  # malformed, not UTF-8, or JSON Python cannot hold (issue #8)
+        reason = str(exc).split(";")[0] or type(exc).__name__
+        raise click.ClickException(f"{path} is not valid JSON ({reason}); run `mosslite init --force`") from exc
     return {k: v for k, v in data.items() if isinstance(v, str)} if isinstance(data, dict) else {}
 
 

@@ -34,12 +34,22 @@ wait_option = click.option("--wait", is_flag=True, help="Wait for the job to fin
 
 
 def parse_json_option(value: str | None, what: str) -> Any:
+    """The JSON value of option ``what`` (None if not given). Invariant (issue #8): any
+    text that is not JSON Python can hold is an InvalidArgumentError, so the command
+    ends with one ``Error:`` line: malformed JSON, and also JSON that parses but
+    cannot be held (json.loads raises ValueError for an integer of over 4,300
+    digits, RecursionError for nesting deeper than the recursion limit)."""
     if value is None:
         return None
     try:
         return json.loads(value)
     except json.JSONDecodeError as exc:
         raise InvalidArgumentError(f"{what} is not valid JSON: {exc.msg} (column {exc.colno})") from exc
+    except ValueError as exc:  # "Exceeds the limit (4300 digits) for integer string conversion: ...; use sys..."
+        reason = str(exc).split(";")[0]
+        raise InvalidArgumentError(f"{what} is not JSON mosslite can read: {reason}", hint="write long numbers as strings") from exc
+    except RecursionError as exc:
+        raise InvalidArgumentError(f"{what} is not JSON mosslite can read: it is nested too deeply") from exc
 
 
 def split_ids(value: str) -> list[str]:

@@ -1,6 +1,9 @@
 """Writes index version files: version 1 from a batch of documents, version N+1 from version N.
 
-Invariants (issue #2, issue #3, issue #7):
+Invariants (issue #2, issue #3, issue #7, issue #8):
+- A build only ever creates a file: its arguments are checked before any work
+  (check_build), and a target where anything exists (a version, a device node,
+  the base itself) is refused, as is a base of another index or not older.
 - The base file is never opened for writing: N+1 is built in a temp copy beside
   the target and renamed into place only when complete and verified, so a crash
   or an error at any point leaves no partial version under the target name.
@@ -21,19 +24,21 @@ Invariants (issue #2, issue #3, issue #7):
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import apsw
 import numpy as np
 
 from .._db import connect, translating_sqlite_errors
-from .._fs import fsync_file, in_background, install, temp_path_for
+from .._fs import check_path, fsync_file, in_background, install, temp_path_for
 from ..embeddings import Embedder
-from ..errors import ConflictError, CorruptIndexError, InvalidArgumentError, InvalidDocumentError
-from ..types import DocumentInfo, JobPhase, Version
+from ..errors import ConflictError, CorruptIndexError, IndexNotFoundError, InvalidArgumentError, InvalidDocumentError
+from ..types import DocumentInfo, JobPhase, Version, check_doc_id, validate_name
 from . import codes, postings, vec0
 from .batch import BatchWriter, Row, iter_docs, same_row, vector_blobs
 from .format import COUNT_DOCS_SQL, IndexMeta, create_schema, read_meta, utc_now_iso, write_meta
@@ -202,13 +207,85 @@ def check_batch(docs: Iterable[DocumentInfo]) -> list[DocumentInfo]:
 
 
 def check_ids(ids: Sequence[str]) -> list[str]:
+    """``ids`` (a list or tuple) as a list, each id checked as DocumentInfo checks one.
+
+    Invariant (issue #8): an id no document can have (blank, longer than
+    MAX_ID_CHARS, a lone surrogate) is an InvalidArgumentError here, where
+    deletes and lookups enter (client, session, service, reader), so a get
+    cannot answer "nothing" to what a delete refuses, nor a job be queued for it."""
     if not isinstance(ids, (list, tuple)):
         raise InvalidArgumentError(f"ids must be a list of strings, got {type(ids).__name__}")
-    out = list(ids)
-    for doc_id in out:
-        if not isinstance(doc_id, str) or not doc_id:
-            raise InvalidArgumentError(f"document ids must be non-empty strings, got {doc_id!r}")
-    return out
+    return [check_doc_id(doc_id) for doc_id in ids]
+
+
+def check_build(
+    target: Any, *, embedder: Any, index_name: Any, version: Any, base: Any
+) -> tuple[Path, Version, Path | None]:
+    """(target, version, base) after every rule of a build is checked, before any work.
+
+    Invariants (issue #8): a build never replaces an existing file (``target`` must
+    not exist: a version file, a device node, a folder) and never reads and writes
+    the same file (base != target); ``index_name`` passes validate_name; ``version``
+    is at least 1; ``embedder`` is an Embedder; ``base`` is an index file of the same
+    name, an older version and the same model. Each broken rule is a typed error."""
+    target = check_path(target, "target")
+    if not isinstance(embedder, Embedder):
+        raise InvalidArgumentError(
+            f"embedder must be an Embedder, got {type(embedder).__name__}", hint="pass embedder=get_embedder(model_id)"
+        )
+    validate_name(index_name)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidArgumentError(f"version must be an integer of at least 1, got {version!r}", index=index_name)
+    version = Version(version)
+    if base is not None:
+        base = check_path(base, "base")
+    _refuse_existing(target, base)
+    if base is not None:
+        _check_base_file(base, embedder, index_name, version)
+    return target, version, base
+
+
+def _refuse_existing(target: Path, base: Path | None) -> None:
+    """A build writes a new file: it is an error if anything is at ``target`` (issue #8),
+    or if the nearest existing folder above it is not a folder."""
+    if os.path.lexists(target):
+        if base is not None and _same_file(target, base):
+            raise InvalidArgumentError(
+                f"target {target} is the base file: a version is built into a new file beside its base",
+                path=str(target),
+                hint="pass a target path where no file exists yet",
+            )
+        raise ConflictError(
+            f"{target} already exists; a build never replaces a file",
+            path=str(target),
+            hint="pass a target path where no file exists yet (remove the old file first if it is garbage)",
+        )
+    parent = target.parent
+    while not os.path.lexists(parent) and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InvalidArgumentError(f"{target}: {parent} is not a folder", path=str(target))
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # (b missing: then it is not a)
+        return False
+
+
+def _check_base_file(base: Path, embedder: Embedder, index_name: str, version: Version) -> None:
+    """``base`` is an index file (checked as IndexReader checks one) whose meta fits the build."""
+    if not base.exists():
+        raise IndexNotFoundError(f"no index file at {base}", path=str(base), index=index_name)
+    if not base.is_file():  # (a folder, or a FIFO that would block the open)
+        raise CorruptIndexError(f"{base} is not a file", path=str(base))
+    with translating_sqlite_errors(base):
+        conn = connect(base, readonly=True)
+        try:
+            _check_base(read_meta(conn, base), base, embedder, index_name, version)
+        finally:
+            conn.close()
 
 
 def vector_blob(vector: np.ndarray) -> bytes:
@@ -231,20 +308,22 @@ def build_version(
 
     With ``upsert=False`` an id that already exists is a ConflictError and
     nothing is written. ``upserts`` may be any iterable (a generator streams).
-    Example::
+    The arguments are checked first (check_build): nothing is at ``target``, and
+    ``base`` is an older version of ``index_name``; else a typed error, and no file
+    is touched. Example::
 
         build_version(Path("1.sqlite"), embedder=get_embedder(), index_name="faq",
                       version=Version(1), upserts=docs)
     """
+    target, version, base = check_build(target, embedder=embedder, index_name=index_name, version=version, base=base)
     deletes = check_ids(deletes)
-    target = Path(target)
     batch = temp_path_for(target.with_name(target.name + ".batch"))
     writer = BatchWriter(batch, dimension=embedder.dimension, computes_embeddings=embedder.computes_embeddings)
     try:
         writer.add_docs(upserts)
         writer.add_deletes(deletes)
         writer.close()
-        return build_from_batch(
+        return _build_checked(
             target, embedder=embedder, index_name=index_name, version=version, batch=batch, base=base,
             upsert=upsert, progress=progress,
         )  # fmt: skip
@@ -264,9 +343,29 @@ def build_from_batch(
     progress: ProgressFn | None = None,
 ) -> BuildReport:
     """Write ``target`` as ``base`` (if any) with the batch file ``batch`` applied
-    (batch.py; its vectors are checked and normalised; missing ones are filled in)."""
+    (batch.py; its vectors are checked and normalised; missing ones are filled in).
+    The arguments are checked as build_version checks them (check_build)."""
+    target, version, base = check_build(target, embedder=embedder, index_name=index_name, version=version, base=base)
+    return _build_checked(
+        target, embedder=embedder, index_name=index_name, version=version, batch=batch, base=base,
+        upsert=upsert, progress=progress,
+    )  # fmt: skip
+
+
+def _build_checked(
+    target: Path,
+    *,
+    embedder: Embedder,
+    index_name: str,
+    version: Version,
+    batch: Path,
+    base: Path | None,
+    upsert: bool,
+    progress: ProgressFn | None,
+) -> BuildReport:
+    """build_from_batch once check_build has passed. ``target`` is checked again just
+    before the rename: a file that appeared there while the build ran is not replaced."""
     report_progress = progress or (lambda phase, pct: None)
-    target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path_for(target)
     early_flush = None
@@ -291,7 +390,11 @@ def build_from_batch(
         finally:
             conn.close()
         size_bytes = temp.stat().st_size
-        page_map = install(temp, target, digest=PageMap.of_stream)
+        try:  # (checked at the start too; this catches a file made there while the build ran)
+            page_map = install(temp, target, digest=PageMap.of_stream, replace=False)
+        except FileExistsError:
+            _refuse_existing(target, base)
+            raise
     finally:
         if early_flush is not None:
             try:
@@ -317,8 +420,8 @@ def _apply(
     conn.execute("PRAGMA synchronous = OFF")
     if base is None:
         create_schema(conn, embedder.dimension)
-    else:
-        _check_base(conn, base, embedder, index_name)
+    else:  # (checked before the copy; the copy is checked too, as it is what is built on)
+        _check_base(read_meta(conn, base), base, embedder, index_name, version)
     if not upsert and (clash := [r[0] for r in conn.execute(CONFLICTS_SQL)]):
         count = conn.execute(COUNT_CONFLICTS_SQL).fetchone()[0]
         raise ConflictError(
@@ -374,8 +477,19 @@ def _apply(
     }
 
 
-def _check_base(conn: apsw.Connection, base: Path, embedder: Embedder, index_name: str) -> None:
-    meta = read_meta(conn, base)
+def _check_base(meta: IndexMeta, base: Path, embedder: Embedder, index_name: str, version: Version) -> None:
+    """A base is an older version of the same index, made with the same model (issue #8)."""
+    if meta.index_name != index_name:
+        raise InvalidArgumentError(
+            f"base {base} is a version of index {meta.index_name!r}, not {index_name!r}", index=index_name, path=str(base)
+        )
+    if meta.version >= version:
+        raise InvalidArgumentError(
+            f"base {base} is version {int(meta.version)} of {index_name!r}: version {int(version)} must be newer",
+            index=index_name,
+            path=str(base),
+            hint=f"build version {int(meta.version) + 1} or later on it",
+        )
     if meta.model_id != embedder.model_id or meta.dimension != embedder.dimension:
         raise InvalidArgumentError(
             f"index {index_name!r} uses model {meta.model_id!r} ({meta.dimension} dims), "
@@ -454,4 +568,4 @@ def _verify(conn: apsw.Connection, path: Path, doc_count: int, *, full: bool) ->
         conn.execute("INSERT INTO docs_fts (docs_fts) VALUES ('integrity-check')")
 
 
-__all__ = ["BuildReport", "ProgressFn", "build_from_batch", "build_version", "check_batch", "check_ids"]
+__all__ = ["BuildReport", "ProgressFn", "build_from_batch", "build_version", "check_batch", "check_build", "check_ids"]

@@ -41,6 +41,7 @@ import apsw
 import numpy as np
 
 from .._db import Tracer, connect, translating_sqlite_errors, with_parameters
+from .._fs import check_path
 from .._memory import release_free_memory
 from ..embeddings import Embedder, get_embedder
 from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError, NotFoundError
@@ -138,13 +139,33 @@ def result_docs(rows: Sequence[DocRow], scores: np.ndarray, index_name: str) -> 
     ]
 
 
+#: One past the largest rowid (and the largest cursor) SQLite can hold.
+CURSOR_LIMIT = 2**63
+
+
+def _check_page_args(after: Any, limit: Any) -> None:
+    """What page_docs takes: 0 <= ``after`` < 2**63; ``limit`` None or >= 1. Not a bool."""
+    if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after < CURSOR_LIMIT:
+        raise InvalidArgumentError(f"after must be an integer from 0 to {CURSOR_LIMIT - 1}, got {after!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidArgumentError(f"limit must be None or an integer of at least 1, got {limit!r}")
+
+
 class IndexReader:
     def __init__(
         self, path: Path | str, *, embedder: Embedder | None = None, tracer: Tracer | None = None, search: bool = True
     ) -> None:
         """``search=False``: a reader for documents and filters only (the service's own),
-        which never makes the 8-bit search ready; its vector queries scan."""
-        self.path = Path(path)
+        which never makes the 8-bit search ready; its vector queries scan.
+
+        ``path`` that is no path (5, None, a NUL in it) and an ``embedder`` that is not
+        an Embedder are InvalidArgumentErrors, before anything is opened (issue #8)."""
+        self.path = check_path(path, "index path")
+        if embedder is not None and not isinstance(embedder, Embedder):
+            raise InvalidArgumentError(
+                f"embedder must be an Embedder or None, got {type(embedder).__name__}",
+                hint="pass embedder=get_embedder(model_id), or leave it out to use the index's model",
+            )
         self._tracer = tracer
         self._idle: list[apsw.Connection] = []  # connections no query holds
         self._lock = threading.Lock()
@@ -390,8 +411,12 @@ class IndexReader:
         text, payload and vectors (never empty while documents remain), so a caller
         serving pages answers in bounded memory (issue #8). ``after`` counts asked ids
         already examined with ``ids``, else the last rowid returned: rowids only grow,
-        so a page never repeats one."""
+        so a page never repeats one.
+
+        ``after`` is an int from 0 to 2**63 - 1 (a rowid is an SQLite int64) and
+        ``limit`` None or an int of at least 1 (issue #8); else InvalidArgumentError."""
         self._check_open()
+        _check_page_args(after, limit)
         compiled = compile_filter(filter)
         mask = self._filter_mask(compiled)
         wanted = None if ids is None else list(dict.fromkeys(check_ids(ids)))

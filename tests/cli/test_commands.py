@@ -146,6 +146,36 @@ def test_bad_input_is_one_line_and_exit_1(cli: CLI, faq_index: str, tmp_path: Pa
     assert "model" in cli.fails("index", "create", "y", "-f", str(tmp_path / "faq.jsonl"), "--model", "no-such-model", "--wait")
 
 
+HUGE = "1" + "0" * 5000  # json.loads raises ValueError past 4,300 digits (a traceback, issue #8)
+DEEP = "[" * 100_000 + "]" * 100_000  # ...and RecursionError this deep
+DEEP_ARG = "[" * 20_000 + "]" * 20_000  # (as deep as one command-line argument may be: 128 KB)
+
+
+@pytest.mark.parametrize("value", [HUGE, DEEP_ARG])
+def test_filter_json_python_cannot_hold_is_one_line_and_exit_1(cli: CLI, value: str) -> None:
+    spec = '{"field": "category", "condition": {"$lt": ' + value + "}}"
+    for command in (("query", "c1", "refunds"), ("doc", "get", "c1")):
+        message = cli.fails(*command, "--filter", spec)
+        assert "--filter is not JSON mosslite can read" in message and "set_int_max_str_digits" not in message
+
+
+def test_document_files_python_cannot_hold_are_one_line_and_exit_1(cli: CLI, tmp_path: Path) -> None:
+    (tmp_path / "huge.jsonl").write_text('{"id": "a", "text": "t"}\n{"id": "b", "text": "t", "metadata": {"k": ' + HUGE + "}}\n")
+    assert "huge.jsonl: line 2: malformed JSON" in cli.fails("index", "create", "x", "-f", "huge.jsonl")
+    (tmp_path / "deep.json").write_text('[{"id": "a", "text": "t", "metadata": ' + DEEP + "}]")
+    assert "deep.json: line 1: malformed JSON: nested too deeply" in cli.fails("doc", "add", "x", "-f", "deep.json")
+    (tmp_path / "twice.csv").write_text("id,text,id\na,t,b\n")
+    assert "names column 'id' more than once" in cli.fails("index", "create", "x", "-f", "twice.csv")
+
+
+def test_a_config_file_python_cannot_hold_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    cli = CLI(tmp_path, base_env(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    for content in ('{"project_id": ' + HUGE + "}", '{"project_id": ' + DEEP + "}"):
+        (tmp_path / "home" / "config.json").write_text(content)
+        assert "is not valid JSON" in cli.fails("index", "list")
+
+
 # -- doc ---------------------------------------------------------------------------------
 
 

@@ -16,11 +16,16 @@ from mosslite._db import connect
 from mosslite.embeddings.hashed import HashedNgramEmbedder
 from mosslite.errors import (
     ConflictError,
+    CorruptIndexError,
     DimensionMismatchError,
+    IndexNotFoundError,
     InvalidArgumentError,
     InvalidDocumentError,
+    InvalidNameError,
 )
+from mosslite.index.builder import build_from_batch, check_ids
 from mosslite.index.format import FORMAT_VERSION, read_meta
+from mosslite.types import MAX_ID_CHARS
 
 from ..conftest import FAQ, CountingEmbedder, faq_docs
 
@@ -172,3 +177,149 @@ def test_no_temp_files_after_success(tmp_path: Path, embedder: CountingEmbedder)
     # Hashed while fsync ran, from a handle opened before the rename: still the final bytes.
     assert report.sha256 == hashlib.sha256(report.path.read_bytes()).hexdigest()
     assert [p for p in os.listdir(tmp_path) if ".tmp-" in p] == []
+
+
+# -- arguments are checked before any work (issue #8) -----------------------------------
+
+
+def file_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_an_existing_target_is_never_replaced(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    # As root against /dev/null, the device was replaced by an index file. Here: a
+    # FIFO (a device node stand-in), a plain file, a folder and a dangling symlink.
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "notes.txt").write_text("keep me")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    for name in ("fifo", "notes.txt", "folder", "link"):
+        with pytest.raises(ConflictError, match="already exists") as caught:
+            build(tmp_path / name, embedder, upserts=faq_docs())
+        assert caught.value.hint
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    assert (tmp_path / "fifo").is_fifo() and (tmp_path / "link").is_symlink() and (tmp_path / "folder").is_dir()
+    assert sorted(os.listdir(tmp_path)) == ["fifo", "folder", "link", "notes.txt"]  # no batch or temp files
+    assert embedder.embedded == []
+
+
+def test_a_file_made_at_the_target_while_the_build_runs_is_kept(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    target = tmp_path / "v1.sqlite"
+
+    def someone_else_writes_there(phase: str, percent: float) -> None:
+        if phase == "building_index" and not target.exists():
+            target.write_text("theirs")
+
+    with pytest.raises(ConflictError, match="already exists"):
+        build(target, embedder, upserts=faq_docs(), progress=someone_else_writes_there)
+    assert target.read_text() == "theirs"  # linked into place only if the name is free
+    assert sorted(os.listdir(tmp_path)) == ["v1.sqlite"]
+
+
+def test_a_version_is_never_built_over_its_base(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    v1 = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs()).path
+    before = file_bytes(tmp_path)
+    with pytest.raises(InvalidArgumentError, match="is the base file"):
+        build(v1, embedder, 2, base=v1, upserts=[DocumentInfo(id="new", text="t")])
+    with pytest.raises(InvalidArgumentError, match="is the base file"):  # the same file by another name
+        build(tmp_path / "." / "v1.sqlite", embedder, 2, base=v1, deletes=["bt-1"])
+    assert file_bytes(tmp_path) == before
+    assert IndexReader(v1).version == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"index_name": "../x"}, InvalidNameError, "may use only"),
+        ({"index_name": ""}, InvalidNameError, "non-empty"),
+        ({"version": Version(0)}, InvalidArgumentError, "at least 1"),
+        ({"version": 0}, InvalidArgumentError, "at least 1"),
+        ({"version": True}, InvalidArgumentError, "at least 1"),
+        ({"version": "1"}, InvalidArgumentError, "at least 1"),
+        ({"embedder": None}, InvalidArgumentError, "must be an Embedder"),
+    ],
+)
+def test_bad_build_arguments_are_typed_errors(tmp_path: Path, kwargs: dict, error: type, match: str) -> None:
+    args = {"embedder": HashedNgramEmbedder(), "index_name": "faq", "version": Version(1), **kwargs}
+    with pytest.raises(error, match=match):
+        build_version(tmp_path / "v1.sqlite", upserts=faq_docs(), **args)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", [5, None, b"v1.sqlite"])
+def test_a_target_that_is_no_path_is_a_typed_error(tmp_path: Path, embedder: CountingEmbedder, path: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="must be a path"):
+        build(path, embedder, upserts=faq_docs())  # type: ignore[arg-type]
+
+
+def test_a_nul_in_a_path_is_a_typed_error(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    with pytest.raises(InvalidArgumentError, match="NUL"):
+        build(tmp_path / "a\x00b", embedder, upserts=faq_docs())
+    v1 = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs()).path
+    with pytest.raises(InvalidArgumentError, match="NUL"):
+        build(tmp_path / "v2.sqlite", embedder, 2, base=str(v1) + "\x00")
+    assert sorted(os.listdir(tmp_path)) == ["v1.sqlite"]
+
+
+def test_a_target_under_a_file_is_a_typed_error(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(InvalidArgumentError, match="not a folder"):
+        build(tmp_path / "plain" / "sub" / "v1.sqlite", embedder, upserts=faq_docs())
+    assert (tmp_path / "plain").read_text() == "x"
+
+
+def test_a_missing_base_is_index_not_found(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    with pytest.raises(IndexNotFoundError, match="no index file"):
+        build(tmp_path / "v2.sqlite", embedder, 2, base=tmp_path / "missing")
+    os.mkfifo(tmp_path / "fifo")  # not opened: SQLite would block on it
+    with pytest.raises(CorruptIndexError, match="not a file"):
+        build(tmp_path / "v2.sqlite", embedder, 2, base=tmp_path / "fifo")
+    assert sorted(os.listdir(tmp_path)) == ["fifo"]
+
+
+def test_a_base_of_another_index_or_a_newer_version_is_refused(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    v1 = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs()).path
+    v3 = build(tmp_path / "v3.sqlite", embedder, 3, base=v1, deletes=["bt-1"]).path  # gaps are allowed
+    before = file_bytes(tmp_path)
+    embedder.embedded.clear()
+    new = [DocumentInfo(id="new", text="t")]
+    with pytest.raises(InvalidArgumentError, match="not 'other'"):
+        build_version(tmp_path / "o2.sqlite", embedder=embedder, index_name="other", version=Version(2), base=v1, upserts=new)
+    with pytest.raises(InvalidArgumentError, match="must be newer") as caught:
+        build(tmp_path / "v2.sqlite", embedder, 2, base=v3, upserts=new)
+    assert "version 4" in str(caught.value.hint)
+    with pytest.raises(InvalidArgumentError, match="must be newer"):
+        build(tmp_path / "v1b.sqlite", embedder, 1, base=v1, upserts=new)
+    assert file_bytes(tmp_path) == before and embedder.embedded == []
+
+
+def test_build_from_batch_checks_its_arguments_too(tmp_path: Path, embedder: CountingEmbedder) -> None:
+    v1 = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs()).path
+    before = file_bytes(tmp_path)
+    with pytest.raises(InvalidArgumentError, match="is the base file"):
+        build_from_batch(v1, embedder=embedder, index_name="faq", version=Version(2), batch=tmp_path / "b", base=v1)
+    assert file_bytes(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    "doc_id", ["a", "x" * MAX_ID_CHARS, "x" * (MAX_ID_CHARS + 1), "x" * 600, "\ud800", "a\udc00b", "", "  ", "\t\n", "ü-ok"]
+)
+def test_check_ids_accepts_exactly_the_ids_a_document_can_have(doc_id: str) -> None:
+    # An id no document can have was queued for deletion (600 chars) or answered
+    # "nothing" by a lookup while a delete refused it (a lone surrogate). Issue #8.
+    try:
+        DocumentInfo(id=doc_id, text="t")
+    except InvalidArgumentError:
+        with pytest.raises(InvalidArgumentError):
+            check_ids([doc_id])
+    else:
+        assert check_ids([doc_id]) == [doc_id]
+
+
+def test_check_ids_names_the_rule_broken() -> None:
+    with pytest.raises(InvalidArgumentError, match=f"longer than {MAX_ID_CHARS}"):
+        check_ids(["ok", "x" * 600])
+    with pytest.raises(InvalidArgumentError, match="lone surrogate"):
+        check_ids(("ok", "\ud800"))
+    with pytest.raises(InvalidArgumentError, match="non-empty"):
+        check_ids([" "])

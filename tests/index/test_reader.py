@@ -346,3 +346,50 @@ def test_concurrent_asyncio_tasks(reader: IndexReader) -> None:
 )
 def test_match_expression_quotes_user_text(text: str, expected: str | None) -> None:
     assert match_expression(text) == expected
+
+
+# -- argument checks (issue #8) -----------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [5, None, b"faq.sqlite", 1.5])
+def test_a_reader_path_that_is_no_path_is_a_typed_error(path: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="must be a path"):
+        IndexReader(path)  # type: ignore[arg-type]
+
+
+def test_a_reader_path_with_a_nul_is_a_typed_error(faq_index: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="NUL"):
+        IndexReader(str(faq_index) + "\x00")
+
+
+def test_a_reader_embedder_that_is_no_embedder_is_a_typed_error(faq_index: Path) -> None:
+    with pytest.raises(InvalidArgumentError, match="must be an Embedder"):
+        IndexReader(faq_index, embedder="hashed-ngrams-256")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("after", [2**63, 2**70, -1, True, 1.0, "3", None])
+def test_page_docs_refuses_an_after_no_rowid_can_be(reader: IndexReader, after: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="after must be"):
+        reader.page_docs(after=after)  # type: ignore[arg-type]
+    with pytest.raises(InvalidArgumentError, match="after must be"):
+        reader.page_docs(["bt-1"], after=after)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("limit", [0, -1, False, 2.0, "5"])
+def test_page_docs_refuses_a_limit_below_one(reader: IndexReader, limit: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="limit must be"):
+        reader.page_docs(limit=limit)  # type: ignore[arg-type]
+
+
+def test_page_docs_edges_that_are_fine(reader: IndexReader) -> None:
+    assert reader.page_docs(after=2**63 - 1) == ([], None)
+    docs, after = reader.page_docs(limit=1)
+    assert len(docs) == 1 and after == 1
+    assert [d.id for d in reader.page_docs(limit=None)[0]] == [i for i, _, _ in FAQ]
+
+
+@pytest.mark.parametrize("doc_id", ["\ud800", "x" * 600, " "])
+def test_get_docs_refuses_ids_no_document_can_have(reader: IndexReader, doc_id: str) -> None:
+    # A lone surrogate answered "nothing" while a delete of it was refused (issue #8).
+    with pytest.raises(InvalidArgumentError):
+        reader.get_docs(ids=[doc_id])
