@@ -135,26 +135,27 @@ class DocumentInfo:
             object.__setattr__(self, "embedding", values)
 
 
-def check_doc_id(doc_id: object) -> str:
+def check_doc_id(doc_id: object, error: type[InvalidArgumentError] = InvalidDocumentError) -> str:
     """``doc_id`` if a document can have it: a non-blank string of at most MAX_ID_CHARS
-    that SQLite can store. One rule for documents and for the ids of deletes and
-    lookups, so a get never answers "nothing" to what a delete refuses (issue #8)."""
+    that SQLite can store; else ``error`` (InvalidArgumentError for the ids of deletes
+    and lookups). One rule for both, so a get never answers "nothing" to what a delete
+    refuses (issue #8)."""
     if not isinstance(doc_id, str) or not doc_id.strip():
-        raise InvalidDocumentError("document id must be a non-empty string", id=str(doc_id))
+        raise error(f"a document id must be a non-empty string, got {doc_id!r}"[:200], id=str(doc_id)[:40])
     if len(doc_id) > MAX_ID_CHARS:
-        raise InvalidDocumentError(f"document id is longer than {MAX_ID_CHARS} characters", id=doc_id[:40])
-    _utf8(doc_id, "id", doc_id)
+        raise error(f"document id is longer than {MAX_ID_CHARS} characters", id=doc_id[:40])
+    _utf8(doc_id, "id", doc_id, error)
     return doc_id
 
 
-def _utf8(text: str, what: str, doc_id: str) -> bytes:
+def _utf8(text: str, what: str, doc_id: str, error: type[InvalidArgumentError] = InvalidDocumentError) -> bytes:
     """``text`` as UTF-8. A lone surrogate (a JSON "\\ud800" escape, a file name that
     is not UTF-8) is text SQLite cannot store: refused where the document is made,
     not where a batch or a session writes it (issue #8)."""
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise InvalidDocumentError(
+        raise error(
             f"document {doc_id!r}: {what} holds text SQLite cannot store (a lone surrogate, {exc.object[exc.start]!r})",
             id=doc_id,
         ) from exc

@@ -21,12 +21,32 @@ T = TypeVar("T")
 
 
 class EventLoopThread:
-    """A daemon thread running an asyncio loop, for calling coroutines from sync code."""
+    """A daemon thread running an asyncio loop, for calling coroutines from sync code.
+
+    Invariant (issue #8): the thread runs until ``stop()``, whatever a call raises.
+    A KeyboardInterrupt or SystemExit raised inside a call (by the caller's own
+    document generator, read on a worker thread) is that call's outcome: its
+    caller re-raises it, and the loop goes on serving the next calls."""
 
     def __init__(self, name: str = "mosslite-loop") -> None:
         self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name=name, daemon=True)
+        self._stop_requested = False
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        """``loop.run_forever()`` until stopped. asyncio lets a KeyboardInterrupt or
+        SystemExit out of a task escape ``run_forever`` (after storing it as the
+        task's outcome): without running the loop again, this thread ended and the
+        caller waited forever for the outcome to reach it. (Ctrl-C itself is raised
+        in the main thread, never here.)"""
+        while True:
+            try:
+                self.loop.run_forever()
+                return
+            except (KeyboardInterrupt, SystemExit):
+                if self._stop_requested:
+                    return
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         if threading.current_thread() is self._thread:
@@ -43,6 +63,7 @@ class EventLoopThread:
     def stop(self) -> None:
         if self.stopped:
             return
+        self._stop_requested = True
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(5)
         if not self._thread.is_alive():

@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from .._fs import check_path
 from ..errors import (
     ClosedError,
+    ConflictError,
     IndexNotLoadedError,
     InvalidArgumentError,
     JobFailedError,
@@ -32,6 +34,7 @@ from ..sync.clock import Clock, SystemClock
 from ..sync.refresher import IndexSync
 from ..types import (
     DEFAULT_POLLING_INTERVAL_S,
+    MAX_ID_CHARS,
     DocsPage,
     DocumentInfo,
     IndexInfo,
@@ -59,13 +62,62 @@ HOME_ENV = "MOSSLITE_HOME"
 DEFAULT_HOME = Path("~/.mosslite")
 DEFAULT_POLL_INTERVAL_S = 0.25
 DEFAULT_JOB_TIMEOUT_S = 600.0
+#: The shortest refresh timer: below it, an auto-refreshed index polls the service
+#: in a busy loop (1e-9 s once took ~2 s of CPU in 3 s). The default is 600 s.
+MIN_POLLING_INTERVAL_S = 0.1
+#: The shortest pause between two job checks of ``wait_for_job``.
+MIN_JOB_POLL_S = 0.005
+#: The longest interval, pause or timeout any call takes: a week.
+MAX_SECONDS = 7 * 24 * 3600.0
 
 _services: dict[Path, Service] = {}
 _services_lock = threading.Lock()
 
 
 def default_home() -> Path:
-    return Path(os.environ.get(HOME_ENV) or DEFAULT_HOME).expanduser()
+    return user_path(os.environ.get(HOME_ENV) or DEFAULT_HOME, HOME_ENV)
+
+
+def user_path(value: object, what: str) -> Path:
+    """A folder the caller named (``cache_path``, ``$MOSSLITE_HOME``) as a Path, ``~``
+    expanded; the disk is not touched.
+
+    Invariant (issue #8): only a non-empty str (or os.PathLike of one) without NUL
+    whose ``~`` can be expanded becomes a Path; anything else (bytes, a number, an
+    unknown ``~user``) is an InvalidArgumentError, never a TypeError, ValueError or
+    RuntimeError from pathlib."""
+    if isinstance(value, str) and not value:  # (Path("") is the current folder: a slip, not a choice)
+        raise InvalidArgumentError(f"{what} must name a folder, got ''", hint="e.g. cache_path=Path.home() / 'mosslite'")
+    path = check_path(value, what)
+    try:
+        return path.expanduser()
+    except RuntimeError as exc:  # "~nouser": no such user, or no home directory to expand
+        raise InvalidArgumentError(f"{what} {str(path)[:80]!r}: {exc}", hint="spell the folder out in full") from exc
+
+
+def usable_dir(path: Path, what: str) -> Path:
+    """``path``, created (with its parents) if missing. Invariant (issue #8): returned
+    only once it is a folder this process can write into; a file, a path that
+    cannot be created (under /proc, under a file, no permission) is an
+    InvalidArgumentError naming it, before anything is written there."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        if isinstance(exc, (FileExistsError, NotADirectoryError)):
+            reason = "it, or a folder it would be in, is a file"
+        else:
+            reason = exc.strerror or str(exc)
+        raise InvalidArgumentError(
+            f"{what} {str(path)!r} is not a usable folder: {reason}",
+            path=str(path),
+            hint="give a folder this process can create and write",
+        ) from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise InvalidArgumentError(
+            f"{what} {str(path)!r} is not a usable folder: not writable", path=str(path),
+            hint="give a folder this process can create and write",
+        )  # fmt: skip
+    return path
 
 
 def embedded_service(data_dir: Path) -> Service:
@@ -90,16 +142,59 @@ def close_embedded_services() -> None:
         _services.clear()
 
 
-def _seconds(value: object) -> float:
+def _number(value: object) -> float:
     """A number of seconds as a float (NaN for what is not a number: the caller's range
     check refuses it). Any real number will do (numpy's, Decimal); a bool or a string
-    is a slip, although float() would take them."""
+    is a slip, although float() would take them. An int too large for a float is
+    infinite (float() raised OverflowError)."""
     if isinstance(value, (bool, str, bytes)):
         return math.nan
     try:
         return float(value)  # type: ignore[arg-type]
+    except OverflowError:
+        return math.inf
     except (TypeError, ValueError):
         return math.nan
+
+
+def seconds_arg(value: object, what: str, low: float, high: float = MAX_SECONDS) -> float:
+    """``value`` as a float from ``low`` to ``high`` seconds. Invariant (issue #8):
+    anything else (NaN, infinite, 10**400, a bool, a string, None) is an
+    InvalidArgumentError naming ``what``, raised before any request is made."""
+    number = _number(value)
+    if not low <= number <= high:
+        raise InvalidArgumentError(
+            f"{what} must be a number of seconds from {low:g} to {high:g}, got {_shown(value)}"
+        )
+    return number
+
+
+def _shown(value: object) -> str:
+    """A short repr for an error message (an int of over 4300 digits has none)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        return f"an int of {value.bit_length()} bits"  # type: ignore[attr-defined]
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def job_id_arg(job_id: object) -> str:
+    """A job id the service can look up. Invariant (issue #8): a non-empty str of at
+    most MAX_ID_CHARS characters that UTF-8 encodes (a lone surrogate fits neither
+    SQLite nor a URL); anything else is an InvalidArgumentError before any request."""
+    if not isinstance(job_id, str) or not job_id or len(job_id) > MAX_ID_CHARS:
+        raise InvalidArgumentError(
+            f"job_id must be a non-empty string of at most {MAX_ID_CHARS} characters, got {_shown(job_id)}",
+            hint="pass the job_id of a MutationResult",
+        )
+    try:
+        job_id.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArgumentError(
+            f"job_id {job_id[:80]!r} holds a lone surrogate: no job has such an id",
+            hint="pass the job_id of a MutationResult",
+        ) from exc
+    return job_id
 
 
 class MossClient:
@@ -125,7 +220,10 @@ class MossClient:
         self.clock: Clock = clock or SystemClock()
         self._loaded: dict[str, IndexSync] = {}
         self._swap_hooks: list[Callable[[SwapEvent], None]] = []
-        self.home = Path(cache_path).expanduser() if cache_path is not None else default_home()
+        if cache_path is None:
+            self.home = default_home()
+        else:
+            self.home = usable_dir(user_path(cache_path, "cache_path"), "cache_path")
         if transport is not None:
             self.transport = transport
         elif url is not None:
@@ -185,7 +283,7 @@ class MossClient:
 
     async def get_job_status(self, job_id: str) -> Job:
         self._check_open()
-        return await self.transport.get_job(job_id)
+        return await self.transport.get_job(job_id_arg(job_id))
 
     async def wait_for_job(
         self,
@@ -194,7 +292,12 @@ class MossClient:
         timeout_seconds: float = DEFAULT_JOB_TIMEOUT_S,
     ) -> Job:
         """Poll until the job ends. Raises JobFailedError if it failed, TimeoutError_ if it
-        has not ended within ``timeout_seconds``."""
+        has not ended within ``timeout_seconds`` (0 to a week; the pause between checks
+        is MIN_JOB_POLL_S to a week). Bad arguments fail before the first check."""
+        self._check_open()
+        job_id = job_id_arg(job_id)
+        poll_interval_seconds = seconds_arg(poll_interval_seconds, "poll_interval_seconds", MIN_JOB_POLL_S)
+        timeout_seconds = seconds_arg(timeout_seconds, "timeout_seconds", 0.0)
         deadline = time.monotonic() + timeout_seconds
         while True:
             job = await self.get_job_status(job_id)
@@ -273,19 +376,28 @@ class MossClient:
         """Download (or reuse) the newest version, hydrate it, and serve queries from it.
 
         On a loaded index this is a blocking refresh that also replaces the refresh
-        options. Offline with a cached version: serves it, ``was_served_stale`` is True.
+        options; a ``cache_path`` other than the one it was loaded from is a
+        ConflictError (unload it first). Offline with a cached version: serves it,
+        ``was_served_stale`` is True. Every argument is checked before any request
+        (issue #8): ``auto_refresh`` a bool, the interval from MIN_POLLING_INTERVAL_S
+        to a week, ``cache_path`` a folder that can be created and written.
         """
         self._check_open()
         validate_name(name)
-        interval = _seconds(polling_interval_in_seconds)
-        if not 0 < interval < math.inf:
-            raise InvalidArgumentError(
-                f"polling_interval_in_seconds must be a positive number, got {polling_interval_in_seconds!r}"
-            )
+        if not isinstance(auto_refresh, bool):
+            raise InvalidArgumentError(f"auto_refresh must be True or False, got {_shown(auto_refresh)}")
+        interval = seconds_arg(polling_interval_in_seconds, "polling_interval_in_seconds", MIN_POLLING_INTERVAL_S)
+        base = user_path(cache_path, "cache_path") / self.project_id if cache_path is not None else self.cache_dir
         sync = self._loaded.get(name)
+        if sync is not None and cache_path is not None and (base / name).resolve() != sync.index_dir.resolve():
+            raise ConflictError(
+                f"index {name!r} is already loaded from {str(sync.index_dir)!r}, not {str(base / name)!r}",
+                index=name,
+                hint=f"call unload_index({name!r}) first to load it from another cache_path, or omit cache_path",
+            )
         if sync is None:
-            base = Path(cache_path).expanduser() / self.project_id if cache_path is not None else self.cache_dir
-            sync = IndexSync(name, self.transport, base / name, self.clock, self._emit_swap)
+            index_dir = usable_dir(base / name, "cache_path")
+            sync = IndexSync(name, self.transport, index_dir, self.clock, self._emit_swap)
             await sync.refresh()
             self._loaded[name] = sync
         else:
@@ -390,7 +502,7 @@ class MossClient:
         from ..session import Session
 
         self._check_open()
-        root = Path(cache_path).expanduser() if cache_path is not None else self.home / "sessions"
+        root = user_path(cache_path, "cache_path") if cache_path is not None else self.home / "sessions"
         return await Session.open(
             self,
             index_name,

@@ -52,6 +52,7 @@ from ..errors import (
     UnavailableError,
 )
 from ..index.batch import iter_docs
+from ..index.filters import compile_filter
 from ..types import (
     MAX_REQUEST_BYTES,
     DocsPage,
@@ -200,6 +201,9 @@ class HTTPTransport(Transport):
         limit: int | None = None,
         cursor: str | None = None,
     ) -> DocsPage:
+        # Checked as the service checks it, before it is encoded: a filter JSON cannot
+        # carry (an int of 5,000 digits) raised ValueError here, not InvalidFilterError.
+        compile_filter(filter)
         body = {
             "ids": None if ids is None else _id_list(ids),
             "filter": filter,

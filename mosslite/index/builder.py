@@ -215,7 +215,7 @@ def check_ids(ids: Sequence[str]) -> list[str]:
     cannot answer "nothing" to what a delete refuses, nor a job be queued for it."""
     if not isinstance(ids, (list, tuple)):
         raise InvalidArgumentError(f"ids must be a list of strings, got {type(ids).__name__}")
-    return [check_doc_id(doc_id) for doc_id in ids]
+    return [check_doc_id(doc_id, InvalidArgumentError) for doc_id in ids]
 
 
 def check_build(

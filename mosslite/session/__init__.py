@@ -32,6 +32,8 @@ from ..embeddings import Embedder, get_embedder
 from ..errors import (
     ClosedError,
     ConflictError,
+    CorruptIndexError,
+    DimensionMismatchError,
     IndexNotFoundError,
     InvalidArgumentError,
     InvalidDocumentError,
@@ -39,7 +41,7 @@ from ..errors import (
 )
 from ..index.builder import check_batch, check_ids, vector_blob
 from ..index.filters import DictColumns, compile_filter
-from ..index.format import read_meta
+from ..index.format import IndexMeta, read_meta
 from ..index.fusion import rank
 from ..index.keyword import keyword_hits
 from ..index.reader import result_docs, stored_doc
@@ -139,10 +141,14 @@ class Session:
         auto_load_on_init: bool = True,
         directory: Path,
     ) -> Session:
+        from ..client.core import usable_dir  # (the client imports this module lazily too)
+
         validate_name(name, what="session")
         if model_id is not None and not isinstance(model_id, str):
             raise InvalidArgumentError(f"model_id must be a string or None, got {type(model_id).__name__}")
-        directory.mkdir(parents=True, exist_ok=True)
+        if not isinstance(auto_load_on_init, bool):
+            raise InvalidArgumentError(f"auto_load_on_init must be True or False, got {type(auto_load_on_init).__name__}")
+        usable_dir(directory, "cache_path")
         lock_fd = _lock(directory / f"{name}{LOCK_SUFFIX}", name)
         path = directory / f"{name}{SESSION_SUFFIX}"
         try:
@@ -177,14 +183,8 @@ class Session:
                     index=self._name,
                     hint="omit model_id: a session adopts its index's model",
                 )
-            moved = stored_model != info.model or (stored_dim is not None and stored_dim != info.dimension)
-            if stored_model is not None and moved:
-                raise InvalidArgumentError(
-                    f"the local session {self._name!r} holds model {stored_model!r} documents, "
-                    f"but the index now uses {info.model!r}",
-                    index=self._name,
-                    hint=f"push or delete {self.path} first",
-                )
+            if stored_model is not None:
+                self._check_base(stored_model, stored_dim, info.model, info.dimension)
             model, dimension = info.model, info.dimension
         else:
             if stored_model is not None and model_id is not None and model_id != stored_model:
@@ -472,6 +472,8 @@ class Session:
         except UnavailableError:
             self.stale = True
             return
+        if info is not None:  # before anything is downloaded or merged
+            self._check_base(self._model_id, self.dimension, info.model, info.dimension)
         meta = self._store.meta()
         base, known = int(meta.get("base_version") or 0), meta.get("index_created_at")
         index_created_at = info.created_at if info is not None else ""
@@ -492,13 +494,56 @@ class Session:
         try:
             sha256 = await transport.download(self._name, manifest.version, part)
             await asyncio.to_thread(finish_download, part, target, manifest, sha256)
-            rows = await asyncio.to_thread(_read_version_rows, target)
+            rows, file_meta = await asyncio.to_thread(_read_version_rows, target)
         finally:
             part.unlink(missing_ok=True)
             target.unlink(missing_ok=True)
+        # The file decides, not ``info``: the index may have been made again in between.
+        self._check_base(self._model_id, self.dimension, file_meta.model_id, file_meta.dimension)
+        await asyncio.to_thread(self._adopt_dimension, file_meta.dimension)
         await asyncio.to_thread(self._store.merge_base, rows, manifest.version, index_created_at)
         await asyncio.to_thread(self._load_memory)
         self.stale = False
+
+    def _check_base(self, model: str, dimension: int | None, index_model: str, index_dimension: int) -> None:
+        """Refuse to mirror an index whose vectors this session cannot hold.
+
+        Invariant (issue #8): the session's documents all have its model's vectors of
+        its dimension (``meta``). An index deleted and made again with another model
+        or dimension is never merged in (a mix no longer loads, and no push can land):
+        DimensionMismatchError or InvalidArgumentError, raised before anything is
+        downloaded or written, with the session file left as it was. ``dimension``
+        None: a custom session with no documents yet, which takes the index's."""
+        if model == index_model and dimension in (None, index_dimension):
+            return
+        pending = self._store.pending_count()
+        if pending:
+            hint = (
+                f"its {pending} unpushed change(s) are kept and still served (get_docs() reads them); to push "
+                f"them as they are, delete the index on the service first (push_index() then makes it again); "
+                f"to follow the new index instead, close the session and delete {self.path} (this loses them)"
+            )
+        else:
+            hint = f"nothing in it is unpushed: close the session and delete {self.path}, then open it again"
+        if model != index_model:
+            raise InvalidArgumentError(
+                f"the local session {self._name!r} holds model {model!r} documents, but index {self._name!r} "
+                f"now uses model {index_model!r}",
+                index=self._name,
+                hint=hint,
+            )
+        raise DimensionMismatchError(
+            f"the local session {self._name!r} holds {dimension}-dimensional vectors, but index "
+            f"{self._name!r} (model {index_model!r}) now has {index_dimension} dimensions",
+            index=self._name,
+            hint=hint,
+        )
+
+    def _adopt_dimension(self, dimension: int) -> None:
+        """A custom session with no documents yet takes the dimension of the index it mirrors."""
+        if self._embedder is None:
+            self._embedder = get_embedder(self._model_id, dimension=dimension)
+            self._store.set_meta(dimension=self._embedder.dimension)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -537,6 +582,15 @@ class Session:
         self._store.optimize_fts()  # at open and after a load: start from one FTS5 segment
         rows = self._store.hydrate_rows()
         dimension = self.dimension or 0
+        for _, doc_id, _, embedding in rows:
+            if len(embedding) != 4 * dimension:
+                raise CorruptIndexError(
+                    f"session file {self.path} holds a {len(embedding) // 4}-dimensional vector for document "
+                    f"{doc_id!r}, but the session's vectors have {dimension or 'no'} dimensions",
+                    path=str(self.path),
+                    hint=f"it mixes two indexes' vectors (a load before issue #8's fix): delete {self.path}, "
+                    "then open the session again (its unpushed changes are lost)",
+                )
         self._reset_memory(dimension, capacity=max(64, 2 * len(rows)))
         for rowid, doc_id, metadata, embedding in rows:
             self._remember(doc_id, rowid, embedding, json.loads(metadata))
@@ -611,13 +665,13 @@ def _unlock(fd: int) -> None:
         os.close(fd)
 
 
-def _read_version_rows(path: Path) -> dict[str, Row]:
-    """id -> row of every document of a downloaded, verified version file."""
+def _read_version_rows(path: Path) -> tuple[dict[str, Row], IndexMeta]:
+    """id -> row of every document of a downloaded, verified version file, and its meta."""
     conn = connect(path, readonly=True, vec=True)
     try:
-        read_meta(conn, path)
+        meta = read_meta(conn, path)
         with translating_sqlite_errors(path):
-            return {r[0]: (r[1], r[2], r[3], r[4]) for r in conn.execute(BASE_ROWS_SQL)}
+            return {r[0]: (r[1], r[2], r[3], r[4]) for r in conn.execute(BASE_ROWS_SQL)}, meta
     finally:
         conn.close()
 

@@ -320,3 +320,92 @@ def test_async_client_directly(target: Target) -> None:
             assert sorted(i.name for i in await client.list_indexes()) == ["i0", "i1", "i2"]
 
     asyncio.run(main())
+
+
+def test_an_interrupt_in_a_document_generator_reaches_the_caller(client, target: Target) -> None:
+    # Issue #8: a KeyboardInterrupt (or SystemExit) raised by the caller's generator,
+    # read on a worker thread, once killed the client's loop thread: the call hung.
+    build(client)
+    if target.server is not None:  # several upload parts, so one is open when it stops
+        client.async_client.transport.max_request_bytes = 8192
+    batches = target.home / "service" / "batches" if target.server is None else target.server.data / "batches"
+
+    def interrupted(exc: type[BaseException]):
+        yield from docs(100, prefix="g")
+        raise exc
+
+    for exc in (KeyboardInterrupt, SystemExit):
+        with pytest.raises(exc):
+            client.create_index("interrupted", interrupted(exc), model_id=MODEL)
+        with pytest.raises(exc):
+            client.add_docs("faq", interrupted(exc))
+    # The loop thread serves on, and nothing was left: no index, no job, no upload.
+    assert [i.name for i in client.list_indexes()] == ["faq"]
+    assert client.get_index("faq").version == 1
+    assert batches.is_dir() and list(batches.glob("up_*")) == []
+    assert client.wait_for_job(client.add_docs("faq", docs(2, prefix="after")).job_id, 0.02, 30).version == 2
+
+
+def test_job_ids_and_wait_times_are_checked_before_any_request(client) -> None:
+    # Issue #8: each once raised UnicodeEncodeError, TypeError or OverflowError.
+    job = build(client)
+    for bad in ("\ud800", "", 5, None, "j" * 600):
+        with pytest.raises(InvalidArgumentError, match="job_id"):
+            client.get_job_status(bad)
+        with pytest.raises(InvalidArgumentError, match="job_id"):
+            client.wait_for_job(bad)
+    for bad in ("5", 10**400, 10**30, -1, float("nan"), float("inf"), True, None):
+        with pytest.raises(InvalidArgumentError, match="timeout_seconds"):
+            client.wait_for_job(job.job_id, timeout_seconds=bad)
+    for bad in ("1", 10**400, 10**30, 0, -1, float("nan"), float("inf"), False):
+        with pytest.raises(InvalidArgumentError, match="poll_interval_seconds"):
+            client.wait_for_job(job.job_id, poll_interval_seconds=bad)
+    assert client.wait_for_job(job.job_id, np.float32(0.01), Decimal(0)).status == JobStatus.COMPLETED
+
+
+def test_refresh_options_are_bounded(client) -> None:
+    # Issue #8: 1e-9 s made a loaded index poll the service in a busy loop.
+    build(client)
+    client.load_index("faq")
+    for bad in (1e-9, 0.05, 10**30, 10**400, 8 * 24 * 3600):
+        with pytest.raises(InvalidArgumentError, match="polling_interval_in_seconds"):
+            client.load_index("faq", auto_refresh=True, polling_interval_in_seconds=bad)
+    for bad in ("no", 1, None):
+        with pytest.raises(InvalidArgumentError, match="auto_refresh"):
+            client.load_index("faq", auto_refresh=bad)
+    assert client.loaded_index("faq").auto_refresh is False  # refused before anything changed
+    for seconds in (0.1, 7 * 24 * 3600):
+        assert client.load_index("faq", auto_refresh=True, polling_interval_in_seconds=seconds).polling_interval_s == seconds
+    client.load_index("faq")  # (stops the refresh task)
+
+
+def test_a_cache_path_must_be_a_usable_folder(client, target: Target, tmp_path) -> None:
+    # Issue #8: each once raised ValueError, NotADirectoryError, FileNotFoundError,
+    # TypeError or RuntimeError, from wherever the path was first used.
+    build(client)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("keep me")
+    bad_paths = ["\x00", "", str(a_file), a_file / "below", "/dev/null", "/proc/self/x", 5, b"/tmp/x",
+                 "~no-such-user-mosslite/x"]
+    for bad in bad_paths:
+        with pytest.raises(InvalidArgumentError, match="cache_path"):
+            client.load_index("faq", cache_path=bad)
+        with pytest.raises(InvalidArgumentError, match="cache_path"):
+            client.session("notes", model_id=MODEL, cache_path=bad)
+        with pytest.raises(InvalidArgumentError, match="cache_path"):
+            MossClient("p", "k", url=target.server.url if target.server else None, cache_path=bad)
+    assert a_file.read_text() == "keep me"
+    assert client.list_indexes()[0].name == "faq"
+
+
+def test_an_index_loaded_from_one_cache_path_is_not_silently_reloaded_from_another(client, tmp_path) -> None:
+    build(client)
+    first = client.load_index("faq", cache_path=tmp_path / "one")
+    assert first.path.startswith(str(tmp_path / "one"))
+    with pytest.raises(ConflictError, match="already loaded from") as refused:
+        client.load_index("faq", cache_path=tmp_path / "two")
+    assert "unload_index" in refused.value.hint
+    assert client.load_index("faq").path == first.path  # no cache_path: the loaded one
+    assert client.load_index("faq", cache_path=tmp_path / "x" / ".." / "one").path == first.path
+    client.unload_index("faq")
+    assert client.load_index("faq", cache_path=tmp_path / "two").path.startswith(str(tmp_path / "two"))

@@ -79,3 +79,11 @@ def test_bad_paging_requests_are_refused_before_any_work(client) -> None:
     for limit in (0, -1, MAX_PAGE_DOCS + 1, True, 2.5, "10"):
         with pytest.raises(InvalidArgumentError, match="limit"):
             client.get_docs_page("faq", limit=limit)
+
+
+def test_a_bad_filter_is_refused_before_it_is_hashed_into_a_cursor(client) -> None:
+    # json.dumps(sort_keys=True) of the request raised ValueError / TypeError first (issue #8).
+    wait(client, client.create_index("faq", docs(5), model_id=MODEL))
+    for bad in ({"field": "odd", "condition": {"$lt": 10**5000}}, {"field": "odd", "condition": {"$eq": "1"}, 1: 2}):
+        with pytest.raises(InvalidArgumentError):
+            client.get_docs_page("faq", filter=bad)

@@ -11,6 +11,7 @@ from mosslite import DocumentInfo, MutationOptions, PushIndexResult, QueryOption
 from mosslite.errors import (
     ClosedError,
     ConflictError,
+    CorruptIndexError,
     DimensionMismatchError,
     InvalidArgumentError,
     InvalidDocumentError,
@@ -493,4 +494,97 @@ async def test_a_session_that_made_its_index_notices_it_was_made_again(clients) 
     await client.wait_for_job(job.job_id)
     session = await client.session("notes")
     assert sorted(d.id for d in await session.get_docs()) == ["new-1", "new-2"] and session.base_version == 2
+    await session.close()
+
+
+# -- an index made again with other vectors (issue #8) ----------------------------------
+
+
+async def test_an_index_made_again_with_another_dimension_is_refused_not_merged(clients, target: Target) -> None:
+    client = clients("a")
+    session = await client.session("redim", model_id="custom")
+    await session.add_docs([DocumentInfo(id="a", text="alpha", embedding=[1, 0, 0, 0])])
+    await session.push_index()
+    await session.add_docs([DocumentInfo(id="b", text="beta", embedding=[0, 1, 0, 0])])  # unpushed
+    await client.delete_index("redim")
+    job = await client.create_index("redim", [DocumentInfo(id="x", text="o", embedding=[1, 0, 0, 0, 0, 0])], "custom")
+    await client.wait_for_job(job.job_id)
+    with pytest.raises(DimensionMismatchError):
+        await session.push_index()
+    with pytest.raises(DimensionMismatchError, match="4-dimensional .* 6 dimensions") as refused:
+        await session.load()
+    assert str(session.path) in refused.value.hint and "unpushed" in refused.value.hint
+    # Nothing was merged: the file still holds only its own 4-d documents, and serves them.
+    assert {d.id: len(d.embedding) for d in await session.get_docs()} == {"a": 4, "b": 4}
+    assert session.pending_changes() == 1
+    res = await session.query("", QueryOptions(top_k=1, alpha=1.0, embedding=[0, 1, 0, 0]))
+    assert res.docs[0].id == "b"
+    await session.close()
+    with pytest.raises(DimensionMismatchError, match="4-dimensional .* 6 dimensions"):
+        await client.session("redim")
+    offline = await client.session("redim", auto_load_on_init=False)
+    assert {d.id for d in await offline.get_docs()} == {"a", "b"}
+    # The hint's way out: delete the index, and the unpushed change makes it again.
+    await client.delete_index("redim")
+    await offline.load()
+    assert [d.id for d in await offline.get_docs()] == ["b"]
+    assert (await offline.push_index()).version == 1
+    info = await client.get_index("redim")
+    assert (info.dimension, info.doc_count) == (4, 1)
+    await offline.close()
+
+
+async def test_an_index_made_again_with_another_model_names_both(clients) -> None:
+    client = clients("a")
+    session = await client.session("remodel", model_id=MODEL)
+    await session.add_docs(faq()[:1])
+    await session.push_index()
+    await client.delete_index("remodel")
+    job = await client.create_index("remodel", [DocumentInfo(id="x", text="o", embedding=[1, 0, 0])], "custom")
+    await client.wait_for_job(job.job_id)
+    with pytest.raises(InvalidArgumentError, match=f"model {MODEL!r} .* model 'custom'") as refused:
+        await session.load()
+    assert "nothing in it is unpushed" in refused.value.hint
+    assert [d.id for d in await session.get_docs()] == ["refund-1"]
+    await session.close()
+
+
+async def test_an_empty_custom_session_takes_the_dimension_of_the_index_it_loads(clients) -> None:
+    client = clients("a")
+    session = await client.session("late", model_id="custom")
+    assert session.dimension is None
+    job = await client.create_index("late", [DocumentInfo(id="x", text="o", embedding=unit(6, 1))], "custom")
+    await client.wait_for_job(job.job_id)
+    assert await session.load() == 1
+    assert session.dimension == 6 and [d.id for d in await session.get_docs()] == ["x"]
+    await session.add_docs([DocumentInfo(id="y", text="y", embedding=unit(6, 2))])
+    assert (await session.push_index()).version == 2
+    await session.close()
+    session = await client.session("late", auto_load_on_init=False)
+    assert session.dimension == 6 and session.doc_count == 2
+    await session.close()
+
+
+async def test_a_session_file_mixing_two_dimensions_is_a_corrupt_error(clients) -> None:
+    # What a load did before the refusal above: rows of two indexes' dimensions in one file.
+    client = clients("a")
+    session = await client.session("mixed", model_id="custom", auto_load_on_init=False)
+    await session.add_docs([DocumentInfo(id="a", text="a", embedding=unit(4, 1))])
+    path = session.path
+    await session.close()
+    conn = apsw.Connection(str(path))
+    conn.execute("INSERT INTO docs (id, text, embedding) VALUES ('x', 'x', ?)", (np.ones(6, "<f4").tobytes(),))
+    conn.close()
+    with pytest.raises(CorruptIndexError, match="6-dimensional vector for document 'x'"):
+        await client.session("mixed", auto_load_on_init=False)
+
+
+async def test_ids_with_a_lone_surrogate_are_refused(clients) -> None:
+    client = clients("a")
+    session = await client.session("surrogate", model_id=MODEL)
+    await session.add_docs(faq()[:1])
+    for call in (session.delete_docs, session.get_docs):
+        with pytest.raises(InvalidArgumentError, match="lone surrogate"):
+            await call(["refund-1", "\ud800"])
+    assert session.doc_count == 1 and session.pending_changes() == 1
     await session.close()

@@ -29,7 +29,7 @@ CHILD = textwrap.dedent(
     from mosslite import SyncMossClient, QueryOptions
     url, key, home, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
     client = SyncMossClient("p", key, url=url, cache_path=home)
-    client.load_index("faq", auto_refresh=True, polling_interval_in_seconds=0.05)
+    client.load_index("faq", auto_refresh=True, polling_interval_in_seconds=0.1)
     errors, queries, versions = [], 0, set()
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
