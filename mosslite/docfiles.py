@@ -37,6 +37,9 @@ from .wire import from_dict
 FORMATS = ("json", "jsonl", "csv")
 _SUFFIXES = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 CSV_FIELDS = ("id", "text", "metadata", "payload")
+#: The longest CSV field read: above every limit of a document's parts (MAX_DOC_TEXT_BYTES,
+#: MAX_PAYLOAD_BYTES), so such a field is refused by DocumentInfo, saying why, not as "malformed".
+CSV_FIELD_CHARS = 4 * 1024 * 1024
 _SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace
 
 
@@ -156,6 +159,8 @@ def _csv_records(text: str, name: str) -> Iterator[tuple[int, list[str]]]:
     """(first line, values) of each non-blank CSV record. ``strict`` makes Python's
     reader refuse what it would otherwise guess at: an unterminated quote silently
     swallowing the rest of the file, or text after a closing quote."""
+    if csv.field_size_limit() < CSV_FIELD_CHARS:  # (the module's default, 131,072, is below a text's limit)
+        csv.field_size_limit(CSV_FIELD_CHARS)
     reader = csv.reader(io.StringIO(text), strict=True)
     while True:
         line = reader.line_num + 1  # a quoted field may span lines: report where the record starts
@@ -210,7 +215,13 @@ def _parse_csv(text: str, name: str) -> list[DocumentInfo]:
             metadata = _json_loads(row["metadata"], name, line, "metadata is not JSON")
             if not isinstance(metadata, dict):
                 raise InvalidDocumentError(f"{where}: metadata must be a JSON object", path=name)
-        metadata.update({k: v for k, v in row.items() if k not in CSV_FIELDS and v != ""})
+        extra = {k: v for k, v in row.items() if k not in CSV_FIELDS and v != ""}
+        if twice := sorted(set(extra) & set(metadata)):
+            raise InvalidDocumentError(
+                f"{where}: {twice[0]!r} is both a column and a key of the metadata column", path=name,
+                hint="give each metadata field one place: a column, or a key in the metadata JSON",
+            )  # fmt: skip
+        metadata.update(extra)
         item = {"id": row.get("id", ""), "text": row.get("text", ""), "metadata": metadata or None, "payload": row.get("payload") or None}
         docs.append(_doc(item, where))
     return docs

@@ -34,6 +34,14 @@ def test_csv_with_metadata_payload_and_extra_columns(tmp_path: Path) -> None:
     assert read_docs(path) == [DOCS[0], DocumentInfo(id="b", text='second, with "quotes"', payload="p", metadata={"colour": "red"})]
 
 
+def test_a_csv_field_as_long_as_a_document_allows_is_read(tmp_path: Path) -> None:
+    # Python's csv refuses fields over 131,072 characters: a valid 200 KB text was "malformed CSV".
+    text = "word " * 40_000
+    path = tmp_path / "long.csv"
+    path.write_text(f"id,text\nlong,{text}\n")
+    assert read_docs(path)[0].text == text
+
+
 def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO('[{"id": "a", "text": "first", "metadata": {"k": "v"}}]'))
     assert read_docs("-") == DOCS[:1]
@@ -54,6 +62,7 @@ def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
         ("x.csv", 'id,text\na,t\n\nb,"open\nstill open\n', "x.csv: line 4: malformed CSV"),
         ("x.csv", 'id,text\na,"closed"then more\n', "x.csv: line 2: malformed CSV"),
         ("x.csv", 'id,"text\na,t\n', "x.csv: line 1: malformed CSV"),
+        ("x.csv", 'id,text,metadata,k\na,t,"{""k"": ""1""}",2\n', "line 2: 'k' is both a column and a key"),
     ],
 )
 def test_malformed_files_name_file_and_line(tmp_path: Path, name: str, content: str, message: str) -> None:
