@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .errors import InvalidArgumentError, InvalidDocumentError, InvalidNameError, PayloadTooLargeError
-from .index.filters import compile_filter
+from .filters import compile_filter
 
 DEFAULT_TOP_K = 5
 DEFAULT_ALPHA = 0.8

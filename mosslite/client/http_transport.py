@@ -52,7 +52,7 @@ from ..errors import (
     UnavailableError,
 )
 from ..index.batch import iter_docs
-from ..index.filters import compile_filter
+from ..filters import compile_filter
 from ..types import (
     MAX_REQUEST_BYTES,
     DocsPage,

@@ -45,11 +45,11 @@ from .._fs import check_path
 from .._memory import release_free_memory
 from ..embeddings import Embedder, get_embedder
 from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError, NotFoundError
+from ..filters import Filter, JsonColumns, compile_filter, metadata_object
 from ..types import DEFAULT_PAGE_DOCS, PAGE_BYTES, DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult, options_or_default
 from . import vec0
 from .builder import check_ids
 from .codes import read_codebook, read_codes
-from .filters import Filter, JsonColumns, compile_filter, metadata_object
 from .format import IndexMeta, read_meta
 from .fusion import rank
 from .keyword import Bm25

@@ -50,7 +50,7 @@ from ..errors import (
 )
 from ..index.batch import BatchWriter, batch_counts, batch_ids, read_facts
 from ..index.builder import check_ids
-from ..index.filters import compile_filter
+from ..filters import compile_filter
 from ..index.format import utc_now_iso
 from ..index.reader import IndexReader
 from ..types import (

@@ -40,7 +40,7 @@ from ..errors import (
     UnavailableError,
 )
 from ..index.builder import check_batch, check_ids, vector_blob
-from ..index.filters import DictColumns, compile_filter
+from ..filters import DictColumns, compile_filter
 from ..index.format import IndexMeta, read_meta
 from ..index.fusion import rank
 from ..index.keyword import keyword_hits
@@ -107,7 +107,7 @@ class Session:
       open; a second opener gets ConflictError. Agents on one machine that
       share a session name use separate ``cache_path``s, as agents on separate
       machines do anyway.
-    - **Queries match IndexReader's.** The same filters (``index.filters``) and
+    - **Queries match IndexReader's.** The same filters (``mosslite/filters.py``) and
       ranking (``index.fusion``): vectors from an in-memory matrix updated on
       every write, keywords from the file's FTS5 table (BM25).
     """

@@ -42,7 +42,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..errors import CorruptIndexError, InvalidFilterError
+from .errors import CorruptIndexError, InvalidFilterError
 
 EARTH_RADIUS_M = 6_371_008.8
 COMPARISONS = ("$gt", "$gte", "$lt", "$lte")
