@@ -21,6 +21,7 @@ demo: $(VENV)/.installed
 	$(PY) -m mosslite.demo
 
 test: $(VENV)/.installed
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 # The schemathesis run of `make test` (tests/service/test_fuzz.py) with far more examples

@@ -6,7 +6,7 @@ only queries a file never loads the service, the builder or a model runtime.
 """
 
 from importlib import import_module as _import_module
-from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from . import errors
 
@@ -55,7 +55,7 @@ _EXPORTS = {
 
 __all__ = sorted([*_EXPORTS, "__version__", "errors"])
 
-if _TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them
+if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ loads them
     from .chunking import chunk_document, chunk_markdown, chunk_text
     from .client import MossClient, SyncMossClient
     from .docfiles import read_docs
@@ -87,6 +87,7 @@ if _TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ l
         SwapEvent,
         Version,
     )
+del TYPE_CHECKING  # (named so that tools see the block above as type checking only)
 
 
 def __getattr__(name: str) -> object:
