@@ -24,7 +24,7 @@ from mosslite import DocumentInfo, MutationOptions, QueryOptions
 from mosslite._db import read_schema
 from mosslite.errors import InvalidArgumentError, InvalidFilterError, InvalidNameError, MossliteError
 from mosslite.filters import EARTH_RADIUS_M, OPERATORS, DictColumns, JsonColumns, compile_filter
-from mosslite.session.changes import decode, record, row_of, with_full_rows
+from mosslite.changeset import decode, record, row_of, with_full_rows
 from mosslite.types import MAX_NAME_CHARS, validate_name
 from mosslite.wire import docs_from_json
 

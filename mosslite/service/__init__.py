@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .._fs import atomic_path, remove_empty_folders, remove_stale_temps
+from ..changeset import decode
 from ..embeddings import Embedder, get_embedder
 from ..errors import (
     ConflictError,
@@ -624,7 +625,7 @@ class Service:
         model_id: str | None = None,
         dimension: int | None = None,
     ) -> PushIndexResult:
-        """Apply a session's diff (a SQLite changeset, see ``mosslite.session.changes``)
+        """Apply a session's diff (a SQLite changeset, see ``mosslite.changeset``)
         onto the latest version of ``name``, through the job pipeline: the pushed
         embeddings are reused, nothing is re-embedded. Creates the index (with
         ``model_id``/``dimension``) if it does not exist, once the diff checked out.
@@ -632,8 +633,6 @@ class Service:
         Idempotent by ``diff_id``: a repeated id returns the job of the first push
         (unless that job failed: then the diff is submitted again). Conflicts resolve
         last push wins; the build counts how many documents were overwritten."""
-        from ..session.changes import decode
-
         validate_name(name)
         _check_diff_id(diff_id)
         changes = decode(changeset)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._db import connect, translating_sqlite_errors
+from ..changeset import Row, metadata_json
 from ..embeddings import Embedder, get_embedder
 from ..errors import (
     ClosedError,
@@ -39,8 +40,8 @@ from ..errors import (
     InvalidDocumentError,
     UnavailableError,
 )
-from ..index.builder import check_batch, check_ids, vector_blob
 from ..filters import DictColumns, compile_filter
+from ..index.builder import check_batch, check_ids, vector_blob
 from ..index.format import IndexMeta, read_meta
 from ..index.fusion import rank
 from ..index.keyword import keyword_hits
@@ -60,7 +61,6 @@ from ..types import (
     options_or_default,
     validate_name,
 )
-from .changes import Row, metadata_json
 from .store import SessionStore
 
 if TYPE_CHECKING:

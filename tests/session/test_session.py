@@ -18,7 +18,7 @@ from mosslite.errors import (
     InvalidNameError,
     UnavailableError,
 )
-from mosslite.session.changes import decode
+from mosslite.changeset import decode
 
 from .conftest import MODEL, Target
 

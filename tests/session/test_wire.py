@@ -18,7 +18,7 @@ from mosslite.client.http_transport import HTTPTransport
 from mosslite.errors import InvalidArgumentError
 from mosslite.service import Service
 from mosslite.service.http import create_app
-from mosslite.session.changes import decode, record
+from mosslite.changeset import decode, record
 
 from .conftest import MODEL
 

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 import apsw
 import numpy as np
 
-from ..errors import InvalidArgumentError, InvalidDocumentError
-from ..index.batch import Row, metadata_json, same_row
-from ..types import DocumentInfo
+from .errors import InvalidArgumentError, InvalidDocumentError
+from .index.batch import Row, metadata_json, same_row
+from .types import DocumentInfo
 
 TABLE = "docs"
 COLUMNS = ("id", "text", "metadata", "payload", "embedding")
