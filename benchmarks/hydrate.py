@@ -85,7 +85,7 @@ from mosslite.index.codes import read_codebook, read_codes  # noqa: E402
 from mosslite.index.format import read_meta  # noqa: E402
 from mosslite.index.postings import read_lengths  # noqa: E402
 from mosslite.index.reader import IndexReader  # noqa: E402
-from mosslite.index.vectors import vector_search  # noqa: E402
+from mosslite.index.searches import vector_search  # noqa: E402
 from mosslite.service import Service  # noqa: E402
 from mosslite.service.catalog import Catalog  # noqa: E402
 from mosslite.types import SwapEvent  # noqa: E402

@@ -25,7 +25,7 @@ import apsw
 import numpy as np
 
 from ..errors import CorruptIndexError
-from .fusion import top_positions
+from .topk import top_positions
 from .postings import decode, read_terms, tokenizer, tokens
 
 #: FTS5's bm25() defaults.

@@ -54,7 +54,8 @@ from .format import IndexMeta, read_meta
 from .fusion import rank
 from .keyword import Bm25
 from .postings import read_lengths
-from .vectors import ExactScan, VectorSearch, searches_in_8_bits, vector_search
+from .searches import vector_search
+from .vectors import ExactScan, VectorSearch, searches_in_8_bits
 
 log = logging.getLogger("mosslite.index")
 

@@ -22,7 +22,7 @@ with ``y_i = W . M_i`` computed exactly in int32 (so scores in units of t/2 are
 
 Exactness of the integer product is checked, not assumed: on AVX2 without
 VNNI, MLAS's u8 x s8 kernel saturates 16-bit pair sums, so the matrix is
-stored as u8 (zero point 128) and the u8 x u8 kernel is used; ``_product_is_exact``
+stored as u8 (zero point 128) and the u8 x u8 kernel is used; ``product_is_exact``
 runs both extremes once per process and the reader scans float32 if it fails.
 
 From SCREEN_MIN_BYTES the int8 copy is of the rows rotated onto their principal
@@ -33,15 +33,12 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from .codes import ZERO_POINT, steps_for
-from .fusion import top_positions
-
-if TYPE_CHECKING:
-    from .codes import Codes
+from .topk import top_positions
 
 #: Below this size the float32 matrix stays in the CPU's last-level cache, and a
 #: plain product is as fast as the integer one plus its bookkeeping. Measured on
@@ -278,7 +275,7 @@ def _matmul_integer_model(dim: int, rows: int) -> bytes:
 
 
 @functools.cache
-def _product_is_exact() -> bool:
+def product_is_exact() -> bool:
     """Whether this machine's integer kernel is exact at the extremes the bound relies on."""
     try:
         q = np.array([[255] * 64, [0] * 64, [255] * 32 + [0] * 32], dtype=np.uint8)
@@ -304,19 +301,3 @@ def wants_codes(rows: int, dimension: int, *, quiet: bool = False) -> bool:
     return searches_in_8_bits(4 * rows * dimension, quiet=quiet) and (
         SCREEN_MIN_DIMENSION <= dimension <= SCREEN_MAX_DIMENSION
     )
-
-
-def vector_search(matrix: np.ndarray, *, codes: Codes | None = None, quiet: bool = False) -> VectorSearch:
-    """The fastest exact search for this matrix: the int8 prefilter on large ones (from
-    QUIET_MIN_BYTES when ``quiet``: a model shares the cores with every query), and
-    the screen on rotated rows on larger ones, or whenever the index file holds the
-    rows' ``codes`` (then nothing is computed here)."""
-    if searches_in_8_bits(matrix.nbytes, quiet=quiet) and _product_is_exact():
-        from .principal import PrincipalScreen  # (it builds on this module)
-
-        if codes is not None:
-            return PrincipalScreen(matrix, codes)
-        if matrix.nbytes >= SCREEN_MIN_BYTES and SCREEN_MIN_DIMENSION <= matrix.shape[1] <= SCREEN_MAX_DIMENSION:
-            return PrincipalScreen.build(matrix)
-        return Int8Prefilter(matrix)
-    return ExactScan(matrix)

@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mosslite.index.fusion import CANDIDATES, FEW, rank, top_positions
+from mosslite.index.fusion import CANDIDATES, rank
+from mosslite.index.topk import FEW, top_positions
 from mosslite.index.principal import PrincipalScreen
 from mosslite.index.vectors import ExactScan, Int8Prefilter
 

@@ -12,7 +12,8 @@ from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_ver
 from mosslite.embeddings.custom import CustomEmbedder
 from mosslite.index import vectors
 from mosslite.index.principal import PrincipalScreen
-from mosslite.index.vectors import ExactScan, Int8Prefilter, quantise, vector_search
+from mosslite.index.searches import vector_search
+from mosslite.index.vectors import ExactScan, Int8Prefilter, quantise
 
 SEARCHES = {"int8": Int8Prefilter, "screen": PrincipalScreen.build}
 
@@ -58,7 +59,7 @@ def int8(matrix: np.ndarray) -> Int8Prefilter:
 
 
 def test_this_machines_integer_kernel_is_exact() -> None:
-    assert vectors._product_is_exact()
+    assert vectors.product_is_exact()
 
 
 @pytest.mark.parametrize("k", [1, 5, 100, 1000])
