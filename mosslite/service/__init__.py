@@ -78,7 +78,8 @@ from .batches import Batches
 from .catalog import INDEX_DELETED, Catalog, VersionRecord
 from .jobs import JobRunner, remove_index_lock
 from .paging import Cursor, page_limit, parse_cursor, request_digest
-from .patches import PAGES_SUFFIX, VersionPatch, pages_key, version_patch
+from .layout import PAGES_SUFFIX, manifest_key, pages_key, version_key
+from .patches import VersionPatch, version_patch
 from .storage import Storage
 from .storage.directory import DirectoryStorage
 from .worker import JobContext, run_build
@@ -86,7 +87,6 @@ from .worker import JobContext, run_build
 log = logging.getLogger("mosslite.service")
 
 CATALOG_FILE = "catalog.sqlite"
-MANIFEST_KEY = "manifest.json"
 READER_CACHE = 8
 PHASE_SLICES = {
     JobPhase.GENERATING_EMBEDDINGS: (0.0, 70.0),
@@ -97,14 +97,6 @@ PHASE_SLICES = {
 
 #: Called as (project_id, job) after every change of a job's status or phase.
 JobListener = Callable[[str, Job], None]
-
-
-def version_key(project_id: str, index_name: str, version: int) -> str:
-    return f"{project_id}/{index_name}/{Version(version).filename()}"
-
-
-def manifest_key(project_id: str, index_name: str) -> str:
-    return f"{project_id}/{index_name}/{MANIFEST_KEY}"
 
 
 class Service:

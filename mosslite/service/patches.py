@@ -24,11 +24,11 @@ import numpy as np
 from ..errors import CorruptIndexError, IndexNotFoundError, PatchUnavailableError
 from ..index.pages import PageMap, patch_chunks
 from .catalog import VersionRecord
+from .layout import pages_key
 from .storage import Storage
 
 log = logging.getLogger("mosslite.service")
 
-PAGES_SUFFIX = ".pages"
 #: Above this share of the file a patch saves too little to be worth building.
 PATCH_MAX_SHARE = 0.5
 
@@ -51,10 +51,6 @@ class VersionPatch:
             return
         with open(path, "rb") as fh:
             yield from patch_chunks(self.page_map, self.pages, lambda a, b: os.pread(fh.fileno(), b - a, a))
-
-
-def pages_key(storage_key: str) -> str:
-    return storage_key + PAGES_SUFFIX
 
 
 def page_map(storage: Storage, record: VersionRecord) -> PageMap | None:

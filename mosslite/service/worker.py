@@ -18,7 +18,7 @@ from ..index.builder import ProgressFn, build_from_batch
 from ..types import IndexInfo, JobPhase, Manifest, Version
 from .catalog import VersionRecord
 from .jobs import index_lock
-from .patches import pages_key
+from .layout import pages_key, version_key
 
 if TYPE_CHECKING:
     from . import Service
@@ -36,8 +36,6 @@ class JobContext:
 
 
 def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> VersionRecord:
-    from . import version_key
-
     name = ctx.index.name
     with index_lock(service.lock_dir, (ctx.project_id, name)):
         latest = service.catalog.latest_version(ctx.project_id, name)

@@ -13,7 +13,7 @@ from mosslite import DocumentInfo
 from mosslite.errors import IndexNotFoundError, InvalidArgumentError, PatchUnavailableError
 from mosslite.index.pages import PageMap, apply_patch
 from mosslite.service import Service, version_key
-from mosslite.service.patches import pages_key
+from mosslite.service.layout import pages_key
 from mosslite.service.storage.memory import MemoryStorage
 
 from .test_http import Env, anyio_backend, env, error_code, service  # noqa: F401 (fixtures)
