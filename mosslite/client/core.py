@@ -60,7 +60,9 @@ if TYPE_CHECKING:
 
 HOME_ENV = "MOSSLITE_HOME"
 DEFAULT_HOME = Path("~/.mosslite")
-DEFAULT_POLL_INTERVAL_S = 0.25
+#: wait_for_job's pause between two job checks, and how long it waits in all (not the
+#: refresh interval of a loaded index: DEFAULT_POLLING_INTERVAL_S, in types.py).
+DEFAULT_JOB_POLL_S = 0.25
 DEFAULT_JOB_TIMEOUT_S = 600.0
 #: The shortest refresh timer: below it, an auto-refreshed index polls the service
 #: in a busy loop (1e-9 s once took ~2 s of CPU in 3 s). The default is 600 s.
@@ -288,7 +290,7 @@ class MossClient:
     async def wait_for_job(
         self,
         job_id: str,
-        poll_interval_seconds: float = DEFAULT_POLL_INTERVAL_S,
+        poll_interval_seconds: float = DEFAULT_JOB_POLL_S,
         timeout_seconds: float = DEFAULT_JOB_TIMEOUT_S,
     ) -> Job:
         """Poll until the job ends. Raises JobFailedError if it failed, TimeoutError_ if it

@@ -40,7 +40,7 @@ from ..errors import ChecksumMismatchError, CorruptIndexError, IndexNotFoundErro
 from ..index.format import IndexMeta, read_meta
 from ..index.pages import apply_patch
 from ..index.reader import IndexReader
-from ..types import LoadedIndexInfo, Manifest, SwapEvent
+from ..types import DEFAULT_POLLING_INTERVAL_S, LoadedIndexInfo, Manifest, SwapEvent
 from .clock import Clock
 from .hydration import (
     PART_SUFFIX,
@@ -95,7 +95,7 @@ class IndexSync:
         self.live: LiveIndex | None = None
         self.stale = False
         self.auto_refresh = False
-        self.interval_s = 600.0
+        self.interval_s = DEFAULT_POLLING_INTERVAL_S
         self.failures = 0
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
