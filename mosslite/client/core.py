@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._fs import check_path
+from .._fs import usable_dir, user_path
 from ..errors import (
     ClosedError,
     ConflictError,
@@ -78,48 +78,6 @@ _services_lock = threading.Lock()
 
 def default_home() -> Path:
     return user_path(os.environ.get(HOME_ENV) or DEFAULT_HOME, HOME_ENV)
-
-
-def user_path(value: object, what: str) -> Path:
-    """A folder the caller named (``cache_path``, ``$MOSSLITE_HOME``) as a Path, ``~``
-    expanded; the disk is not touched.
-
-    Invariant (issue #8): only a non-empty str (or os.PathLike of one) without NUL
-    whose ``~`` can be expanded becomes a Path; anything else (bytes, a number, an
-    unknown ``~user``) is an InvalidArgumentError, never a TypeError, ValueError or
-    RuntimeError from pathlib."""
-    if isinstance(value, str) and not value:  # (Path("") is the current folder: a slip, not a choice)
-        raise InvalidArgumentError(f"{what} must name a folder, got ''", hint="e.g. cache_path=Path.home() / 'mosslite'")
-    path = check_path(value, what)
-    try:
-        return path.expanduser()
-    except RuntimeError as exc:  # "~nouser": no such user, or no home directory to expand
-        raise InvalidArgumentError(f"{what} {str(path)[:80]!r}: {exc}", hint="spell the folder out in full") from exc
-
-
-def usable_dir(path: Path, what: str) -> Path:
-    """``path``, created (with its parents) if missing. Invariant (issue #8): returned
-    only once it is a folder this process can write into; a file, a path that
-    cannot be created (under /proc, under a file, no permission) is an
-    InvalidArgumentError naming it, before anything is written there."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        if isinstance(exc, (FileExistsError, NotADirectoryError)):
-            reason = "it, or a folder it would be in, is a file"
-        else:
-            reason = exc.strerror or str(exc)
-        raise InvalidArgumentError(
-            f"{what} {str(path)!r} is not a usable folder: {reason}",
-            path=str(path),
-            hint="give a folder this process can create and write",
-        ) from exc
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise InvalidArgumentError(
-            f"{what} {str(path)!r} is not a usable folder: not writable", path=str(path),
-            hint="give a folder this process can create and write",
-        )  # fmt: skip
-    return path
 
 
 def embedded_service(data_dir: Path) -> Service:

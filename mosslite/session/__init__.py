@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._db import connect, translating_sqlite_errors
+from .._fs import usable_dir
 from ..changeset import Row, metadata_json
 from ..embeddings import Embedder, get_embedder
 from ..errors import (
@@ -141,8 +142,6 @@ class Session:
         auto_load_on_init: bool = True,
         directory: Path,
     ) -> Session:
-        from ..client.core import usable_dir  # (the client imports this module lazily too)
-
         validate_name(name, what="session")
         if model_id is not None and not isinstance(model_id, str):
             raise InvalidArgumentError(f"model_id must be a string or None, got {type(model_id).__name__}")
@@ -582,7 +581,8 @@ class Session:
         self._store.optimize_fts()  # at open and after a load: start from one FTS5 segment
         rows = self._store.hydrate_rows()
         dimension = self.dimension or 0
-        for _, doc_id, _, embedding in rows:
+        self._reset_memory(dimension, capacity=max(64, 2 * len(rows)))
+        for rowid, doc_id, metadata, embedding in rows:
             if len(embedding) != 4 * dimension:
                 raise CorruptIndexError(
                     f"session file {self.path} holds a {len(embedding) // 4}-dimensional vector for document "
@@ -591,8 +591,6 @@ class Session:
                     hint=f"it mixes two indexes' vectors (a load before issue #8's fix): delete {self.path}, "
                     "then open the session again (its unpushed changes are lost)",
                 )
-        self._reset_memory(dimension, capacity=max(64, 2 * len(rows)))
-        for rowid, doc_id, metadata, embedding in rows:
             self._remember(doc_id, rowid, embedding, json.loads(metadata))
 
     def _remember(self, doc_id: str, rowid: int, blob: bytes, metadata: Any) -> None:
