@@ -438,10 +438,7 @@ def _id_list(value: Any) -> list[str]:
 def _mutation_options(value: Any) -> MutationOptions:
     if value is None:
         return MutationOptions()
-    options = from_dict(MutationOptions, value)
-    if not isinstance(options.upsert, bool):
-        raise InvalidArgumentError(f"'options.upsert' must be true or false, got {options.upsert!r}")
-    return options
+    return from_dict(MutationOptions, value)  # (MutationOptions checks upsert itself)
 
 
 def _json_type(kind: type) -> str:
