@@ -247,7 +247,11 @@ class Catalog:
         self._keys = KeyHasher(self.path, has_keys=has_keys)
 
     def _migrate(self) -> None:
-        """Bring a catalog of an older layout up to date, once, whoever opens it first."""
+        """Bring a catalog of an older layout up to date, once, whoever opens it first.
+        The write lock is taken only for an old catalog (and the version read again
+        under it): every other open stays a read."""
+        if self._conn.execute("PRAGMA user_version").fetchone()[0] != 1:
+            return
         with self._write() as conn:
             migrated = conn.execute("PRAGMA user_version").fetchone()[0] == 1
             if migrated:
