@@ -61,7 +61,7 @@ import mosslite.service.worker as worker_module  # noqa: E402
 from mosslite import FORMAT_VERSION, DocumentInfo, SyncMossClient  # noqa: E402
 from mosslite._db import connect  # noqa: E402
 from mosslite._fs import fsync_file, sha256_file  # noqa: E402
-from mosslite.client.core import close_embedded_services  # noqa: E402
+from mosslite.client.embedded import close_embedded_services  # noqa: E402
 from mosslite.embeddings import get_embedder  # noqa: E402
 from mosslite.index.builder import build_version  # noqa: E402
 from mosslite.service import Service  # noqa: E402

@@ -90,7 +90,7 @@ from hydrate import (  # noqa: E402  (the fixture and server helpers are shared 
 
 from mosslite import QueryOptions, SyncMossClient  # noqa: E402
 from mosslite._fs import fsync_file, sha256_file  # noqa: E402
-from mosslite.client.core import close_embedded_services  # noqa: E402
+from mosslite.client.embedded import close_embedded_services  # noqa: E402
 from mosslite.index.reader import IndexReader  # noqa: E402
 from mosslite.sync.swap import LiveIndex  # noqa: E402
 
@@ -416,7 +416,7 @@ def measure_mode(mode: str, data: Path, args: argparse.Namespace, work: Path,
 def downloader(url: str, name: str, work: Path) -> Callable[[int], None]:
     """Downloads the newest version over HTTP into a scratch file, as a refresh would
     (its own event loop and httpx client, in the interferer thread)."""
-    from mosslite.client.http_transport import HTTPTransport
+    from mosslite.transport.http import HTTPTransport
 
     async def fetch() -> None:
         transport = HTTPTransport(url, PROJECT, PROJECT_KEY)

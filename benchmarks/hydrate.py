@@ -79,7 +79,7 @@ import mosslite.sync.hydration as hydration_module  # noqa: E402
 import mosslite.sync.refresher as refresher_module  # noqa: E402
 from mosslite import FORMAT_VERSION, DocumentInfo, SyncMossClient  # noqa: E402
 from mosslite._db import connect  # noqa: E402
-from mosslite.client.core import close_embedded_services  # noqa: E402
+from mosslite.client.embedded import close_embedded_services  # noqa: E402
 from mosslite.index import vec0  # noqa: E402
 from mosslite.index.codes import read_codebook, read_codes  # noqa: E402
 from mosslite.index.format import read_meta  # noqa: E402

@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import Percentiles, fmt_ms, machine_summary, print_table, time_each, verdict  # noqa: E402
 
 from mosslite import DocumentInfo, IndexReader, MossClient, QueryOptions, Version, build_version, get_embedder  # noqa: E402
-from mosslite.client.core import close_embedded_services  # noqa: E402
+from mosslite.client.embedded import close_embedded_services  # noqa: E402
 
 WORDS = (
     "refund shipping delivery battery headphones speaker password account order invoice warranty "

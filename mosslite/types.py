@@ -422,7 +422,11 @@ class Manifest:
     created_at: str
 
 
+#: How often a loaded index with auto_refresh asks for a newer version.
 DEFAULT_POLLING_INTERVAL_S = 600.0
+#: wait_for_job's pause between two job checks, and how long it waits in all.
+DEFAULT_JOB_POLL_S = 0.25
+DEFAULT_JOB_TIMEOUT_S = 600.0
 #: Version files the service keeps per index (the newest ones); older files are deleted.
 DEFAULT_KEEP_VERSIONS = 3
 #: Page maps kept per index: a client up to this many versions behind still gets a patch.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mosslite import DocumentInfo, FolderMirror, MossClient
-from mosslite.client.core import close_embedded_services
+from mosslite.client.embedded import close_embedded_services
 from mosslite.folders import file_docs, plan_mirror
 
 MODEL = "hashed-ngrams-256"

@@ -9,14 +9,10 @@ Transport, so every method behaves the same either way.
 from __future__ import annotations
 
 import asyncio
-import atexit
-import math
-import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._fs import usable_dir, user_path
 from ..errors import (
@@ -24,8 +20,6 @@ from ..errors import (
     ConflictError,
     IndexNotLoadedError,
     InvalidArgumentError,
-    JobFailedError,
-    TimeoutError_,
     UnavailableError,
 )
 from ..index.batch import iter_docs
@@ -33,13 +27,13 @@ from ..index.fusion import reciprocal_rank_fusion
 from ..sync.clock import Clock, SystemClock
 from ..sync.refresher import IndexSync
 from ..types import (
+    DEFAULT_JOB_POLL_S,
+    DEFAULT_JOB_TIMEOUT_S,
     DEFAULT_POLLING_INTERVAL_S,
-    MAX_ID_CHARS,
     DocsPage,
     DocumentInfo,
     IndexInfo,
     Job,
-    JobStatus,
     LoadedIndexInfo,
     LoadIndexesResult,
     MutationOptions,
@@ -50,111 +44,13 @@ from ..types import (
     options_or_default,
     validate_name,
 )
-from .transports import LocalTransport, Transport
-
-from typing import TYPE_CHECKING  # noqa: E402
+from ..transport.base import Transport
+from ..transport.local import LocalTransport
+from .arguments import MIN_JOB_POLL_S, MIN_POLLING_INTERVAL_S, job_id_arg, seconds_arg, shown
+from .embedded import default_home, embedded_service
 
 if TYPE_CHECKING:
-    from ..service import Service
     from ..session import Session
-
-HOME_ENV = "MOSSLITE_HOME"
-DEFAULT_HOME = Path("~/.mosslite")
-#: wait_for_job's pause between two job checks, and how long it waits in all (not the
-#: refresh interval of a loaded index: DEFAULT_POLLING_INTERVAL_S, in types.py).
-DEFAULT_JOB_POLL_S = 0.25
-DEFAULT_JOB_TIMEOUT_S = 600.0
-#: The shortest refresh timer: below it, an auto-refreshed index polls the service
-#: in a busy loop (1e-9 s once took ~2 s of CPU in 3 s). The default is 600 s.
-MIN_POLLING_INTERVAL_S = 0.1
-#: The shortest pause between two job checks of ``wait_for_job``.
-MIN_JOB_POLL_S = 0.005
-#: The longest interval, pause or timeout any call takes: a week.
-MAX_SECONDS = 7 * 24 * 3600.0
-
-_services: dict[Path, Service] = {}
-_services_lock = threading.Lock()
-
-
-def default_home() -> Path:
-    return user_path(os.environ.get(HOME_ENV) or DEFAULT_HOME, HOME_ENV)
-
-
-def embedded_service(data_dir: Path) -> Service:
-    """One Service per data folder per process: its job workers and catalog are shared
-    by every client on that folder, and closed at exit."""
-    from ..service import Service  # (a client of a server never loads the service)
-
-    key = data_dir.resolve()
-    with _services_lock:
-        service = _services.get(key)
-        if service is None:
-            service = _services[key] = Service(key)
-        return service
-
-
-@atexit.register
-def close_embedded_services() -> None:
-    """Close every embedded service of this process (at exit, or between tests)."""
-    with _services_lock:
-        for service in _services.values():
-            service.close()
-        _services.clear()
-
-
-def _number(value: object) -> float:
-    """A number of seconds as a float (NaN for what is not a number: the caller's range
-    check refuses it). Any real number will do (numpy's, Decimal); a bool or a string
-    is a slip, although float() would take them. An int too large for a float is
-    infinite (float() raised OverflowError)."""
-    if isinstance(value, (bool, str, bytes)):
-        return math.nan
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except OverflowError:
-        return math.inf
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def seconds_arg(value: object, what: str, low: float, high: float = MAX_SECONDS) -> float:
-    """``value`` as a float from ``low`` to ``high`` seconds. Invariant (issue #8):
-    anything else (NaN, infinite, 10**400, a bool, a string, None) is an
-    InvalidArgumentError naming ``what``, raised before any request is made."""
-    number = _number(value)
-    if not low <= number <= high:
-        raise InvalidArgumentError(
-            f"{what} must be a number of seconds from {low:g} to {high:g}, got {_shown(value)}"
-        )
-    return number
-
-
-def _shown(value: object) -> str:
-    """A short repr for an error message (an int of over 4300 digits has none)."""
-    try:
-        text = repr(value)
-    except ValueError:
-        return f"an int of {value.bit_length()} bits"  # type: ignore[attr-defined]
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def job_id_arg(job_id: object) -> str:
-    """A job id the service can look up. Invariant (issue #8): a non-empty str of at
-    most MAX_ID_CHARS characters that UTF-8 encodes (a lone surrogate fits neither
-    SQLite nor a URL); anything else is an InvalidArgumentError before any request."""
-    if not isinstance(job_id, str) or not job_id or len(job_id) > MAX_ID_CHARS:
-        raise InvalidArgumentError(
-            f"job_id must be a non-empty string of at most {MAX_ID_CHARS} characters, got {_shown(job_id)}",
-            hint="pass the job_id of a MutationResult",
-        )
-    try:
-        job_id.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidArgumentError(
-            f"job_id {job_id[:80]!r} holds a lone surrogate: no job has such an id",
-            hint="pass the job_id of a MutationResult",
-        ) from exc
-    return job_id
 
 
 class MossClient:
@@ -187,7 +83,7 @@ class MossClient:
         if transport is not None:
             self.transport = transport
         elif url is not None:
-            from .http_transport import HTTPTransport
+            from ..transport.http import HTTPTransport
 
             self.transport = HTTPTransport(url, project_id, project_key)
         else:
@@ -258,20 +154,7 @@ class MossClient:
         job_id = job_id_arg(job_id)
         poll_interval_seconds = seconds_arg(poll_interval_seconds, "poll_interval_seconds", MIN_JOB_POLL_S)
         timeout_seconds = seconds_arg(timeout_seconds, "timeout_seconds", 0.0)
-        deadline = time.monotonic() + timeout_seconds
-        while True:
-            job = await self.get_job_status(job_id)
-            if job.status == JobStatus.COMPLETED:
-                return job
-            if job.status == JobStatus.FAILED:
-                raise JobFailedError(f"job {job_id} failed: {job.error}", job_id=job_id, index=job.index_name)
-            if time.monotonic() >= deadline:
-                raise TimeoutError_(
-                    f"job {job_id} is still {job.status} after {timeout_seconds} s",
-                    job_id=job_id,
-                    hint="call wait_for_job again, or raise timeout_seconds",
-                )
-            await asyncio.sleep(poll_interval_seconds)
+        return await self.transport.wait_for_job(job_id, poll_interval_seconds, timeout_seconds)
 
     # -- indexes and documents on the service ----------------------------------
 
@@ -345,7 +228,7 @@ class MossClient:
         self._check_open()
         validate_name(name)
         if not isinstance(auto_refresh, bool):
-            raise InvalidArgumentError(f"auto_refresh must be True or False, got {_shown(auto_refresh)}")
+            raise InvalidArgumentError(f"auto_refresh must be True or False, got {shown(auto_refresh)}")
         interval = seconds_arg(polling_interval_in_seconds, "polling_interval_in_seconds", MIN_POLLING_INTERVAL_S)
         base = user_path(cache_path, "cache_path") / self.project_id if cache_path is not None else self.cache_dir
         sync = self._loaded.get(name)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from mosslite import SyncMossClient
-from mosslite.client.core import close_embedded_services
+from mosslite.client.embedded import close_embedded_services
 from mosslite.service.catalog import Catalog
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from mosslite import DocumentInfo, JobStatus, MossClient, MutationOptions, SyncMossClient
-from mosslite.client.core import close_embedded_services
+from mosslite.client.embedded import close_embedded_services
 from mosslite.errors import (
     ClosedError,
     ConflictError,

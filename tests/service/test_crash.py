@@ -16,7 +16,7 @@ import pytest
 
 from mosslite import DocumentInfo, SyncMossClient
 from mosslite._fs import sha256_file
-from mosslite.client.core import close_embedded_services
+from mosslite.client.embedded import close_embedded_services
 from mosslite.index.batch import BatchWriter
 from mosslite.index.pages import PageMap
 from mosslite.service import Service

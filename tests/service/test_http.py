@@ -31,8 +31,8 @@ from referencing import Registry, Resource
 
 import mosslite
 from mosslite import DocumentInfo, MutationOptions, MutationResult
-from mosslite.client import http_transport
-from mosslite.client.http_transport import HTTPTransport
+from mosslite.transport import download
+from mosslite.transport.http import HTTPTransport
 from mosslite.errors import (
     ClosedError,
     ConflictError,
@@ -461,7 +461,7 @@ async def test_a_download_written_in_batches_keeps_every_received_byte(
 ) -> None:
     # The body goes to the file through a writer thread, ~WRITE_BATCH_BYTES at a time;
     # a small odd batch size makes a test-sized file take many batches.
-    monkeypatch.setattr(http_transport, "WRITE_BATCH_BYTES", 997)
+    monkeypatch.setattr(download, "WRITE_BATCH_BYTES", 997)
     manifest = await build(env)
     transport = env.transport()
     whole = tmp_path / "whole.sqlite"

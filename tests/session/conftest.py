@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mosslite import MossClient
-from mosslite.client.core import close_embedded_services
+from mosslite.client.embedded import close_embedded_services
 
 from ..client.conftest import Server
 
@@ -45,8 +45,8 @@ class Target:
 
 
 def _embedded_client(project: str, key: str, cloud: Path, home: Path) -> MossClient:
-    from mosslite.client.core import embedded_service
-    from mosslite.client.transports import LocalTransport
+    from mosslite.client.embedded import embedded_service
+    from mosslite.transport.local import LocalTransport
 
     transport = LocalTransport(embedded_service(cloud / "service"), project, key)
     return MossClient(project, key, cache_path=home, transport=transport)

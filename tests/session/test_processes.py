@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mosslite import MossClient
-from mosslite.client.core import close_embedded_services
+from mosslite.client.embedded import close_embedded_services
 
 from ..client.conftest import Server
 from .conftest import MODEL
@@ -43,8 +43,8 @@ AGENT = textwrap.dedent(
     """
     import asyncio, json, os, sys, time
     from mosslite import DocumentInfo, MossClient
-    from mosslite.client.core import embedded_service
-    from mosslite.client.transports import LocalTransport
+    from mosslite.client.embedded import embedded_service
+    from mosslite.transport.local import LocalTransport
     async def main(spec):
         if spec["url"]:
             client = MossClient(spec["project"], spec["key"], url=spec["url"], cache_path=spec["device"])
@@ -221,8 +221,8 @@ def test_agent_b_resumes_what_agent_a_pushed(cloud: dict, tmp_path: Path) -> Non
 def _client(cloud: dict, home: Path) -> MossClient:
     if cloud["url"]:
         return MossClient(cloud["project"], cloud["key"], url=cloud["url"], cache_path=home)
-    from mosslite.client.core import embedded_service
-    from mosslite.client.transports import LocalTransport
+    from mosslite.client.embedded import embedded_service
+    from mosslite.transport.local import LocalTransport
 
     transport = LocalTransport(embedded_service(Path(cloud["cloud"])), cloud["project"], cloud["key"])
     return MossClient(cloud["project"], cloud["key"], cache_path=home, transport=transport)

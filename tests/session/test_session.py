@@ -415,7 +415,7 @@ def test_session_is_exported() -> None:
 
 def test_blocking_session(tmp_path) -> None:
     from mosslite import SyncMossClient
-    from mosslite.client.core import close_embedded_services
+    from mosslite.client.embedded import close_embedded_services
 
     client = SyncMossClient("p-sync", "k", cache_path=tmp_path)
     try:

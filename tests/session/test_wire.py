@@ -14,7 +14,7 @@ import pytest
 
 from mosslite import DocumentInfo, MossClient
 from mosslite._db import read_schema
-from mosslite.client.http_transport import HTTPTransport
+from mosslite.transport.http import HTTPTransport
 from mosslite.errors import InvalidArgumentError
 from mosslite.service import Service
 from mosslite.service.http import create_app

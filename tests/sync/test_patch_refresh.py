@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from mosslite import DocumentInfo, QueryOptions, SyncMossClient
-from mosslite.client.core import close_embedded_services
-from mosslite.client.transports import LocalTransport
+from mosslite.client.embedded import close_embedded_services
+from mosslite.transport.local import LocalTransport
 from mosslite.errors import IndexNotFoundError
 from mosslite.index.pages import PageMap
 from mosslite.service import Service

@@ -17,7 +17,7 @@ import pytest
 
 from mosslite import DocumentInfo, SyncMossClient
 from mosslite._fs import sha256_file
-from mosslite.client.core import close_embedded_services
+from mosslite.client.embedded import close_embedded_services
 from mosslite.sync.hydration import cached_versions
 
 from ..client.conftest import Server, free_port

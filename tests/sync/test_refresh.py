@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mosslite import DocumentInfo, MossClient, QueryOptions, SwapEvent, SyncMossClient
-from mosslite.client.core import close_embedded_services
+from mosslite.client.embedded import close_embedded_services
 from mosslite.errors import (
     IndexNotFoundError,
     IndexNotLoadedError,

@@ -1,4 +1,4 @@
-"""Downloads over bulk socket reads on a worker thread (mosslite/client/bulk_reads.py),
+"""Downloads over bulk socket reads on a worker thread (mosslite/transport/download_sockets.py and download.py),
 against raw HTTP/1.1 answers from a socket server on 127.0.0.1: bodies cut short,
 stalls, refused connections and cancellation, which a well-behaved server cannot show.
 Whole downloads, resumes and error bodies from a real ``mosslite serve`` are in
@@ -19,11 +19,12 @@ import httpcore
 import httpx
 import pytest
 
-from mosslite.client.bulk_reads import INTERRUPTS, READ_BYTES, BulkReadBackend, BulkReadStream
-from mosslite.client.http_transport import HTTPTransport, _range_size, _range_start
+from mosslite.transport.download import range_size, range_start
+from mosslite.transport.download_sockets import INTERRUPTS, READ_BYTES, BulkReadBackend, BulkReadStream
+from mosslite.transport.http import HTTPTransport
 from mosslite.errors import ClosedError, TimeoutError_, UnavailableError
 
-from .conftest import free_port
+from ..client.conftest import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -382,5 +383,5 @@ async def test_downloads_go_through_the_environment_proxy(
 def test_a_content_range_the_client_cannot_read_is_no_number_not_a_crash(value: str) -> None:
     # '²'.isdigit() is true and int() refuses it; so does int() for 5,000 digits (issue #8).
     latin1 = value.encode("latin-1", "replace")
-    assert _range_size(httpx.Response(416, headers={"Content-Range": b"bytes */" + latin1})) is None
-    assert _range_start(httpx.Response(206, headers={"Content-Range": b"bytes " + latin1 + b"-5/9"})) is None
+    assert range_size(httpx.Response(416, headers={"Content-Range": b"bytes */" + latin1})) is None
+    assert range_start(httpx.Response(206, headers={"Content-Range": b"bytes " + latin1 + b"-5/9"})) is None
