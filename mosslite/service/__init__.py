@@ -20,7 +20,7 @@ Invariants (issue #3):
 - Storage stays bounded: after each publish only the newest ``keep_versions``
   version files are kept (a download already streaming keeps its open file);
   page maps, a fraction of a file, are kept longer so that clients holding an
-  older version still get patches (patches.py).
+  older version still get patches (patch_store.py).
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ from .catalog import INDEX_DELETED, Catalog, VersionRecord
 from .jobs import JobRunner, remove_index_lock
 from .paging import Cursor, page_limit, parse_cursor, request_digest
 from .layout import PAGES_SUFFIX, manifest_key, pages_key, version_key
-from .patches import VersionPatch, version_patch
+from .patch_store import VersionPatch, version_patch
 from .storage import Storage
 from .storage.directory import DirectoryStorage
 from .worker import JobContext, run_build

@@ -1,6 +1,6 @@
 """Where an index's objects are in storage: one folder-like prefix per index,
 ``<project>/<index>/``, holding its version files (``0000000003.sqlite``), their
-page maps (``0000000003.sqlite.pages``, patches.py) and ``manifest.json``.
+page maps (``0000000003.sqlite.pages``, patch_store.py) and ``manifest.json``.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> Versio
             key = version_key(ctx.project_id, name, int(version))
             service.storage.put(key, target, move=True)
             # Computed while the file was fsynced; stored now so the first client
-            # asking for a patch to this version does not wait for it (patches.py).
+            # asking for a patch to this version does not wait for it (patch_store.py).
             service.storage.put_bytes(pages_key(key), report.page_map.to_bytes())
         finally:
             target.unlink(missing_ok=True)
