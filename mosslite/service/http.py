@@ -66,7 +66,7 @@ from ..errors import (
 )
 from ..types import MAX_REQUEST_BYTES, MutationOptions, Version
 from ..wire import PATCH_MEDIA_TYPE, SQLITE_MEDIA_TYPE, docs_from_json, docs_to_json, from_dict, to_dict
-from . import Service
+from .core import Service
 from .openapi import openapi_json
 
 log = logging.getLogger("mosslite.service.http")

@@ -21,7 +21,7 @@ from .jobs import index_lock
 from .layout import pages_key, version_key
 
 if TYPE_CHECKING:
-    from . import Service
+    from .core import Service
 
 
 @dataclass(frozen=True, kw_only=True)
