@@ -31,12 +31,11 @@ import os
 import re
 import socket
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._fs import atomic_path, remove_empty_folders, remove_stale_temps
+from .._fs import remove_stale_temps
 from ..changeset import decode
 from ..embeddings import Embedder, get_embedder
 from ..errors import (
@@ -51,12 +50,9 @@ from ..errors import (
 )
 from ..index.batch import BatchWriter, batch_counts, batch_ids, read_facts
 from ..index.builder import check_ids
-from ..filters import compile_filter
 from ..index.format import utc_now_iso
-from ..index.reader import IndexReader
 from ..types import (
     DEFAULT_JOB_WORKERS,
-    DEFAULT_KEEP_PAGE_MAPS,
     DEFAULT_KEEP_VERSIONS,
     DEFAULT_MODEL_ID,
     DocsPage,
@@ -69,7 +65,6 @@ from ..types import (
     MutationOptions,
     MutationResult,
     PushIndexResult,
-    Version,
     options_or_default,
     validate_name,
 )
@@ -77,11 +72,12 @@ from ..wire import to_dict
 from .batches import Batches
 from .catalog import INDEX_DELETED, Catalog, VersionRecord
 from .jobs import JobRunner, remove_index_lock
-from .paging import Cursor, page_limit, parse_cursor, request_digest
-from .layout import PAGES_SUFFIX, manifest_key, pages_key, version_key
-from .patch_store import VersionPatch, version_patch
+from .layout import manifest_key, stored_versions
+from .patch_store import VersionPatch
 from .storage import Storage
 from .storage.directory import DirectoryStorage
+from .retention import Retention
+from .versions import Versions
 from .worker import JobContext, run_build
 
 log = logging.getLogger("mosslite.service")
@@ -131,8 +127,8 @@ class Service:
         self.catalog = Catalog(self.data_dir / CATALOG_FILE)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
         self.listeners: list[JobListener] = []
-        self._readers: OrderedDict[tuple[str, str], IndexReader] = OrderedDict()  # by (storage key, sha256)
-        self._readers_lock = threading.Lock()
+        self.versions = Versions(self.catalog, self.storage, self.staging_dir)
+        self.retention = Retention(self.storage, self.versions, keep_versions=keep_versions)
         self._runner = JobRunner(self._run_job, workers=job_workers)
         self._cancelled: set[str] = set()  # running jobs of deleted indexes: stopped at their next progress
         if start_jobs:
@@ -140,10 +136,7 @@ class Service:
 
     def close(self) -> None:
         self._runner.stop()
-        with self._readers_lock:
-            for reader in self._readers.values():
-                reader.close()
-            self._readers.clear()
+        self.versions.close()
         self.catalog.close()
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
@@ -168,6 +161,11 @@ class Service:
         """Raise UnauthorizedError unless ``key`` belongs to ``project_id``."""
         if not key or self.catalog.project_of_key(key) != project_id:
             raise UnauthorizedError(f"the key is not valid for project {project_id!r}", project=project_id)
+
+    def project_of_key(self, key: str) -> str | None:
+        """The project ``key`` opens, or None (an HTTP request names its project in its
+        path: a key of another project is answered "not found", not "unauthorized")."""
+        return self.catalog.project_of_key(key)
 
     def adopt_key(self, project_id: str, key: str) -> None:
         """Embedded mode: the first key used for a project becomes its key."""
@@ -307,7 +305,7 @@ class Service:
         """ConflictError if the batch holds ids the index has (an insert without upsert)."""
         count, examples = 0, []
         for ids in batch_ids(path):
-            found = self._get_docs(project_id, info, ids=ids, filter=None, include_embedding=False)
+            found = self.versions.get_docs(project_id, info, ids=ids, filter=None, include_embedding=False)
             count += len(found)
             examples += [d.id for d in found[: 5 - len(examples)]]
         if count:
@@ -334,11 +332,7 @@ class Service:
             self._cancelled.add(running)
         for job_id in dropped:
             self.batches.release(job_id)
-        self.storage.delete(manifest_key(project_id, name))
-        for key in keys:
-            self.storage.delete(key)
-            self.storage.delete(pages_key(key))
-            self._forget_local_copies(key)
+        self.retention.remove_index(project_id, name, keys)
         remove_index_lock(self.lock_dir, (project_id, name))
 
     def get_docs_page(
@@ -359,116 +353,58 @@ class Service:
             while page.next_cursor:
                 page = service.get_docs_page("proj", "faq", include_embedding=False, cursor=page.next_cursor)
         """
-        info = self.get_index(project_id, name)
-        if ids is not None:
-            ids = check_ids(ids)
-        compile_filter(filter)  # a bad filter is refused before it is hashed into a cursor
-        size = page_limit(limit)
-        digest = request_digest(ids, filter, include_embedding)
-        if cursor is None:
-            start = Cursor(info.version, 0, digest)
-        else:
-            start = parse_cursor(cursor, digest)
-        if start.version == 0:
-            return DocsPage(docs=[])
-        try:
-            reader = self._reader(project_id, name, start.version)
-        except (IndexNotFoundError, FileNotFoundError) as exc:  # never published, or pruned
-            raise ConflictError(
-                f"version {start.version} of index {name!r}, which this cursor pages through, is gone",
-                index=name,
-                hint="newer versions replaced it: start the listing again, without a cursor",
-            ) from exc
-        docs, after = reader.page_docs(ids, filter, include_embedding=include_embedding, after=start.after, limit=size)
-        return DocsPage(docs=docs, next_cursor=None if after is None else Cursor(start.version, after, digest).encode())
-
-    def _get_docs(
-        self, project_id: str, info: IndexInfo, *, ids: Any, filter: Any, include_embedding: bool
-    ) -> list[DocumentInfo]:
-        if ids is not None:
-            ids = check_ids(ids)
-        if info.version == 0:
-            return []
-        reader = self._reader(project_id, info.name, info.version)
-        return reader.get_docs(ids=ids, filter=filter, include_embedding=include_embedding)
+        return self.versions.get_docs_page(
+            project_id, name, ids, filter, include_embedding=include_embedding, limit=limit, cursor=cursor
+        )
 
     # -- versions ---------------------------------------------------------------
 
     def manifest(self, project_id: str, name: str) -> Manifest:
         """The newest published version. An index with none yet is not found."""
-        validate_name(name)
-        record = self.catalog.latest_version(project_id, name)
-        if record is None:
-            self.catalog.get_index(project_id, name)  # raises if the index does not exist
-            raise IndexNotFoundError(f"index {name!r} has no published version yet", index=name, hint="wait for its job")
-        return record.manifest
+        return self.versions.manifest(project_id, name)
 
     def version_record(self, project_id: str, name: str, version: int) -> VersionRecord:
-        validate_name(name)
-        record = self.catalog.get_version(project_id, name, Version(version))
-        if record is None:
-            raise IndexNotFoundError(f"index {name!r} has no version {version}", index=name, version=version)
-        return record
+        return self.versions.version_record(project_id, name, version)
 
     def version_patch(self, project_id: str, name: str, version: int, base_version: int) -> VersionPatch:
         """The pages of ``version`` that differ from ``base_version`` (which the caller holds);
-        stream them with ``patch.chunks(service.storage)``. No patch worth sending:
+        stream them with ``service.patch_bytes(patch)``. No patch worth sending:
         PatchUnavailableError. Example::
 
             patch = service.version_patch("proj", "faq", 8, 7)   # a few pages, not the file
         """
-        target = self.version_record(project_id, name, version)
-        base = self.catalog.get_version(project_id, name, Version(base_version))
-        return version_patch(self.storage, target, base)
+        return self.versions.version_patch(project_id, name, version, base_version)
 
-    def _reader(self, project_id: str, name: str, version: int) -> IndexReader:
-        record = self.version_record(project_id, name, version)
-        key = (record.storage_key, record.manifest.sha256)
-        with self._readers_lock:
-            reader = self._readers.get(key)
-            if reader is not None:
-                self._readers.move_to_end(key)
-                return reader
-        reader = IndexReader(self.local_copy(record), search=False)  # documents and filters only
-        with self._readers_lock:
-            if key in self._readers:  # another thread opened it meanwhile
-                reader.close()
-                return self._readers[key]
-            self._readers[key] = reader
-            while len(self._readers) > READER_CACHE:
-                self._readers.popitem(last=False)[1].close()
-        return reader
+    def patch_bytes(self, patch: VersionPatch) -> Iterator[bytes]:
+        """The bytes of ``patch`` (from ``version_patch``), read from storage as they are sent."""
+        return self.versions.patch_bytes(patch)
+
+    def version_path(self, record: VersionRecord) -> Path | None:
+        """The version file's path, if storage keeps it as a local file (directory
+        storage), else None. The file is published, so read-only: link or read it."""
+        return self.versions.version_path(record)
+
+    def version_size(self, record: VersionRecord) -> int:
+        """The version file's size in bytes; FileNotFoundError once it was pruned."""
+        return self.versions.version_size(record)
+
+    def version_bytes(self, record: VersionRecord, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The version file's bytes ``start`` up to ``end`` (exclusive; None: to the end), in
+        chunks; FileNotFoundError (at the first ``next()``) once it was pruned."""
+        return self.versions.version_bytes(record, start, end)
+
+    def watch_dir(self, project_id: str, name: str) -> Path | None:
+        """The folder whose ``manifest.json`` changes when a version of ``name`` is
+        published, for a client to watch instead of polling: directory storage only,
+        else None. Example::
+
+            folder = service.watch_dir("proj", "faq")   # <data>/storage/proj/faq
+        """
+        return self.versions.watch_dir(project_id, name)
 
     def local_copy(self, record: VersionRecord) -> Path:
-        path = self.storage.local_path(record.storage_key)
-        if path is not None:
-            return path
-        folder, name = self._local_copy_place(record.storage_key)
-        path = folder / f"{name}.{record.manifest.sha256}"
-        if not path.exists():
-            with atomic_path(path, read_only=True) as temp:  # never half a file, whatever crashes or races
-                self.storage.download_to(record.storage_key, temp)
-        return path
-
-    def _local_copy_place(self, storage_key: str) -> tuple[Path, str]:
-        """(folder, name) of ``local_copy``'s files for a storage with no local paths.
-        Each file's name ends with its sha256: an index deleted and created again
-        reuses storage keys for other contents, and a copy of the old version 1 once
-        became the base of the new index's version 2."""
-        folder, _, name = storage_key.rpartition("/")
-        return self.staging_dir / "cache" / folder, name
-
-    def _forget_local_copies(self, storage_key: str) -> None:
-        """Remove the local copies and cached readers of a deleted version file."""
-        with self._readers_lock:
-            for key in [k for k in self._readers if k[0] == storage_key]:
-                self._readers.pop(key).close()
-        folder, name = self._local_copy_place(storage_key)
-        if folder.is_dir():
-            for path in folder.iterdir():
-                if path.name == name or path.name.startswith(f"{name}."):  # (unsuffixed: before sha256 names)
-                    path.unlink(missing_ok=True)
-            remove_empty_folders(folder, self.staging_dir)
+        """A local file of the version: storage's own, or a copy kept under staging."""
+        return self.versions.local_copy(record)
 
     # -- jobs -------------------------------------------------------------------
 
@@ -581,30 +517,14 @@ class Service:
         catalog row names; it is garbage (its job will build it again)."""
         latest = self.catalog.latest_version(project_id, index_name)
         newest = latest.manifest.version if latest is not None else 0
-        for key, version, _ in self._stored_versions(project_id, index_name):
+        for key, version, _ in stored_versions(self.storage, project_id, index_name):
             if version > newest:
                 log.info("removing unpublished %s", key)
                 self.storage.delete(key)
 
     def prune(self, project_id: str, index_name: str, newest: int) -> None:
-        """Delete version files older than the newest ``keep_versions`` and page maps
-        older than the newest DEFAULT_KEEP_PAGE_MAPS. Without this every mutation of a
-        100k-document index would keep another ~440 MB forever; the maps (0.2% of a
-        file) let clients holding a deleted version still fetch patches."""
-        for key, version, is_map in self._stored_versions(project_id, index_name):
-            if version <= newest - (DEFAULT_KEEP_PAGE_MAPS if is_map else self.keep_versions):
-                self.storage.delete(key)
-                if not is_map:
-                    self._forget_local_copies(key)
-
-    def _stored_versions(self, project_id: str, index_name: str) -> Iterator[tuple[str, Version, bool]]:
-        """(key, version, is it a page map) of the version files and page maps in storage."""
-        for key in self.storage.list(f"{project_id}/{index_name}/"):
-            name = key.rsplit("/", 1)[-1]
-            try:
-                yield key, Version.parse_filename(name.removesuffix(PAGES_SUFFIX)), name.endswith(PAGES_SUFFIX)
-            except InvalidArgumentError:  # manifest.json
-                continue
+        """Delete the version files and page maps of ``index_name`` that retention.py lets go."""
+        self.retention.prune(project_id, index_name, newest)
 
     # -- session pushes (issue #5) ---------------------------------------------------
 
