@@ -71,14 +71,15 @@ from ..types import (
 from ..wire import to_dict
 from .batches import Batches
 from .catalog import INDEX_DELETED, Catalog, VersionRecord
-from .jobs import JobRunner, remove_index_lock
+from .jobs import JobRunner
+from .locks import remove_index_lock
 from .layout import manifest_key, stored_versions
 from .patch_store import VersionPatch
 from .storage import Storage
 from .storage.directory import DirectoryStorage
 from .retention import Retention
 from .versions import Versions
-from .worker import JobContext, run_build
+from .build import BuildParts, JobContext, run_build
 
 log = logging.getLogger("mosslite.service")
 
@@ -129,6 +130,13 @@ class Service:
         self.listeners: list[JobListener] = []
         self.versions = Versions(self.catalog, self.storage, self.staging_dir)
         self.retention = Retention(self.storage, self.versions, keep_versions=keep_versions)
+        self._build_parts = BuildParts(
+            catalog=self.catalog,
+            storage=self.storage,
+            local_copy=self.versions.local_copy,
+            staging_dir=self.staging_dir,
+            lock_dir=self.lock_dir,
+        )
         self._runner = JobRunner(self._run_job, workers=job_workers)
         self._cancelled: set[str] = set()  # running jobs of deleted indexes: stopped at their next progress
         if start_jobs:
@@ -450,7 +458,7 @@ class Service:
                 upsert=job.kind != "add_docs" or self._upserts(job_id),
                 embedder=get_embedder(info.model, dimension=info.dimension),
             )
-            record = run_build(self, context, progress=lambda phase, pct: self._progress(project_id, job_id, phase, pct))
+            record = run_build(self._build_parts, context, progress=lambda phase, pct: self._progress(project_id, job_id, phase, pct))
         except MossliteError as exc:
             self._fail(project_id, job_id, str(exc))
             return

@@ -5,7 +5,7 @@ Invariants (issues #3, #8):
   nothing to run: 100 indexes created at once cost ``workers`` threads, not 100.
 - Two jobs of one index never overlap in this process, and run in the order
   they were submitted. Across processes sharing a data folder, ``index_lock``
-  (an flock on a file per index) gives the same guarantee.
+  (locks.py: an flock on a file per index) gives the same guarantee.
 - One index never holds the pool: after each job its index goes to the back of
   the line, so a long queue of index A takes turns with index B's one job.
 - ``cancel`` drops an index's queued jobs (its deletion), and says which job of
@@ -14,22 +14,15 @@ Invariants (issues #3, #8):
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 
-from .._fs import remove_empty_folders
 from ..types import DEFAULT_JOB_WORKERS
+from .locks import JobKey
 
 log = logging.getLogger("mosslite.service")
-
-JobKey = tuple[str, str]  # (project_id, index_name)
-
 
 
 class JobRunner:
@@ -103,57 +96,3 @@ class JobRunner:
             threads = list(self._threads)
         for thread in threads:
             thread.join(timeout_s)
-
-
-def lock_path(lock_dir: Path, key: JobKey) -> Path:
-    return lock_dir / key[0] / f"{key[1]}.lock"
-
-
-@contextmanager
-def index_lock(lock_dir: Path, key: JobKey) -> Iterator[None]:
-    """Exclusive across processes: one builder per index on this data folder."""
-    path = lock_path(lock_dir, key)
-    while True:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:  # its folder was removed just now (remove_index_lock)
-            continue
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        if _still_linked(fd, path):
-            break
-        os.close(fd)  # removed while we waited: lock the file that is there now
-    try:
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
-
-
-def remove_index_lock(lock_dir: Path, key: JobKey) -> None:
-    """Remove a deleted index's lock file (and its project's folder, once empty), unless
-    a builder holds it now: that one's job fails when it tries to publish."""
-    path = lock_path(lock_dir, key)
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except FileNotFoundError:
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return
-    try:
-        if _still_linked(fd, path):
-            path.unlink()
-    finally:
-        os.close(fd)  # (releases the lock)
-    remove_empty_folders(path.parent, lock_dir)
-
-
-def _still_linked(fd: int, path: Path) -> bool:
-    """Whether ``path`` still names the file open as ``fd`` (not removed and made again)."""
-    try:
-        return os.stat(path).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-        return False
