@@ -25,17 +25,13 @@ Invariants (issue #3):
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import re
-import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from .._fs import remove_stale_temps
 from ..changeset import decode
 from ..embeddings import Embedder, get_embedder
 from ..errors import (
@@ -44,13 +40,11 @@ from ..errors import (
     IndexNotFoundError,
     InvalidArgumentError,
     InvalidDocumentError,
-    MossliteError,
     NotFoundError,
     UnauthorizedError,
 )
-from ..index.batch import BatchWriter, batch_counts, batch_ids, read_facts
+from ..index.batch import BatchWriter, batch_counts, batch_ids
 from ..index.builder import check_ids
-from ..index.format import utc_now_iso
 from ..types import (
     DEFAULT_JOB_WORKERS,
     DEFAULT_KEEP_VERSIONS,
@@ -59,7 +53,6 @@ from ..types import (
     DocumentInfo,
     IndexInfo,
     Job,
-    JobPhase,
     JobStatus,
     Manifest,
     MutationOptions,
@@ -68,32 +61,21 @@ from ..types import (
     options_or_default,
     validate_name,
 )
-from ..wire import to_dict
 from .batches import Batches
-from .catalog import INDEX_DELETED, Catalog, VersionRecord
-from .jobs import JobRunner
+from .build import BuildParts
+from .catalog import Catalog, VersionRecord
+from .jobs import JobListener, Jobs
 from .locks import remove_index_lock
-from .layout import manifest_key, stored_versions
 from .patch_store import VersionPatch
+from .recovery import recover, this_owner
+from .retention import Retention
 from .storage import Storage
 from .storage.directory import DirectoryStorage
-from .retention import Retention
 from .versions import Versions
-from .build import BuildParts, JobContext, run_build
 
 log = logging.getLogger("mosslite.service")
 
 CATALOG_FILE = "catalog.sqlite"
-READER_CACHE = 8
-PHASE_SLICES = {
-    JobPhase.GENERATING_EMBEDDINGS: (0.0, 70.0),
-    JobPhase.BUILDING_INDEX: (70.0, 90.0),
-    JobPhase.UPLOADING: (90.0, 98.0),
-    JobPhase.PUBLISHING: (98.0, 100.0),
-}
-
-#: Called as (project_id, job) after every change of a job's status or phase.
-JobListener = Callable[[str, Job], None]
 
 
 class Service:
@@ -126,29 +108,36 @@ class Service:
         self.staging_dir.mkdir(exist_ok=True)
         self.batches = Batches(self.data_dir / "batches")
         self.catalog = Catalog(self.data_dir / CATALOG_FILE)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}"
-        self.listeners: list[JobListener] = []
+        self.owner = this_owner()
         self.versions = Versions(self.catalog, self.storage, self.staging_dir)
         self.retention = Retention(self.storage, self.versions, keep_versions=keep_versions)
-        self._build_parts = BuildParts(
+        build_parts = BuildParts(
             catalog=self.catalog,
             storage=self.storage,
             local_copy=self.versions.local_copy,
             staging_dir=self.staging_dir,
             lock_dir=self.lock_dir,
         )
-        self._runner = JobRunner(self._run_job, workers=job_workers)
-        self._cancelled: set[str] = set()  # running jobs of deleted indexes: stopped at their next progress
+        self.jobs = Jobs(build_parts, self.batches, self.retention, owner=self.owner, listeners=[], workers=job_workers)
         if start_jobs:
-            self._recover()
+            recover(self.jobs, self.staging_dir)
+
+    @property
+    def listeners(self) -> list[JobListener]:
+        """Called as (project_id, job) after every change of a job's status or phase."""
+        return self.jobs.listeners
+
+    @listeners.setter
+    def listeners(self, listeners: list[JobListener]) -> None:
+        self.jobs.listeners = listeners
 
     def close(self) -> None:
-        self._runner.stop()
+        self.jobs.stop()
         self.versions.close()
         self.catalog.close()
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
-        return self._runner.wait_idle(timeout_s)
+        return self.jobs.wait_idle(timeout_s)
 
     # -- keys -------------------------------------------------------------------
 
@@ -210,7 +199,7 @@ class Service:
         try:
             writer.add_deletes(ids)
             writer.close()
-            return self._submit(project_id, name, "delete_docs", writer.path, len(ids))
+            return self.jobs.submit(project_id, name, "delete_docs", writer.path, len(ids))
         finally:
             writer.abort()  # (a file adopted by its job has moved on)
 
@@ -297,7 +286,7 @@ class Service:
             embedder = get_embedder(model_id, dimension=facts.get("dimension") if model_id == "custom" else None)
             self.catalog.create_index(project_id, name, embedder.model_id, embedder.dimension)
             try:
-                return self._submit(project_id, name, kind, path, upserts)
+                return self.jobs.submit(project_id, name, kind, path, upserts)
             except BaseException:  # a create that queued nothing leaves no index behind
                 self.catalog.delete_index(project_id, name)
                 raise
@@ -307,7 +296,7 @@ class Service:
             info = self.get_index(project_id, name)
             if not facts.get("upsert"):
                 self._refuse_existing(project_id, info, path)
-        return self._submit(project_id, name, kind, path, upserts)
+        return self.jobs.submit(project_id, name, kind, path, upserts)
 
     def _refuse_existing(self, project_id: str, info: IndexInfo, path: Path) -> None:
         """ConflictError if the batch holds ids the index has (an insert without upsert)."""
@@ -335,11 +324,7 @@ class Service:
         running job, and leave no file or folder of it behind."""
         validate_name(name)
         keys = self.catalog.delete_index(project_id, name)
-        dropped, running = self._runner.cancel((project_id, name))
-        if running is not None:
-            self._cancelled.add(running)
-        for job_id in dropped:
-            self.batches.release(job_id)
+        self.jobs.cancel_index(project_id, name)
         self.retention.remove_index(project_id, name, keys)
         remove_index_lock(self.lock_dir, (project_id, name))
 
@@ -419,117 +404,6 @@ class Service:
     def get_job(self, project_id: str, job_id: str) -> Job:
         return self.catalog.get_job(project_id, job_id)
 
-    def _submit(self, project_id: str, name: str, kind: str, batch: Path, doc_count: int) -> MutationResult:
-        """Queue a job for the filled batch file ``batch``, which becomes the job's own."""
-        job_id = self.catalog.create_job(project_id, name, kind, doc_count)
-        self.catalog.update_job(job_id, owner=self.owner)
-        self.batches.adopt(batch, job_id)
-        self._notify(project_id, job_id)
-        self._runner.submit((project_id, name), job_id)
-        return MutationResult(job_id=job_id, index_name=name, doc_count=doc_count)
-
-    def _notify(self, project_id: str, job_id: str) -> None:
-        if not self.listeners:
-            return
-        job = self.catalog.get_job(project_id, job_id)
-        for listener in list(self.listeners):
-            listener(project_id, job)
-
-    def _run_job(self, job_id: str) -> None:
-        project_id = self.catalog.job_project(job_id)
-        job = self.catalog.get_job(project_id, job_id)
-        if job.status == JobStatus.PENDING_UPLOAD:
-            # "Uploading" is the batch reaching durable storage; it happens on the
-            # worker so the caller gets its job id at once, as with Moss.
-            self.catalog.update_job(job_id, status=JobStatus.UPLOADING)
-            self._notify(project_id, job_id)
-            if not self.batches.store(job_id):
-                self._fail(project_id, job_id, "the job's documents are missing; submit it again")
-                return
-        self.catalog.update_job(job_id, status=JobStatus.BUILDING)
-        self._notify(project_id, job_id)
-        try:
-            info = self.catalog.get_index(project_id, job.index_name)
-            context = JobContext(
-                project_id=project_id,
-                job_id=job_id,
-                index=info,
-                batch=self.batches.job_path(job_id),
-                upsert=job.kind != "add_docs" or self._upserts(job_id),
-                embedder=get_embedder(info.model, dimension=info.dimension),
-            )
-            record = run_build(self._build_parts, context, progress=lambda phase, pct: self._progress(project_id, job_id, phase, pct))
-        except MossliteError as exc:
-            self._fail(project_id, job_id, str(exc))
-            return
-        except Exception as exc:  # a crashed embedder or a full disk fails the job, not the service
-            log.exception("job %s failed", job_id)
-            self._fail(project_id, job_id, f"{type(exc).__name__}: {exc}")
-            return
-        self.batches.release(job_id)
-        self.storage.put_bytes(manifest_key(project_id, job.index_name), _manifest_json(record.manifest))
-        self._notify(project_id, job_id)
-        self.prune(project_id, job.index_name, record.manifest.version)  # after the news is out
-
-    def _upserts(self, job_id: str) -> bool:
-        return bool(read_facts(self.batches.job_path(job_id)).get("upsert", 1))
-
-    def _progress(self, project_id: str, job_id: str, phase: str, percent: float) -> None:
-        if job_id in self._cancelled:
-            raise IndexNotFoundError(INDEX_DELETED)
-        # The job's progress is overall, 0-100 across phases; each phase owns a slice.
-        low, high = PHASE_SLICES.get(phase, (0.0, 100.0))
-        overall = round(low + (high - low) * percent / 100.0, 1)
-        self.catalog.update_job(job_id, status=JobStatus.BUILDING, current_phase=phase, progress=overall)
-        self._notify(project_id, job_id)
-
-    def _fail(self, project_id: str, job_id: str, error: str) -> None:
-        if job_id in self._cancelled:  # whatever it tripped on, the reason is the deletion
-            self._cancelled.discard(job_id)
-            error = INDEX_DELETED
-        self.catalog.update_job(
-            job_id, status=JobStatus.FAILED, error=error, current_phase=None, completed_at=utc_now_iso()
-        )
-        self.batches.release(job_id)
-        job = self.catalog.get_job(project_id, job_id)
-        try:
-            if self.catalog.get_index(project_id, job.index_name).version == 0:
-                self.catalog.set_index_status(project_id, job.index_name, "failed")
-        except IndexNotFoundError:  # deleted while it ran: its lock file was left to this job
-            remove_index_lock(self.lock_dir, (project_id, job.index_name))
-        self._notify(project_id, job_id)
-
-    def _recover(self) -> None:
-        """At start: clear staging leftovers and batch files of ended jobs, and resume
-        or fail jobs of dead owners."""
-        remove_stale_temps(self.staging_dir)
-        for leftover in self.staging_dir.glob("*.sqlite"):
-            leftover.unlink(missing_ok=True)
-        self.batches.clean()
-        unfinished = {job_id for job_id, *_ in self.catalog.unfinished_jobs()}
-        for job_id in set(self.batches.job_ids()) - unfinished:  # ended, or never a job
-            self.batches.release(job_id)
-        for job_id, project_id, index_name, owner in self.catalog.unfinished_jobs():
-            if owner is not None and owner != self.owner and _owner_alive(owner):
-                continue
-            if self.catalog.get_job(project_id, job_id).status == JobStatus.PENDING_UPLOAD:
-                self._fail(project_id, job_id, "the service stopped before the request was stored; submit it again")
-                continue
-            self._remove_unpublished(project_id, index_name)
-            self.catalog.update_job(job_id, owner=self.owner)
-            log.info("resuming job %s of %s/%s", job_id, project_id, index_name)
-            self._runner.submit((project_id, index_name), job_id)
-
-    def _remove_unpublished(self, project_id: str, index_name: str) -> None:
-        """A crash between storing a version file and publishing it leaves a file no
-        catalog row names; it is garbage (its job will build it again)."""
-        latest = self.catalog.latest_version(project_id, index_name)
-        newest = latest.manifest.version if latest is not None else 0
-        for key, version, _ in stored_versions(self.storage, project_id, index_name):
-            if version > newest:
-                log.info("removing unpublished %s", key)
-                self.storage.delete(key)
-
     def prune(self, project_id: str, index_name: str, newest: int) -> None:
         """Delete the version files and page maps of ``index_name`` that retention.py lets go."""
         self.retention.prune(project_id, index_name, newest)
@@ -576,7 +450,7 @@ class Service:
                         self.catalog.create_index(project_id, name, embedder.model_id, embedder.dimension)
                     except ConflictError:  # another session's first push created it just now
                         self._push_embedder(project_id, name, changes, embedder.model_id, embedder.dimension)
-                result = self._submit(project_id, name, "push", writer.path, len(changes))
+                result = self.jobs.submit(project_id, name, "push", writer.path, len(changes))
             finally:
                 writer.abort()  # (a file adopted by its job has moved on)
             self.catalog.record_push(project_id, name, diff_id, result.job_id, len(changes))
@@ -640,23 +514,6 @@ class Service:
             overwritten=overwritten if job.status == JobStatus.COMPLETED else None,
             version=job.version,
         )
-
-
-def _manifest_json(manifest: Manifest) -> bytes:
-    return json.dumps(to_dict(manifest), sort_keys=True).encode("utf-8")
-
-
-def _owner_alive(owner: str) -> bool:
-    host, _, pid = owner.rpartition(":")
-    if host != socket.gethostname():
-        return True  # another machine's job: not ours to judge
-    try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 #: Serialises the check-then-submit of pushes in this process, so a retry that
