@@ -84,13 +84,7 @@ class Intake:
         """Start a batch for ``create_index`` or ``add_docs`` on ``name``, to be filled by
         ``append_upload`` and turned into a job by ``commit_upload``. What can be checked
         now is: the name, the model, the index (absent for a create, present for an add).
-        Example::
-
-            upload = service.open_upload("proj", "faq", "add_docs")
-            service.append_upload("proj", upload, docs[:50_000])
-            service.append_upload("proj", upload, docs[50_000:])
-            job = service.commit_upload("proj", upload)
-        """
+        (An example: ``Service.open_upload``.)"""
         validate_name(name)
         if kind == "create_index":
             model_id = DEFAULT_MODEL_ID if model_id is None else model_id
