@@ -11,18 +11,22 @@ import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._fs import sha256_of
 from ..errors import IndexNotFoundError
 from ..types import DocsPage, DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult, PushIndexResult
 from .base import ByteProgress, Transport
 
+if TYPE_CHECKING:  # (a client of a server never imports the service)
+    from ..service import Service
+    from ..service.catalog import VersionRecord
+
 
 class LocalTransport(Transport):
     """The embedded default: the service core in this process, called on worker threads."""
 
-    def __init__(self, service: Any, project_id: str, project_key: str) -> None:
+    def __init__(self, service: Service, project_id: str, project_key: str) -> None:
         self.service = service
         self.project_id = project_id
         service.adopt_key(project_id, project_key)
@@ -69,19 +73,14 @@ class LocalTransport(Transport):
         return await self._call("manifest", name)
 
     def watch_dir(self, name: str) -> Path | None:
-        from ..service import manifest_key
-
-        root = getattr(self.service.storage, "root", None)
-        return Path(root) / manifest_key(self.project_id, name).rsplit("/", 1)[0] if root is not None else None
+        return self.service.watch_dir(self.project_id, name)
 
     async def download(
         self, name: str, version: int, dest: Path, *, offset: int = 0, progress: ByteProgress | None = None
     ) -> str | None:
         record = await self._call("version_record", name, version)
         try:
-            linked = await asyncio.to_thread(
-                _copy_from_storage, self.service.storage, record.storage_key, dest, offset, progress
-            )
+            linked = await asyncio.to_thread(_copy_version, self.service, record, dest, offset, progress)
         except FileNotFoundError as exc:  # deleted since: newer versions replaced it
             raise IndexNotFoundError.version_gone(name, version) from exc
         # A hard link is the service's own published file: immutable (read-only, replaced
@@ -99,9 +98,9 @@ class LocalTransport(Transport):
         return await self._call("get_push", name, diff_id)
 
 
-def _copy_from_storage(storage: Any, key: str, dest: Path, offset: int, progress: ByteProgress | None) -> str | None:
-    """Link (None) or copy (the sha256 of all of ``dest``) a stored version into ``dest``."""
-    source = storage.local_path(key)
+def _copy_version(service: Service, record: VersionRecord, dest: Path, offset: int, progress: ByteProgress | None) -> str | None:
+    """Link (None) or copy (the sha256 of all of ``dest``) a published version into ``dest``."""
+    source = service.version_path(record)
     # A link is whole or absent, so it replaces any partial file, also one left by a
     # crash: resuming it would append to the (read-only) published file itself.
     if source is not None and _hard_link(source, dest):
@@ -111,7 +110,7 @@ def _copy_from_storage(storage: Any, key: str, dest: Path, offset: int, progress
     digest = sha256_of(dest) if offset else hashlib.sha256()
     written = offset
     with open(dest, "ab" if offset else "wb") as out:
-        for chunk in storage.iter_range(key, offset):
+        for chunk in service.version_bytes(record, offset):
             out.write(chunk)
             digest.update(chunk)
             written += len(chunk)
