@@ -235,16 +235,18 @@ class Jobs:
         if job_id in self.cancelled:  # whatever it tripped on, the reason is the deletion
             self.cancelled.discard(job_id)
             error = INDEX_DELETED
-        self.catalog.update_job(
-            job_id, status=JobStatus.FAILED, error=error, current_phase=None, completed_at=utc_now_iso()
-        )
-        self.batches.release(job_id)
+        # The index first: whoever sees the job failed also sees a never-built index
+        # failed (the other order let a client polling in between see it "building").
         job = self.catalog.get_job(project_id, job_id)
         try:
             if self.catalog.get_index(project_id, job.index_name).version == 0:
                 self.catalog.set_index_status(project_id, job.index_name, "failed")
         except IndexNotFoundError:  # deleted while it ran: its lock file was left to this job
             remove_index_lock(self.parts.lock_dir, (project_id, job.index_name))
+        self.catalog.update_job(
+            job_id, status=JobStatus.FAILED, error=error, current_phase=None, completed_at=utc_now_iso()
+        )
+        self.batches.release(job_id)
         self.notify(project_id, job_id)
 
     def wait_idle(self, timeout_s: float | None = None) -> bool:
