@@ -28,13 +28,11 @@ from ..errors import (
     TimeoutError_,
     UnavailableError,
 )
-from ..index.batch import iter_docs
 from ..index.fusion import reciprocal_rank_fusion
 from ..sync.clock import Clock, SystemClock
 from ..sync.refresher import IndexSync
 from ..types import (
     DEFAULT_POLLING_INTERVAL_S,
-    MAX_ID_CHARS,
     DocsPage,
     DocumentInfo,
     IndexInfo,
@@ -47,9 +45,10 @@ from ..types import (
     QueryOptions,
     SearchResult,
     SwapEvent,
+    iter_docs,
     options_or_default,
-    validate_name,
 )
+from ..validation import MAX_ID_CHARS, validate_name
 from .transports import LocalTransport, Transport
 
 from typing import TYPE_CHECKING  # noqa: E402

@@ -51,7 +51,6 @@ from ..errors import (
     UnauthorizedError,
     UnavailableError,
 )
-from ..index.batch import iter_docs
 from ..filters import compile_filter
 from ..types import (
     MAX_REQUEST_BYTES,
@@ -63,8 +62,9 @@ from ..types import (
     MutationOptions,
     MutationResult,
     Version,
-    validate_name,
+    iter_docs,
 )
+from ..validation import validate_name
 from ..wire import docs_from_json, from_dict, to_dict
 from .bulk_reads import INTERRUPTS, download_transport
 from .transports import ByteProgress, Transport

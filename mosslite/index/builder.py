@@ -32,15 +32,15 @@ from pathlib import Path
 from typing import Any
 
 import apsw
-import numpy as np
-
 from .._db import connect, translating_sqlite_errors
 from .._fs import check_path, fsync_file, in_background, install, temp_path_for
 from ..embeddings import Embedder
 from ..errors import ConflictError, CorruptIndexError, IndexNotFoundError, InvalidArgumentError, InvalidDocumentError
-from ..types import DocumentInfo, JobPhase, Version, check_doc_id, validate_name
+from ..rows import Row, same_row, vector_blobs
+from ..types import DocumentInfo, JobPhase, Version
+from ..validation import check_ids, validate_name
 from . import codes, postings, vec0
-from .batch import BatchWriter, Row, iter_docs, same_row, vector_blobs
+from .batch import BatchWriter
 from .format import COUNT_DOCS_SQL, IndexMeta, create_schema, read_meta, utc_now_iso, write_meta
 from .pages import PageMap
 from .vectors import wants_codes
@@ -192,32 +192,6 @@ class BuildReport:
         return self.page_map.sha256
 
 
-def check_batch(docs: Iterable[DocumentInfo]) -> list[DocumentInfo]:
-    """``docs`` (any iterable of DocumentInfo) as a list, after the batch-level rules
-    the records cannot check alone. Called where a batch enters (client, session),
-    so a slip such as passing None or one document fails there, typed, and not deep
-    in a worker."""
-    docs = list(iter_docs(docs))
-    seen: set[str] = set()
-    for doc in docs:
-        if doc.id in seen:
-            raise InvalidDocumentError(f"duplicate document id {doc.id!r} in one batch", id=doc.id)
-        seen.add(doc.id)
-    return docs
-
-
-def check_ids(ids: Sequence[str]) -> list[str]:
-    """``ids`` (a list or tuple) as a list, each id checked as DocumentInfo checks one.
-
-    Invariant (issue #8): an id no document can have (blank, longer than
-    MAX_ID_CHARS, a lone surrogate) is an InvalidArgumentError here, where
-    deletes and lookups enter (client, session, service, reader), so a get
-    cannot answer "nothing" to what a delete refuses, nor a job be queued for it."""
-    if not isinstance(ids, (list, tuple)):
-        raise InvalidArgumentError(f"ids must be a list of strings, got {type(ids).__name__}")
-    return [check_doc_id(doc_id, InvalidArgumentError) for doc_id in ids]
-
-
 def check_build(
     target: Any, *, embedder: Any, index_name: Any, version: Any, base: Any
 ) -> tuple[Path, Version, Path | None]:
@@ -286,10 +260,6 @@ def _check_base_file(base: Path, embedder: Embedder, index_name: str, version: V
             _check_base(read_meta(conn, base), base, embedder, index_name, version)
         finally:
             conn.close()
-
-
-def vector_blob(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, dtype="<f4").tobytes()
 
 
 def build_version(
@@ -568,4 +538,4 @@ def _verify(conn: apsw.Connection, path: Path, doc_count: int, *, full: bool) ->
         conn.execute("INSERT INTO docs_fts (docs_fts) VALUES ('integrity-check')")
 
 
-__all__ = ["BuildReport", "ProgressFn", "build_from_batch", "build_version", "check_batch", "check_build", "check_ids"]
+__all__ = ["BuildReport", "ProgressFn", "build_from_batch", "build_version", "check_build"]

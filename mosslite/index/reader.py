@@ -27,7 +27,6 @@ Invariants (issue #2, issue #7):
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import threading
 import time
@@ -45,10 +44,11 @@ from .._fs import check_path
 from .._memory import release_free_memory
 from ..embeddings import Embedder, get_embedder
 from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError, NotFoundError
-from ..filters import Filter, JsonColumns, compile_filter, metadata_object
+from ..filters import Filter, JsonColumns, compile_filter
+from ..rows import LAST_ROWID_SQL, METADATA_SQL, ROWS_BY_ROWID_SQL, DocRow, doc_bytes, result_docs, rows_from, stored_doc
 from ..types import DEFAULT_PAGE_DOCS, PAGE_BYTES, DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult, options_or_default
+from ..validation import check_ids
 from . import vec0
-from .builder import check_ids
 from .codes import read_codebook, read_codes
 from .format import IndexMeta, read_meta
 from .fusion import rank
@@ -70,74 +70,6 @@ _OPEN_READERS: weakref.WeakSet[IndexReader] = weakref.WeakSet()
 def _close_open_readers() -> None:
     for reader in list(_OPEN_READERS):
         reader.close()
-
-
-ROWS_BY_ROWID_SQL = """
-SELECT rowid, id, text, metadata, payload
-FROM docs
-WHERE rowid IN ({parameters})
-"""
-
-ROWS_BY_ID_SQL = """
-SELECT rowid, id, text, metadata, payload
-FROM docs
-WHERE id IN (SELECT value FROM json_each(:ids))
-"""
-
-ROWS_AFTER_SQL = """
-SELECT rowid, id, text, metadata, payload
-FROM docs
-WHERE rowid > :after
-ORDER BY rowid
-"""
-
-LAST_ROWID_SQL = """
-SELECT coalesce(max(rowid), 0)
-FROM docs
-"""
-
-#: Ids looked up per statement when paging through asked ids.
-ID_CHUNK = 500
-
-METADATA_SQL = """
-SELECT rowid, metadata
-FROM docs
-"""
-
-#: A document as results and get_docs need it: (id, text, metadata JSON, payload).
-DocRow = tuple[str, str, str, str | None]
-
-
-def _doc_bytes(row: Sequence[Any], dimension: int) -> int:
-    """About what a document costs a page: its strings, and ~10 bytes per vector value as JSON."""
-    return sum(len(v) for v in row if isinstance(v, str)) + 10 * dimension
-
-
-def stored_doc(row: DocRow, vector: np.ndarray | None) -> DocumentInfo:
-    """A DocumentInfo from a stored row and its float32 vector (None: without it)."""
-    doc_id, text, metadata, payload = row
-    return DocumentInfo(
-        id=doc_id,
-        text=text,
-        metadata=metadata_object(metadata),
-        payload=payload,
-        embedding=vector.tolist() if vector is not None else None,
-    )
-
-
-def result_docs(rows: Sequence[DocRow], scores: np.ndarray, index_name: str) -> list[QueryResultDocumentInfo]:
-    """Ranked results: ``rows`` in rank order, ``scores`` alike."""
-    return [
-        QueryResultDocumentInfo(
-            id=doc_id,
-            text=text,
-            metadata=metadata_object(metadata),
-            score=score,
-            payload=payload,
-            index_name=index_name,
-        )
-        for (doc_id, text, metadata, payload), score in zip(rows, scores.tolist())
-    ]
 
 
 #: One past the largest rowid (and the largest cursor) SQLite can hold.
@@ -425,25 +357,13 @@ class IndexReader:
         size = 0
         with self._conn() as conn, translating_sqlite_errors(self.path):
             end = len(wanted) if wanted is not None else conn.execute(LAST_ROWID_SQL).fetchone()[0]
-            for cursor_after, (rowid, *row) in self._rows_from(conn, wanted, after):
+            for cursor_after, (rowid, *row) in rows_from(conn, wanted, after):
                 position = self._position(rowid)
                 if mask is not None and not mask[position]:
                     continue
                 out.append(stored_doc(tuple(row), self._matrix[position] if include_embedding else None))  # type: ignore[arg-type]
-                size += _doc_bytes(row, self.meta.dimension if include_embedding else 0)
+                size += doc_bytes(row, self.meta.dimension if include_embedding else 0)
                 if (limit is not None and len(out) >= limit) or size >= max_bytes:
                     return out, (cursor_after if cursor_after < end else None)
         return out, None
 
-    def _rows_from(self, conn: apsw.Connection, wanted: list[str] | None, after: int) -> Iterator[tuple[int, tuple]]:
-        """(``after`` for what follows, row) from ``after`` on: asked ids in their order, or all by rowid."""
-        if wanted is None:
-            for row in conn.execute(ROWS_AFTER_SQL, {"after": after}):
-                yield row[0], row
-            return
-        for start in range(after, len(wanted), ID_CHUNK):
-            chunk = wanted[start : start + ID_CHUNK]
-            found = {r[1]: r for r in conn.execute(ROWS_BY_ID_SQL, {"ids": json.dumps(chunk)})}
-            for offset, doc_id in enumerate(chunk, start + 1):
-                if doc_id in found:
-                    yield offset, found[doc_id]

@@ -50,7 +50,6 @@ from ..errors import (
     UnauthorizedError,
 )
 from ..index.batch import BatchWriter, batch_counts, batch_ids, read_facts
-from ..index.builder import check_ids
 from ..filters import compile_filter
 from ..index.format import utc_now_iso
 from ..index.reader import IndexReader
@@ -71,8 +70,8 @@ from ..types import (
     PushIndexResult,
     Version,
     options_or_default,
-    validate_name,
 )
+from ..validation import check_ids, validate_name
 from ..wire import to_dict
 from .batches import Batches
 from .catalog import INDEX_DELETED, Catalog, VersionRecord
