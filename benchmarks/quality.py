@@ -66,7 +66,7 @@ import mosslite  # noqa: E402
 from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder  # noqa: E402
 from mosslite._db import connect  # noqa: E402
 from mosslite._fs import sha256_file  # noqa: E402
-from mosslite.index.builder import PHASE_BUILDING, PHASE_EMBEDDING  # noqa: E402
+from mosslite.index.apply_batch import PHASE_BUILDING, PHASE_EMBEDDING  # noqa: E402
 
 DEFAULT_DATA = Path("/work/shared/data/scifact")
 BM25_PUBLISHED = 0.665  # BEIR paper, Table 2 (Elasticsearch)
