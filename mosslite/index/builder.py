@@ -41,7 +41,7 @@ from .apply_batch import PHASE_BUILDING, ProgressFn, apply_batch
 from .batch import BatchWriter
 from .build_checks import check_build, refuse_existing
 from .format import IndexMeta, read_meta
-from .pages import PageMap
+from .page_patch import PageMap
 
 # Vacuum an incremental version when this share of its pages is free.
 VACUUM_FREE_RATIO = 0.2
@@ -71,7 +71,7 @@ class BuildReport:
     updated: int
     deleted: int
     size_bytes: int
-    #: Digests of the file and of each page (index/pages.py), computed while it was fsynced.
+    #: Digests of the file and of each page (index/page_patch.py), computed while it was fsynced.
     page_map: PageMap
     #: For a push (a batch with ``seen`` rows): documents whose row was neither what
     #: the session had seen nor what it wrote (another writer's change, replaced).

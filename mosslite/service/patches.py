@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CorruptIndexError, IndexNotFoundError, PatchUnavailableError
-from ..index.pages import PageMap, patch_chunks
+from ..index.page_patch import PageMap, patch_chunks
 from .catalog import VersionRecord
 from .layout import pages_key
 from .storage import Storage
