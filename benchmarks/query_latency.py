@@ -136,10 +136,11 @@ from _common import (  # noqa: E402
 import mosslite  # noqa: E402
 from mosslite import FORMAT_VERSION, DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder  # noqa: E402
 from mosslite._db import connect  # noqa: E402
-from mosslite.index.fusion import CANDIDATES  # noqa: E402
 from mosslite.index.keyword import KEYWORD_SQL, match_expression  # noqa: E402
-from mosslite.index.principal import PrincipalScreen  # noqa: E402
-from mosslite.index.vectors import ExactScan, Int8Prefilter  # noqa: E402
+from mosslite.index.ranking import CANDIDATES  # noqa: E402
+from mosslite.index.vectors.exact import ExactScan  # noqa: E402
+from mosslite.index.vectors.int8 import Int8Prefilter  # noqa: E402
+from mosslite.index.vectors.rotated import PrincipalScreen  # noqa: E402
 
 #: Bump when the generator changes, so stale cached files are not reused.
 GENERATOR_VERSION = 1

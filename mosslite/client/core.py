@@ -28,7 +28,7 @@ from ..errors import (
     TimeoutError_,
     UnavailableError,
 )
-from ..index.fusion import reciprocal_rank_fusion
+from ..index.ranking import reciprocal_rank_fusion
 from ..sync.clock import Clock, SystemClock
 from ..sync.refresher import IndexSync
 from ..types import (

@@ -5,7 +5,7 @@ as ``batch`` (schemas/batch.sql). It refuses existing ids without upsert, gives
 every upsert its vector (the stored one for an unchanged text, else the model's),
 then in one transaction removes what the batch deletes or replaces, inserts the
 new rows and vectors, and carries the derived tables forward: posting lists
-(postings.py), the 8-bit codes of the touched vec0 chunks (codes.py)
+(postings.py), the 8-bit codes of the touched vec0 chunks (vectors/stored_codes.py)
 and ``meta``. A push's batch also counts what it overwrote of other writers'
 changes. Last, cheap consistency checks before the file may be renamed into place.
 
@@ -24,10 +24,11 @@ from ..embeddings import Embedder
 from ..errors import ConflictError, CorruptIndexError, InvalidDocumentError
 from ..rows import Row, same_row, vector_blobs
 from ..types import JobPhase, Version
-from . import codes, postings, vec0
+from . import postings, vec0
 from .build_checks import check_base
 from .format import COUNT_DOCS_SQL, IndexMeta, create_schema, read_meta, utc_now_iso, write_meta
-from .vectors import wants_codes
+from .vectors import stored_codes
+from .vectors.choice import wants_codes
 
 #: Called with (phase, percent 0-100) as a build moves on; phases follow Moss.
 ProgressFn = Callable[[str, float], None]
@@ -186,7 +187,7 @@ def apply_batch(
         postings.update(conn, after, fresh=base is None, removed=len(removed_rowids), doc_count=doc_count)
         report_progress(PHASE_BUILDING, 50.0)
         wanted = wants_codes(doc_count, embedder.dimension, quiet=embedder.needs_the_cores)
-        codes.update(conn, touched, doc_count, embedder.dimension, wanted=wanted)
+        stored_codes.update(conn, touched, doc_count, embedder.dimension, wanted=wanted)
         write_meta(
             conn,
             IndexMeta(

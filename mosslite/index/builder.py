@@ -15,7 +15,7 @@ Invariants (issue #2, issue #3, issue #7, issue #8):
   1M documents build like 10k, only longer.
 - What the reader needs is written here, once (format 3): each vector once in
   docs_vec, document lengths and posting lists (postings.py), and the 8-bit
-  codes of the vectors (codes.py). Version N+1 carries N's forward and touches
+  codes of the vectors (vectors/codes.py). Version N+1 carries N's forward and touches
   only what changed: new postings go to the recent lists, codes are rewritten
   only for the chunks of slots whose vectors changed, with N's codebook. So
   consecutive versions share almost every page, and a page patch stays small.

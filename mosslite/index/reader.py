@@ -6,15 +6,15 @@ Invariants (issue #2, issue #7):
   later does not affect this reader, which holds the old inode open.
 - Opening reads, it does not compute: the vectors are copied chunk by chunk
   out of the vec0 table (vec0.py), the 8-bit codes of large indexes and the
-  document lengths likewise (codes.py, postings.py), all by bulk blob reads.
-  Nothing proportional to n x d^2 runs, and no Python object is made per
+  document lengths likewise (vectors/stored_codes.py, postings.py), all by bulk
+  blob reads. Nothing proportional to n x d^2 runs, and no Python object is made per
   document: ids, texts and metadata stay in the file, and a query fetches its
   hits' rows by rowid (tens of microseconds); filters read the metadata on
   first use.
 - Vector search is exact over the in-memory matrix (measured faster than a
   vec0 KNN scan; see benchmarks/query_latency.py): one matrix-vector product,
   or on large indexes (and mid-sized ones whose model embeds every query text)
-  the 8-bit codes pick the rows to rescore (vectors.py, principal.py). Those
+  the 8-bit codes pick the rows to rescore (vectors/int8.py, rotated.py). Those
   are made ready on a thread of their own while the first queries are served
   by the exact scan (``wait_ready``); either way the answer is the same. Keyword
   search scores FTS5's BM25 in numpy from the posting lists of the query's
@@ -49,13 +49,13 @@ from ..rows import LAST_ROWID_SQL, METADATA_SQL, ROWS_BY_ROWID_SQL, DocRow, doc_
 from ..types import DEFAULT_PAGE_DOCS, PAGE_BYTES, DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult, options_or_default
 from ..validation import check_ids
 from . import vec0
-from .codes import read_codebook, read_codes
 from .format import IndexMeta, read_meta
-from .fusion import rank
 from .keyword import Bm25
 from .postings import read_lengths
-from .searches import vector_search
-from .vectors import ExactScan, VectorSearch, searches_in_8_bits
+from .ranking import rank
+from .vectors.choice import searches_in_8_bits, vector_search
+from .vectors.exact import ExactScan, VectorSearch
+from .vectors.stored_codes import read_codebook, read_codes
 
 log = logging.getLogger("mosslite.index")
 

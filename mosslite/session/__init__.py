@@ -42,9 +42,9 @@ from ..errors import (
 )
 from ..filters import DictColumns, compile_filter
 from ..index.format import IndexMeta, read_meta
-from ..index.fusion import rank
 from ..index.keyword import keyword_hits
-from ..index.vectors import ExactScan
+from ..index.ranking import rank
+from ..index.vectors.exact import ExactScan
 from ..rows import Row, metadata_json, result_docs, stored_doc, vector_blob
 from ..sync.hydration import finish_download
 from ..types import (
