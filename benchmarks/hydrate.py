@@ -81,11 +81,11 @@ from mosslite import FORMAT_VERSION, DocumentInfo, SyncMossClient  # noqa: E402
 from mosslite._db import connect  # noqa: E402
 from mosslite.client.embedded import close_embedded_services  # noqa: E402
 from mosslite.index import vec0  # noqa: E402
-from mosslite.index.codes import read_codebook, read_codes  # noqa: E402
 from mosslite.index.format import read_meta  # noqa: E402
 from mosslite.index.postings import read_lengths  # noqa: E402
 from mosslite.index.reader import IndexReader  # noqa: E402
-from mosslite.index.searches import vector_search  # noqa: E402
+from mosslite.index.vectors.choice import vector_search  # noqa: E402
+from mosslite.index.vectors.stored_codes import read_codebook, read_codes  # noqa: E402
 from mosslite.service import Service  # noqa: E402
 from mosslite.service.catalog import Catalog  # noqa: E402
 from mosslite.types import SwapEvent  # noqa: E402

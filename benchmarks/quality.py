@@ -10,7 +10,7 @@ What is measured
 - Each of the 300 test claims (the query ids of ``qrels/test.tsv``) is asked with
   ``reader.query(claim, QueryOptions(top_k=100, alpha=a))``: alpha 0.0 is keyword
   only (BM25 as FTS5 scores it, from the postings), 1.0 is vector only, values between are mosslite's
-  hybrid score (``mosslite/index/fusion.py``); 0.8 is the library default.
+  hybrid score (``mosslite/index/ranking.py``); 0.8 is the library default.
 - nDCG@10: graded gains from the qrels (SciFact's are all 1), discount
   1/log2(rank + 1), divided by the DCG of the ideal ranking built from the
   qrels, i.e. trec_eval's ``ndcg_cut_10`` as used by BEIR. Recall@100: relevant
@@ -66,7 +66,7 @@ import mosslite  # noqa: E402
 from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder  # noqa: E402
 from mosslite._db import connect  # noqa: E402
 from mosslite._fs import sha256_file  # noqa: E402
-from mosslite.index.builder import PHASE_BUILDING, PHASE_EMBEDDING  # noqa: E402
+from mosslite.index.apply_batch import PHASE_BUILDING, PHASE_EMBEDDING  # noqa: E402
 
 DEFAULT_DATA = Path("/work/shared/data/scifact")
 BM25_PUBLISHED = 0.665  # BEIR paper, Table 2 (Elasticsearch)

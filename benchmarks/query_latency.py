@@ -65,10 +65,10 @@ product and slow onnxruntime's int8 product next to them).
   reader's embedder set to moss-minilm, cache cold: embedding + retrieval.
 - where hybrid time goes: ``M @ q`` alone; the reader's three exact vector
   searches forced at this size, top 5 (a hybrid query's vector candidates are
-  its top_k; see index/fusion.py): the float32 scan, the int8 prefilter with
-  float32 rescoring that the reader uses from ``vectors.PREFILTER_MIN_BYTES`` of
+  its top_k; see index/ranking.py): the float32 scan, the int8 prefilter with
+  float32 rescoring that the reader uses from ``vectors.choice.PREFILTER_MIN_BYTES`` of
   vectors (30 MB), and the rotated int8 copy whose first half decides most
-  queries (index/principal.py), used from ``vectors.SCREEN_MIN_BYTES`` (64 MB);
+  queries (index/vectors/rotated.py), used from ``vectors.choice.SCREEN_MIN_BYTES`` (64 MB);
   the reader's keyword step alone
   (BM25 over the postings of the query's terms, top 100); and, as the baseline
   it replaced, FTS5's own ``bm25()`` with ``ORDER BY rank LIMIT 100`` for the
@@ -136,10 +136,11 @@ from _common import (  # noqa: E402
 import mosslite  # noqa: E402
 from mosslite import FORMAT_VERSION, DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder  # noqa: E402
 from mosslite._db import connect  # noqa: E402
-from mosslite.index.fusion import CANDIDATES  # noqa: E402
 from mosslite.index.keyword import KEYWORD_SQL, match_expression  # noqa: E402
-from mosslite.index.principal import PrincipalScreen  # noqa: E402
-from mosslite.index.vectors import ExactScan, Int8Prefilter  # noqa: E402
+from mosslite.index.ranking import CANDIDATES  # noqa: E402
+from mosslite.index.vectors.exact import ExactScan  # noqa: E402
+from mosslite.index.vectors.int8 import Int8Prefilter  # noqa: E402
+from mosslite.index.vectors.rotated import PrincipalScreen  # noqa: E402
 
 #: Bump when the generator changes, so stale cached files are not reused.
 GENERATOR_VERSION = 1

@@ -30,7 +30,7 @@ import apsw
 import numpy as np
 
 from .errors import InvalidArgumentError, InvalidDocumentError
-from .index.batch import Row, metadata_json, same_row
+from .rows import Row, metadata_json, same_row
 from .types import DocumentInfo
 
 TABLE = "docs"

@@ -2,21 +2,23 @@
 
 Records validate themselves on construction, so a malformed document or option
 fails where the caller made it, with a typed error, long before it reaches
-storage (issue #2: bad input never corrupts stored data).
+storage (issue #2: bad input never corrupts stored data). The rules of single
+values (names, ids, storable text, vectors) are in ``validation.py``, which this
+module builds on; the rules of a batch of documents (``iter_docs``,
+``check_batch``) are here, beside the record they test for.
 """
 
 from __future__ import annotations
 
-import math
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
 
-from .errors import InvalidArgumentError, InvalidDocumentError, InvalidNameError, PayloadTooLargeError
+from .errors import InvalidArgumentError, InvalidDocumentError, PayloadTooLargeError
 from .filters import compile_filter
+from .validation import check_doc_id, check_embedding, check_query_embedding, storable_utf8
 
 DEFAULT_TOP_K = 5
 DEFAULT_ALPHA = 0.8
@@ -26,19 +28,14 @@ DEFAULT_MODEL_ID = "moss-minilm"
 # every device that loads it, so one runaway document should not bloat them all.
 MAX_DOC_TEXT_BYTES = 256 * 1024
 MAX_PAYLOAD_BYTES = 256 * 1024
-MAX_ID_CHARS = 512
 # Largest HTTP request body the server reads (a batch of documents); larger ones get 413.
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
-MAX_NAME_CHARS = 128
+# The limits of names and ids (MAX_NAME_CHARS, MAX_ID_CHARS) sit beside their rules, in validation.py.
 # A page of get_docs: this many documents at most, and it ends early once it holds
 # about PAGE_BYTES, so no request makes the service hold a whole index (issue #8).
 DEFAULT_PAGE_DOCS = 1000
 MAX_PAGE_DOCS = 10_000
 PAGE_BYTES = 8 * 1024 * 1024
-
-# Used with fullmatch: "$" also matches before a final newline, so "faq\n" passed (issue #8).
-_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-
 
 class Version(int):
     """An index version number: 1, 2, 3 ... Version 0 means "none yet".
@@ -73,24 +70,6 @@ class Version(int):
         return Version(int(self) + 1)
 
 
-def validate_name(name: object, *, what: str = "index") -> str:
-    """Index and session names become file and URL path parts: keep them boring.
-
-    Invariant (issue #8): a name is returned only if it *fullmatches* the alphabet
-    (no final newline slips through); anything else is an InvalidNameError."""
-    if not isinstance(name, str) or not name:
-        raise InvalidNameError(f"{what} name must be a non-empty string", name=str(name))
-    if len(name) > MAX_NAME_CHARS:
-        raise InvalidNameError(f"{what} name is longer than {MAX_NAME_CHARS} characters", name=name[:40])
-    if not _NAME_RE.fullmatch(name) or ".." in name:
-        raise InvalidNameError(
-            f"{what} name {name!r} may use only letters, digits, '.', '_' and '-', "
-            "must start with a letter or digit, and may not contain '..'",
-            name=name,
-        )
-    return name
-
-
 @dataclass(frozen=True, kw_only=True)
 class DocumentInfo:
     """A document to index. ``metadata`` values are strings (as in Moss);
@@ -106,7 +85,7 @@ class DocumentInfo:
         check_doc_id(self.id)
         if not isinstance(self.text, str):
             raise InvalidDocumentError(f"document {self.id!r}: text must be a string", id=self.id)
-        if len(_utf8(self.text, "text", self.id)) > MAX_DOC_TEXT_BYTES:
+        if len(storable_utf8(self.text, "text", self.id)) > MAX_DOC_TEXT_BYTES:
             raise PayloadTooLargeError(
                 f"document {self.id!r}: text is over {MAX_DOC_TEXT_BYTES} bytes",
                 id=self.id,
@@ -123,133 +102,46 @@ class DocumentInfo:
                         id=self.id,
                         hint='store numbers as strings, e.g. {"price": "9.99"}',
                     )
-                _utf8(key + value, f"metadata {key!r}", self.id)
+                storable_utf8(key + value, f"metadata {key!r}", self.id)
             object.__setattr__(self, "metadata", dict(self.metadata))
         if self.payload is not None:
             if not isinstance(self.payload, str):
                 raise InvalidDocumentError(f"document {self.id!r}: payload must be a string or None", id=self.id)
-            if len(_utf8(self.payload, "payload", self.id)) > MAX_PAYLOAD_BYTES:
+            if len(storable_utf8(self.payload, "payload", self.id)) > MAX_PAYLOAD_BYTES:
                     raise PayloadTooLargeError(f"document {self.id!r}: payload is over {MAX_PAYLOAD_BYTES} bytes", id=self.id)
         if self.embedding is not None:
-            values = _embedding(self.embedding, f"document {self.id!r}: embedding", id=self.id)
+            values = check_embedding(self.embedding, f"document {self.id!r}: embedding", id=self.id)
             object.__setattr__(self, "embedding", values)
 
 
-def check_doc_id(doc_id: object, error: type[InvalidArgumentError] = InvalidDocumentError) -> str:
-    """``doc_id`` if a document can have it: a non-blank string of at most MAX_ID_CHARS
-    that SQLite can store; else ``error`` (InvalidArgumentError for the ids of deletes
-    and lookups). One rule for both, so a get never answers "nothing" to what a delete
-    refuses (issue #8)."""
-    if not isinstance(doc_id, str) or not doc_id.strip():
-        raise error(f"a document id must be a non-empty string, got {doc_id!r}"[:200], id=str(doc_id)[:40])
-    if len(doc_id) > MAX_ID_CHARS:
-        raise error(f"document id is longer than {MAX_ID_CHARS} characters", id=doc_id[:40])
-    _utf8(doc_id, "id", doc_id, error)
-    return doc_id
+def iter_docs(docs: object) -> Iterator[DocumentInfo]:
+    """``docs`` (a list, or any iterable: a generator streams) one DocumentInfo at a time.
+    Passing one document, a string, a dict or None fails here, at once, typed; an item
+    that is no DocumentInfo fails when it is reached."""
+    if isinstance(docs, (DocumentInfo, str, bytes, Mapping)) or not isinstance(docs, Iterable):
+        raise InvalidDocumentError(f"docs must be a list of DocumentInfo, got {type(docs).__name__}")
+    return _checked(docs)
 
 
-def _utf8(text: str, what: str, doc_id: str, error: type[InvalidArgumentError] = InvalidDocumentError) -> bytes:
-    """``text`` as UTF-8. A lone surrogate (a JSON "\\ud800" escape, a file name that
-    is not UTF-8) is text SQLite cannot store: refused where the document is made,
-    not where a batch or a session writes it (issue #8)."""
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise error(
-            f"document {doc_id!r}: {what} holds text SQLite cannot store (a lone surrogate, {exc.object[exc.start]!r})",
-            id=doc_id,
-        ) from exc
+def _checked(docs: Iterable[object]) -> Iterator[DocumentInfo]:
+    for doc in docs:
+        if not isinstance(doc, DocumentInfo):
+            raise InvalidDocumentError(f"expected DocumentInfo, got {type(doc).__name__}")
+        yield doc
 
 
-def _embedding(values: Any, what: str, **fields: Any) -> tuple[float, ...]:
-    """``values`` as a tuple of floats, checked as ``_floats`` checks them.
-
-    The usual case, a list of Python floats and ints (what JSON gives), skips numpy:
-    the set of element types (one C-level pass) shows they are plain numbers, and
-    one ``math.hypot`` that they are finite and within float32 (a NaN or an infinity
-    makes it NaN or infinite, and no element is larger than the vector's length).
-    Anything else, or a length over the float32 limit, goes to ``_floats``, which
-    refuses it or says exactly what is wrong.
-    At 10k x 384 through ``wire.docs_from_json`` this is faster than the unchecked
-    numpy round trip it replaces (issue #8)."""
-    if isinstance(values, (list, tuple)) and values:
-        kinds = set(map(type, values))
-        if kinds <= _PLAIN_NUMBERS:
-            floats = _plain_floats(values, kinds)
-            if floats is not None:
-                return floats
-    return tuple(_floats(values, what, **fields).tolist())
-
-
-_PLAIN_NUMBERS = frozenset({float, int})
-#: Vectors are stored and searched as float32: a larger number would be stored as infinity.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def _plain_floats(values: Sequence[float], kinds: set[type]) -> tuple[float, ...] | None:
-    """``values`` (all exactly float or int) as floats, or None unless each is finite
-    and within float32 (maybe, if the vector is longer than the float32 limit)."""
-    try:
-        floats = tuple(values) if kinds == {float} else tuple(map(float, values))
-    except OverflowError:  # an int too large for a float64
-        return None
-    return floats if math.hypot(*floats) <= FLOAT32_MAX else None
-
-
-def _floats(values: Any, what: str, **fields: Any) -> np.ndarray:
-    """``values`` as a flat, non-empty float64 array of finite numbers float32 can hold.
-
-    Invariant (issue #8): only real numbers get through: Python ints and floats
-    or numpy's integer and floating types. Strings ("0.1"), booleans, complex
-    numbers and nested sequences are an InvalidDocumentError (numpy alone would
-    turn "0.1" and True into floats), as are NaN, infinity and a number beyond
-    float32, the type vectors are stored in. ``fields`` (e.g. the document's id)
-    go into the error."""
-    if isinstance(values, (str, bytes, bytearray, memoryview)) or not hasattr(values, "__len__"):
-        raise InvalidDocumentError(f"{what} must be a sequence of numbers", **fields)
-    refused = _not_a_number_type(values)
-    if refused is not None:
-        raise InvalidDocumentError(f"{what} must be a flat sequence of numbers, it holds a {refused}", **fields)
-    # Converted and checked in numpy: a per-element Python loop cost ~60 us for a
-    # 384-dim query vector, more than the whole vector search at 10k documents.
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise InvalidDocumentError(f"{what} must be a sequence of finite numbers: {exc}", **fields) from exc
-    if arr.ndim != 1:
-        raise InvalidDocumentError(f"{what} must be a flat sequence of numbers", **fields)
-    if not arr.size:
-        raise InvalidDocumentError(f"{what} is empty", **fields)
-    if not np.abs(arr).max() <= FLOAT32_MAX:  # (one pass; NaN compares False too)
-        if not np.isfinite(arr).all():
-            raise InvalidDocumentError(f"{what} contains NaN or infinity", **fields)
-        raise InvalidDocumentError(
-            f"{what} holds a number beyond float32 (|x| > {FLOAT32_MAX:.4g}), the type vectors are stored in",
-            **fields,
-        )
-    return arr
-
-
-def _not_a_number_type(values: Any) -> str | None:
-    """The name of the first kind of element in ``values`` that is not a real number,
-    or None. An array is judged by its dtype; anything else by its elements' types,
-    in one C-level pass (``set(map(type, ...))``, ~11 us for 384 floats)."""
-    if isinstance(values, np.ndarray):
-        if values.dtype.kind in "fiu":
-            return None
-        if values.dtype.kind != "O":
-            return f"{values.dtype} array"
-        values = values.ravel().tolist()
-    try:
-        kinds = set(map(type, values))
-    except TypeError:  # (not iterable after all)
-        return type(values).__name__
-    return next((kind.__name__ for kind in kinds if not _is_number_type(kind)), None)
-
-
-def _is_number_type(kind: type) -> bool:
-    """int, float and numpy's integers and floats; not bool (an int in Python, not a number on the wire)."""
-    return issubclass(kind, (int, float, np.integer, np.floating)) and not issubclass(kind, (bool, np.bool_))
+def check_batch(docs: Iterable[DocumentInfo]) -> list[DocumentInfo]:
+    """``docs`` (any iterable of DocumentInfo) as a list, after the batch-level rules
+    the records cannot check alone. Called where a batch enters (client, session),
+    so a slip such as passing None or one document fails there, typed, and not deep
+    in a worker."""
+    docs = list(iter_docs(docs))
+    seen: set[str] = set()
+    for doc in docs:
+        if doc.id in seen:
+            raise InvalidDocumentError(f"duplicate document id {doc.id!r} in one batch", id=doc.id)
+        seen.add(doc.id)
+    return docs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -274,7 +166,7 @@ class QueryOptions:
         # (issue #8); the reader compiles it again (microseconds) against its columns.
         compile_filter(self.filter)
         if self.embedding is not None:
-            values, vector = _query_vector(self.embedding)
+            values, vector = check_query_embedding(self.embedding)
             object.__setattr__(self, "embedding", values)
             object.__setattr__(self, "_vector", vector)
 
@@ -282,16 +174,6 @@ class QueryOptions:
     def vector(self) -> np.ndarray | None:
         """``embedding`` as a float32 array (read-only use), or None."""
         return self._vector
-
-
-def _query_vector(embedding: Any) -> tuple[tuple[float, ...], np.ndarray]:
-    """A query embedding as (tuple of floats, float32 array), checked as documents' are.
-    An array is checked by its dtype and converted once; a list as ``_embedding`` does."""
-    if isinstance(embedding, np.ndarray):
-        vector = _floats(embedding, "query embedding")
-        return tuple(vector.tolist()), vector.astype(np.float32)
-    values = _embedding(embedding, "query embedding")
-    return values, np.array(values, dtype=np.float32)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,7 +16,7 @@ from .types import DocumentInfo
 
 T = TypeVar("T")
 
-#: The bodies that are not JSON: a version file, and a page patch (index/pages.py).
+#: The bodies that are not JSON: a version file, and a page patch (index/page_patch.py).
 SQLITE_MEDIA_TYPE = "application/vnd.sqlite3"
 PATCH_MEDIA_TYPE = "application/vnd.mosslite.page-patch"
 

@@ -92,8 +92,9 @@ CREATE VIRTUAL TABLE docs_vec USING vec0(
 );
 
 -- What the reader's 8-bit search reads instead of computing it at open
--- (mosslite/index/codes.py): the rotation onto the vectors' principal
--- directions and the 8-bit step of each rotated coordinate (one row)...
+-- (mosslite/index/vectors/codes.py, stored_codes.py): the rotation onto the
+-- vectors' principal directions and the 8-bit step of each rotated coordinate
+-- (one row)...
 CREATE TABLE docs_codebook (
     rotation  BLOB NOT NULL,
     steps     BLOB NOT NULL,

@@ -25,7 +25,7 @@ from mosslite._db import read_schema
 from mosslite.errors import InvalidArgumentError, InvalidFilterError, InvalidNameError, MossliteError
 from mosslite.filters import EARTH_RADIUS_M, OPERATORS, DictColumns, JsonColumns, compile_filter
 from mosslite.changeset import decode, record, row_of, with_full_rows
-from mosslite.types import MAX_NAME_CHARS, validate_name
+from mosslite.validation import MAX_NAME_CHARS, validate_name
 from mosslite.wire import docs_from_json
 
 BOUNDED = settings(derandomize=True, deadline=None, max_examples=150, suppress_health_check=[HealthCheck.too_slow])

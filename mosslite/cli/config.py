@@ -23,7 +23,7 @@ import click
 from .._fs import atomic_path
 from ..client import MossClient
 from ..client.embedded import default_home
-from ..types import validate_name
+from ..validation import validate_name
 from .help import Command
 from .output import emit_json, fields, json_option
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 from ..errors import InvalidArgumentError
-from ..types import MAX_ID_CHARS
+from ..validation import MAX_ID_CHARS
 
 #: The shortest refresh timer: below it, an auto-refreshed index polls the service
 #: in a busy loop (1e-9 s once took ~2 s of CPU in 3 s). The default is 600 s.

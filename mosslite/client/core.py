@@ -22,8 +22,7 @@ from ..errors import (
     InvalidArgumentError,
     UnavailableError,
 )
-from ..index.batch import iter_docs
-from ..index.fusion import reciprocal_rank_fusion
+from ..index.ranking import reciprocal_rank_fusion
 from ..sync.clock import Clock, SystemClock
 from ..sync.refresher import IndexSync
 from ..types import (
@@ -41,11 +40,12 @@ from ..types import (
     QueryOptions,
     SearchResult,
     SwapEvent,
+    iter_docs,
     options_or_default,
-    validate_name,
 )
 from ..transport.base import Transport
 from ..transport.local import LocalTransport
+from ..validation import validate_name
 from .arguments import MIN_JOB_POLL_S, MIN_POLLING_INTERVAL_S, job_id_arg, seconds_arg, shown
 from .embedded import default_home, embedded_service
 

@@ -29,7 +29,7 @@ class Embedder(ABC):
     #: False for ``custom``: the caller supplies every vector.
     computes_embeddings: bool = True
     #: True for a model that keeps every core busy for a query (a transformer): the
-    #: reader then picks a vector search that leaves no threads spinning (vectors.py).
+    #: reader then picks a vector search that leaves no threads spinning (index/vectors/choice.py).
     needs_the_cores: bool = False
 
     def __init__(self) -> None:

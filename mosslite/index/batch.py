@@ -20,7 +20,6 @@ Invariants:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,15 +29,13 @@ import numpy as np
 
 from .._db import connect, read_schema
 from ..errors import DimensionMismatchError, InvalidArgumentError, InvalidDocumentError
-from ..types import DocumentInfo
+from ..rows import Row, metadata_json, vector_blobs
+from ..types import DocumentInfo, iter_docs
 
 SCHEMA_FILE = "batch.sql"
 #: Documents checked and written per statement: bounds a batch's memory (4096
 #: documents of 384 dimensions: ~6 MB of vectors, plus their texts).
 WRITE_ROWS = 4096
-
-#: (text, metadata JSON, payload, embedding float32 blob): a document minus its id.
-Row = tuple[str, str, str | None, bytes]
 
 INSERT_UPSERT_SQL = """
 INSERT INTO upserts (id, text, metadata, payload, embedding)
@@ -82,41 +79,6 @@ LIMIT :limit
 COUNTS_SQL = """
 SELECT (SELECT count(*) FROM upserts), (SELECT count(*) FROM deletes)
 """
-
-
-def metadata_json(metadata: object) -> str:
-    """Metadata as stored in index, batch and session files alike (sorted keys, UTF-8)."""
-    return json.dumps(metadata or {}, ensure_ascii=False, sort_keys=True)
-
-
-def vector_blobs(vectors: np.ndarray) -> list[bytes]:
-    """Each row as float32 little-endian bytes, L2-normalised (zero rows stay zero)."""
-    rows = np.asarray(vectors, dtype=np.float32)
-    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
-    huge = ~np.isfinite(norms)
-    if huge.any():  # values past ~1.8e19 square past float32: such rows are normalised in float64
-        wide = rows[huge].astype(np.float64)
-        rows = rows.copy()
-        rows[huge] = wide / np.sqrt(np.einsum("ij,ij->i", wide, wide))[:, None]
-        norms[huge] = 1.0
-    rows = (rows / np.maximum(norms, 1e-12)[:, None]).astype("<f4")
-    return [row.tobytes() for row in rows]
-
-
-def iter_docs(docs: object) -> Iterator[DocumentInfo]:
-    """``docs`` (a list, or any iterable: a generator streams) one DocumentInfo at a time.
-    Passing one document, a string, a dict or None fails here, at once, typed; an item
-    that is no DocumentInfo fails when it is reached."""
-    if isinstance(docs, (DocumentInfo, str, bytes, Mapping)) or not isinstance(docs, Iterable):
-        raise InvalidDocumentError(f"docs must be a list of DocumentInfo, got {type(docs).__name__}")
-    return _checked(docs)
-
-
-def _checked(docs: Iterable[object]) -> Iterator[DocumentInfo]:
-    for doc in docs:
-        if not isinstance(doc, DocumentInfo):
-            raise InvalidDocumentError(f"expected DocumentInfo, got {type(doc).__name__}")
-        yield doc
 
 
 def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -295,12 +257,3 @@ def batch_ids(path: Path, size: int = WRITE_ROWS) -> Iterator[list[str]]:
     finally:
         conn.close()
 
-
-def same_row(a: Row | None, b: Row | None) -> bool:
-    """Same document content. Embeddings compare within float32 rounding: the service
-    re-normalises pushed vectors, which may move their last bits."""
-    if a is None or b is None:
-        return a is None and b is None
-    if a[0] != b[0] or a[2] != b[2] or json.loads(a[1]) != json.loads(b[1]) or len(a[3]) != len(b[3]):
-        return False
-    return bool(np.allclose(np.frombuffer(a[3], dtype="<f4"), np.frombuffer(b[3], dtype="<f4"), atol=1e-6))

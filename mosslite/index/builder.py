@@ -2,19 +2,20 @@
 
 Invariants (issue #2, issue #3, issue #7, issue #8):
 - A build only ever creates a file: its arguments are checked before any work
-  (check_build), and a target where anything exists (a version, a device node,
+  (check_build, build_checks.py), and a target where anything exists (a version, a device node,
   the base itself) is refused, as is a base of another index or not older.
 - The base file is never opened for writing: N+1 is built in a temp copy beside
   the target and renamed into place only when complete and verified, so a crash
   or an error at any point leaves no partial version under the target name.
 - Unchanged documents are never re-embedded: an upsert whose text equals the
-  stored text keeps the stored vector; only new or changed texts reach the model.
+  stored text keeps the stored vector; only new or changed texts reach the model
+  (apply_batch.py, which holds the SQL of applying a batch).
 - A build reads its documents from a batch file (batch.py) with SQL, in
   bounded memory: no Python object per document on the way to the file, so
   1M documents build like 10k, only longer.
 - What the reader needs is written here, once (format 3): each vector once in
   docs_vec, document lengths and posting lists (postings.py), and the 8-bit
-  codes of the vectors (codes.py). Version N+1 carries N's forward and touches
+  codes of the vectors (vectors/codes.py). Version N+1 carries N's forward and touches
   only what changed: new postings go to the recent lists, codes are rewritten
   only for the chunks of slots whose vectors changed, with N's codebook. So
   consecutive versions share almost every page, and a page patch stays small.
@@ -24,33 +25,24 @@ Invariants (issue #2, issue #3, issue #7, issue #8):
 
 from __future__ import annotations
 
-import os
 import shutil
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import apsw
-import numpy as np
 
 from .._db import connect, translating_sqlite_errors
-from .._fs import check_path, fsync_file, in_background, install, temp_path_for
+from .._fs import fsync_file, in_background, install, temp_path_for
 from ..embeddings import Embedder
-from ..errors import ConflictError, CorruptIndexError, IndexNotFoundError, InvalidArgumentError, InvalidDocumentError
-from ..types import DocumentInfo, JobPhase, Version, check_doc_id, validate_name
-from . import codes, postings, vec0
-from .batch import BatchWriter, Row, iter_docs, same_row, vector_blobs
-from .format import COUNT_DOCS_SQL, IndexMeta, create_schema, read_meta, utc_now_iso, write_meta
-from .pages import PageMap
-from .vectors import wants_codes
+from ..types import DocumentInfo, Version
+from ..validation import check_ids
+from .apply_batch import PHASE_BUILDING, ProgressFn, apply_batch
+from .batch import BatchWriter
+from .build_checks import check_build, refuse_existing
+from .format import IndexMeta, read_meta
+from .page_patch import PageMap
 
-#: Called with (phase, percent 0-100) as a build moves on; phases follow Moss.
-ProgressFn = Callable[[str, float], None]
-PHASE_EMBEDDING = JobPhase.GENERATING_EMBEDDINGS
-PHASE_BUILDING = JobPhase.BUILDING_INDEX
-
-EMBED_BATCH = 64
 # Vacuum an incremental version when this share of its pages is free.
 VACUUM_FREE_RATIO = 0.2
 
@@ -62,113 +54,11 @@ DETACH_SQL = """
 DETACH DATABASE batch
 """
 
-CONFLICTS_SQL = """
-SELECT docs.id
-FROM docs JOIN batch.upserts USING (id)
-ORDER BY docs.id
-LIMIT 5
-"""
-
-COUNT_CONFLICTS_SQL = """
-SELECT count(*)
-FROM docs JOIN batch.upserts USING (id)
-"""
-
-#: Upserts without a vector whose text is unchanged: the stored vector is reused.
-REUSABLE_SQL = """
-SELECT batch.upserts.seq, docs.rowid
-FROM batch.upserts JOIN docs USING (id)
-WHERE batch.upserts.embedding IS NULL AND batch.upserts.text = docs.text
-"""
-
-STORED_VECTOR_SQL = """
-SELECT embedding
-FROM docs_vec
-WHERE rowid = :rowid
-"""
-
-TO_EMBED_SQL = """
-SELECT seq, text
-FROM batch.upserts
-WHERE embedding IS NULL
-ORDER BY seq
-"""
-
-SET_EMBEDDING_SQL = """
-UPDATE batch.upserts
-SET embedding = :embedding
-WHERE seq = :seq
-"""
-
-#: Documents the batch removes or replaces: (rowid, id, replaced).
-REMOVED_SQL = """
-SELECT docs.rowid, docs.id, docs.id IN (SELECT id FROM batch.upserts)
-FROM docs
-WHERE docs.id IN (SELECT id FROM batch.deletes)
-   OR docs.id IN (SELECT id FROM batch.upserts)
-"""
-
-DELETE_DOC_SQL = """
-DELETE FROM docs
-WHERE rowid = :rowid
-"""
-
-DELETE_VECTOR_SQL = """
-DELETE FROM docs_vec
-WHERE rowid = :rowid
-"""
-
-MAX_ROWID_SQL = """
-SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'docs'), 0)
-"""
-
-INSERT_DOCS_SQL = """
-INSERT INTO docs (id, text, metadata, payload)
-SELECT id, text, metadata, payload
-FROM batch.upserts
-ORDER BY seq
-"""
-
-INSERT_VECTORS_SQL = """
-INSERT INTO docs_vec (rowid, embedding)
-SELECT docs.rowid, batch.upserts.embedding
-FROM batch.upserts JOIN docs USING (id)
-ORDER BY docs.rowid
-"""
-
-
-NEW_ROWIDS_SQL = """
-SELECT rowid
-FROM docs
-WHERE rowid > :after
-"""
-
-#: For a push: what the service held of each document the session changed, before this batch.
-SEEN_SQL = """
-SELECT batch.seen.id, batch.seen.text, batch.seen.metadata, batch.seen.payload, batch.seen.embedding,
-       batch.upserts.text, batch.upserts.metadata, batch.upserts.payload, batch.upserts.embedding,
-       docs.rowid, docs.text, docs.metadata, docs.payload
-FROM batch.seen
-LEFT JOIN batch.upserts USING (id)
-LEFT JOIN docs ON docs.id = batch.seen.id
-"""
-
-HAS_SEEN_SQL = """
-SELECT EXISTS (SELECT 1 FROM batch.seen)
-"""
-
-COUNT_UPSERTS_SQL = """
-SELECT count(*)
-FROM batch.upserts
-"""
-
-
 FREE_PAGES_SQL = """
 SELECT
     (SELECT freelist_count FROM pragma_freelist_count),
     (SELECT page_count FROM pragma_page_count)
 """
-
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,7 +71,7 @@ class BuildReport:
     updated: int
     deleted: int
     size_bytes: int
-    #: Digests of the file and of each page (index/pages.py), computed while it was fsynced.
+    #: Digests of the file and of each page (index/page_patch.py), computed while it was fsynced.
     page_map: PageMap
     #: For a push (a batch with ``seen`` rows): documents whose row was neither what
     #: the session had seen nor what it wrote (another writer's change, replaced).
@@ -190,106 +80,6 @@ class BuildReport:
     @property
     def sha256(self) -> str:
         return self.page_map.sha256
-
-
-def check_batch(docs: Iterable[DocumentInfo]) -> list[DocumentInfo]:
-    """``docs`` (any iterable of DocumentInfo) as a list, after the batch-level rules
-    the records cannot check alone. Called where a batch enters (client, session),
-    so a slip such as passing None or one document fails there, typed, and not deep
-    in a worker."""
-    docs = list(iter_docs(docs))
-    seen: set[str] = set()
-    for doc in docs:
-        if doc.id in seen:
-            raise InvalidDocumentError(f"duplicate document id {doc.id!r} in one batch", id=doc.id)
-        seen.add(doc.id)
-    return docs
-
-
-def check_ids(ids: Sequence[str]) -> list[str]:
-    """``ids`` (a list or tuple) as a list, each id checked as DocumentInfo checks one.
-
-    Invariant (issue #8): an id no document can have (blank, longer than
-    MAX_ID_CHARS, a lone surrogate) is an InvalidArgumentError here, where
-    deletes and lookups enter (client, session, service, reader), so a get
-    cannot answer "nothing" to what a delete refuses, nor a job be queued for it."""
-    if not isinstance(ids, (list, tuple)):
-        raise InvalidArgumentError(f"ids must be a list of strings, got {type(ids).__name__}")
-    return [check_doc_id(doc_id, InvalidArgumentError) for doc_id in ids]
-
-
-def check_build(
-    target: Any, *, embedder: Any, index_name: Any, version: Any, base: Any
-) -> tuple[Path, Version, Path | None]:
-    """(target, version, base) after every rule of a build is checked, before any work.
-
-    Invariants (issue #8): a build never replaces an existing file (``target`` must
-    not exist: a version file, a device node, a folder) and never reads and writes
-    the same file (base != target); ``index_name`` passes validate_name; ``version``
-    is at least 1; ``embedder`` is an Embedder; ``base`` is an index file of the same
-    name, an older version and the same model. Each broken rule is a typed error."""
-    target = check_path(target, "target")
-    if not isinstance(embedder, Embedder):
-        raise InvalidArgumentError(
-            f"embedder must be an Embedder, got {type(embedder).__name__}", hint="pass embedder=get_embedder(model_id)"
-        )
-    validate_name(index_name)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InvalidArgumentError(f"version must be an integer of at least 1, got {version!r}", index=index_name)
-    version = Version(version)
-    if base is not None:
-        base = check_path(base, "base")
-    _refuse_existing(target, base)
-    if base is not None:
-        _check_base_file(base, embedder, index_name, version)
-    return target, version, base
-
-
-def _refuse_existing(target: Path, base: Path | None) -> None:
-    """A build writes a new file: it is an error if anything is at ``target`` (issue #8),
-    or if the nearest existing folder above it is not a folder."""
-    if os.path.lexists(target):
-        if base is not None and _same_file(target, base):
-            raise InvalidArgumentError(
-                f"target {target} is the base file: a version is built into a new file beside its base",
-                path=str(target),
-                hint="pass a target path where no file exists yet",
-            )
-        raise ConflictError(
-            f"{target} already exists; a build never replaces a file",
-            path=str(target),
-            hint="pass a target path where no file exists yet (remove the old file first if it is garbage)",
-        )
-    parent = target.parent
-    while not os.path.lexists(parent) and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InvalidArgumentError(f"{target}: {parent} is not a folder", path=str(target))
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # (b missing: then it is not a)
-        return False
-
-
-def _check_base_file(base: Path, embedder: Embedder, index_name: str, version: Version) -> None:
-    """``base`` is an index file (checked as IndexReader checks one) whose meta fits the build."""
-    if not base.exists():
-        raise IndexNotFoundError(f"no index file at {base}", path=str(base), index=index_name)
-    if not base.is_file():  # (a folder, or a FIFO that would block the open)
-        raise CorruptIndexError(f"{base} is not a file", path=str(base))
-    with translating_sqlite_errors(base):
-        conn = connect(base, readonly=True)
-        try:
-            _check_base(read_meta(conn, base), base, embedder, index_name, version)
-        finally:
-            conn.close()
-
-
-def vector_blob(vector: np.ndarray) -> bytes:
-    return np.asarray(vector, dtype="<f4").tobytes()
 
 
 def build_version(
@@ -381,7 +171,7 @@ def _build_checked(
             with translating_sqlite_errors(base or temp):
                 conn.execute(ATTACH_SQL, {"path": str(batch)})
                 try:
-                    counts = _apply(conn, temp, base, embedder, index_name, version, upsert, report_progress)
+                    counts = apply_batch(conn, temp, base, embedder, index_name, version, upsert, report_progress)
                 finally:
                     conn.execute(DETACH_SQL)
                 _compact(conn, fresh=base is None)
@@ -393,7 +183,7 @@ def _build_checked(
         try:  # (checked at the start too; this catches a file made there while the build ran)
             page_map = install(temp, target, digest=PageMap.of_stream, replace=False)
         except FileExistsError:
-            _refuse_existing(target, base)
+            refuse_existing(target, base)
             raise
     finally:
         if early_flush is not None:
@@ -403,143 +193,6 @@ def _build_checked(
                 pass
         temp.unlink(missing_ok=True)
     return BuildReport(path=target, meta=meta, size_bytes=size_bytes, page_map=page_map, **counts)
-
-
-def _apply(
-    conn: apsw.Connection,
-    temp: Path,
-    base: Path | None,
-    embedder: Embedder,
-    index_name: str,
-    version: Version,
-    upsert: bool,
-    report_progress: ProgressFn,
-) -> dict[str, int | None]:
-    # The temp file is thrown away on any failure, so a rollback journal on disk buys nothing.
-    conn.execute("PRAGMA journal_mode = MEMORY")
-    conn.execute("PRAGMA synchronous = OFF")
-    if base is None:
-        create_schema(conn, embedder.dimension)
-    else:  # (checked before the copy; the copy is checked too, as it is what is built on)
-        _check_base(read_meta(conn, base), base, embedder, index_name, version)
-    if not upsert and (clash := [r[0] for r in conn.execute(CONFLICTS_SQL)]):
-        count = conn.execute(COUNT_CONFLICTS_SQL).fetchone()[0]
-        raise ConflictError(
-            f"{count} document id(s) already exist in {index_name!r}, e.g. {clash}",
-            index=index_name,
-            hint="pass MutationOptions(upsert=True) to replace them",
-        )
-    embedded, reused = _fill_embeddings(conn, embedder, report_progress)
-
-    report_progress(PHASE_BUILDING, 0.0)
-    with conn:
-        overwritten = _count_overwritten(conn) if conn.execute(HAS_SEEN_SQL).fetchone()[0] else None
-        removed = conn.execute(REMOVED_SQL).fetchall()
-        updated = sum(1 for _, _, replaced in removed if replaced)
-        removed_rowids = [rowid for rowid, _, _ in removed]
-        touched = vec0.chunks_holding(conn, removed_rowids)
-        conn.executemany(DELETE_DOC_SQL, ({"rowid": r} for r in removed_rowids))
-        conn.executemany(DELETE_VECTOR_SQL, ({"rowid": r} for r in removed_rowids))
-        after = conn.execute(MAX_ROWID_SQL).fetchone()[0]
-        conn.execute(INSERT_DOCS_SQL)
-        conn.execute(INSERT_VECTORS_SQL)
-        if base is None:  # every chunk is new
-            touched = set(vec0.chunk_ids(conn))
-        else:
-            touched |= vec0.chunks_holding(conn, [r[0] for r in conn.execute(NEW_ROWIDS_SQL, {"after": after})])
-        report_progress(PHASE_BUILDING, 20.0)
-        doc_count = conn.execute(COUNT_DOCS_SQL).fetchone()[0]
-        postings.update(conn, after, fresh=base is None, removed=len(removed_rowids), doc_count=doc_count)
-        report_progress(PHASE_BUILDING, 50.0)
-        wanted = wants_codes(doc_count, embedder.dimension, quiet=embedder.needs_the_cores)
-        codes.update(conn, touched, doc_count, embedder.dimension, wanted=wanted)
-        write_meta(
-            conn,
-            IndexMeta(
-                index_name=index_name,
-                version=version,
-                model_id=embedder.model_id,
-                dimension=embedder.dimension,
-                doc_count=doc_count,
-                created_at=utc_now_iso(),
-            ),
-        )
-    report_progress(PHASE_BUILDING, 60.0)
-    _verify(conn, temp, doc_count, full=base is None)
-    upserts = conn.execute(COUNT_UPSERTS_SQL).fetchone()[0]
-    return {
-        "embedded": embedded,
-        "reused": reused,
-        "inserted": upserts - updated,
-        "updated": updated,
-        "deleted": len(removed_rowids) - updated,
-        "overwritten": overwritten,
-    }
-
-
-def _check_base(meta: IndexMeta, base: Path, embedder: Embedder, index_name: str, version: Version) -> None:
-    """A base is an older version of the same index, made with the same model (issue #8)."""
-    if meta.index_name != index_name:
-        raise InvalidArgumentError(
-            f"base {base} is a version of index {meta.index_name!r}, not {index_name!r}", index=index_name, path=str(base)
-        )
-    if meta.version >= version:
-        raise InvalidArgumentError(
-            f"base {base} is version {int(meta.version)} of {index_name!r}: version {int(version)} must be newer",
-            index=index_name,
-            path=str(base),
-            hint=f"build version {int(meta.version) + 1} or later on it",
-        )
-    if meta.model_id != embedder.model_id or meta.dimension != embedder.dimension:
-        raise InvalidArgumentError(
-            f"index {index_name!r} uses model {meta.model_id!r} ({meta.dimension} dims), "
-            f"not {embedder.model_id!r} ({embedder.dimension} dims)",
-            index=index_name,
-        )
-
-
-def _fill_embeddings(conn: apsw.Connection, embedder: Embedder, report_progress: ProgressFn) -> tuple[int, int]:
-    """Give every upsert its vector: the stored one where the text is unchanged, else
-    the model's (written into the batch file). Returns (embedded, reused)."""
-    reusable = conn.execute(REUSABLE_SQL).fetchall()
-    with conn:
-        for seq, rowid in reusable:
-            stored = conn.execute(STORED_VECTOR_SQL, {"rowid": rowid}).fetchone()
-            if stored is None:
-                raise CorruptIndexError(f"document rowid {rowid} has no vector in docs_vec")
-            conn.execute(SET_EMBEDDING_SQL, {"seq": seq, "embedding": stored[0]})
-    missing = conn.execute(TO_EMBED_SQL).fetchall()
-    if missing and not embedder.computes_embeddings:
-        raise InvalidDocumentError(
-            f"{len(missing)} document(s) have no embedding, and model {embedder.model_id!r} computes none",
-            hint="pass DocumentInfo(embedding=[...]) for every document of a custom index",
-        )
-    if missing:
-        report_progress(PHASE_EMBEDDING, 0.0)
-        for start in range(0, len(missing), EMBED_BATCH):
-            part = missing[start : start + EMBED_BATCH]
-            blobs = vector_blobs(embedder.embed([text for _, text in part]))
-            with conn:
-                conn.executemany(SET_EMBEDDING_SQL, ({"seq": seq, "embedding": b} for (seq, _), b in zip(part, blobs)))
-            report_progress(PHASE_EMBEDDING, 100.0 * min(start + EMBED_BATCH, len(missing)) / len(missing))
-    return len(missing), len(reusable)
-
-
-def _count_overwritten(conn: apsw.Connection) -> int:
-    """How many of a push's documents were changed on the service by someone else
-    since the session saw them: the row held now is neither the seen one nor the new."""
-    count = 0
-    for row in conn.execute(SEEN_SQL).fetchall():
-        seen, new, rowid, held = row[1:5], row[5:9], row[9], row[10:13]
-        current: Row | None = None
-        if rowid is not None:
-            vector = conn.execute(STORED_VECTOR_SQL, {"rowid": rowid}).fetchone()
-            current = (*held, vector[0] if vector else b"")  # type: ignore[assignment]
-        seen_row = None if seen[0] is None else seen
-        new_row = None if new[0] is None else new
-        if not same_row(current, seen_row) and not same_row(current, new_row):  # type: ignore[arg-type]
-            count += 1
-    return count
 
 
 def _compact(conn: apsw.Connection, *, fresh: bool) -> None:
@@ -557,15 +210,4 @@ def _compact(conn: apsw.Connection, *, fresh: bool) -> None:
     conn.execute("PRAGMA journal_mode = DELETE")
 
 
-def _verify(conn: apsw.Connection, path: Path, doc_count: int, *, full: bool) -> None:
-    """Cheap consistency checks before a file may be renamed into place."""
-    vectors = len(vec0.read_layout(conn))
-    if vectors != doc_count:
-        raise CorruptIndexError(f"built {path} has {doc_count} docs but {vectors} vectors", path=str(path))
-    if full:
-        # Reads the whole FTS index (~0.4 s at 100k docs): worth it on a fresh build;
-        # an incremental one changes FTS only through the schema's triggers.
-        conn.execute("INSERT INTO docs_fts (docs_fts) VALUES ('integrity-check')")
-
-
-__all__ = ["BuildReport", "ProgressFn", "build_from_batch", "build_version", "check_batch", "check_build", "check_ids"]
+__all__ = ["BuildReport", "ProgressFn", "build_from_batch", "build_version"]

@@ -20,7 +20,8 @@ FORMAT_VERSION = 3
 #: Slots per chunk of the vec0 table (its ``chunk_size``). A chunk's vectors are
 #: allocated whole (448 x 384 dims: 688 KB, at most that much unused in a small
 #: index), and its row of rowids (8 bytes a slot) fills most of a 4 KB page: with
-#: 256 slots half of each such page was empty. A multiple of codes.TILE_SLOTS.
+#: 256 slots half of each such page was empty. A multiple of TILE_SLOTS
+#: (vectors/stored_codes.py).
 CHUNK_SLOTS = 448
 SCHEMA_FILE = "index.sql"
 

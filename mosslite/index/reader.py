@@ -6,15 +6,15 @@ Invariants (issue #2, issue #7):
   later does not affect this reader, which holds the old inode open.
 - Opening reads, it does not compute: the vectors are copied chunk by chunk
   out of the vec0 table (vec0.py), the 8-bit codes of large indexes and the
-  document lengths likewise (codes.py, postings.py), all by bulk blob reads.
-  Nothing proportional to n x d^2 runs, and no Python object is made per
+  document lengths likewise (vectors/stored_codes.py, postings.py), all by bulk
+  blob reads. Nothing proportional to n x d^2 runs, and no Python object is made per
   document: ids, texts and metadata stay in the file, and a query fetches its
   hits' rows by rowid (tens of microseconds); filters read the metadata on
   first use.
 - Vector search is exact over the in-memory matrix (measured faster than a
   vec0 KNN scan; see benchmarks/query_latency.py): one matrix-vector product,
   or on large indexes (and mid-sized ones whose model embeds every query text)
-  the 8-bit codes pick the rows to rescore (vectors.py, principal.py). Those
+  the 8-bit codes pick the rows to rescore (vectors/int8.py, rotated.py). Those
   are made ready on a thread of their own while the first queries are served
   by the exact scan (``wait_ready``); either way the answer is the same. Keyword
   search scores FTS5's BM25 in numpy from the posting lists of the query's
@@ -27,7 +27,6 @@ Invariants (issue #2, issue #7):
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import threading
 import time
@@ -45,17 +44,18 @@ from .._fs import check_path
 from .._memory import release_free_memory
 from ..embeddings import Embedder, get_embedder
 from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError, NotFoundError
-from ..filters import Filter, JsonColumns, compile_filter, metadata_object
+from ..filters import Filter, JsonColumns, compile_filter
+from ..rows import LAST_ROWID_SQL, METADATA_SQL, ROWS_BY_ROWID_SQL, DocRow, doc_bytes, result_docs, rows_from, stored_doc
 from ..types import DEFAULT_PAGE_DOCS, PAGE_BYTES, DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult, options_or_default
+from ..validation import check_ids
 from . import vec0
-from .builder import check_ids
-from .codes import read_codebook, read_codes
 from .format import IndexMeta, read_meta
-from .fusion import rank
 from .keyword import Bm25
 from .postings import read_lengths
-from .searches import vector_search
-from .vectors import ExactScan, VectorSearch, searches_in_8_bits
+from .ranking import rank
+from .vectors.choice import searches_in_8_bits, vector_search
+from .vectors.exact import ExactScan, VectorSearch
+from .vectors.stored_codes import read_codebook, read_codes
 
 log = logging.getLogger("mosslite.index")
 
@@ -70,74 +70,6 @@ _OPEN_READERS: weakref.WeakSet[IndexReader] = weakref.WeakSet()
 def _close_open_readers() -> None:
     for reader in list(_OPEN_READERS):
         reader.close()
-
-
-ROWS_BY_ROWID_SQL = """
-SELECT rowid, id, text, metadata, payload
-FROM docs
-WHERE rowid IN ({parameters})
-"""
-
-ROWS_BY_ID_SQL = """
-SELECT rowid, id, text, metadata, payload
-FROM docs
-WHERE id IN (SELECT value FROM json_each(:ids))
-"""
-
-ROWS_AFTER_SQL = """
-SELECT rowid, id, text, metadata, payload
-FROM docs
-WHERE rowid > :after
-ORDER BY rowid
-"""
-
-LAST_ROWID_SQL = """
-SELECT coalesce(max(rowid), 0)
-FROM docs
-"""
-
-#: Ids looked up per statement when paging through asked ids.
-ID_CHUNK = 500
-
-METADATA_SQL = """
-SELECT rowid, metadata
-FROM docs
-"""
-
-#: A document as results and get_docs need it: (id, text, metadata JSON, payload).
-DocRow = tuple[str, str, str, str | None]
-
-
-def _doc_bytes(row: Sequence[Any], dimension: int) -> int:
-    """About what a document costs a page: its strings, and ~10 bytes per vector value as JSON."""
-    return sum(len(v) for v in row if isinstance(v, str)) + 10 * dimension
-
-
-def stored_doc(row: DocRow, vector: np.ndarray | None) -> DocumentInfo:
-    """A DocumentInfo from a stored row and its float32 vector (None: without it)."""
-    doc_id, text, metadata, payload = row
-    return DocumentInfo(
-        id=doc_id,
-        text=text,
-        metadata=metadata_object(metadata),
-        payload=payload,
-        embedding=vector.tolist() if vector is not None else None,
-    )
-
-
-def result_docs(rows: Sequence[DocRow], scores: np.ndarray, index_name: str) -> list[QueryResultDocumentInfo]:
-    """Ranked results: ``rows`` in rank order, ``scores`` alike."""
-    return [
-        QueryResultDocumentInfo(
-            id=doc_id,
-            text=text,
-            metadata=metadata_object(metadata),
-            score=score,
-            payload=payload,
-            index_name=index_name,
-        )
-        for (doc_id, text, metadata, payload), score in zip(rows, scores.tolist())
-    ]
 
 
 #: One past the largest rowid (and the largest cursor) SQLite can hold.
@@ -425,25 +357,13 @@ class IndexReader:
         size = 0
         with self._conn() as conn, translating_sqlite_errors(self.path):
             end = len(wanted) if wanted is not None else conn.execute(LAST_ROWID_SQL).fetchone()[0]
-            for cursor_after, (rowid, *row) in self._rows_from(conn, wanted, after):
+            for cursor_after, (rowid, *row) in rows_from(conn, wanted, after):
                 position = self._position(rowid)
                 if mask is not None and not mask[position]:
                     continue
                 out.append(stored_doc(tuple(row), self._matrix[position] if include_embedding else None))  # type: ignore[arg-type]
-                size += _doc_bytes(row, self.meta.dimension if include_embedding else 0)
+                size += doc_bytes(row, self.meta.dimension if include_embedding else 0)
                 if (limit is not None and len(out) >= limit) or size >= max_bytes:
                     return out, (cursor_after if cursor_after < end else None)
         return out, None
 
-    def _rows_from(self, conn: apsw.Connection, wanted: list[str] | None, after: int) -> Iterator[tuple[int, tuple]]:
-        """(``after`` for what follows, row) from ``after`` on: asked ids in their order, or all by rowid."""
-        if wanted is None:
-            for row in conn.execute(ROWS_AFTER_SQL, {"after": after}):
-                yield row[0], row
-            return
-        for start in range(after, len(wanted), ID_CHUNK):
-            chunk = wanted[start : start + ID_CHUNK]
-            found = {r[1]: r for r in conn.execute(ROWS_BY_ID_SQL, {"ids": json.dumps(chunk)})}
-            for offset, doc_id in enumerate(chunk, start + 1):
-                if doc_id in found:
-                    yield offset, found[doc_id]

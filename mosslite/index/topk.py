@@ -1,7 +1,7 @@
 """Top-k selection: the positions of the k best scores, best first, ties to the earlier row.
 
-Shared by the vector searches (vectors.py, principal.py), the keyword search
-(keyword.py) and the hybrid ranking (fusion.py), below all of them.
+Shared by the vector searches (vectors/exact.py, int8.py, rotated.py) and the
+keyword search (keyword.py), below all of them and the ranking (ranking.py).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ connection can read:
 
 A deleted vector's slot is cleared in the bitmap; sqlite-vec fills free slots
 only in its newest chunk. The reader's rows are the slots in use, chunk after
-chunk (``Layout``), and the 8-bit codes (codes.py) are stored per chunk and
+chunk (``Layout``), and the 8-bit codes (vectors/stored_codes.py) are stored per chunk and
 slot to match. This is sqlite-vec 0.1's layout (pyproject.toml keeps it below
 0.2); tests compare what is read here with vec0's own ``SELECT``.
 

@@ -35,8 +35,8 @@ from ..types import (
     MutationOptions,
     MutationResult,
     PushIndexResult,
-    validate_name,
 )
+from ..validation import validate_name
 from .batches import Batches
 from .build import BuildParts
 from .catalog import Catalog, VersionRecord

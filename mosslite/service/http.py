@@ -22,7 +22,7 @@ Invariants:
 - Version files are immutable, so their sha256 is a strong ETag; downloads
   honour one ``Range: bytes=a-b`` (206) and resume by appending. A client that
   holds version m asks ``.../versions/{n}/patch?from=m`` for only the pages
-  that changed (format in ``index/pages.py``).
+  that changed (format in ``index/page_patch.py``).
 
 Example::
 

@@ -23,7 +23,6 @@ from typing import Any
 from ..embeddings import get_embedder
 from ..errors import ConflictError, IndexNotFoundError, InvalidArgumentError, InvalidDocumentError
 from ..index.batch import BatchWriter, batch_counts, batch_ids
-from ..index.builder import check_ids
 from ..types import (
     DEFAULT_MODEL_ID,
     DocumentInfo,
@@ -31,8 +30,8 @@ from ..types import (
     MutationOptions,
     MutationResult,
     options_or_default,
-    validate_name,
 )
+from ..validation import check_ids, validate_name
 from .batches import Batches
 from .catalog import Catalog
 from .jobs import Jobs

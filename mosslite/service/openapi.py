@@ -33,7 +33,8 @@ from starlette.routing import BaseRoute, Route
 
 from .. import __version__
 from .._db import schema_path
-from ..types import MAX_DOC_TEXT_BYTES, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_PAYLOAD_BYTES, MAX_REQUEST_BYTES, Version
+from ..types import MAX_DOC_TEXT_BYTES, MAX_PAYLOAD_BYTES, MAX_REQUEST_BYTES, Version
+from ..validation import MAX_ID_CHARS, MAX_NAME_CHARS
 from ..wire import PATCH_MEDIA_TYPE, SQLITE_MEDIA_TYPE
 
 OPENAPI_VERSION = "3.1.0"
@@ -236,7 +237,7 @@ OPERATIONS: Mapping[tuple[str, str], dict[str, Any]] = {
         parameters=[_RANGE, _IF_NONE_MATCH],
     ),
     ("GET", _VERSION + "/patch"): _operation(
-        "The pages of a version that differ from the one you hold (format: index/pages.py).",
+        "The pages of a version that differ from the one you hold (format: index/page_patch.py).",
         {"200": _bytes("The page patch.", PATCH_MEDIA_TYPE, ["X-Content-SHA256"])},
         parameters=[_FROM],
     ),

@@ -1,7 +1,7 @@
 """Page patches between published versions, for clients that hold an older one.
 
 Invariants (issue #4):
-- A patch is chosen from page maps (index/pages.py) and never trusted on its
+- A patch is chosen from page maps (index/page_patch.py) and never trusted on its
   own: the client checks the patched file against the manifest's sha256.
 - A page map is stored beside its version file (``<key>.pages``) when the
   version is published (build.py), or computed from the file the first time a
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CorruptIndexError, IndexNotFoundError, PatchUnavailableError
-from ..index.pages import PageMap, patch_chunks
+from ..index.page_patch import PageMap, patch_chunks
 from .catalog import VersionRecord
 from .layout import pages_key
 from .storage import Storage

@@ -33,7 +33,8 @@ from ..errors import (
     NotFoundError,
 )
 from ..index.batch import BatchWriter
-from ..types import DEFAULT_MODEL_ID, JobStatus, PushIndexResult, validate_name
+from ..types import DEFAULT_MODEL_ID, JobStatus, PushIndexResult
+from ..validation import validate_name
 from .batches import Batches
 from .catalog import Catalog
 from .jobs import Jobs

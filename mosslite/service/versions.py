@@ -25,9 +25,9 @@ from typing import Any
 from .._fs import atomic_path, remove_empty_folders
 from ..errors import ConflictError, IndexNotFoundError
 from ..filters import compile_filter
-from ..index.builder import check_ids
 from ..index.reader import IndexReader
-from ..types import DocsPage, DocumentInfo, IndexInfo, Manifest, Version, validate_name
+from ..types import DocsPage, DocumentInfo, IndexInfo, Manifest, Version
+from ..validation import check_ids, validate_name
 from .catalog import Catalog, VersionRecord
 from .layout import manifest_key
 from .paging import Cursor, page_limit, parse_cursor, request_digest

@@ -29,7 +29,6 @@ import numpy as np
 
 from .._db import connect, translating_sqlite_errors
 from .._fs import usable_dir
-from ..changeset import Row, metadata_json
 from ..embeddings import Embedder, get_embedder
 from ..errors import (
     ClosedError,
@@ -42,12 +41,11 @@ from ..errors import (
     UnavailableError,
 )
 from ..filters import DictColumns, compile_filter
-from ..index.builder import check_batch, check_ids, vector_blob
 from ..index.format import IndexMeta, read_meta
-from ..index.fusion import rank
 from ..index.keyword import keyword_hits
-from ..index.reader import result_docs, stored_doc
-from ..index.vectors import ExactScan
+from ..index.ranking import rank
+from ..index.vectors.exact import ExactScan
+from ..rows import Row, metadata_json, result_docs, stored_doc, vector_blob
 from ..sync.hydration import finish_download
 from ..types import (
     DEFAULT_MODEL_ID,
@@ -59,9 +57,10 @@ from ..types import (
     QueryOptions,
     QueryResultDocumentInfo,
     SearchResult,
+    check_batch,
     options_or_default,
-    validate_name,
 )
+from ..validation import check_ids, validate_name
 from .store import SessionStore
 
 if TYPE_CHECKING:

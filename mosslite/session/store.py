@@ -33,11 +33,11 @@ from pathlib import Path
 import apsw
 
 from .._db import Tracer, connect, read_schema, translating_sqlite_errors, use_wal, with_parameters
-from ..changeset import Row, combine, decode, record, same_row, with_full_rows
+from ..changeset import combine, decode, record, with_full_rows
 from ..errors import ConflictError
 from ..index.format import READ_META_SQL, WRITE_META_SQL
 from ..index.keyword import KEYWORD_SQL
-from ..index.reader import DocRow
+from ..rows import DocRow, Row, same_row
 
 SCHEMA_FILE = "session.sql"
 

@@ -38,7 +38,7 @@ from .._db import connect, translating_sqlite_errors
 from .._fs import temp_path_for
 from ..errors import ChecksumMismatchError, CorruptIndexError, IndexNotFoundError, IntegrityError, UnavailableError
 from ..index.format import IndexMeta, read_meta
-from ..index.pages import apply_patch
+from ..index.page_patch import apply_patch
 from ..index.reader import IndexReader
 from ..types import DEFAULT_POLLING_INTERVAL_S, LoadedIndexInfo, Manifest, SwapEvent
 from .clock import Clock

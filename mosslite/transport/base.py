@@ -123,7 +123,7 @@ class Transport(ABC):
         the bytes returns the sha256 (hex) of the whole of ``dest``, else None."""
 
     async def download_patch(self, name: str, version: int, base_version: int, dest: Path) -> bool:
-        """Write to ``dest`` a page patch (format in index/pages.py) that turns
+        """Write to ``dest`` a page patch (format in index/page_patch.py) that turns
         ``base_version``, which the caller holds, into ``version``. False when there
         is none to be had: the service has no patch from that version, or this
         transport's ``download`` costs no more. The caller verifies the patched file."""

@@ -33,7 +33,6 @@ import httpx
 
 from .. import __version__
 from ..errors import ClosedError, InvalidArgumentError, MossliteError
-from ..index.batch import iter_docs
 from ..filters import compile_filter
 from ..types import (
     MAX_REQUEST_BYTES,
@@ -46,8 +45,9 @@ from ..types import (
     MutationResult,
     PushIndexResult,
     Version,
-    validate_name,
+    iter_docs,
 )
+from ..validation import validate_name
 from ..wire import docs_from_json, from_dict, to_dict
 from .base import ByteProgress, Transport
 from .download import Downloads

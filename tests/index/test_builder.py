@@ -23,9 +23,8 @@ from mosslite.errors import (
     InvalidDocumentError,
     InvalidNameError,
 )
-from mosslite.index.builder import build_from_batch, check_ids
+from mosslite.index.builder import build_from_batch
 from mosslite.index.format import FORMAT_VERSION, read_meta
-from mosslite.types import MAX_ID_CHARS
 
 from ..conftest import FAQ, CountingEmbedder, faq_docs
 
@@ -299,27 +298,3 @@ def test_build_from_batch_checks_its_arguments_too(tmp_path: Path, embedder: Cou
     with pytest.raises(InvalidArgumentError, match="is the base file"):
         build_from_batch(v1, embedder=embedder, index_name="faq", version=Version(2), batch=tmp_path / "b", base=v1)
     assert file_bytes(tmp_path) == before
-
-
-@pytest.mark.parametrize(
-    "doc_id", ["a", "x" * MAX_ID_CHARS, "x" * (MAX_ID_CHARS + 1), "x" * 600, "\ud800", "a\udc00b", "", "  ", "\t\n", "ü-ok"]
-)
-def test_check_ids_accepts_exactly_the_ids_a_document_can_have(doc_id: str) -> None:
-    # An id no document can have was queued for deletion (600 chars) or answered
-    # "nothing" by a lookup while a delete refused it (a lone surrogate). Issue #8.
-    try:
-        DocumentInfo(id=doc_id, text="t")
-    except InvalidArgumentError:
-        with pytest.raises(InvalidArgumentError):
-            check_ids([doc_id])
-    else:
-        assert check_ids([doc_id]) == [doc_id]
-
-
-def test_check_ids_names_the_rule_broken() -> None:
-    with pytest.raises(InvalidArgumentError, match=f"longer than {MAX_ID_CHARS}"):
-        check_ids(["ok", "x" * 600])
-    with pytest.raises(InvalidArgumentError, match="lone surrogate"):
-        check_ids(("ok", "\ud800"))
-    with pytest.raises(InvalidArgumentError, match="non-empty"):
-        check_ids([" "])

@@ -11,7 +11,7 @@ import pytest
 
 from mosslite import DocumentInfo
 from mosslite.errors import IndexNotFoundError, InvalidArgumentError, PatchUnavailableError
-from mosslite.index.pages import PageMap, apply_patch
+from mosslite.index.page_patch import PageMap, apply_patch
 from mosslite.service import Service, version_key
 from mosslite.service.layout import pages_key
 from mosslite.service.storage.memory import MemoryStorage

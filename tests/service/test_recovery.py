@@ -18,7 +18,7 @@ from mosslite import DocumentInfo, SyncMossClient
 from mosslite._fs import sha256_file
 from mosslite.client.embedded import close_embedded_services
 from mosslite.index.batch import BatchWriter
-from mosslite.index.pages import PageMap
+from mosslite.index.page_patch import PageMap
 from mosslite.service import Service
 from mosslite.service.catalog import Catalog
 

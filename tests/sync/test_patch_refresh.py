@@ -15,7 +15,7 @@ from mosslite import DocumentInfo, QueryOptions, SyncMossClient
 from mosslite.client.embedded import close_embedded_services
 from mosslite.transport.local import LocalTransport
 from mosslite.errors import IndexNotFoundError
-from mosslite.index.pages import PageMap
+from mosslite.index.page_patch import PageMap
 from mosslite.service import Service
 
 from ..client.conftest import Server, free_port

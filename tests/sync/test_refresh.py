@@ -23,7 +23,7 @@ from mosslite.errors import (
     InvalidArgumentError,
     UnavailableError,
 )
-from mosslite.index.pages import PageMap
+from mosslite.index.page_patch import PageMap
 from mosslite.sync.clock import ManualClock
 from mosslite.sync.hydration import cached_versions
 

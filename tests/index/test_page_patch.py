@@ -11,7 +11,7 @@ import pytest
 
 from mosslite import DocumentInfo, Version, build_version, get_embedder
 from mosslite.errors import ChecksumMismatchError, CorruptIndexError
-from mosslite.index.pages import PATCH_HEADER, PAGE_NUMBER, PageMap, apply_patch, patch_chunks
+from mosslite.index.page_patch import PATCH_HEADER, PAGE_NUMBER, PageMap, apply_patch, patch_chunks
 
 EMBEDDER = get_embedder("hashed-ngrams-256")
 

@@ -1,6 +1,6 @@
 """Exact cosine top-k that mostly reads half the bytes: the int8 search on rotated rows.
 
-Why: the int8 product (vectors.Int8Prefilter) reads one byte per dimension of
+Why: the int8 product (int8.Int8Prefilter) reads one byte per dimension of
 every row and is bound by memory bandwidth (38 MB at 100k x 384: 1.1-2.1 ms on
 2 cores, by the hour). Embeddings are not spread evenly over their dimensions:
 rotated onto the principal directions of the rows, MiniLM's scifact vectors
@@ -13,7 +13,7 @@ The screen. For a query ``q`` and a row ``x``, rotated and split:
 
     q . x = q_h . x_h + q_t . x_t  <=  q_h . x_h + |q_t| * |x_t|    (Cauchy-Schwarz)
 
-and ``q_h . x_h`` is bounded from the head's int8 product as in vectors.py. A
+and ``q_h . x_h`` is bounded from the head's int8 product as in int8.py. A
 row can be in the top k only if this bound reaches ``tau``, the k-th best exact
 cosine among the few dozen rows the head scores highest (rescored first: the
 tail term is as large for the best rows as for any other, so the head's own
@@ -31,7 +31,8 @@ answer is the float32 answer.
 Rounding in float32 (rotating rows and query, their norms) is covered by
 ROTATION_SLACK, above its worst case for the dimensions used here. The codes
 themselves (rotation, steps, the rows in 8 bits and their bounds) come from
-codes.py: stored in the index file by the builder, or computed in memory.
+codes.py: stored in the index file by the builder (stored_codes.py), or computed
+in memory.
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ import math
 import numpy as np
 
 from .codes import ROTATION_SLACK, Codes
-from .vectors import FLOAT_SLACK, ExactScan, integer_product_session, leaders, quantised_query, rows_in_reach
+from .exact import ExactScan
+from .int8 import FLOAT_SLACK, leaders, quantised_query, rows_in_reach
+from .integer_product import integer_product_session
 
 #: Past this many rows left by the head, reading the tail costs less than
 #: rescoring them (~0.7 us per row gathered in float32, after other work).
@@ -121,7 +124,7 @@ class PrincipalScreen(ExactScan):
             y = y[allowed]
         tail_squared = float(rotated[head:] @ rotated[head:])
         q_norm = math.sqrt(float(rotated[:head] @ rotated[:head]) + tail_squared)
-        # Units of t/2 (vectors.py): 2y - L1 - c <= 2 q.x / t <= 2y + L1 + c, each
+        # Units of t/2 (int8.py): 2y - L1 - c <= 2 q.x / t <= 2y + L1 + c, each
         # bound widened by ``slack`` for rounding.
         slack = 2.0 * (FLOAT_SLACK + ROTATION_SLACK * q_norm * self.row_norm_max) / t
         if tail_squared <= MAX_TAIL_SHARE * q_norm * q_norm:

@@ -1,4 +1,6 @@
-"""Ranking: the hybrid score (top-k selection is topk.py).
+"""Ranking: one index's hybrid score (``rank``), and reciprocal rank fusion across indexes.
+
+Top-k selection itself is topk.py. The hybrid score:
 
     score(d) = alpha * max(cos(q, d), 0) + (1 - alpha) * bm25(d) / max(bm25 over the keyword candidates)
 
@@ -8,7 +10,7 @@ keeps its meaning across queries; BM25 has no absolute scale, so the keyword
 part is relative to the best keyword hit of this query. With 0 < alpha < 1 the
 keyword candidates are the best ``CANDIDATES`` hits; a document missing from that
 list scores 0 there. Its vector candidates are only the best ``top_k`` by cosine,
-and every keyword candidate's cosine is computed exactly (vectors.py): a document
+and every keyword candidate's cosine is computed exactly (vectors/): a document
 in neither list scores ``alpha * cos``, no more than each of the ``top_k`` vector
 candidates scores, so a longer vector list could never change the top k. (Asking
 the int8 prefilter for 100 rows instead of 5 cost ~1 ms more at 100k documents.)
@@ -25,7 +27,7 @@ import numpy as np
 from ..types import QueryResultDocumentInfo
 
 if TYPE_CHECKING:
-    from .vectors import VectorSearch
+    from .vectors.exact import VectorSearch
 
 CANDIDATES = 100
 # The usual RRF constant: damps the weight of the very first ranks.

@@ -1,4 +1,4 @@
-"""The screen on rotated rows (principal.py): both of its paths return the float32 answer."""
+"""The screen on rotated rows (rotated.py): both of its paths return the float32 answer."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 
-from mosslite.index import codes, principal
-from mosslite.index.principal import PrincipalScreen
-from mosslite.index.vectors import ExactScan
+from mosslite.index.vectors import codes, rotated
+from mosslite.index.vectors.exact import ExactScan
+from mosslite.index.vectors.rotated import PrincipalScreen
 
-from .test_vectors import assert_same, clustered, queries, unit_rows
+from .matrices import assert_same, clustered, queries, unit_rows
 
 
 def low_rank(rows: int, dim: int, rank: int, seed: int = 0) -> np.ndarray:
@@ -49,7 +49,7 @@ def test_screened_and_whole_product_answers_equal_the_float32_scan(paths: list[s
 def test_the_screen_reads_the_tail_when_too_many_rows_pass(paths: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
     matrix = low_rank(3000, 32, rank=6, seed=3)
     screen, exact = PrincipalScreen.build(matrix), ExactScan(matrix)
-    monkeypatch.setattr(principal, "MAX_RESCORED", 3)
+    monkeypatch.setattr(rotated, "MAX_RESCORED", 3)
     for q in queries(matrix, 10, seed=4)[:5]:
         assert_same(screen.top(q, 5, None), exact.top(q, 5, None))
     assert paths == ["whole"] * 5

@@ -1,4 +1,4 @@
-"""The 8-bit codes in the index file (codes.py): written by the builder, read back by
+"""The 8-bit codes in the index file (stored_codes.py): written by the builder, read back by
 the reader into the very arrays a search computed in memory would use, carried into
 later versions chunk by chunk, and the reader's answers stay the float32 answers."""
 
@@ -12,13 +12,16 @@ import pytest
 from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder
 from mosslite._db import connect
 from mosslite.errors import CorruptIndexError
-from mosslite.index import codes, vec0, vectors
-from mosslite.index import principal as principal_module
-from mosslite.index.codes import Codes, read_codebook, read_codes
-from mosslite.index.principal import PrincipalScreen
-from mosslite.index.vectors import ExactScan
+from mosslite.index import vec0
+from mosslite.index.vectors import choice, codes
+from mosslite.index.vectors import rotated as rotated_module
+from mosslite.index.vectors import stored_codes as codes_file
+from mosslite.index.vectors.codes import Codes
+from mosslite.index.vectors.exact import ExactScan
+from mosslite.index.vectors.rotated import PrincipalScreen
+from mosslite.index.vectors.stored_codes import read_codebook, read_codes
 
-from .test_vectors import assert_same, clustered, queries
+from .matrices import assert_same, clustered, queries
 
 DIM = 32
 CUSTOM = get_embedder("custom", dimension=DIM)
@@ -35,7 +38,7 @@ def docs_of(vectors_: np.ndarray, start: int = 0) -> list[DocumentInfo]:
 def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     """Indexes of a few thousand 32-d rows count as large: the builder stores their codes
     and the reader searches them in 8 bits."""
-    monkeypatch.setattr(vectors, "PREFILTER_MIN_BYTES", 1000 * DIM * 4)
+    monkeypatch.setattr(choice, "PREFILTER_MIN_BYTES", 1000 * DIM * 4)
 
 
 def build(path: Path, version: int, **kwargs) -> Path:
@@ -122,7 +125,7 @@ def test_the_codebook_is_fitted_again_when_the_index_has_doubled(tmp_path: Path,
 def test_an_index_grown_large_gets_its_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     v1 = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(clustered(600, DIM, seed=8)))
     assert stored_chunks(v1) == {}
-    monkeypatch.setattr(vectors, "PREFILTER_MIN_BYTES", 1000 * DIM * 4)
+    monkeypatch.setattr(choice, "PREFILTER_MIN_BYTES", 1000 * DIM * 4)
     v2 = build(tmp_path / "v2.sqlite", 2, base=v1, upserts=docs_of(clustered(600, DIM, seed=9), start=5000))
     with IndexReader(v2) as reader:
         assert_codes_of(stored_codes(v2), reader.matrix)
@@ -156,8 +159,8 @@ def test_damaged_codes_are_a_corrupt_index_and_queries_stay_exact(tmp_path: Path
 def test_codes_are_encoded_in_groups_as_one_chunk_at_a_time(tmp_path: Path, small_thresholds: None, monkeypatch) -> None:
     rows = clustered(2500, DIM, seed=12)
     grouped = build(tmp_path / "grouped.sqlite", 1, upserts=docs_of(rows))
-    monkeypatch.setattr(codes, "ENCODE_CHUNKS", 1)
-    monkeypatch.setattr(codes, "READ_CHUNKS", 1)
+    monkeypatch.setattr(codes_file, "ENCODE_CHUNKS", 1)
+    monkeypatch.setattr(codes_file, "READ_CHUNKS", 1)
     single = build(tmp_path / "single.sqlite", 1, upserts=docs_of(rows))
     assert stored_chunks(grouped).keys() == stored_chunks(single).keys()
     with IndexReader(single) as reader:  # (the same rows in the same slots)
@@ -194,7 +197,7 @@ def test_codes_are_read_back_if_the_products_still_read_them(
             q = feeds["q"].astype(np.int64) - codes.ZERO_POINT
             return [(q @ (self.matrix.astype(np.int64) - codes.ZERO_POINT)).astype(np.int32)]
 
-    monkeypatch.setattr(principal_module, "integer_product_session", ReadsItsInput)
+    monkeypatch.setattr(rotated_module, "integer_product_session", ReadsItsInput)
     rows = clustered(3000, DIM, seed=15)
     path = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(rows))
     with IndexReader(path) as reader:
