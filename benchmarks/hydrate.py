@@ -30,7 +30,7 @@ works on a temp copy of that folder.
   copy made this VM throttle the load's own writes to disk speed.
 - the split comes from wrappers installed for the run (no library change):
   ``transport.manifest``, ``transport.download``, ``transport.download_patch``, and in
-  ``mosslite.sync.refresher`` / ``mosslite.sync.hydration`` the functions
+  ``mosslite.sync.index_sync`` / ``mosslite.sync.hydration`` the functions
   ``sha256_file`` (verify: re-read and hash, when the transport did not hash
   while writing), ``apply_patch`` (base + pages -> new file, hashed as written),
   ``install`` (fsync + rename + fsync dir)
@@ -76,7 +76,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Percentiles, cache_dir, fmt_ms, machine_summary, print_table, verdict  # noqa: E402
 
 import mosslite.sync.hydration as hydration_module  # noqa: E402
-import mosslite.sync.refresher as refresher_module  # noqa: E402
+import mosslite.sync.index_sync as refresher_module  # noqa: E402
 from mosslite import FORMAT_VERSION, DocumentInfo, SyncMossClient  # noqa: E402
 from mosslite._db import connect  # noqa: E402
 from mosslite.client.embedded import close_embedded_services  # noqa: E402

@@ -25,7 +25,7 @@ from ..errors import (
 from ..index.batch import iter_docs
 from ..index.fusion import reciprocal_rank_fusion
 from ..sync.clock import Clock, SystemClock
-from ..sync.refresher import IndexSync
+from ..sync.index_sync import IndexSync
 from ..types import (
     DEFAULT_JOB_POLL_S,
     DEFAULT_JOB_TIMEOUT_S,

@@ -1,2 +1,2 @@
 """Keeping a loaded index current: fetch a newer version (hydration.py), swap readers
-(swap.py), on a timer or a file watch (refresher.py, clock.py)."""
+(live_index.py), on a timer or a file watch (index_sync.py, clock.py)."""

@@ -51,7 +51,7 @@ from .hydration import (
     index_dir_lock,
     version_path,
 )
-from .swap import LiveIndex
+from .live_index import LiveIndex
 
 log = logging.getLogger("mosslite.sync")
 
