@@ -48,7 +48,7 @@ from ..index.fusion import rank
 from ..index.keyword import keyword_hits
 from ..index.reader import result_docs, stored_doc
 from ..index.vectors import ExactScan
-from ..sync.hydration import finish_download
+from ..cache.verify import finish_download
 from ..types import (
     DEFAULT_MODEL_ID,
     DocumentInfo,

@@ -1,25 +1,24 @@
 """IndexSync: one loaded index, kept current by its own refresh task.
 
 Invariants (issue #4):
-- Refresh = read manifest -> download to ``.part`` -> verify sha256 -> fsync ->
-  rename -> open a new reader -> swap (see LiveIndex). Any failure before the
-  swap leaves the serving reader untouched; it is retried with backoff
-  (1 s, 2 s, 4 s ... capped at the polling interval).
-- With an older version in the cache, only the pages that changed are fetched
-  (a page patch, index/pages.py) and applied to a copy of it; the result must
-  match the manifest's sha256 like a download, and any failure of that path
-  falls back to downloading the whole version.
+- Refresh = read manifest -> fetch through ``cache/`` (a cache hit, a page
+  patch applied to an older cached version, or a resumable download; verified
+  by sha256 and installed, see ``cache/fetch.py``) -> open a new reader -> swap
+  (see LiveIndex). Any failure before the swap leaves the serving reader
+  untouched; it is retried with backoff (1 s, 2 s, 4 s ... capped at the
+  polling interval).
 - Each index has its own task, lock and timer: a slow or failing download of
   one index never delays queries or refreshes of another.
 - Convergence: the timer fires every ``polling_interval_s`` after the previous
   check, so a version published at any moment is installed by the next tick,
   at most one interval later. Where the service is in this process, a
   watchfiles watch on its manifest wakes the task at once.
-- A file is the manifest's version only if its number and build time match:
-  an index deleted and made again under its name numbers its versions from 1
-  again, and the old index's files must not pass for the new one's.
-- A cached file is trusted by its size and meta, not hashed again (~0.4 s at
-  100k documents); one that no longer opens is removed and fetched again.
+- The loaded version is the manifest's only if its number and build time match
+  (``cache.verify.is_version``): an index deleted and made again under its name
+  numbers its versions from 1 again.
+- Every reader it serves is ``hold``-ed in the cache (``cache/layout.py``) until
+  it is retired, so no cleanup of this process (another client's first load, a
+  session's fetch) removes the file under it.
 - Offline: if the service cannot be reached but the cache has a version, it
   is served and marked stale until a check succeeds. An index the service
   says does not exist is never served from cache.
@@ -31,26 +30,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-from .._db import connect, translating_sqlite_errors
-from .._fs import temp_path_for
-from ..errors import ChecksumMismatchError, CorruptIndexError, IndexNotFoundError, IntegrityError, UnavailableError
-from ..index.format import IndexMeta, read_meta
-from ..index.pages import apply_patch
+from ..cache.fetch import Fetched, fetch_and_use
+from ..cache.layout import cached_versions, forget, hold, prune, release, version_path
+from ..cache.verify import is_version
+from ..errors import IndexNotFoundError, UnavailableError
 from ..index.reader import IndexReader
+from ..transport.base import Transport
 from ..types import DEFAULT_POLLING_INTERVAL_S, LoadedIndexInfo, Manifest, SwapEvent
 from .clock import Clock
-from .hydration import (
-    PART_SUFFIX,
-    cached_versions,
-    clean_leftovers,
-    finish_download,
-    flushed_behind,
-    index_dir_lock,
-    version_path,
-)
 from .live_index import LiveIndex
 
 log = logging.getLogger("mosslite.sync")
@@ -59,30 +48,11 @@ BACKOFF_BASE_S = 1.0
 MANIFEST_NAME = "manifest.json"
 
 
-@dataclass(frozen=True)
-class Fetched:
-    """A version file in the cache, and what it took to get it there."""
-
-    path: Path
-    downloaded_bytes: int = 0
-    patched_from: int | None = None
-
-    @property
-    def from_cache(self) -> bool:
-        """Found in the cache, so not checked against the manifest's sha256 this time."""
-        return self.downloaded_bytes == 0 and self.patched_from is None
-
-    def how(self) -> str:
-        if self.patched_from is not None:
-            return f"patch from v{self.patched_from}, {self.downloaded_bytes} bytes"
-        return f"downloaded {self.downloaded_bytes} bytes" if self.downloaded_bytes else "already cached"
-
-
 class IndexSync:
     def __init__(
         self,
         name: str,
-        transport,  # Transport; untyped here to avoid an import cycle with client/
+        transport: Transport,
         index_dir: Path,
         clock: Clock,
         on_swap: Callable[[SwapEvent], None],
@@ -136,34 +106,16 @@ class IndexSync:
                 raise
             except IndexNotFoundError:
                 if self.live is None:
-                    async with index_dir_lock(self.index_dir):
-                        await asyncio.to_thread(_remove_cache, self.index_dir)
+                    await forget(self.index_dir)
                 raise
             self.stale = False
             if self.live is not None and is_version(self.live.reader.meta, manifest):
                 return False
-            while True:
-                try:
-                    fetched = await self._fetch(manifest)
-                    break
-                except IndexNotFoundError:
-                    # The version's file may have been deleted after newer ones were
-                    # published (the service keeps a few); if so, fetch the newest.
-                    newer = await self.transport.manifest(self.name)
-                    if newer.version <= manifest.version:
-                        raise
-                    manifest = newer
-            try:
+
+            async def install(_: Manifest, fetched: Fetched) -> None:
                 await self._install(fetched, started)
-            except CorruptIndexError as exc:
-                if not fetched.from_cache:
-                    raise
-                # Verified when it was installed, damaged since (a disk error, a stray
-                # write): without this, every later load would open it and fail again.
-                log.warning("%s: cached v%d is damaged (%s); downloading it again", self.name, manifest.version, exc)
-                async with index_dir_lock(self.index_dir):
-                    await asyncio.to_thread(fetched.path.unlink, missing_ok=True)
-                await self._install(await self._fetch(manifest), started)
+
+            await fetch_and_use(self.transport, self.name, self.index_dir, manifest, install)
             return True
 
     async def _serve_cached(self) -> bool:
@@ -175,56 +127,6 @@ class IndexSync:
             except Exception as exc:  # a damaged cache file: try the next older one
                 log.warning("%s: cached version %d unusable: %s", self.name, version, exc)
         return False
-
-    async def _fetch(self, manifest: Manifest) -> Fetched:
-        target = version_path(self.index_dir, manifest.version)
-        part = target.with_name(target.name + PART_SUFFIX)
-        async with index_dir_lock(self.index_dir):
-            if target.exists():  # another process (or an earlier run) already has it...
-                if await asyncio.to_thread(_file_is_version, target, manifest):
-                    return Fetched(target)
-                target.unlink()  # ...or it is of an earlier index of this name
-            clean_leftovers(self.index_dir, keep_part=part)
-            if not part.exists():  # (a download cut short is resumed instead)
-                patched = await self._patch(manifest, target)
-                if patched is not None:
-                    return patched
-            for attempt in range(2):
-                offset = part.stat().st_size if part.exists() else 0
-                if offset > manifest.size_bytes:
-                    part.unlink()
-                    offset = 0
-                async with flushed_behind(part):
-                    sha256 = await self.transport.download(self.name, manifest.version, part, offset=offset)
-                try:
-                    await asyncio.to_thread(finish_download, part, target, manifest, sha256)
-                    return Fetched(target, downloaded_bytes=manifest.size_bytes - offset)
-                except ChecksumMismatchError:
-                    if attempt == 1 or offset == 0:
-                        raise
-                    log.warning("%s: resumed download was corrupt; downloading again", self.name)
-        raise AssertionError("unreachable")
-
-    async def _patch(self, manifest: Manifest, target: Path) -> Fetched | None:
-        """The new version built from the newest cached older one plus the pages that
-        changed, or None if there is no such version or no patch (then download it all)."""
-        base = next((v for v in cached_versions(self.index_dir) if v < manifest.version), None)
-        if base is None:
-            return None
-        patch, out = temp_path_for(target), temp_path_for(target)  # temp names: cleaned after a crash
-        try:
-            if not await self.transport.download_patch(self.name, manifest.version, base, patch):
-                return None
-            async with flushed_behind(out):
-                sha256 = await asyncio.to_thread(apply_patch, version_path(self.index_dir, base), patch, out)
-            await asyncio.to_thread(finish_download, out, target, manifest, sha256)
-            return Fetched(target, downloaded_bytes=patch.stat().st_size, patched_from=int(base))
-        except (IntegrityError, UnavailableError) as exc:  # a bad patch, or its stream broke
-            log.warning("%s: patch v%d -> v%d failed (%s); downloading it all", self.name, base, manifest.version, exc)
-            return None
-        finally:
-            patch.unlink(missing_ok=True)
-            out.unlink(missing_ok=True)
 
     async def _install(self, fetched: Fetched, started: float) -> None:
         """Open the fetched file and make it the serving version; ``started`` is when this
@@ -238,12 +140,11 @@ class IndexSync:
             except BaseException:
                 reader.close()
                 raise
+        hold(reader.path, reader)
         if self.live is None:
-            self.live = LiveIndex(reader)
+            self.live = LiveIndex(reader, on_retired=_released)
             log.info("%s: loaded v%d (%s)", self.name, reader.version, fetched.how())
-            # Under the lock: another process sharing the cache may be mid-download.
-            async with index_dir_lock(self.index_dir):
-                await asyncio.to_thread(_remove_other_versions, self.index_dir, reader.meta)
+            await prune(self.index_dir, reader.meta)
             return
         old = await asyncio.to_thread(self.live.swap, reader)
         event = SwapEvent(
@@ -333,54 +234,14 @@ class IndexSync:
         self.stop()
         await asyncio.gather(*tasks, return_exceptions=True)  # let cancellations land
         if self.live is not None:
+            reader = self.live.reader
             self.live.close()
+            # Now, not when the thread closing the reader gets to it: a client loading
+            # this index next must be free to clean the cache up (cache/layout.py).
+            _released(reader)
 
 
-def is_version(meta: IndexMeta, manifest: Manifest) -> bool:
-    """Whether an index file is the manifest's version. The number alone does not say:
-    an index deleted and made again under its name counts from 1 again, so a file
-    with the same number may be the old index's. The build time (ms) tells them apart."""
-    return meta.version == manifest.version and meta.created_at == manifest.created_at
 
-
-def _file_is_version(path: Path, manifest: Manifest) -> bool:
-    if path.stat().st_size != manifest.size_bytes:
-        return False
-    meta = _meta_of(path)
-    return meta is not None and is_version(meta, manifest)
-
-
-def _meta_of(path: Path) -> IndexMeta | None:
-    """A cached file's meta; None if it is damaged (fetch it again) or gone."""
-    try:
-        with translating_sqlite_errors(path):
-            conn = connect(path, immutable=True)
-        try:
-            return read_meta(conn, path)
-        finally:
-            conn.close()
-    except IntegrityError:  # CorruptIndexError included
-        return None
-
-
-def _remove_other_versions(index_dir: Path, current: IndexMeta) -> None:
-    """Remove cached versions older than ``current``, and higher-numbered ones built
-    before it: those belong to an index deleted since (numbers restart when an index
-    is made again), and offline they would be served as the newest. A higher number
-    built later is a newer version another process sharing the cache fetched; kept."""
-    for version in cached_versions(index_dir):
-        path = version_path(index_dir, version)
-        if version < current.version or (version > current.version and not _built_after(path, current)):
-            path.unlink(missing_ok=True)
-    clean_leftovers(index_dir)
-
-
-def _built_after(path: Path, current: IndexMeta) -> bool:
-    meta = _meta_of(path)
-    return meta is not None and meta.created_at > current.created_at
-
-
-def _remove_cache(index_dir: Path) -> None:
-    for version in cached_versions(index_dir):
-        version_path(index_dir, version).unlink(missing_ok=True)
-    clean_leftovers(index_dir)
+def _released(reader: IndexReader) -> None:
+    """A retired reader's file may go in this process's cleanups (cache/layout.py)."""
+    release(reader.path, reader)
