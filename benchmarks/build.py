@@ -22,7 +22,7 @@ What each table measures
    go through MiniLM. Reported: time from the ``add_docs`` call to the job's
    ``completed`` event; texts that reached ``embed`` (wrapper) and the
    builder's own ``BuildReport.embedded`` (captured by wrapping
-   ``mosslite.service.worker.build_from_batch``). Target: exactly 10 re-embedded,
+   ``mosslite.service.build.build_from_batch``). Target: exactly 10 re-embedded,
    completion <= 2 s. A second row upserts 10 *existing* documents with the same
    text and no vector (target: 0 re-embedded, the stored vectors are reused).
    The job's phase events give an in-situ breakdown; a second table times the
@@ -57,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Percentiles, cache_dir, fmt_ms, machine_summary, print_table, time_each, verdict  # noqa: E402
 
-import mosslite.service.worker as worker_module  # noqa: E402
+import mosslite.service.build as worker_module  # noqa: E402  (the job worker's build step)
 from mosslite import FORMAT_VERSION, DocumentInfo, SyncMossClient  # noqa: E402
 from mosslite._db import connect  # noqa: E402
 from mosslite._fs import fsync_file, sha256_file  # noqa: E402

@@ -22,7 +22,7 @@ _EXPORTS = {
     "DocumentInfo": ".types",
     "Embedder": ".embeddings",
     "FORMAT_VERSION": ".index.format",
-    "FolderMirror": ".folders",
+    "FolderMirror": ".folder_mirror",
     "IndexInfo": ".types",
     "IndexMeta": ".index.format",
     "IndexReader": ".index.reader",
@@ -32,7 +32,7 @@ _EXPORTS = {
     "LoadIndexesResult": ".types",
     "LoadedIndexInfo": ".types",
     "Manifest": ".types",
-    "MirrorResult": ".folders",
+    "MirrorResult": ".folder_mirror",
     "MossClient": ".client",
     "MutationOptions": ".types",
     "MutationResult": ".types",
@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
     from .client import MossClient, SyncMossClient
     from .docfiles import read_docs
     from .embeddings import Embedder, get_embedder, model_ids
-    from .folders import FolderMirror, MirrorResult
+    from .folder_mirror import FolderMirror, MirrorResult
     from .index.builder import BuildReport, build_version
     from .index.format import FORMAT_VERSION, IndexMeta
     from .index.reader import IndexReader

@@ -68,8 +68,8 @@ def test_quick_start_is_on_the_first_screen() -> None:
 
 
 def test_folder_sync_ids_are_what_the_mirror_makes(tmp_path: Path) -> None:
-    """The ids the README promises for `mosslite sync ./notes notes` are relative to DIR."""
-    from mosslite.folders import file_docs
+    """The ids the README promises for `mosslite mirror ./notes notes` are relative to DIR."""
+    from mosslite.folder_mirror import file_docs
 
     notes = tmp_path / "notes"
     (notes / "sub").mkdir(parents=True)

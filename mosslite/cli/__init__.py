@@ -4,7 +4,7 @@ Each command calls one library method and holds no logic of its own; its help
 ends with an example, after the options (help.Command). Our errors (and OS
 errors such as a missing file or a port in use) become one line on stderr and
 exit status 1, through ``_Group.invoke``. Modules: config (credentials,
-``init``), indexes (``index``, ``doc``, ``job``), query, mirror (``sync``),
+``init``), indexes (``index``, ``doc``, ``job``), query, mirror,
 output (tables, JSON, progress), help (examples last); ``serve`` and ``keys``
 live here.
 """
@@ -28,7 +28,7 @@ from ..types import DEFAULT_JOB_WORKERS, DEFAULT_KEEP_VERSIONS
 from .config import init
 from .help import Group
 from .indexes import doc, index, job
-from .mirror import sync_folder
+from .mirror import mirror_folder, sync_alias
 from .query import query
 
 DEFAULT_HOST = "127.0.0.1"
@@ -201,7 +201,7 @@ def keys_list(project: str, data_dir: Path) -> None:
         click.echo(f"{key_id}\t{created_at}")
 
 
-for _command in (init, index, doc, job, query, sync_folder):
+for _command in (init, index, doc, job, query, mirror_folder, sync_alias):
     cli.add_command(_command)
 
 

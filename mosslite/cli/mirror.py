@@ -1,12 +1,14 @@
-"""``mosslite sync DIR NAME``: mirror a folder into an index (mosslite.folders.FolderMirror).
+"""``mosslite mirror DIR NAME``: mirror a folder into an index (mosslite.folder_mirror.FolderMirror).
 
-The command is called ``sync`` as users expect of a folder tool; in the
-library it is FolderMirror, because "sync" there means version synchronisation.
+One name for the feature in the library, the command and the README: "sync"
+means version refresh elsewhere (``mosslite.sync``, ``SyncMossClient``). The
+command's first name, ``sync``, still works as a hidden alias (``sync_alias``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import signal
 import sys
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 import click
 
 from ..chunking import DEFAULT_CHUNK_SIZE
-from ..folders import DEFAULT_EXTENSIONS, FolderMirror, MirrorResult
+from ..folder_mirror import DEFAULT_EXTENSIONS, FolderMirror, MirrorResult
 from .config import Credentials, client_options
 from .help import Command
 from .output import emit_json, emit_json_line, follow_job, json_option, say
@@ -41,7 +43,7 @@ def report(result: MirrorResult, as_json: bool, *, one_line: bool = False) -> No
         say(f"[yellow]warning:[/] skipped {path}: {message}")
 
 
-@click.command("sync", cls=Command)
+@click.command("mirror", cls=Command)
 @click.argument("directory", type=click.Path(path_type=Path))
 @click.argument("name")
 @click.option("--watch", is_flag=True, help="Keep running: push every change as it happens, until Ctrl-C.")
@@ -51,7 +53,7 @@ def report(result: MirrorResult, as_json: bool, *, one_line: bool = False) -> No
 @click.option("--overlap", type=int, help="Characters shared by neighbouring chunks (default: 150, at most a quarter chunk).")
 @json_option
 @client_options
-def sync_folder(
+def mirror_folder(
     creds: Credentials,
     directory: Path,
     name: str,
@@ -74,7 +76,7 @@ def sync_folder(
 
     \b
     Example:
-        mosslite sync ./notes notes --ext md,txt --watch
+        mosslite mirror ./notes notes --ext md,txt --watch
     """
 
     async def body(client: Any) -> None:
@@ -98,3 +100,9 @@ def sync_folder(
             raise click.ClickException(f"{len(result.errors)} file(s) could not be read; see the warnings above")
 
     creds.run(body)
+
+
+#: ``mosslite sync``, the command's name before #9: the same command, not listed.
+sync_alias = copy.copy(mirror_folder)
+sync_alias.name = "sync"
+sync_alias.hidden = True

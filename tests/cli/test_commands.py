@@ -93,7 +93,7 @@ def test_mutations_print_their_result_on_stdout_and_hints_on_stderr(cli: CLI, fa
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "a.txt").write_text("hello\n")
-    assert "1 upserted" in cli.ok("sync", str(notes), "notes", "--model", MODEL).stdout
+    assert "1 upserted" in cli.ok("mirror", str(notes), "notes", "--model", MODEL).stdout
 
 
 def test_index_list_get_delete(cli: CLI, faq_index: str) -> None:
@@ -326,5 +326,5 @@ def test_every_client_command_works_against_a_server(server: Server, tmp_path: P
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "a.txt").write_text("hello from a folder\n")
-    assert cli.json("sync", str(notes), "mirror", "--model", MODEL)["created"]
+    assert cli.json("mirror", str(notes), "mirror", "--model", MODEL)["created"]
     assert [d["id"] for d in cli.json("doc", "get", "mirror")] == ["a.txt"]

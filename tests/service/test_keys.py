@@ -1,12 +1,11 @@
 """Project keys at rest (issue #8): no part of a key, however short, can be read back
-out of the catalog; catalogs written before that are upgraded in place."""
+out of the catalog (a version-1 catalog's upgrade: test_catalog.py)."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-import apsw
 import pytest
 
 from mosslite.errors import IntegrityError, UnauthorizedError
@@ -53,44 +52,3 @@ def test_the_same_secret_opens_the_keys_again(tmp_path: Path) -> None:
             again.authenticate("p", "my-key ")
     finally:
         again.close()
-
-
-def test_a_version_1_catalog_is_upgraded_and_its_keys_still_open_it(tmp_path: Path) -> None:
-    """Version 1 stored sha256(key) and the key's first six characters."""
-    conn = apsw.Connection(str(tmp_path / "catalog.sqlite"))
-    conn.execute(
-        """
-        PRAGMA user_version = 1;
-        CREATE TABLE projects (project_id TEXT PRIMARY KEY, created_at TEXT NOT NULL) WITHOUT ROWID;
-        CREATE TABLE project_keys (
-            key_hash TEXT PRIMARY KEY,
-            project_id TEXT NOT NULL REFERENCES projects (project_id) ON DELETE CASCADE,
-            key_prefix TEXT NOT NULL,
-            created_at TEXT NOT NULL
-        ) WITHOUT ROWID;
-        INSERT INTO projects VALUES ('p', '2026-01-01T00:00:00Z');
-        """
-    )
-    for key, when in (("my-key", "2026-01-01T00:00:01Z"), ("other", "2026-01-01T00:00:02Z")):
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        conn.execute("INSERT INTO project_keys VALUES (?, 'p', ?, ?)", (digest, key[:6], when))
-    conn.close()
-
-    service = Service(tmp_path, start_jobs=False)
-    try:
-        assert b"my-key" not in catalog_bytes(tmp_path)  # the prefix column is gone at open
-        service.authenticate("p", "my-key")  # an old key still opens its project ...
-        with pytest.raises(UnauthorizedError):
-            service.authenticate("p", "nope")
-        listed = dict((when, key_id) for key_id, when in service.list_keys("p"))
-        assert listed["2026-01-01T00:00:01Z"] == service.key_id("my-key")  # ... and is now an HMAC
-        assert listed["2026-01-01T00:00:02Z"] == "(not used since upgrade)"
-    finally:
-        service.close()
-    assert hashlib.sha256(b"my-key").hexdigest().encode() not in catalog_bytes(tmp_path)
-    reopened = Service(tmp_path, start_jobs=False)
-    try:
-        reopened.authenticate("p", "my-key")
-        reopened.authenticate("p", "other")
-    finally:
-        reopened.close()

@@ -6,20 +6,17 @@ import base64
 import json
 from pathlib import Path
 
-import apsw
 import httpx
 import jsonschema
-import numpy as np
 import pytest
 
 from mosslite import DocumentInfo, MossClient
-from mosslite._db import read_schema
 from mosslite.transport.http import HTTPTransport
 from mosslite.errors import InvalidArgumentError
 from mosslite.service import Service
 from mosslite.service.http import create_app
-from mosslite.changeset import decode, record
 
+from ..test_changeset import GOOD, HOSTILE_DIFFS, diff_of
 from .conftest import MODEL
 
 pytestmark = pytest.mark.anyio
@@ -90,65 +87,7 @@ async def test_push_messages_match_their_schemas(tmp_path: Path) -> None:
         service.close()
 
 
-# -- hostile diffs (issue #8) --------------------------------------------------------
-
-VECTOR = np.ones(4, dtype="<f4").tobytes()
-INSERT_SQL = "INSERT INTO docs (id, text, metadata, payload, embedding) VALUES ({}, {}, {}, NULL, {})"
-
-
-def diff_of(*inserts: tuple[str, str, str, str], **params: object) -> bytes:
-    """A changeset of a session's ``docs`` table (the real schema) inserting rows given
-    as SQL expressions (id, text, metadata, embedding), with ``:vector`` and ``params``
-    bound: bytes a session cannot write, such as invalid UTF-8, come from CAST(x'..' AS TEXT)."""
-    conn = apsw.Connection(":memory:")
-    conn.execute(read_schema("session.sql"))
-    recorder = record(conn)
-    for row in inserts:
-        conn.execute(INSERT_SQL.format(*row), {"vector": VECTOR, **params})
-    changeset = recorder.changeset()
-    recorder.close()
-    conn.close()
-    return changeset
-
-
-def sql_text(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-GOOD = ("'good'", "'fine'", "'{}'", ":vector")
-HOSTILE_DIFFS = {
-    "a huge number in metadata": ("'d'", "'t'", sql_text('{"n": ' + "9" * 5000 + "}"), ":vector"),
-    "an infinite number in metadata": ("'d'", "'t'", sql_text('{"n": 1e99999}'), ":vector"),
-    "deeply nested metadata": ("'d'", "'t'", sql_text('{"n": ' + "[" * 50_000 + "]" * 50_000 + "}"), ":vector"),
-    "metadata that is not an object": ("'d'", "'t'", sql_text('["a"]'), ":vector"),
-    "metadata that is not JSON": ("'d'", "'t'", sql_text("{nope"), ":vector"),
-    "invalid UTF-8 in a text": ("'d'", "CAST(x'ff61' AS TEXT)", "'{}'", ":vector"),
-    "invalid UTF-8 in an id": ("CAST(x'61ff' AS TEXT)", "'t'", "'{}'", ":vector"),
-    "invalid UTF-8 in metadata": ("'d'", "'t'", "CAST(x'7b2261223a2022ff227d' AS TEXT)", ":vector"),
-    "a lone surrogate in a text": ("'d'", "CAST(x'eda080' AS TEXT)", "'{}'", ":vector"),
-    "a lone surrogate in an id": ("CAST(x'eda080' AS TEXT)", "'t'", "'{}'", ":vector"),
-    "an escaped lone surrogate as a metadata key": ("'d'", "'t'", sql_text('{"\\ud800": "x"}'), ":vector"),
-    "an escaped lone surrogate as a metadata value": ("'d'", "'t'", sql_text('{"k": "a\\udc00"}'), ":vector"),
-    "a NaN in the embedding": ("'d'", "'t'", "'{}'", "x'" + np.full(4, np.nan, dtype="<f4").tobytes().hex() + "'"),
-    "an id DocumentInfo refuses": ("'   '", "'t'", "'{}'", ":vector"),
-    "a text over the size limit": ("'d'", "printf('%.*c', 300000, 'x')", "'{}'", ":vector"),
-}
-
-
-@pytest.mark.parametrize("hostile", HOSTILE_DIFFS.values(), ids=HOSTILE_DIFFS.keys())
-def test_a_hostile_diff_is_refused_when_decoded(hostile: tuple[str, str, str, str]) -> None:
-    # Each was a UnicodeDecodeError, ValueError or RecursionError, or passed decode and
-    # failed later (a 500, or a job that failed) instead of a 400.
-    with pytest.raises(InvalidArgumentError):
-        decode(diff_of(GOOD, hostile))
-
-
-def test_what_decode_accepts_makes_documents() -> None:
-    metadata = json.dumps({"k": "v\x00", "ü": "\U0001f600"}, ensure_ascii=False)
-    [change] = decode(diff_of(("'d'", ":text", ":metadata", ":vector"), text="a\x00b \U0001f600", metadata=metadata))
-    doc = change.document()
-    assert (doc.id, doc.text, doc.embedding) == ("d", "a\x00b \U0001f600", (1.0,) * 4)
-    assert doc.metadata == {"k": "v\x00", "ü": "\U0001f600"}
+# -- hostile diffs (issue #8): decode refuses them (tests/test_changeset.py), so a push applies nothing
 
 
 @pytest.mark.parametrize("hostile", HOSTILE_DIFFS.values(), ids=HOSTILE_DIFFS.keys())

@@ -10,7 +10,7 @@ import pytest
 
 from mosslite import DocumentInfo, FolderMirror, MossClient
 from mosslite.client.embedded import close_embedded_services
-from mosslite.folders import file_docs, plan_mirror
+from mosslite.folder_mirror import file_docs, plan_mirror
 
 MODEL = "hashed-ngrams-256"
 

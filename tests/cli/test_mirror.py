@@ -1,4 +1,4 @@
-"""`mosslite sync DIR NAME`: one pass, and --watch following edits until SIGINT."""
+"""`mosslite mirror DIR NAME`: one pass, and --watch following edits until SIGINT."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ def ids(cli: CLI, name: str) -> set[str]:
     return {d["id"] for d in cli.json("doc", "get", name)}
 
 
-def test_sync_mirrors_a_folder_and_reports_unreadable_files(cli: CLI, tmp_path: Path) -> None:
+def test_mirror_follows_a_folder_and_reports_unreadable_files(cli: CLI, tmp_path: Path) -> None:
     notes = tmp_path / "notes"
     (notes / "sub").mkdir(parents=True)
     (notes / "a.md").write_text("# Title\n\nhello world\n")
@@ -24,7 +24,7 @@ def test_sync_mirrors_a_folder_and_reports_unreadable_files(cli: CLI, tmp_path: 
     (notes / "script.py").write_text("print('not indexed')\n")
     (notes / ".hidden.md").write_text("not indexed\n")
 
-    first = cli.json("sync", str(notes), "notes", "--model", MODEL, "--chunk-size", "400")
+    first = cli.json("mirror", str(notes), "notes", "--model", MODEL, "--chunk-size", "400")
     assert first["created"] and first["files"] == 3
     got = ids(cli, "notes")
     chunks = {i for i in got if i.startswith("sub/long.md#")}
@@ -33,20 +33,20 @@ def test_sync_mirrors_a_folder_and_reports_unreadable_files(cli: CLI, tmp_path: 
     assert parents == {"sub/long.md"}
     assert cli.json("index", "get", "notes")["model"] == MODEL
 
-    again = cli.json("sync", str(notes), "notes", "--chunk-size", "400")
+    again = cli.json("mirror", str(notes), "notes", "--chunk-size", "400")
     assert (again["upserted"], again["deleted"], again["job_ids"]) == (0, 0, [])
 
     (notes / "a.md").unlink()
     (notes / "items.jsonl").write_text('{"id": "x", "text": "json doc, edited"}\n{"id": "y", "text": "another"}\n')
-    third = cli.json("sync", str(notes), "notes", "--chunk-size", "400")
+    third = cli.json("mirror", str(notes), "notes", "--chunk-size", "400")
     assert (third["upserted"], third["deleted"]) == (2, 1)
     assert ids(cli, "notes") == {"items.jsonl#x", "items.jsonl#y"} | chunks
 
     (notes / "items.jsonl").write_text('{"id": "x", "text": ')  # half-saved: left as it was
-    done = cli("sync", str(notes), "notes", "--chunk-size", "400")
+    done = cli("mirror", str(notes), "notes", "--chunk-size", "400")
     assert done.returncode == 1 and "skipped items.jsonl" in done.stderr
     assert ids(cli, "notes") == {"items.jsonl#x", "items.jsonl#y"} | chunks
-    assert "no such folder" in cli.fails("sync", str(tmp_path / "nope"), "notes")
+    assert "no such folder" in cli.fails("mirror", str(tmp_path / "nope"), "notes")
 
 
 def wait_until(check: Any, timeout_s: float = 20.0) -> None:
@@ -65,7 +65,7 @@ def test_sync_watch_follows_edits_and_stops_cleanly_on_sigint(cli: CLI, tmp_path
     notes = tmp_path / "notes"
     notes.mkdir()
     (notes / "first.txt").write_text("the first note\n")
-    watcher = cli.popen("sync", str(notes), "watched", "--model", MODEL, "--watch", "--json")
+    watcher = cli.popen("mirror", str(notes), "watched", "--model", MODEL, "--watch", "--json")
     try:
         created = json.loads(read_line(watcher.stdout))
         assert created["created"] and created["upserted"] == 1
@@ -87,3 +87,12 @@ def test_sync_watch_follows_edits_and_stops_cleanly_on_sigint(cli: CLI, tmp_path
     assert "stopped" in err and "Traceback" not in err
     for line in out.splitlines():
         json.loads(line)
+
+
+def test_sync_is_the_hidden_old_name_of_mirror(cli: CLI, tmp_path: Path) -> None:
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("hello world\n")
+    assert cli.json("sync", str(notes), "notes", "--model", MODEL)["upserted"] == 1
+    listed = cli.ok("--help").stdout
+    assert " mirror " in listed and " sync " not in listed

@@ -4,7 +4,7 @@ Invariants (issue #4):
 - A patch is chosen from page maps (index/pages.py) and never trusted on its
   own: the client checks the patched file against the manifest's sha256.
 - A page map is stored beside its version file (``<key>.pages``) when the
-  version is published (worker.py), or computed from the file the first time a
+  version is published (build.py), or computed from the file the first time a
   patch needs it (versions published before maps existed). It carries the
   sha256 of the file it maps; a map whose sha256 is not the version's (an index
   deleted and re-created under the same name) is computed again, never used.

@@ -1,27 +1,48 @@
 """One job, start to publish: build N+1 beside N, store it, publish it.
 
-Runs under the index's cross-process lock, so the version it builds on is
-still the newest when it publishes; the only way publishing can fail is the
+Runs under the index's cross-process lock (locks.py), so the version it builds on
+is still the newest when it publishes; the only way publishing can fail is the
 index being deleted meanwhile, and then the stored file is removed again.
+
+Invariants (issue #3):
+- The live version is never modified: version N+1 is built in a staging file,
+  stored under a new key, then published (version row, index row, job completion)
+  in one catalog transaction. A crash before that transaction leaves version N
+  live and an unreferenced staging/storage file, which the next start removes
+  (recovery.py).
+- A base whose bytes are not the published ones (its sha256 differs) fails the job
+  and publishes nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..embeddings import Embedder
 from .._fs import in_background, sha256_file
 from ..errors import CorruptIndexError, IndexNotFoundError
 from ..index.builder import ProgressFn, build_from_batch
 from ..types import IndexInfo, JobPhase, Manifest, Version
-from .catalog import VersionRecord
-from .jobs import index_lock
+from .catalog import Catalog, VersionRecord
 from .layout import pages_key, version_key
+from .locks import index_lock
+from .storage import Storage
 
-if TYPE_CHECKING:
-    from . import Service
+
+@dataclass(frozen=True, kw_only=True)
+class BuildParts:
+    """What a build uses of the service, the same for every job."""
+
+    catalog: Catalog
+    storage: Storage
+    #: A local file of a published version (``Versions.local_copy``): the build's base.
+    local_copy: Callable[[VersionRecord], Path]
+    #: Where version N+1 is built before it is stored.
+    staging_dir: Path
+    #: The per-index lock files (locks.py).
+    lock_dir: Path
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,16 +56,16 @@ class JobContext:
     embedder: Embedder
 
 
-def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> VersionRecord:
+def run_build(parts: BuildParts, ctx: JobContext, progress: ProgressFn) -> VersionRecord:
     name = ctx.index.name
-    with index_lock(service.lock_dir, (ctx.project_id, name)):
-        latest = service.catalog.latest_version(ctx.project_id, name)
-        base = service.local_copy(latest) if latest is not None else None
+    with index_lock(parts.lock_dir, (ctx.project_id, name)):
+        latest = parts.catalog.latest_version(ctx.project_id, name)
+        base = parts.local_copy(latest) if latest is not None else None
         # Hashed beside the build, on the other core: a version file changed since it
         # was published (bit rot, or an edit) must not become the next version's base.
         base_sha256 = in_background(sha256_file, base, low_priority=True) if base is not None else None
         version = Version(latest.manifest.version + 1 if latest is not None else 1)
-        target = service.staging_dir / f"{ctx.job_id}.sqlite"
+        target = parts.staging_dir / f"{ctx.job_id}.sqlite"
         try:
             report = build_from_batch(
                 target,
@@ -77,16 +98,16 @@ def run_build(service: Service, ctx: JobContext, progress: ProgressFn) -> Versio
                 created_at=meta.created_at,
             )
             key = version_key(ctx.project_id, name, int(version))
-            service.storage.put(key, target, move=True)
+            parts.storage.put(key, target, move=True)
             # Computed while the file was fsynced; stored now so the first client
-            # asking for a patch to this version does not wait for it (patches.py).
-            service.storage.put_bytes(pages_key(key), report.page_map.to_bytes())
+            # asking for a patch to this version does not wait for it (patch_store.py).
+            parts.storage.put_bytes(pages_key(key), report.page_map.to_bytes())
         finally:
             target.unlink(missing_ok=True)
         progress(JobPhase.PUBLISHING, 100.0)
         record = VersionRecord(manifest=manifest, storage_key=key)
-        if not service.catalog.publish(ctx.project_id, ctx.job_id, record, overwritten=report.overwritten):
-            service.storage.delete(key)
-            service.storage.delete(pages_key(key))
+        if not parts.catalog.publish(ctx.project_id, ctx.job_id, record, overwritten=report.overwritten):
+            parts.storage.delete(key)
+            parts.storage.delete(pages_key(key))
             raise IndexNotFoundError(f"index {name!r} was deleted while the job ran", index=name)
         return record
