@@ -44,11 +44,11 @@ class CopyingTransport(LocalTransport):
         self.downloads.append((version, offset))
         record = await self._call("version_record", name, version)
         cut_after, self.cut_after = self.cut_after, None
-        await asyncio.to_thread(self._copy, record.storage_key, dest, offset, cut_after)
+        await asyncio.to_thread(self._copy, record, dest, offset, cut_after)
         return None  # not hashed while written: the cache hashes the file
 
-    def _copy(self, key: str, dest: Path, offset: int, cut_after: int | None) -> None:
-        data = b"".join(self.service.storage.iter_range(key, offset))
+    def _copy(self, record: Any, dest: Path, offset: int, cut_after: int | None) -> None:
+        data = b"".join(self.service.version_bytes(record, offset))
         if self.damage:
             data = data[:5000] + bytes([data[5000] ^ 0xFF]) + data[5001:]
         with open(dest, "ab" if offset else "wb") as out:
@@ -66,7 +66,7 @@ class CopyingTransport(LocalTransport):
 
         def write() -> None:
             with open(dest, "wb") as out:
-                for chunk in found.chunks(self.service.storage):
+                for chunk in self.service.patch_bytes(found):
                     out.write(chunk)
 
         await asyncio.to_thread(write)
@@ -93,7 +93,7 @@ def publish(service: Service, start: int, count: int) -> None:
 
 def stored(service: Service, version: int) -> Path:
     """The service's own file of a version."""
-    path = service.storage.local_path(service.version_record(PROJECT, "faq", version).storage_key)
+    path = service.version_path(service.version_record(PROJECT, "faq", version))
     assert path is not None
     return path
 
