@@ -25,8 +25,8 @@ drifting background load (a shared machine) hits every phase alike.
   while a publisher thread (its own client) calls ``add_docs`` of ``--batch``
   documents, waits for the job, and starts the next one ``--period`` s after the
   previous start (or at once if the build took longer). In embedded mode a
-  watchfiles watch on the service's manifest wakes the refresher at once; over
-  HTTP the refresher polls. Swaps are counted with ``client.on_swap``.
+  watchfiles watch on the service's manifest wakes IndexSync at once; over
+  HTTP IndexSync polls. Swaps are counted with ``client.on_swap``.
 
 Modes
 -----
@@ -92,7 +92,7 @@ from mosslite import QueryOptions, SyncMossClient  # noqa: E402
 from mosslite._fs import fsync_file, sha256_file  # noqa: E402
 from mosslite.client.embedded import close_embedded_services  # noqa: E402
 from mosslite.index.reader import IndexReader  # noqa: E402
-from mosslite.sync.swap import LiveIndex  # noqa: E402
+from mosslite.sync.live_index import LiveIndex  # noqa: E402
 
 DIM = 384
 RATIO_TARGET = 1.5

@@ -30,9 +30,9 @@ works on a temp copy of that folder.
   copy made this VM throttle the load's own writes to disk speed.
 - the split comes from wrappers installed for the run (no library change):
   ``transport.manifest``, ``transport.download``, ``transport.download_patch``, and in
-  ``mosslite.sync.refresher`` / ``mosslite.sync.hydration`` the functions
-  ``sha256_file`` (verify: re-read and hash, when the transport did not hash
-  while writing), ``apply_patch`` (base + pages -> new file, hashed as written),
+  ``mosslite.cache.fetch`` / ``mosslite.cache.verify`` / ``mosslite.sync.index_sync``
+  the functions ``sha256_file`` (verify: re-read and hash, when the transport
+  did not hash while writing), ``apply_patch`` (base + pages -> new file, hashed as written),
   ``install`` (fsync + rename + fsync dir)
   and ``IndexReader`` (open + hydrate). "other" = total minus those (thread
   hops, cache-folder locks, removing older versions, the swap itself).
@@ -75,8 +75,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import Percentiles, cache_dir, fmt_ms, machine_summary, print_table, verdict  # noqa: E402
 
-import mosslite.sync.hydration as hydration_module  # noqa: E402
-import mosslite.sync.refresher as refresher_module  # noqa: E402
+import mosslite.cache.fetch as fetch_module  # noqa: E402
+import mosslite.cache.verify as verify_module  # noqa: E402
+import mosslite.sync.index_sync as index_sync_module  # noqa: E402
 from mosslite import FORMAT_VERSION, DocumentInfo, SyncMossClient  # noqa: E402
 from mosslite._db import connect  # noqa: E402
 from mosslite.client.embedded import close_embedded_services  # noqa: E402
@@ -306,10 +307,10 @@ class LoadProbe:
         self._wrap_async(transport, "manifest", "manifest")
         self._wrap_async(transport, "download", "download")
         self._wrap_async(transport, "download_patch", "patch")
-        self._wrap_sync(refresher_module, "apply_patch", "apply patch")
-        self._wrap_sync(hydration_module, "sha256_file", "sha256")
-        self._wrap_sync(hydration_module, "install", "fsync+rename")
-        self._wrap_sync(refresher_module, "IndexReader", "open+hydrate")
+        self._wrap_sync(fetch_module, "apply_patch", "apply patch")
+        self._wrap_sync(verify_module, "sha256_file", "sha256")
+        self._wrap_sync(verify_module, "install", "fsync+rename")
+        self._wrap_sync(index_sync_module, "IndexReader", "open+hydrate")
 
     def _add(self, key: str, seconds: float) -> None:
         with self._lock:

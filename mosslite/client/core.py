@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._fs import usable_dir, user_path
 from ..errors import (
@@ -23,8 +23,9 @@ from ..errors import (
     UnavailableError,
 )
 from ..index.ranking import reciprocal_rank_fusion
+from ..session import Session
 from ..sync.clock import Clock, SystemClock
-from ..sync.refresher import IndexSync
+from ..sync.index_sync import IndexSync
 from ..types import (
     DEFAULT_JOB_POLL_S,
     DEFAULT_JOB_TIMEOUT_S,
@@ -48,9 +49,6 @@ from ..transport.local import LocalTransport
 from ..validation import validate_name
 from .arguments import MIN_JOB_POLL_S, MIN_POLLING_INTERVAL_S, job_id_arg, seconds_arg, shown
 from .embedded import default_home, embedded_service
-
-if TYPE_CHECKING:
-    from ..session import Session
 
 
 class MossClient:
@@ -336,20 +334,21 @@ class MossClient:
         session's database (no re-embedding) and the session adopts its model; an
         explicit different ``model_id`` is an InvalidArgumentError. Otherwise the
         session starts empty (or from what this device kept of it). The file lives
-        under ``<cache_path or home>/sessions/<project>/``. Example::
+        under ``<cache_path or home>/sessions/<project>/``; the index's version comes
+        through this client's cache (``cache_dir``), so one loaded or cached here is
+        not downloaded again. Example::
 
             session = await client.session("call-123")
             await session.add_docs([DocumentInfo(id="n1", text="caller wants a refund")])
             await session.push_index()
         """
-        from ..session import Session
-
         self._check_open()
         root = user_path(cache_path, "cache_path") if cache_path is not None else self.home / "sessions"
         return await Session.open(
-            self,
+            self.transport,
             index_name,
             model_id=model_id,
             auto_load_on_init=auto_load_on_init,
             directory=root / self.project_id,
+            cache_dir=self.cache_dir,
         )

@@ -12,7 +12,7 @@ Invariants (issue #5):
   commits. That is what keeps a one-document add near a millisecond; pass
   ``power_safe=True`` for ``synchronous = FULL`` (one fsync per commit).
 - One connection, used under a lock: a session belongs to one process (the
-  caller holds the file's lock, see ``mosslite.session``).
+  caller holds the file's lock, see ``session.py``).
 - A backlog of any size can be pushed: writes are recorded as changesets of
   at most ~``CHANGESET_BYTES`` and a diff takes pending changesets, in order,
   up to ~``PUSH_BYTES``; the rest goes as further diffs. One diff sent whole

@@ -1,2 +1,3 @@
-"""Keeping a loaded index current: fetch a newer version (hydration.py), swap readers
-(swap.py), on a timer or a file watch (refresher.py, clock.py)."""
+"""Keeping a loaded index current: ``index_sync.IndexSync`` checks for a newer version
+on a timer or a file watch (``clock.py``), fetches it through ``cache/`` and swaps
+readers (``live_index.LiveIndex``)."""

@@ -1,13 +1,19 @@
-"""A fresh `mosslite serve` process per test: refresh tests stop and restart it."""
+"""A fresh `mosslite serve` process per test (refresh tests stop and restart it), and
+versions whose documents say which version they belong to."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from mosslite import DocumentInfo
+
 from ..client.conftest import Server, free_port
+
+MODEL = "hashed-ngrams-256"
 
 
 @pytest.fixture
@@ -16,3 +22,25 @@ def server(tmp_path: Path) -> Iterator[Server]:
     srv.start()
     yield srv
     srv.stop()
+
+
+def versioned_docs(version: int, n: int = 20) -> list[DocumentInfo]:
+    """Every document of version N says so, in text and metadata: a result mixing
+    versions is detectable."""
+    return [DocumentInfo(id=f"d{i}", text=f"shared words item {i} marker v{version}", metadata={"v": str(version)}) for i in range(n)]
+
+
+def publish(client, name: str, version: int) -> None:
+    if version == 1:
+        job = client.create_index(name, versioned_docs(1), model_id=MODEL)
+    else:
+        job = client.add_docs(name, versioned_docs(version))
+    client.wait_for_job(job.job_id, poll_interval_seconds=0.01, timeout_seconds=30)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Wait for work that is already due (a download in flight), not for a timer."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)

@@ -18,7 +18,7 @@ import pytest
 from mosslite import DocumentInfo, SyncMossClient
 from mosslite._fs import sha256_file
 from mosslite.client.embedded import close_embedded_services
-from mosslite.sync.hydration import cached_versions
+from mosslite.cache.layout import cached_versions
 
 from ..client.conftest import Server, free_port
 from .test_refresh import publish

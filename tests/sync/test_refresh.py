@@ -6,17 +6,15 @@ an interval; the short real waits below only wait for work already due.
 
 from __future__ import annotations
 
-import asyncio
 import stat
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from mosslite import DocumentInfo, MossClient, QueryOptions, SwapEvent, SyncMossClient
+from mosslite import DocumentInfo, QueryOptions, SwapEvent, SyncMossClient
 from mosslite.client.embedded import close_embedded_services
+from mosslite.cache.layout import cached_versions
 from mosslite.errors import (
     IndexNotFoundError,
     IndexNotLoadedError,
@@ -25,33 +23,10 @@ from mosslite.errors import (
 )
 from mosslite.index.page_patch import PageMap
 from mosslite.sync.clock import ManualClock
-from mosslite.sync.hydration import cached_versions
 
+from ..cache.conftest import damage_docs_page
 from ..client.conftest import Server
-
-MODEL = "hashed-ngrams-256"
-
-
-def versioned_docs(version: int, n: int = 20) -> list[DocumentInfo]:
-    """Every document of version N says so, in text and metadata: a result mixing
-    versions is detectable."""
-    return [DocumentInfo(id=f"d{i}", text=f"shared words item {i} marker v{version}", metadata={"v": str(version)}) for i in range(n)]
-
-
-def publish(client, name: str, version: int) -> None:
-    if version == 1:
-        job = client.create_index(name, versioned_docs(1), model_id=MODEL)
-    else:
-        job = client.add_docs(name, versioned_docs(version))
-    client.wait_for_job(job.job_id, poll_interval_seconds=0.01, timeout_seconds=30)
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Wait for work that is already due (a download in flight), not for a timer."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
+from .conftest import MODEL, publish, wait_for
 
 
 def http_client(server: Server, home: Path, clock: ManualClock | None = None, key: str | None = None) -> SyncMossClient:
@@ -185,24 +160,6 @@ def test_offline_load_serves_the_cache_and_says_so(server: Server, tmp_path: Pat
             offline.load_index("never-cached")
 
 
-def damage_docs_page(path: Path) -> None:
-    """Overwrite the page holding the vectors' chunk table (read at every open), keeping
-    the file's size and its meta table: as a failing disk or a stray write would leave
-    a cached file. (Damage to pages read only by queries, such as docs rows or posting
-    lists, surfaces as CorruptIndexError from the query.)"""
-    import apsw
-
-    conn = apsw.Connection(f"file:{path}?immutable=1", flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
-    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
-    (root,) = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'docs_vec_chunks'").fetchone()
-    conn.close()
-    path.chmod(0o644)
-    with path.open("r+b") as f:
-        f.seek((root - 1) * page_size)
-        f.write(b"\xa5" * page_size)
-    path.chmod(0o444)
-
-
 def test_a_damaged_cached_version_is_fetched_again(server: Server, tmp_path: Path) -> None:
     key, home = server.new_key("p"), tmp_path / "home"
     with http_client(server, home, key=key) as client:
@@ -283,78 +240,6 @@ def test_query_multi_index_fuses_ranks(server: Server, tmp_path: Path) -> None:
         assert scores == sorted(scores, reverse=True)
         with pytest.raises(IndexNotLoadedError):
             client.query_multi_index(["a", "zzz"], "refunds")
-
-
-def test_zero_dropped_queries_across_50_swaps(tmp_path: Path) -> None:
-    """Threads and asyncio tasks query without pause while 50 versions are swapped in:
-    no query fails, and every result comes from exactly one version."""
-
-    async def main() -> tuple[int, list[BaseException], int]:
-        async with MossClient("p", "k", cache_path=tmp_path / "home") as client:
-            await client.wait_for_job((await client.create_index("faq", versioned_docs(1), model_id=MODEL)).job_id, 0.01)
-            await client.load_index("faq")
-            swaps: list = []
-            client.on_swap(swaps.append)
-            stop = threading.Event()
-            errors: list[BaseException] = []
-            counted = [0]
-
-            def check(result) -> None:
-                versions = {d.metadata["v"] for d in result.docs}
-                if len(versions) != 1 or len(result.docs) != 5:
-                    raise AssertionError(f"mixed or short result: {versions}")
-                counted[0] += 1
-
-            def thread_worker() -> None:
-                while not stop.is_set():
-                    try:
-                        check(client.query_local("faq", "shared words marker", QueryOptions(top_k=5, alpha=0.5)))
-                    except BaseException as exc:  # noqa: BLE001
-                        errors.append(exc)
-
-            async def task_worker() -> None:
-                while not stop.is_set():
-                    try:
-                        check(await client.query("faq", "item marker", QueryOptions(top_k=5)))
-                    except BaseException as exc:  # noqa: BLE001
-                        errors.append(exc)
-                    await asyncio.sleep(0)
-
-            threads = [threading.Thread(target=thread_worker) for _ in range(4)]
-            for t in threads:
-                t.start()
-            tasks = [asyncio.create_task(task_worker()) for _ in range(4)]
-            for version in range(2, 52):
-                job = await client.add_docs("faq", versioned_docs(version))
-                await client.wait_for_job(job.job_id, 0.005)
-                await client.load_index("faq")  # a blocking refresh: one swap per version
-            stop.set()
-            await asyncio.gather(*tasks)
-            for t in threads:
-                t.join()
-            assert client.get_loaded_version("faq") == 51
-            return len(swaps), errors, counted[0]
-
-    swaps, errors, counted = asyncio.run(main())
-    close_embedded_services()
-    assert errors == []
-    assert swaps == 50
-    assert counted > 200
-
-
-def test_in_flight_query_finishes_on_the_old_version(tmp_path: Path) -> None:
-    with SyncMossClient("p", "k", cache_path=tmp_path / "home") as client:
-        publish(client, "faq", 1)
-        client.load_index("faq")
-        live = client.async_client._loaded["faq"].live
-        with live.lease() as old_reader:  # a query that started before the swap
-            publish(client, "faq", 2)
-            client.load_index("faq")
-            assert client.query("faq", "marker").docs[0].metadata["v"] == "2"  # new queries: new version
-            assert old_reader.query("marker").docs[0].metadata["v"] == "1"  # in flight: old version
-            assert not old_reader.closed and old_reader.path.exists()
-        wait_for(lambda: old_reader.closed and not old_reader.path.exists())  # drained, closed, deleted (off-thread)
-    close_embedded_services()
 
 
 def test_an_index_deleted_and_made_again_is_never_served_from_the_old_files(server: Server, tmp_path: Path) -> None:
