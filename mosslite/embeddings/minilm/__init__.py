@@ -43,7 +43,8 @@ from .checkpoint import (
     read_safetensors,
     verify_weights,
 )
-from .engine import ENGINE_ENV, ENGINES, Engine, check_engine_name, create_engine, requested_engine
+from .engine import ENGINE_ENV, ENGINES, Engine
+from .engine_choice import check_engine_name, create_engine, requested_engine
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer

@@ -1,4 +1,4 @@
-"""Which engine runs MiniLM's forward pass: the contract, and the choice.
+"""What an engine running MiniLM's forward pass promises (``Engine``), and the engines' names.
 
 Two engines compute the same vectors (min cosine > 0.9999 against each other,
 checked by the tests): ``onnxruntime`` (``onnx_engine``), the default because it
@@ -10,16 +10,10 @@ engine: both are the same model, so indexes built with either stay valid.
 
 from __future__ import annotations
 
-import logging
-import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
-
-from ...errors import InvalidArgumentError
-
-log = logging.getLogger("mosslite.embeddings")
 
 ENGINE_ENV = "MOSSLITE_MINILM_ENGINE"
 ONNXRUNTIME = "onnxruntime"
@@ -48,50 +42,4 @@ class Engine(ABC):
         """Mean-pooled hidden states; see the class docstring."""
 
 
-def check_engine_name(name: str | None, *, source: str = "engine") -> str | None:
-    """``name`` if it names an engine (or is None/empty, for "choose"), else ``InvalidArgumentError``."""
-    if not name:
-        return None
-    if name not in ENGINES:
-        raise InvalidArgumentError(
-            f"{source}={name!r} names no MiniLM engine",
-            hint=f"use one of {list(ENGINES)}, or leave it unset to use onnxruntime when it imports",
-        )
-    return name
-
-
-def requested_engine(explicit: str | None) -> str | None:
-    """The engine asked for: ``explicit`` if given, else ``$MOSSLITE_MINILM_ENGINE``, else None."""
-    if explicit:
-        return check_engine_name(explicit)
-    return check_engine_name(os.environ.get(ENGINE_ENV, "").strip(), source=ENGINE_ENV)
-
-
-def create_engine(tensors: Mapping[str, np.ndarray], requested: str | None) -> Engine:
-    """The requested engine, or onnxruntime if it imports, else numpy.
-
-    Asking for onnxruntime where it does not import is an error rather than a
-    silent fallback: whoever forced it wants to know. The import is attempted
-    on every call (cheap once loaded), so a test can hide the module.
-    """
-    if requested in (None, ONNXRUNTIME):
-        try:
-            import onnx  # noqa: F401 - both must import; onnx_engine imports them too
-            import onnxruntime  # noqa: F401
-
-            from .onnx_engine import OnnxEngine
-        except ImportError as exc:
-            if requested == ONNXRUNTIME:
-                raise InvalidArgumentError(
-                    f"the MiniLM engine 'onnxruntime' was asked for, but it does not import: {exc}",
-                    hint=f"pip install onnxruntime onnx, or set {ENGINE_ENV}=numpy",
-                ) from exc
-            log.warning("onnxruntime does not import (%s); MiniLM falls back to the slower numpy engine", exc)
-        else:
-            return OnnxEngine(tensors)
-    from .numpy_engine import NumpyEngine
-
-    return NumpyEngine(tensors)
-
-
-__all__ = ["ENGINES", "ENGINE_ENV", "Engine", "check_engine_name", "create_engine", "requested_engine"]
+__all__ = ["ENGINES", "ENGINE_ENV", "NUMPY", "ONNXRUNTIME", "Engine"]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ..._fs import atomic_path, atomic_write_bytes, install, make_read_only, remove_empty_folders, temp_path_for
-from . import CHUNK_BYTES, Storage
+from .base import CHUNK_BYTES, Storage
 
 
 class DirectoryStorage(Storage):

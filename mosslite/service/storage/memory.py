@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from . import CHUNK_BYTES, Storage
+from .base import CHUNK_BYTES, Storage
 
 
 class MemoryStorage(Storage):

@@ -1,0 +1,60 @@
+"""The storage contract: what every backend of ``Storage`` promises, per method.
+
+Keys are ``/``-separated paths such as ``proj/faq/0000000003.sqlite`` made from
+validated names only. Published objects are immutable: the service never writes
+a key twice with different content.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+
+CHUNK_BYTES = 1 << 20
+
+
+class Storage(ABC):
+    """Contract, per method below. Every method is safe to call from many threads."""
+
+    scheme: str
+
+    @abstractmethod
+    def put(self, key: str, source: Path, *, move: bool = False) -> None:
+        """Store the file at ``source`` under ``key``, atomically: readers see the old
+        object or the whole new one. ``move`` lets a backend consume the source file."""
+
+    @abstractmethod
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store small objects (manifests) atomically."""
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes:
+        """The whole object. Missing key: FileNotFoundError."""
+
+    @abstractmethod
+    def size(self, key: str) -> int:
+        """Size in bytes. Missing key: FileNotFoundError."""
+
+    @abstractmethod
+    def iter_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """Bytes ``start`` up to ``end`` (exclusive; None = to the end) in chunks, for
+        streaming and HTTP Range. Missing key: FileNotFoundError (raised on first next())."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key``; a missing key is not an error (idempotent)."""
+
+    @abstractmethod
+    def list(self, prefix: str) -> list[str]:
+        """Keys under ``prefix`` (a folder-like prefix ending in ``/``), sorted."""
+
+    def local_path(self, key: str) -> Path | None:
+        """A filesystem path of the object if the backend has one (lets an in-process
+        client copy without streaming), else None."""
+        return None
+
+    def download_to(self, key: str, dest: Path) -> None:
+        with open(dest, "wb") as out:
+            for chunk in self.iter_range(key):
+                out.write(chunk)
