@@ -30,7 +30,7 @@ import apsw
 import numpy as np
 
 from .errors import InvalidArgumentError, InvalidDocumentError
-from .rows import Row, metadata_json, same_row
+from .rows import Row, metadata_json
 from .types import DocumentInfo
 
 TABLE = "docs"
@@ -222,13 +222,10 @@ def row_of(doc: DocumentInfo) -> Row:
 __all__ = [
     "COLUMNS",
     "Change",
-    "Row",
     "TABLE",
     "combine",
     "decode",
-    "metadata_json",
     "record",
     "row_of",
-    "same_row",
     "with_full_rows",
 ]
