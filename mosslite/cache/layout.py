@@ -1,7 +1,7 @@
 """Where version files live on this device, and which of them may go.
 
-Layout: ``<home>/cache/<project>/<index>/<version>.sqlite`` (``MossClient.cache_dir``
-is ``<home>/cache/<project>``), plus while downloading a ``<version>.sqlite.part``
+Layout: ``<home>/cache/<source>/<project>/<index>/<version>.sqlite`` (``MossClient.cache_dir``
+is ``<home>/cache/<source>/<project>``), plus while downloading a ``<version>.sqlite.part``
 (kept across crashes so the next attempt resumes it, with an HTTP Range request)
 and ``.lock`` (``lock.py``). Temp files (``_fs.TEMP_MARKER``) are patches being
 applied or files being installed.

@@ -90,8 +90,10 @@ class MossClient:
 
     @property
     def cache_dir(self) -> Path:
-        """Where downloaded index versions are kept: ``<home>/cache/<project>/<index>/``."""
-        return self.home / "cache" / self.project_id
+        """Where downloaded index versions are kept: ``<home>/cache/<source>/<project>/<index>/``,
+        one ``<source>`` per service (``embedded``, or a folder per server URL), so a copy
+        is only ever served for the service it came from (#12)."""
+        return self.home / "cache" / self.transport.source / self.project_id
 
     async def close(self) -> None:
         if not self._closed:
@@ -228,7 +230,9 @@ class MossClient:
         if not isinstance(auto_refresh, bool):
             raise InvalidArgumentError(f"auto_refresh must be True or False, got {shown(auto_refresh)}")
         interval = seconds_arg(polling_interval_in_seconds, "polling_interval_in_seconds", MIN_POLLING_INTERVAL_S)
-        base = user_path(cache_path, "cache_path") / self.project_id if cache_path is not None else self.cache_dir
+        base = self.cache_dir
+        if cache_path is not None:
+            base = user_path(cache_path, "cache_path") / self.transport.source / self.project_id
         sync = self._loaded.get(name)
         if sync is not None and cache_path is not None and (base / name).resolve() != sync.index_dir.resolve():
             raise ConflictError(

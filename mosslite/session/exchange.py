@@ -9,7 +9,7 @@ Invariants (issue #5, #9):
   diff id, which the service applies once. One push at a time: a second would
   resend the same outgoing diff and could forget a newer one it did not send.
 - **Pull goes through the cache.** The base version is fetched by
-  ``cache.fetch`` into the client's cache (``<home>/cache/<project>/<index>/``),
+  ``cache.fetch`` into the client's cache (``<home>/cache/<source>/<project>/<index>/``),
   like a loaded index: a version this process loaded, or any the cache holds, is
   linked (or copied) from there instead of downloaded again; an older cached
   version is patched; a cut download is resumed; the cache's lock and sha256

@@ -130,10 +130,10 @@ class Session:
     ) -> Session:
         """Open (or resume) session ``name``: its file in ``directory``, its index's
         versions fetched into ``cache_dir`` (a project's cache, as ``MossClient.cache_dir``:
-        ``<home>/cache/<project>``). ``MossClient.session`` calls this. Example::
+        ``<home>/cache/<source>/<project>``). ``MossClient.session`` calls this. Example::
 
             session = await Session.open(
-                transport, "call-123", cache_dir=home / "cache" / "p", directory=home / "sessions" / "p"
+                transport, "call-123", cache_dir=home / "cache" / "embedded" / "p", directory=home / "sessions" / "p"
             )
         """
         validate_name(name, what="session")

@@ -38,6 +38,10 @@ ByteProgress = Callable[[int], None]
 
 class Transport(ABC):
     project_id: str
+    #: Which service this transport reaches, as a folder name. The client cache keeps
+    #: each source's copies apart (``<home>/cache/<source>/<project>/``), so a copy
+    #: is only ever served for the service it came from (#12).
+    source: str = "custom"
 
     @abstractmethod
     async def create_index(self, name: str, docs: Iterable[DocumentInfo], model_id: str | None) -> MutationResult:

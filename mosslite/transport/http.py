@@ -23,7 +23,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,6 +81,7 @@ class HTTPTransport(Transport):
     ) -> None:
         self.project_id = validate_name(project_id, what="project")
         self.url = _service_url(url)
+        self.source = source_folder(self.url)
         #: The server's request limit: larger batches of documents go as uploads.
         self.max_request_bytes = max_request_bytes
         settings: dict[str, Any] = {
@@ -250,6 +253,15 @@ def _service_url(url: object) -> str:
             f"url must be an http:// or https:// URL with a host, got {url!r}", hint="e.g. http://127.0.0.1:8700"
         )
     return str(url).rstrip("/")
+
+
+def source_folder(url: str) -> str:
+    """The cache folder of the service at ``url``: its host and port, readable, then a
+    hash of the whole URL (two services on one host and port differ by path)."""
+    parsed = httpx.URL(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", parsed.host)
+    return f"{host}_{port}-{hashlib.sha256(url.encode('utf-8')).hexdigest()[:8]}"
 
 
 def _segment(value: str) -> str:

@@ -24,9 +24,14 @@ def mapping_httpx_errors() -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException as exc:
-        raise TimeoutError_(f"the service did not answer in time: {exc!r}", url=url_of(exc)) from exc
+        service = service_of(exc)
+        raise TimeoutError_(f"the service at {service} did not answer in time ({exc})", url=url_of(exc)) from exc
     except httpx.TransportError as exc:
-        raise UnavailableError(f"cannot reach the service: {exc!r}", url=url_of(exc)) from exc
+        raise UnavailableError(
+            f"cannot reach the service at {service_of(exc)} ({exc or type(exc).__name__})",
+            hint="is `mosslite serve` running there? check --url / MOSS_URL, or retry later",
+            url=url_of(exc),
+        ) from exc
     except httpx.StreamError as exc:
         raise UnavailableError(f"the download stream broke: {exc!r}") from exc
     except httpx.DecodingError as exc:  # a compressed body (from a proxy) that does not decode
@@ -67,6 +72,15 @@ def json_body(response: httpx.Response) -> Any:
         return response.json()
     except ValueError as exc:
         raise UnavailableError(f"the service answered with malformed JSON: {exc}") from exc
+
+
+def service_of(exc: httpx.RequestError) -> str:
+    """The scheme, host and port the failed request went to (not its whole path)."""
+    try:
+        url = exc.request.url
+    except RuntimeError:  # raised without a request attached
+        return "the given URL"
+    return f"{url.scheme}://{url.netloc.decode('ascii')}"
 
 
 def url_of(exc: httpx.RequestError) -> str:

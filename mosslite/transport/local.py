@@ -26,6 +26,8 @@ if TYPE_CHECKING:  # (a client of a server never imports the service)
 class LocalTransport(Transport):
     """The embedded default: the service core in this process, called on worker threads."""
 
+    source = "embedded"
+
     def __init__(self, service: Service, project_id: str, project_key: str) -> None:
         self.service = service
         self.project_id = project_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import sqlite3
 import stat
 from pathlib import Path
@@ -42,7 +43,7 @@ def test_init_for_a_server_needs_a_key(tmp_path: Path) -> None:
     assert "--project-key" in cli.fails("init", "--url", "http://127.0.0.1:9")
     cli.ok("init", "--url", "http://127.0.0.1:9", "--project-key", "mk_x", "--project-id", "p")
     assert json.loads((tmp_path / "home" / "config.json").read_text())["url"] == "http://127.0.0.1:9"
-    assert "could not be reached" in cli.fails("index", "list")  # nobody listens on port 9
+    assert "cannot reach the service at http://127.0.0.1:9" in cli.fails("index", "list")  # nobody listens on 9
 
 
 # -- index ------------------------------------------------------------------------------
@@ -328,3 +329,15 @@ def test_every_client_command_works_against_a_server(server: Server, tmp_path: P
     (notes / "a.txt").write_text("hello from a folder\n")
     assert cli.json("mirror", str(notes), "mirror", "--model", MODEL)["created"]
     assert [d["id"] for d in cli.json("doc", "get", "mirror")] == ["a.txt"]
+
+
+def test_a_server_that_is_down_is_named_never_answered_from_the_embedded_copy(cli: CLI, faq_index: str) -> None:
+    # #12: `query faq --url` with the server down printed "serving cached version N"
+    # of the *embedded* faq (the cache was keyed by project and index only).
+    assert cli.json("query", "faq", "money back guarantee")["docs"]  # the embedded faq, now cached
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    message = cli.fails("query", "faq", "money back guarantee", "--url", down)
+    assert f"cannot reach the service at {down}" in message and "mosslite serve" in message
+

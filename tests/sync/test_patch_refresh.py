@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +117,10 @@ def test_a_version_deleted_before_its_download_gives_way_to_the_newest(tmp_path:
             client.wait_for_job(client.create_index("faq", docs(0, 50), model_id=MODEL).job_id, poll_interval_seconds=0.01)
             transport = client.async_client.transport
             stale = client._loop.run(transport.manifest("faq"))
-            add(client, 50, 1)  # v2 published: v1's file is deleted (--keep-versions 1)
+            add(client, 50, 1)  # v2 published: v1's file is deleted (--keep-versions 1)...
+            deadline = time.monotonic() + 30
+            while stored(server, 1).exists() and time.monotonic() < deadline:
+                time.sleep(0.01)  # ...just after its job completes: pruning follows the publish
             real = transport.manifest
             answers = [stale]
 

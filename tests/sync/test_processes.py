@@ -19,6 +19,7 @@ from mosslite import DocumentInfo, SyncMossClient
 from mosslite._fs import sha256_file
 from mosslite.client.embedded import close_embedded_services
 from mosslite.cache.layout import cached_versions
+from mosslite.transport.http import source_folder
 
 from ..client.conftest import Server, free_port
 from .test_refresh import publish
@@ -66,7 +67,7 @@ def test_two_processes_share_one_cache(server: Server, tmp_path: Path) -> None:
     for report in reports:
         assert report["errors"] == []
         assert report["final"] == 11 and report["queries"] > 100
-    index_dir = home / "cache" / "p" / "faq"
+    index_dir = home / "cache" / source_folder(server.url) / "p" / "faq"
     assert cached_versions(index_dir) == [11]
     manifest = json.loads((server.data / "storage" / "p" / "faq" / "manifest.json").read_text())
     assert sha256_file(index_dir / "0000000011.sqlite") == manifest["sha256"]
@@ -110,7 +111,7 @@ KILLABLE = textwrap.dedent(
 def test_client_killed_mid_download_keeps_previous_version(slow_server: Server, tmp_path: Path) -> None:
     key = slow_server.new_key("p")
     home = tmp_path / "home"
-    index_dir = home / "cache" / "p" / "slow-idx"
+    index_dir = home / "cache" / source_folder(slow_server.url) / "p" / "slow-idx"
     with SyncMossClient("p", key, url=slow_server.url, cache_path=tmp_path / "writer") as writer:
         publish_docs(writer, "slow-idx", bulk(1, 10), create=True)
         child = subprocess.Popen(
@@ -205,7 +206,7 @@ def test_a_load_killed_after_linking_the_version_file_recovers(tmp_path: Path) -
         publish(client, "faq", 1)
     close_embedded_services()
     stored = next((home / "service" / "storage").rglob("0000000001.sqlite"))
-    cache = home / "cache" / "p" / "faq"
+    cache = home / "cache" / "embedded" / "p" / "faq"
     cache.mkdir(parents=True)
     os.link(stored, cache / "0000000001.sqlite.part")  # the state such a kill leaves
     argv = as_an_ordinary_user([sys.executable, "-c", LOAD, str(home)])

@@ -15,6 +15,7 @@ import pytest
 from mosslite import DocumentInfo, QueryOptions, SwapEvent, SyncMossClient
 from mosslite.client.embedded import close_embedded_services
 from mosslite.cache.layout import cached_versions
+from mosslite.transport.http import source_folder
 from mosslite.errors import (
     IndexNotFoundError,
     IndexNotLoadedError,
@@ -40,7 +41,7 @@ def test_load_query_unload(server: Server, tmp_path: Path) -> None:
             client.query("faq", "marker")
         info = client.load_index("faq")
         assert (info.version, info.doc_count, info.stale) == (1, 20, False)
-        assert Path(info.path).parent == tmp_path / "home" / "cache" / "p" / "faq"
+        assert Path(info.path).parent == tmp_path / "home" / "cache" / source_folder(server.url) / "p" / "faq"
         result = client.query("faq", "item 3", QueryOptions(top_k=1, alpha=0.0))
         assert result.docs[0].id == "d3" and result.index_name == "faq"
         client.unload_index("faq")
@@ -189,7 +190,7 @@ def test_deleted_index_is_not_served_from_cache(server: Server, tmp_path: Path) 
     with http_client(server, home, key=key) as later:
         with pytest.raises(IndexNotFoundError):
             later.load_index("faq")
-    assert cached_versions(home / "cache" / "p" / "faq") == []
+    assert cached_versions(home / "cache" / source_folder(server.url) / "p" / "faq") == []
 
 
 @pytest.mark.parametrize("damage", ["tamper", "truncate"])
@@ -213,7 +214,7 @@ def test_bad_download_is_rejected_and_old_version_keeps_serving(server: Server, 
             client.load_index("faq")
         assert client.get_loaded_version("faq") == 1
         assert client.query("faq", "marker").docs[0].metadata["v"] == "1"
-        index_dir = tmp_path / "home" / "cache" / "p" / "faq"
+        index_dir = client.cache_dir / "faq"
         assert sorted(p.name for p in index_dir.iterdir()) == [".lock", "0000000001.sqlite"]
 
 
@@ -284,7 +285,7 @@ def test_offline_load_never_serves_an_earlier_index_of_the_same_name(server: Ser
         publish(other, "faq", 1)
     with http_client(server, home, key=key) as restarted:
         assert restarted.load_index("faq").version == 1
-    assert cached_versions(home / "cache" / "p" / "faq") == [1]  # the old index's v2 is gone
+    assert cached_versions(home / "cache" / source_folder(server.url) / "p" / "faq") == [1]  # the old index's v2 is gone
     server.stop()
     with http_client(server, home, key=key) as offline:
         assert offline.load_index("faq").version == 1 and offline.was_served_stale("faq")
