@@ -57,14 +57,7 @@ class Pushes:
         model_id: str | None = None,
         dimension: int | None = None,
     ) -> PushIndexResult:
-        """Apply a session's diff (a SQLite changeset, see ``mosslite.changeset``)
-        onto the latest version of ``name``, through the job pipeline: the pushed
-        embeddings are reused, nothing is re-embedded. Creates the index (with
-        ``model_id``/``dimension``) if it does not exist, once the diff checked out.
-
-        Idempotent by ``diff_id``: a repeated id returns the job of the first push
-        (unless that job failed: then the diff is submitted again). Conflicts resolve
-        last push wins; the build counts how many documents were overwritten."""
+        """``Service.push`` (its docstring says what a push promises)."""
         validate_name(name)
         _check_diff_id(diff_id)
         changes = decode(changeset)

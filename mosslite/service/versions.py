@@ -110,8 +110,7 @@ class Versions:
         limit: int | None = None,
         cursor: str | None = None,
     ) -> DocsPage:
-        """One page of the newest version's documents, by id and/or filter; pass its
-        ``next_cursor`` back, with the same request, for the next (paging.py)."""
+        """``Service.get_docs_page``; the cursor's rules are in paging.py."""
         validate_name(name)
         info = self.catalog.get_index(project_id, name)
         if ids is not None:

@@ -37,7 +37,7 @@ from ..changeset import combine, decode, record, with_full_rows
 from ..errors import ConflictError
 from ..index.format import READ_META_SQL, WRITE_META_SQL
 from ..index.keyword import KEYWORD_SQL
-from ..rows import DocRow, Row, same_row
+from ..rows import ROWS_BY_ROWID_SQL, DocRow, Row, same_row
 
 SCHEMA_FILE = "session.sql"
 
@@ -124,12 +124,6 @@ ROWS_BY_ID_SQL = """
 SELECT id, text, metadata, payload, embedding
 FROM docs
 WHERE id IN (SELECT value FROM json_each(:ids))
-"""
-
-ROWS_BY_ROWID_SQL = """
-SELECT rowid, id, text, metadata, payload
-FROM docs
-WHERE rowid IN ({parameters})
 """
 
 
