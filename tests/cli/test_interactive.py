@@ -117,17 +117,18 @@ def ask_until(terminal: Terminal, text: str, answer: str) -> None:
     """Ask ``text`` until an answer shows ``answer``: a new version arrives by itself, at
     a moment the test cannot know, so the first answers may still come from the old one."""
     for _ in range(200):
-        start = terminal.read_to
-        terminal.send(text + "\r")
-        terminal.expect(r"^faq version \d+.*$")
-        if re.search(answer, terminal.screen[start : terminal.read_to]):
+        if re.search(answer, shown_for(terminal, text)):
             return
         time.sleep(0.25)  # give the refresh a moment before asking again
     raise AssertionError(f"{answer!r} never served; the screen:\n{terminal.screen}")
 
 
 def shown_for(terminal: Terminal, line: str) -> str:
-    """Type ``line`` at the prompt; what the shell showed before its next prompt."""
+    """Type ``line`` at the prompt; what the shell showed before its next prompt.
+
+    Every key goes to a prompt on screen, as a person's would: readline holds the
+    terminal only then, and a Ctrl-D typed ahead, while an answer prints, reaches
+    the terminal's own line editing instead and is lost."""
     start = terminal.read_to
     terminal.send(line + "\r")
     terminal.expect(r"faq> ")
@@ -159,11 +160,11 @@ def test_a_session_in_a_terminal(cli: CLI, faq_index: str, tmp_path: Path, termi
     shell.send("bluetooth\r")
     shell.expect(r"\ba1\b")
     shell.expect(r"^faq version 1$")
+    shell.expect(r"faq> ")
     assert shell.process.poll() is None and "zzzzbluetooth" not in shell.screen
 
     publish_gift(cli, tmp_path)
     ask_until(shell, "gift cards", r"\bg1\b")
-    shell.expect(r"faq> ")
     assert re.search(r"^faq version 2 \(new since the last answer, which came from version 1\)$", shell.screen, re.M)
 
     shell.send(CTRL_D)
@@ -177,6 +178,7 @@ def test_the_history_comes_back_with_up(cli: CLI, faq_index: str, terminals) -> 
     first.expect(r"faq> ")
     first.send("bluetooth headphones\r")
     assert json.loads(first.expect(r"^\{.*\}$").group(0))["query"] == "bluetooth headphones"
+    first.expect(r"faq> ")
     first.send(CTRL_D)
     assert first.wait() == 0
 
@@ -185,6 +187,7 @@ def test_the_history_comes_back_with_up(cli: CLI, faq_index: str, terminals) -> 
     second.send(UP + "\r")  # the last query of the session before, not "^[[A"
     answer = json.loads(second.expect(r"^\{.*\}$").group(0))
     assert answer["query"] == "bluetooth headphones" and answer["docs"][0]["id"] == "a1"
+    second.expect(r"faq> ")
     second.send(CTRL_D)
     assert second.wait() == 0
 
@@ -202,8 +205,7 @@ def test_a_server_s_new_version_arrives_by_polling(server: Server, tmp_path: Pat
     shell.expect(r"faq> ")
     publish_gift(cli, tmp_path)
     ask_until(shell, "gift cards", r"\bg1\b")
-    shell.send(":info\r")
-    shell.expect(r"polling_interval_s\W+0\.2\b")
+    assert re.search(r"polling_interval_s\W+0\.2\b", shown_for(shell, ":info"))
     shell.send(":q\r")
     assert shell.wait() == 0
 
