@@ -1,11 +1,14 @@
-"""The README's sqlite3 commands and CLI tour run for real, so they cannot rot."""
+"""The README's Python blocks, sqlite3 commands and CLI tour run for real, so they cannot rot."""
 
 from __future__ import annotations
 
+import ast
+import io
 import os
 import re
 import subprocess
 import sys
+import tokenize
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,120 @@ def test_the_cli_tour_runs_as_written(tmp_path: Path) -> None:
         assert done.returncode == 0, f"{line}\n{done.stderr}"
         if "doc get" in line:
             assert "Gift cards never expire." in done.stdout and "faq-returns-001" in done.stdout
+
+
+# -- every Python block, run verbatim ----------------------------------------------------
+
+#: Every ```python block of the README, by the heading it sits under, in README order
+#: (test_every_python_block_is_listed fails on a block added, moved or removed). Each one
+#: runs verbatim as a script of its own, in a fresh MOSSLITE_HOME and working folder.
+PYTHON_BLOCKS = (
+    "Five-minute tour of the Python API",
+    "Sessions: local, durable, pushed as diffs",
+    "Build and query an index file directly",
+    "Metadata filters",
+    "Mirroring a folder: `mosslite mirror`",
+)
+#: Blocks that run one after the other in one home, in this order. No block needs
+#: another's data; a reader still runs the tour and then the sessions in one home
+#: (~/.mosslite, the same project and key), and they must get along there too.
+GROUPS = {
+    "tour then sessions, one home": ("Five-minute tour of the Python API", "Sessions: local, durable, pushed as diffs"),
+}
+#: A decimal number in a printed-output comment stands for any decimal (scores, timings);
+#: every other character, whole numbers included, must be printed as written.
+DECIMAL = re.compile(r"-?\d+\.\d+")
+README_ENV = ("MOSS_PROJECT_ID", "MOSS_PROJECT_KEY", "MOSS_URL", "MOSSLITE_CONFIG", "MOSSLITE_DATA", "MOSSLITE_HOME")
+
+
+def python_blocks() -> list[tuple[str, str]]:
+    """(heading, code) of every ```python block, in order; the heading is the nearest
+    ``##``/``###`` line above the block."""
+    text = README.read_text(encoding="utf-8")
+    found, heading = [], ""
+    for match in re.finditer(r"^#{2,3} ([^\n]+)$|^```(\w*)\n(.*?)^```$", text, re.M | re.S):
+        if match.group(1) is not None:
+            heading = match.group(1)
+        elif match.group(2) == "python":
+            found.append((heading, match.group(3)))
+    return found
+
+
+def block(heading: str) -> str:
+    (code,) = [code for h, code in python_blocks() if h == heading]
+    return code
+
+
+def printed_as_written(code: str) -> list[str]:
+    """What the block says it prints: for each ``print(...)`` line, its closing comment,
+    or else the comment line right under it."""
+    lines = code.splitlines()
+    comments = {
+        token.start[0]: token.string[1:].strip()
+        for token in tokenize.generate_tokens(io.StringIO(code).readline)
+        if token.type == tokenize.COMMENT
+    }
+    written = []
+    for number, line in enumerate(lines, 1):
+        if not line.lstrip().startswith("print("):
+            continue
+        if number in comments:
+            written.append(comments[number])
+        elif number + 1 in comments and lines[number].lstrip().startswith("#"):
+            written.append(comments[number + 1])
+    return written
+
+
+def matches(written: str, printed: str) -> bool:
+    parts = re.split(f"({DECIMAL.pattern})", written)
+    pattern = "".join(DECIMAL.pattern if DECIMAL.fullmatch(part) else re.escape(part) for part in parts)
+    return re.fullmatch(pattern, printed) is not None
+
+
+def run_block(heading: str, folder: Path, home: Path) -> subprocess.CompletedProcess:
+    """Run the block as a script named after it, as a reader pasting it into a file would."""
+    folder.mkdir(parents=True, exist_ok=True)
+    script = folder / (re.sub(r"\W+", "_", heading.lower()).strip("_")[:40] + ".py")
+    script.write_text(block(heading), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k not in README_ENV} | {"MOSSLITE_HOME": str(home)}
+    done = subprocess.run(
+        [sys.executable, script.name], cwd=folder, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, f"the README block under {heading!r} failed:\n{done.stderr}"
+    written = printed_as_written(block(heading))
+    if written:
+        printed = done.stdout.splitlines()
+        assert len(printed) == len(written) and all(map(matches, written, printed)), (
+            f"the README block under {heading!r} prints\n{done.stdout}\nnot what it says:\n" + "\n".join(written)
+        )
+    elif "print(" in block(heading):
+        assert done.stdout.strip(), f"the README block under {heading!r} printed nothing"
+    return done
+
+
+def test_every_python_block_is_listed() -> None:
+    assert [h for h, _ in python_blocks()] == list(PYTHON_BLOCKS)
+    for members in GROUPS.values():
+        assert [h for h in PYTHON_BLOCKS if h in members] == list(members), "a group runs in README order"
+
+
+@pytest.mark.parametrize("heading", PYTHON_BLOCKS)
+def test_python_block_runs_as_written(heading: str, tmp_path: Path) -> None:
+    run_block(heading, tmp_path / "work", tmp_path / "home")
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_python_blocks_run_in_order_in_one_home(group: str, tmp_path: Path) -> None:
+    for heading in GROUPS[group]:
+        run_block(heading, tmp_path / "work", tmp_path / "home")
+
+
+def test_the_filter_examples_are_filters() -> None:
+    """The filter block's expressions are not only Python: each one compiles as a filter."""
+    from mosslite.filters import compile_filter
+
+    statements = ast.parse(block("Metadata filters")).body
+    assert len(statements) == 2
+    for statement in statements:
+        assert isinstance(statement, ast.Expr)
+        assert compile_filter(ast.literal_eval(statement.value)) is not None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
@@ -9,12 +10,11 @@ import click
 
 from ..errors import InvalidArgumentError
 from ..types import DEFAULT_ALPHA, DEFAULT_TOP_K, QueryOptions, SearchResult
+from . import interactive as shell
 from .config import Credentials, client_options
 from .help import Command
 from .indexes import parse_json_option
-from .output import emit_json, emit_json_line, json_option, shorten, spinner, stderr, table
-
-QUIT = ":q"
+from .output import emit_json, emit_json_line, json_option, shorten, spinner, table
 
 
 def show_result(result: SearchResult, as_json: bool, *, one_line: bool = False) -> None:
@@ -34,7 +34,20 @@ def show_result(result: SearchResult, as_json: bool, *, one_line: bool = False) 
 @click.option("-k", "--top-k", default=DEFAULT_TOP_K, show_default=True, type=int, help="How many results.")
 @click.option("--alpha", default=DEFAULT_ALPHA, show_default=True, type=float, help="1.0 semantic only, 0.0 keyword only.")
 @click.option("--filter", "filter_json", metavar="JSON", help='A metadata filter, e.g. \'{"field": "category", "condition": {"$eq": "returns"}}\'.')
-@click.option("-i", "--interactive", is_flag=True, help="Read queries line by line until end of input or :q.")
+@click.option(
+    "-i",
+    "--interactive",
+    is_flag=True,
+    help="A query shell (history, :help) on a copy that stays current; piped: a query per line.",
+)
+@click.option(
+    "--poll-interval",
+    default=shell.DEFAULT_POLL_INTERVAL_S,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    metavar="SECONDS",
+    help="With -i on a server: how often to ask it for a new version (the embedded service's arrive at once).",
+)
 @json_option
 @client_options
 def query(
@@ -45,13 +58,17 @@ def query(
     alpha: float,
     filter_json: str | None,
     interactive: bool,
+    poll_interval: float,
     as_json: bool,
 ) -> None:
     """Query index NAME for TEXT (or the text on stdin) on this machine.
 
     Downloads the newest version (MossClient.load_index), then answers locally
-    (MossClient.query). With --interactive the index is loaded once and each
-    line read is a query (with --json: one JSON object per line).
+    (MossClient.query). With --interactive the index is loaded once, with
+    auto_refresh, and each line read is a query (with --json: one JSON object
+    per line). In a terminal that is a shell: line editing, history
+    ($MOSSLITE_HOME/query_history), :help, Ctrl-C clears the line, Ctrl-D quits,
+    and each answer names the version that served it.
 
     \b
     Example:
@@ -69,22 +86,14 @@ def query(
         if not text:
             raise InvalidArgumentError("the query on stdin is empty")
 
+    if interactive:
+        show = functools.partial(show_result, as_json=as_json, one_line=True)
+        shell.run(creds, name, text, options, show, poll_interval_s=poll_interval)
+        return
+
     async def body(client: Any) -> None:
         with spinner(f"loading {name}…"):
             await client.load_index(name)
-        if not interactive:
-            show_result(await client.query(name, text, options), as_json)
-            return
-        if text:
-            show_result(await client.query(name, text, options), as_json, one_line=True)
-        prompt = stderr() if sys.stdin.isatty() else None
-        while True:
-            if prompt is not None:
-                prompt.print(f"[bold]{name}>[/] ", end="")
-            line = sys.stdin.readline()
-            if not line or line.strip() == QUIT:
-                break
-            if line.strip():
-                show_result(await client.query(name, line.strip(), options), as_json, one_line=True)
+        show_result(await client.query(name, text, options), as_json)
 
     creds.run(body)

@@ -1,0 +1,241 @@
+"""``mosslite query NAME -i``: a query shell on a loaded index that stays current.
+
+In a terminal it is a shell: line editing and history (readline, kept in
+``<home>/query_history``), a banner naming the index and its version, ``:help``,
+Ctrl-C clears the line and Ctrl-D quits. The index is loaded with
+``auto_refresh``, so versions published while the shell runs arrive (the
+embedded service's manifest is watched; a server is asked every
+``poll_interval_s``), and each answer says which version served it. With stdin
+not a terminal (a pipe, a file) each line is a query, until end of input or
+``:q``, with nothing but the answers: what scripts have always had.
+
+Why a loop thread (issue #12): the client runs on a SyncMossClient's thread, so
+the main thread waits in ``input()`` alone. Refreshes go on while it waits, and
+Ctrl-C reaches ``input()`` as KeyboardInterrupt at once. Under ``asyncio.run``
+the loop's SIGINT handler only cancelled a task that a blocking read never
+gave back to, so the first Ctrl-C was lost. Example::
+
+    $ mosslite query faq -i
+    faq: version 5, 300 documents (hashed-ngrams-256); new versions load as they are published
+    type a query; :help lists the commands; :q or Ctrl-D quits
+    faq> refunds
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.markup import escape
+
+from .._fs import atomic_path
+from ..client import SyncMossClient
+from ..client.embedded import default_home
+from ..types import QueryOptions, SearchResult
+from .config import Credentials
+from .output import fields, say, spinner
+
+QUIT = (":q", ":quit")
+HELP = (":help", ":h", ":?")
+INFO = ":info"
+HISTORY_NAME = "query_history"
+HISTORY_LINES = 1000
+
+#: Seconds between checks for a new version on a server (``--poll-interval``).
+DEFAULT_POLL_INTERVAL_S = 5.0
+
+
+def run(
+    creds: Credentials,
+    name: str,
+    first: str | None,
+    options: QueryOptions,
+    show: Callable[[SearchResult], None],
+    *,
+    poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+) -> None:
+    """Load ``name`` with auto-refresh, answer ``first`` if given, then one query per line."""
+    client = SyncMossClient(creds.project_id, creds.project_key, url=creds.url)
+    try:
+        with spinner(f"loading {name}…"):
+            client.load_index(name, auto_refresh=True, polling_interval_in_seconds=poll_interval_s)
+        Shell(client, name, options, show, terminal=sys.stdin.isatty()).serve(first)
+    finally:
+        client.close()
+
+
+class Shell:
+    """Reads lines and answers them from the loaded index ``name``."""
+
+    def __init__(
+        self, client: Any, name: str, options: QueryOptions, show: Callable[[SearchResult], None], *, terminal: bool
+    ) -> None:
+        self.client = client
+        self.name = name
+        self.options = options
+        self.show = show
+        self.terminal = terminal
+        self.last_version: int | None = None
+
+    # -- answers -----------------------------------------------------------------------
+
+    def answer(self, text: str) -> None:
+        """Query and show the result; in a terminal, then say which version served it."""
+        version, result = self._query(text)
+        self.show(result)
+        if self.terminal:
+            say(f"[dim]{self._served_by(version)}[/]")
+        self.last_version = version
+
+    def _query(self, text: str) -> tuple[int, SearchResult]:
+        """The result and the version it came from. A refresh may swap versions during
+        the query: asked again until the version is the same before and after."""
+        while True:
+            before = self.client.get_loaded_version(self.name)
+            result = self.client.query(self.name, text, self.options)
+            if self.client.get_loaded_version(self.name) == before:
+                return before, result
+
+    def _served_by(self, version: int) -> str:
+        shown = f"{self.name} version {version}"
+        if self.last_version is not None and version != self.last_version:
+            shown += f" (new since the last answer, which came from version {self.last_version})"
+        if self.client.was_served_stale(self.name):
+            shown += "; stale: the service did not answer, this is the newest cached copy"
+        return shown
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def serve(self, first: str | None) -> None:
+        """Answer ``first`` (the TEXT argument) if given, then every line read."""
+        if not self.terminal:
+            if first:
+                self.answer(first)
+            self._read_pipe()
+            return
+        history = _start_history()
+        self._banner()
+        try:
+            if first:
+                self.answer(first)
+            self._read_terminal()
+        finally:
+            _save_history(history)
+
+    def _read_pipe(self) -> None:
+        while True:
+            line = sys.stdin.readline()
+            if not line or line.strip() in QUIT:
+                return
+            if line.strip():
+                self.answer(line.strip())
+
+    def _read_terminal(self) -> None:
+        while True:
+            try:
+                line = _read_line(f"{self.name}> ")
+            except EOFError:  # Ctrl-D on an empty line
+                sys.stderr.write("\n")
+                return
+            except KeyboardInterrupt:  # Ctrl-C: the line typed so far is dropped
+                sys.stderr.write("\n")
+                continue
+            try:
+                if not self._handle(line.strip()):
+                    return
+            except KeyboardInterrupt:  # during an answer: back to the prompt
+                sys.stderr.write("\n")
+
+    def _handle(self, line: str) -> bool:
+        """Run one line; False to quit."""
+        if not line:
+            return True
+        if line in QUIT:
+            return False
+        if line in HELP:
+            self._help()
+        elif line == INFO:
+            fields(self.client.loaded_index(self.name), title=f"{self.name} (loaded)")
+        elif line.startswith(":") and line[1:2].isalpha():
+            say(f"unknown command {line.split()[0]}; :help lists the commands")
+        else:
+            self.answer(line)
+        return True
+
+    def _banner(self) -> None:
+        info = self.client.loaded_index(self.name)
+        documents = "1 document" if info.doc_count == 1 else f"{info.doc_count} documents"
+        stale = "; stale: the service did not answer, this is the newest cached copy" if info.stale else ""
+        say(
+            f"[bold]{self.name}[/]: version {info.version}, {documents} ({info.model_id}); "
+            f"new versions load as they are published{stale}"
+        )
+        say("type a query; [bold]:help[/] lists the commands; [bold]:q[/] or Ctrl-D quits")
+
+    def _help(self) -> None:
+        k, alpha = self.options.top_k, self.options.alpha
+        say(
+            "\n".join(
+                [
+                    f"  TEXT     search {self.name} for TEXT (top {k}, alpha {alpha}, as on the command line)",
+                    f"  {INFO}    the loaded version: number, documents, model, how it refreshes",
+                    f"  {HELP[0]}    this list",
+                    f"  {QUIT[0]}       quit (Ctrl-D too)",
+                    "  Ctrl-C clears the line; Up and Down walk the history, Ctrl-R searches it",
+                    f"  history: {escape(str(_history_path()))}",
+                ]
+            )
+        )
+
+
+# -- reading lines, with history ------------------------------------------------------
+
+
+def _read_line(prompt: str) -> str:
+    """``input()``: readline's line editing when stdout is a terminal too. Otherwise the
+    prompt goes to stderr, so redirected answers hold nothing but answers."""
+    if sys.stdout.isatty():
+        return input(prompt)
+    sys.stderr.write(prompt)
+    sys.stderr.flush()
+    return input()
+
+
+def _history_path() -> Path:
+    return default_home() / HISTORY_NAME
+
+
+def _start_history() -> Path | None:
+    """Turn readline on and read the history file; None where either is not possible."""
+    try:
+        import readline  # noqa: PLC0415 (importing it is what turns line editing on)
+    except ImportError:  # a Python built without it: input() still works, unedited
+        return None
+    path = _history_path()
+    try:
+        readline.read_history_file(path)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    readline.set_history_length(HISTORY_LINES)
+    return path
+
+
+def _save_history(path: Path | None) -> None:
+    """Write the history whole (mode 600: queries can be private); never fails the shell."""
+    if path is None:
+        return
+    import readline  # noqa: PLC0415
+
+    try:
+        with atomic_path(path) as temp:
+            temp.touch(mode=0o600)
+            readline.write_history_file(temp)
+    except OSError as exc:
+        say(f"[dim]history not saved to {escape(str(path))}: {escape(str(exc.strerror or exc))}[/]")
+
+
+__all__ = ["DEFAULT_POLL_INTERVAL_S", "Shell", "run"]
