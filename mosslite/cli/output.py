@@ -83,6 +83,28 @@ def say(message: str) -> None:
     stderr().print(message, highlight=False)
 
 
+def human_bytes(size_bytes: int) -> str:
+    """``48.0 KiB``: a size as people read it."""
+    size = float(size_bytes)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size_bytes} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def duration(ms: float) -> str:
+    """``0.85 ms``, ``35 ms``, ``1.74 s``: a time as people read it."""
+    if ms < 10:
+        return f"{ms:.2f} ms"
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 result``, ``2 results``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def shorten(text: str, width: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
