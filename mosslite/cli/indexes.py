@@ -20,7 +20,8 @@ from ..types import MutationOptions
 from ..wire import docs_to_json
 from .config import Credentials, client_options
 from .help import Group
-from .output import emit_json, fields, follow_job, json_option, say, shorten, spinner, table
+from .output import emit_json, fields, json_option, say, shorten, spinner, table
+from .waiting import submitted_note, wait_for_job
 
 file_option = click.option(
     "-f",
@@ -74,15 +75,13 @@ def cli_hint(error: type[MossliteError], hint: str) -> Iterator[None]:
 def report_mutation(creds: Credentials, result: Any, wait: bool, as_json: bool, what: str) -> None:
     """Print a MutationResult; with ``wait``, follow its job and print the finished Job.
     The result goes to stdout (``JOB=$(... --json | jq -r .job_id)`` works, and so does
-    reading it in a pipe); how to follow the job goes to stderr."""
+    reading it in a pipe); the job id, at once, and how to follow it go to stderr
+    (waiting.py: Ctrl-C during ``--wait`` lets go of the job, which carries on)."""
     if not wait:
-        if as_json:
-            emit_json(result)
-        else:
-            fields(result, title=what)
-            say(f"follow it with: mosslite job status {result.job_id} --wait")
+        say(submitted_note(result, what, wait=False))
+        emit_json(result) if as_json else fields(result, title=what)
         return
-    job = creds.run(lambda client: follow_job(client, result.job_id))
+    job = wait_for_job(creds, result.job_id, note=submitted_note(result, what, wait=True))
     emit_json(job) if as_json else fields(job, title=f"{what}: job {job.job_id}")
 
 
@@ -327,7 +326,7 @@ def job_status(creds: Credentials, job_id: str, wait: bool, as_json: bool) -> No
         mosslite job status 3f2a9c --wait
     """
     if wait:
-        found = creds.run(lambda client: follow_job(client, job_id))
+        found = wait_for_job(creds, job_id)
     else:
         found = creds.run(lambda client: client.get_job_status(job_id))
     emit_json(found) if as_json else fields(found, title=f"job {job_id}")

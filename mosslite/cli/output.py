@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..client.arguments import MAX_SECONDS
 from ..errors import JobFailedError
 from ..types import Job, JobStatus
 
@@ -126,7 +127,8 @@ async def follow_job(client: Any, job_id: str) -> Job:
     percent on a terminal. Raises JobFailedError if it failed."""
     console = stderr()
     if not console.is_terminal:
-        return await client.wait_for_job(job_id, poll_interval_seconds=JOB_POLL_INTERVAL_S)
+        # (as long as it takes: the library's default gives up after 10 minutes)
+        return await client.wait_for_job(job_id, poll_interval_seconds=JOB_POLL_INTERVAL_S, timeout_seconds=MAX_SECONDS)
     columns = (
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
