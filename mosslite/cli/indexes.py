@@ -16,11 +16,11 @@ import click
 from .._db import vec_extension_path
 from ..docfiles import read_docs
 from ..errors import ConflictError, InvalidArgumentError, MossliteError
-from ..types import MutationOptions
+from ..types import MAX_PAGE_DOCS, DocumentInfo, MutationOptions
 from ..wire import docs_to_json
 from .config import Credentials, client_options
 from .help import Group
-from .output import emit_json, fields, json_option, say, shorten, spinner, table
+from .output import emit_json, fields, json_option, plural, say, shorten, spinner, table
 from .waiting import submitted_note, wait_for_job
 
 file_option = click.option(
@@ -277,10 +277,13 @@ def doc_delete(creds: Credentials, name: str, ids: str, wait: bool, as_json: boo
 @click.argument("name")
 @click.option("--ids", help="Comma-separated document ids (default: all).")
 @click.option("--filter", "filter_json", metavar="JSON", help='A metadata filter, e.g. \'{"field": "category", "condition": {"$eq": "returns"}}\'.')
+@click.option("--limit", type=click.IntRange(1), metavar="N", help="At most N documents (default: all); only those are read.")
 @json_option
 @client_options
-def doc_get(creds: Credentials, name: str, ids: str | None, filter_json: str | None, as_json: bool) -> None:
-    """Show documents of index NAME (MossClient.get_docs).
+def doc_get(
+    creds: Credentials, name: str, ids: str | None, filter_json: str | None, limit: int | None, as_json: bool
+) -> None:
+    """Show documents of index NAME, page by page (MossClient.get_docs_page).
 
     \b
     Example:
@@ -288,15 +291,33 @@ def doc_get(creds: Credentials, name: str, ids: str | None, filter_json: str | N
     """
     where = parse_json_option(filter_json, "--filter")
     wanted = None if ids is None else split_ids(ids)  # --ids '' is a mistake, not "all"
-    docs = creds.run(lambda client: client.get_docs(name, wanted, where, include_embedding=False))
+    docs, more = creds.run(lambda client: _docs_up_to(client, name, wanted, where, limit))
     if as_json:
         emit_json(docs_to_json(docs))  # asked without embeddings: none to drop
-        return
-    table(
-        ["id", "text", "metadata"],
-        [[d.id, shorten(d.text), json.dumps(d.metadata or {}, ensure_ascii=False)] for d in docs],
-        title=f"{len(docs)} documents of {name}",
-    )
+    else:
+        table(
+            ["id", "text", "metadata"],
+            [[d.id, shorten(d.text), json.dumps(d.metadata or {}, ensure_ascii=False)] for d in docs],
+            title=f"{plural(len(docs), 'document')} of {name}",
+        )
+    if more:
+        say(f"the first {len(docs)}: there may be more (raise --limit, or leave it out for all)")
+
+
+async def _docs_up_to(
+    client: Any, name: str, ids: list[str] | None, where: Any, limit: int | None
+) -> tuple[list[DocumentInfo], bool]:
+    """Matching documents, page by page, until ``limit`` (None: all); and whether the
+    walk stopped with pages left. A limit reads only the pages it needs."""
+    docs: list[DocumentInfo] = []
+    cursor = None
+    while True:
+        size = None if limit is None else min(limit - len(docs), MAX_PAGE_DOCS)
+        page = await client.get_docs_page(name, ids, where, include_embedding=False, limit=size, cursor=cursor)
+        docs += page.docs
+        cursor = page.next_cursor
+        if cursor is None or (limit is not None and len(docs) >= limit):
+            return docs, cursor is not None
 
 
 # -- job -----------------------------------------------------------------------------
