@@ -4,7 +4,9 @@ Each command calls one library method and holds no logic of its own; its help
 ends with an example, after the options (help.Command). Our errors (and OS
 errors such as a missing file or a port in use) become one line on stderr and
 exit status 1, through ``_Group.invoke``. Modules: config (credentials,
-``init``), indexes (``index``, ``doc``, ``job``), query, mirror,
+``init``), indexes (``index``, ``doc``, ``job``), transfer (``index export``, and
+the model of a file's embeddings), waiting (a job's id at once; Ctrl-C lets go of
+it), query, loading (index and model loaded and timed before a query), mirror,
 output (tables, JSON, progress), help (examples last); ``serve`` and ``keys``
 live here.
 """

@@ -14,13 +14,14 @@ from typing import Any
 import click
 
 from .._db import vec_extension_path
-from ..docfiles import read_docs
+from ..docfiles import read_docs_with_model
 from ..errors import ConflictError, InvalidArgumentError, MossliteError
 from ..types import MAX_PAGE_DOCS, DocumentInfo, MutationOptions
 from ..wire import docs_to_json
 from .config import Credentials, client_options
 from .help import Group
-from .output import emit_json, fields, json_option, plural, say, shorten, spinner, table
+from .output import emit_json, fields, human_bytes, json_option, plural, say, shorten, spinner, table
+from .transfer import check_add_model, create_model, index_export
 from .waiting import submitted_note, wait_for_job
 
 file_option = click.option(
@@ -108,13 +109,16 @@ def index() -> None:
 def index_create(creds: Credentials, name: str, path: str, model_id: str | None, wait: bool, as_json: bool) -> None:
     """Build index NAME from the documents in FILE (MossClient.create_index).
 
-    Prints the job (or with --wait, the finished job).
+    Prints the job id at once on stderr, then the job (or with --wait, the finished
+    job). A file written by `mosslite index export` brings its embeddings and their
+    model: the index is made with that model and they are not computed again.
 
     \b
     Example:
         mosslite index create faq -f faq.jsonl --model hashed-ngrams-256 --wait
     """
-    docs = read_docs(path)
+    docs, file_model = read_docs_with_model(path)
+    model_id = create_model(model_id, file_model, path)
     with cli_hint(ConflictError, f"add to it with `mosslite doc add {name} -f FILE`, or delete it first"):
         result = creds.run(lambda client: client.create_index(name, docs, model_id))
     report_mutation(creds, result, wait, as_json, f"creating index {name}")
@@ -223,6 +227,35 @@ def index_inspect(creds: Credentials, name: str, as_json: bool) -> None:
         click.echo(f"  {line}")
 
 
+@index.command("history")
+@click.argument("name")
+@json_option
+@client_options
+def index_history(creds: Credentials, name: str, as_json: bool) -> None:
+    """List the versions of index NAME the service published, newest first (MossClient.list_versions).
+
+    Each with its number, document count, file size and time, and whether the
+    service still keeps the file: it keeps the newest few (`mosslite serve
+    --keep-versions`) and prunes older ones.
+
+    \b
+    Example:
+        mosslite index history faq --json
+    """
+    versions = creds.run(lambda client: client.list_versions(name))
+    if as_json:
+        emit_json(versions)
+        return
+    table(
+        ["version", "documents", "size", "created", "file"],
+        [[v.version, v.doc_count, human_bytes(v.size_bytes), v.created_at, "kept" if v.kept else "pruned"] for v in versions],
+        title=f"versions of {name}",
+    )
+
+
+index.add_command(index_export)
+
+
 # -- doc ----------------------------------------------------------------------------
 
 
@@ -250,9 +283,15 @@ def doc_add(creds: Credentials, name: str, path: str, upsert: bool, wait: bool, 
     Example:
         mosslite doc add faq -f more.jsonl --upsert --wait
     """
-    docs = read_docs(path)
+    docs, file_model = read_docs_with_model(path)
+
+    async def body(client: Any) -> Any:
+        if file_model is not None:  # embeddings of another model must not join this index
+            check_add_model((await client.get_index(name)).model, file_model, name, path)
+        return await client.add_docs(name, docs, MutationOptions(upsert=upsert))
+
     with cli_hint(ConflictError, "pass --upsert to replace them"):
-        result = creds.run(lambda client: client.add_docs(name, docs, MutationOptions(upsert=upsert)))
+        result = creds.run(body)
     report_mutation(creds, result, wait, as_json, f"adding to {name}")
 
 
