@@ -158,3 +158,33 @@ def test_ctrl_c_twice_on_the_embedded_service_exits_and_the_next_command_resumes
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["status"] == "completed"
     assert json.loads(run("index", "get", "faq", "--json").stdout)["doc_count"] == 4
+
+
+def test_a_second_mosslite_on_the_same_home_leaves_a_running_build_alone(
+    tmp_path: Path, plugin_env: dict[str, str], faq_file: Path, gate: Path
+) -> None:
+    """Following a job from another terminal (`job status`, as the Ctrl-C message says)
+    opens the embedded service there too; its start-up clean-up removed the build's file
+    in progress, and the job failed with FileNotFoundError."""
+    env = {**plugin_env, "MOSS_PROJECT_ID": "p", "MOSS_PROJECT_KEY": "k"}
+
+    def command(*args: str) -> list[str]:
+        return [sys.executable, "-c", WITH_TEST_MODELS, *args]
+
+    def status(job_id: str) -> dict[str, str]:
+        done = subprocess.run(command("job", "status", job_id, "--json"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+        return json.loads(done.stdout)
+
+    building = subprocess.Popen(
+        command("index", "create", "faq", "-f", str(faq_file), "--model", GATED, "--wait", "--json"),
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+    )  # fmt: skip
+    job_id = submitted_job(read_line(building.stderr).decode())
+    for _ in range(200):  # each look is another process opening the same service
+        if status(job_id)["current_phase"] == "generating_embeddings":  # (its file in progress exists)
+            break
+    assert status(job_id)["status"] == "building"
+    gate.touch()
+    out, err = building.communicate(timeout=120)
+    assert building.returncode == 0, err
+    assert json.loads(out)["status"] == "completed"
