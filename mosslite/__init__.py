@@ -44,6 +44,7 @@ _EXPORTS = {
     "SwapEvent": ".types",
     "SyncMossClient": ".client",
     "Version": ".types",
+    "VersionInfo": ".types",
     "build_version": ".index.builder",
     "chunk_document": ".chunking",
     "chunk_markdown": ".chunking",
@@ -86,6 +87,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time __getattr__ lo
         SearchResult,
         SwapEvent,
         Version,
+        VersionInfo,
     )
 del TYPE_CHECKING  # (named so that tools see the block above as type checking only)
 

@@ -7,7 +7,10 @@ even for JSON Python cannot hold (a number of 5,000 digits, arrays nested
 100,000 deep) or a CSV header that names a column twice (issue #8).
 
 - JSON: an array of objects with DocumentInfo's fields (``id``, ``text``,
-  ``metadata``, ``payload``, ``embedding``).
+  ``metadata``, ``payload``, ``embedding``), and beside an embedding, optionally
+  ``embedding_model``: the model it came from (``mosslite index export`` writes
+  it, so ``index create -f`` takes the file back with that model, not
+  re-embedding; ``read_docs_with_model`` returns it). One file, one model.
 - JSON Lines (``.jsonl``, ``.ndjson``): one such object per line; blank lines skipped.
 - CSV: a header row with ``id`` and ``text``; optional ``metadata`` (a JSON
   object) and ``payload``; any other column becomes a metadata field.
@@ -35,6 +38,8 @@ from .types import DocumentInfo
 from .wire import from_dict
 
 FORMATS = ("json", "jsonl", "csv")
+#: The field beside ``embedding`` naming the model the vector came from (not a DocumentInfo field).
+EMBEDDING_MODEL_FIELD = "embedding_model"
 _SUFFIXES = {".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 CSV_FIELDS = ("id", "text", "metadata", "payload")
 #: The longest CSV field read: above every limit of a document's parts (MAX_DOC_TEXT_BYTES,
@@ -52,29 +57,58 @@ def detect_format(text: str, name: str = "") -> str:
     return "json" if head == "[" else "jsonl" if head == "{" else "csv"
 
 
-def _doc(item: Any, where: str) -> DocumentInfo:
+class _EmbeddingModel:
+    """The one model a file's embeddings name (``embedding_model``), checked item by item."""
+
+    def __init__(self) -> None:
+        self.model: str | None = None
+        self.where = ""
+
+    def take(self, item: Any, where: str) -> Any:
+        """``item`` without its ``embedding_model``, which must agree with the file's."""
+        if not isinstance(item, dict) or EMBEDDING_MODEL_FIELD not in item:
+            return item
+        item = dict(item)
+        model = item.pop(EMBEDDING_MODEL_FIELD)
+        if not isinstance(model, str) or not model:
+            raise InvalidDocumentError(f"{where}: {EMBEDDING_MODEL_FIELD} must be a model id, got {model!r}")
+        if self.model is None:
+            self.model, self.where = model, where
+        elif model != self.model:
+            raise InvalidDocumentError(
+                f"{where}: {EMBEDDING_MODEL_FIELD} {model!r} differs from {self.model!r} ({self.where})",
+                hint="one file's embeddings come from one model",
+            )
+        return item
+
+
+def _doc(item: Any, where: str, models: _EmbeddingModel) -> DocumentInfo:
     try:
-        return from_dict(DocumentInfo, item)
+        return from_dict(DocumentInfo, models.take(item, where))
     except InvalidArgumentError as exc:
         raise InvalidDocumentError(f"{where}: {exc.message}", hint=exc.hint) from exc
 
 
 def parse_docs(text: str, format: str | None = None, *, name: str = "<input>") -> list[DocumentInfo]:
     """Documents in ``text`` (``format`` one of json, jsonl, csv; None: detect)."""
+    return _parse(text, format, name, _EmbeddingModel())
+
+
+def _parse(text: str, format: str | None, name: str, models: _EmbeddingModel) -> list[DocumentInfo]:
     fmt = format or detect_format(text, name)
     if fmt not in FORMATS:
         raise InvalidArgumentError(f"unknown document format {fmt!r}; use one of {', '.join(FORMATS)}")
     if fmt == "json":
         items = _json_array(text, name)
-        return [_doc(item, f"{name}: line {line}: document {n}") for n, (line, item) in enumerate(items, 1)]
+        return [_doc(item, f"{name}: line {line}: document {n}", models) for n, (line, item) in enumerate(items, 1)]
     if fmt == "jsonl":
         docs = []
         for lineno, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            docs.append(_doc(_json_loads(line, name, lineno), f"{name}: line {lineno}"))
+            docs.append(_doc(_json_loads(line, name, lineno), f"{name}: line {lineno}", models))
         return docs
-    return _parse_csv(text, name)
+    return _parse_csv(text, name, models)
 
 
 def _json_decode(text: str, pos: int, name: str, line: int, what: str = "malformed JSON") -> tuple[Any, int]:
@@ -201,7 +235,7 @@ def _csv_header(records: Iterator[tuple[int, list[str]]], name: str) -> list[str
     return columns
 
 
-def _parse_csv(text: str, name: str) -> list[DocumentInfo]:
+def _parse_csv(text: str, name: str, models: _EmbeddingModel) -> list[DocumentInfo]:
     records = _csv_records(text, name)
     columns = _csv_header(records, name)
     docs = []
@@ -223,21 +257,60 @@ def _parse_csv(text: str, name: str) -> list[DocumentInfo]:
             )  # fmt: skip
         metadata.update(extra)
         item = {"id": row.get("id", ""), "text": row.get("text", ""), "metadata": metadata or None, "payload": row.get("payload") or None}
-        docs.append(_doc(item, where))
+        docs.append(_doc(item, where, models))
     return docs
+
+
+def jsonl_line(doc: DocumentInfo, embedding_model: str | None = None) -> str:
+    """``doc`` as one JSON Lines line (no newline) that ``read_docs`` reads back as it
+    is: id, text, metadata, payload, then the embedding, if it has one, named as
+    ``embedding_model``'s (``mosslite index export`` writes these)."""
+    item: dict[str, Any] = {"id": doc.id, "text": doc.text}
+    if doc.metadata:
+        item["metadata"] = doc.metadata
+    if doc.payload is not None:
+        item["payload"] = doc.payload
+    if doc.embedding is not None:
+        if embedding_model:
+            item[EMBEDDING_MODEL_FIELD] = embedding_model
+        item["embedding"] = list(doc.embedding)  # float32 values, each written exactly
+    return json.dumps(item, ensure_ascii=False)
 
 
 def read_docs(path: str | Path, format: str | None = None) -> list[DocumentInfo]:
     """Documents from the file at ``path`` (``"-"``: standard input). A missing or
     unreadable file raises the OSError (FileNotFoundError ...); a ``path`` that is no
     path (None, a NUL in it) is an InvalidArgumentError."""
+    return read_docs_with_model(path, format)[0]
+
+
+def read_docs_with_model(path: str | Path, format: str | None = None) -> tuple[list[DocumentInfo], str | None]:
+    """``read_docs``, and the model the file's embeddings came from (their
+    ``embedding_model``; None if it names none), so an exported index goes back in
+    with its own model and is not embedded again. Example::
+
+        docs, model = read_docs_with_model("faq.jsonl")   # written by `mosslite index export`
+        await client.create_index("faq-copy", docs, model)
+    """
     if str(path) == "-":
-        return parse_docs(sys.stdin.read(), format, name="<stdin>")
-    try:
-        text = check_path(path, "document file").read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidDocumentError(f"{path}: not UTF-8 text: {exc.reason}", path=str(path)) from exc
-    return parse_docs(text, format, name=str(path))
+        text, name = sys.stdin.read(), "<stdin>"
+    else:
+        try:
+            text = check_path(path, "document file").read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidDocumentError(f"{path}: not UTF-8 text: {exc.reason}", path=str(path)) from exc
+        name = str(path)
+    models = _EmbeddingModel()
+    docs = _parse(text, format, name, models)
+    return docs, models.model
 
 
-__all__ = ["FORMATS", "detect_format", "parse_docs", "read_docs"]
+__all__ = [
+    "EMBEDDING_MODEL_FIELD",
+    "FORMATS",
+    "detect_format",
+    "jsonl_line",
+    "parse_docs",
+    "read_docs",
+    "read_docs_with_model",
+]

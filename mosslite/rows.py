@@ -39,18 +39,23 @@ def metadata_json(metadata: object) -> str:
     return json.dumps(metadata or {}, ensure_ascii=False, sort_keys=True)
 
 
+#: A row whose length is this close to 1 is normalised already, and is stored bit for
+#: bit as given: dividing a float32 unit vector by its (rounded) length again moves its
+#: last bits, so a stored vector taken back (an export, a pushed row) would change.
+UNIT_TOLERANCE = 1e-4
+
+
 def vector_blobs(vectors: np.ndarray) -> list[bytes]:
-    """Each row as float32 little-endian bytes, L2-normalised (zero rows stay zero)."""
+    """Each row as float32 little-endian bytes, L2-normalised (zero rows stay zero). A row
+    of unit length already (within UNIT_TOLERANCE) is kept as given, so storing a stored
+    vector again gives the same bytes (issue #12)."""
     rows = np.asarray(vectors, dtype=np.float32)
-    norms = np.sqrt(np.einsum("ij,ij->i", rows, rows))
-    huge = ~np.isfinite(norms)
-    if huge.any():  # values past ~1.8e19 square past float32: such rows are normalised in float64
-        wide = rows[huge].astype(np.float64)
-        rows = rows.copy()
-        rows[huge] = wide / np.sqrt(np.einsum("ij,ij->i", wide, wide))[:, None]
-        norms[huge] = 1.0
-    rows = (rows / np.maximum(norms, 1e-12)[:, None]).astype("<f4")
-    return [row.tobytes() for row in rows]
+    wide = rows.astype(np.float64)  # lengths in float64: no overflow past ~1.8e19, and exact enough
+    norms = np.sqrt(np.einsum("ij,ij->i", wide, wide))
+    out = (wide / np.maximum(norms, 1e-12)[:, None]).astype("<f4")
+    unit = np.abs(norms - 1.0) <= UNIT_TOLERANCE
+    out[unit] = rows[unit]
+    return [row.tobytes() for row in out]
 
 
 def vector_blob(vector: np.ndarray) -> bytes:
@@ -59,8 +64,8 @@ def vector_blob(vector: np.ndarray) -> bytes:
 
 
 def same_row(a: Row | None, b: Row | None) -> bool:
-    """Same document content. Embeddings compare within float32 rounding: the service
-    re-normalises pushed vectors, which may move their last bits."""
+    """Same document content. Embeddings compare within float32 rounding: a vector
+    normalised on another path (a session's, the service's) may differ in its last bits."""
     if a is None or b is None:
         return a is None and b is None
     if a[0] != b[0] or a[2] != b[2] or json.loads(a[1]) != json.loads(b[1]) or len(a[3]) != len(b[3]):

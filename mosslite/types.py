@@ -304,6 +304,23 @@ class Manifest:
     created_at: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class VersionInfo:
+    """One published version of an index, as ``list_versions`` reports it (newest first).
+    ``kept``: whether the service still keeps its file; it keeps the newest
+    DEFAULT_KEEP_VERSIONS (``mosslite serve --keep-versions``) and prunes older ones."""
+
+    index_name: str
+    version: int
+    size_bytes: int
+    doc_count: int
+    model_id: str
+    dimension: int
+    sha256: str
+    created_at: str
+    kept: bool
+
+
 #: How often a loaded index with auto_refresh asks for a newer version.
 DEFAULT_POLLING_INTERVAL_S = 600.0
 #: wait_for_job's pause between two job checks, and how long it waits in all.

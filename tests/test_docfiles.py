@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mosslite import DocumentInfo, read_docs
-from mosslite.docfiles import detect_format, parse_docs
+from mosslite.docfiles import detect_format, jsonl_line, parse_docs, read_docs_with_model
 from mosslite.errors import InvalidArgumentError, InvalidDocumentError
 
 DOCS = [
@@ -26,6 +26,27 @@ def test_json_array_and_jsonl(tmp_path: Path) -> None:
     assert read_docs(tmp_path / "d.jsonl") == DOCS
     assert parse_docs(json.dumps(items)) == DOCS  # detected by content
     assert parse_docs(json.dumps(items[0])) == DOCS[:1]  # one object: JSON Lines
+
+
+def test_embeddings_name_their_model_and_come_back_as_they_were(tmp_path: Path) -> None:
+    """Issue #12: an exported file says which model its embeddings are of; reading it back
+    gives the same documents (vectors exactly) and that model, or refuses a mix."""
+    docs = [*DOCS, DocumentInfo(id="c", text="third", embedding=[0.6, 0.8000000119209290, 0.0])]
+    path = tmp_path / "export.jsonl"
+    path.write_text("".join(jsonl_line(d, "custom") + "\n" for d in docs))
+    assert '"embedding_model": "custom"' in path.read_text().splitlines()[2]
+    assert "embedding_model" not in path.read_text().splitlines()[0]  # no embedding, no model
+    assert read_docs_with_model(path) == (docs, "custom")
+    assert read_docs(path) == docs
+    (tmp_path / "plain.json").write_text(json.dumps([{"id": "a", "text": "t", "embedding": [1.0]}]))
+    assert read_docs_with_model(tmp_path / "plain.json")[1] is None
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(path.read_text() + jsonl_line(docs[2], "other") + "\n")
+    with pytest.raises(InvalidDocumentError, match="line 4: embedding_model 'other' differs from 'custom'"):
+        read_docs(mixed)
+    (tmp_path / "bad.jsonl").write_text('{"id": "a", "text": "t", "embedding_model": 5}\n')
+    with pytest.raises(InvalidDocumentError, match="embedding_model must be a model id"):
+        read_docs(tmp_path / "bad.jsonl")
 
 
 def test_csv_with_metadata_payload_and_extra_columns(tmp_path: Path) -> None:

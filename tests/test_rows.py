@@ -68,6 +68,15 @@ def test_vector_blobs_are_unit_float32_rows() -> None:
     np.testing.assert_allclose(blobs[2], [2**-0.5, -(2**-0.5)], rtol=1e-6)  # squared past float32: still normalised
 
 
+def test_a_stored_vector_stored_again_keeps_its_bytes() -> None:
+    """Issue #12: an exported index taken back reproduces its vectors exactly, so storing
+    a unit vector must not divide it by its rounded length once more."""
+    rng = np.random.default_rng(7)
+    first = vector_blobs(rng.normal(size=(64, 384)))
+    again = vector_blobs(np.array([np.frombuffer(b, dtype="<f4").tolist() for b in first]))
+    assert again == first
+
+
 @pytest.fixture
 def index_file(tmp_path: Path) -> Path:
     path = tmp_path / "v.sqlite"

@@ -4,9 +4,11 @@ Each command calls one library method and holds no logic of its own; its help
 ends with an example, after the options (help.Command). Our errors (and OS
 errors such as a missing file or a port in use) become one line on stderr and
 exit status 1, through ``_Group.invoke``. Modules: config (credentials,
-``init``), indexes (``index``, ``doc``, ``job``), query, interactive (the shell
-of ``query -i``), mirror, output (tables, JSON, progress), help (examples
-last); ``serve`` and ``keys`` live here.
+``init``), indexes (``index``, ``doc``, ``job``), transfer (``index export``, and
+the model of a file's embeddings), waiting (a job's id at once; Ctrl-C lets go of
+it), query, interactive (the shell of ``query -i``), loading (index and model
+loaded and timed before a query), mirror, output (tables, JSON, progress), help
+(examples last); ``serve`` and ``keys`` live here.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .config import init
 from .help import Group
 from .indexes import doc, index, job
 from .mirror import mirror_folder, sync_alias
+from .output import emit_json, json_option
 from .query import query
 
 DEFAULT_HOST = "127.0.0.1"
@@ -178,15 +181,17 @@ def keys_create(project: str, data_dir: Path) -> None:
 @keys.command("list")
 @click.option("--project", required=True, help="The project whose keys to list.")
 @data_option
-def keys_list(project: str, data_dir: Path) -> None:
-    """List PROJECT's keys: key id and creation time, one per line.
+@json_option
+def keys_list(project: str, data_dir: Path, as_json: bool) -> None:
+    """List PROJECT's keys: key id and creation time, one per line (with --json, a list
+    of {"key_id", "created_at"}).
 
     A key id is the first 8 hex digits of the key's HMAC; `mosslite keys create`
     prints it on stderr beside the new key. No part of a key is stored.
 
     \b
     Example:
-        mosslite keys list --project my-project --data ./srv
+        mosslite keys list --project my-project --data ./srv --json
     """
     if not _has_service(data_dir):
         raise click.ClickException(f"{data_dir} holds no service data (no catalog): is --data right?")
@@ -197,6 +202,9 @@ def keys_list(project: str, data_dir: Path) -> None:
         service.close()
     if not rows:
         click.echo(f"no keys for project {project!r}", err=True)
+    if as_json:
+        emit_json([{"key_id": key_id, "created_at": created_at} for key_id, created_at in rows])
+        return
     for key_id, created_at in rows:
         click.echo(f"{key_id}\t{created_at}")
 

@@ -14,13 +14,15 @@ from typing import Any
 import click
 
 from .._db import vec_extension_path
-from ..docfiles import read_docs
+from ..docfiles import read_docs_with_model
 from ..errors import ConflictError, InvalidArgumentError, MossliteError
-from ..types import MutationOptions
+from ..types import MAX_PAGE_DOCS, DocumentInfo, MutationOptions
 from ..wire import docs_to_json
 from .config import Credentials, client_options
 from .help import Group
-from .output import emit_json, fields, follow_job, json_option, say, shorten, spinner, table
+from .output import emit_json, fields, human_bytes, json_option, plural, say, shorten, spinner, table
+from .transfer import check_add_model, create_model, index_export
+from .waiting import submitted_note, wait_for_job
 
 file_option = click.option(
     "-f",
@@ -74,15 +76,13 @@ def cli_hint(error: type[MossliteError], hint: str) -> Iterator[None]:
 def report_mutation(creds: Credentials, result: Any, wait: bool, as_json: bool, what: str) -> None:
     """Print a MutationResult; with ``wait``, follow its job and print the finished Job.
     The result goes to stdout (``JOB=$(... --json | jq -r .job_id)`` works, and so does
-    reading it in a pipe); how to follow the job goes to stderr."""
+    reading it in a pipe); the job id, at once, and how to follow it go to stderr
+    (waiting.py: Ctrl-C during ``--wait`` lets go of the job, which carries on)."""
     if not wait:
-        if as_json:
-            emit_json(result)
-        else:
-            fields(result, title=what)
-            say(f"follow it with: mosslite job status {result.job_id} --wait")
+        say(submitted_note(result, what, wait=False))
+        emit_json(result) if as_json else fields(result, title=what)
         return
-    job = creds.run(lambda client: follow_job(client, result.job_id))
+    job = wait_for_job(creds, result.job_id, note=submitted_note(result, what, wait=True))
     emit_json(job) if as_json else fields(job, title=f"{what}: job {job.job_id}")
 
 
@@ -109,13 +109,16 @@ def index() -> None:
 def index_create(creds: Credentials, name: str, path: str, model_id: str | None, wait: bool, as_json: bool) -> None:
     """Build index NAME from the documents in FILE (MossClient.create_index).
 
-    Prints the job (or with --wait, the finished job).
+    Prints the job id at once on stderr, then the job (or with --wait, the finished
+    job). A file written by `mosslite index export` brings its embeddings and their
+    model: the index is made with that model and they are not computed again.
 
     \b
     Example:
         mosslite index create faq -f faq.jsonl --model hashed-ngrams-256 --wait
     """
-    docs = read_docs(path)
+    docs, file_model = read_docs_with_model(path)
+    model_id = create_model(model_id, file_model, path)
     with cli_hint(ConflictError, f"add to it with `mosslite doc add {name} -f FILE`, or delete it first"):
         result = creds.run(lambda client: client.create_index(name, docs, model_id))
     report_mutation(creds, result, wait, as_json, f"creating index {name}")
@@ -224,6 +227,35 @@ def index_inspect(creds: Credentials, name: str, as_json: bool) -> None:
         click.echo(f"  {line}")
 
 
+@index.command("history")
+@click.argument("name")
+@json_option
+@client_options
+def index_history(creds: Credentials, name: str, as_json: bool) -> None:
+    """List the versions of index NAME the service published, newest first (MossClient.list_versions).
+
+    Each with its number, document count, file size and time, and whether the
+    service still keeps the file: it keeps the newest few (`mosslite serve
+    --keep-versions`) and prunes older ones.
+
+    \b
+    Example:
+        mosslite index history faq --json
+    """
+    versions = creds.run(lambda client: client.list_versions(name))
+    if as_json:
+        emit_json(versions)
+        return
+    table(
+        ["version", "documents", "size", "created", "file"],
+        [[v.version, v.doc_count, human_bytes(v.size_bytes), v.created_at, "kept" if v.kept else "pruned"] for v in versions],
+        title=f"versions of {name}",
+    )
+
+
+index.add_command(index_export)
+
+
 # -- doc ----------------------------------------------------------------------------
 
 
@@ -251,9 +283,15 @@ def doc_add(creds: Credentials, name: str, path: str, upsert: bool, wait: bool, 
     Example:
         mosslite doc add faq -f more.jsonl --upsert --wait
     """
-    docs = read_docs(path)
+    docs, file_model = read_docs_with_model(path)
+
+    async def body(client: Any) -> Any:
+        if file_model is not None:  # embeddings of another model must not join this index
+            check_add_model((await client.get_index(name)).model, file_model, name, path)
+        return await client.add_docs(name, docs, MutationOptions(upsert=upsert))
+
     with cli_hint(ConflictError, "pass --upsert to replace them"):
-        result = creds.run(lambda client: client.add_docs(name, docs, MutationOptions(upsert=upsert)))
+        result = creds.run(body)
     report_mutation(creds, result, wait, as_json, f"adding to {name}")
 
 
@@ -278,10 +316,13 @@ def doc_delete(creds: Credentials, name: str, ids: str, wait: bool, as_json: boo
 @click.argument("name")
 @click.option("--ids", help="Comma-separated document ids (default: all).")
 @click.option("--filter", "filter_json", metavar="JSON", help='A metadata filter, e.g. \'{"field": "category", "condition": {"$eq": "returns"}}\'.')
+@click.option("--limit", type=click.IntRange(1), metavar="N", help="At most N documents (default: all); only those are read.")
 @json_option
 @client_options
-def doc_get(creds: Credentials, name: str, ids: str | None, filter_json: str | None, as_json: bool) -> None:
-    """Show documents of index NAME (MossClient.get_docs).
+def doc_get(
+    creds: Credentials, name: str, ids: str | None, filter_json: str | None, limit: int | None, as_json: bool
+) -> None:
+    """Show documents of index NAME, page by page (MossClient.get_docs_page).
 
     \b
     Example:
@@ -289,15 +330,33 @@ def doc_get(creds: Credentials, name: str, ids: str | None, filter_json: str | N
     """
     where = parse_json_option(filter_json, "--filter")
     wanted = None if ids is None else split_ids(ids)  # --ids '' is a mistake, not "all"
-    docs = creds.run(lambda client: client.get_docs(name, wanted, where, include_embedding=False))
+    docs, more = creds.run(lambda client: _docs_up_to(client, name, wanted, where, limit))
     if as_json:
         emit_json(docs_to_json(docs))  # asked without embeddings: none to drop
-        return
-    table(
-        ["id", "text", "metadata"],
-        [[d.id, shorten(d.text), json.dumps(d.metadata or {}, ensure_ascii=False)] for d in docs],
-        title=f"{len(docs)} documents of {name}",
-    )
+    else:
+        table(
+            ["id", "text", "metadata"],
+            [[d.id, shorten(d.text), json.dumps(d.metadata or {}, ensure_ascii=False)] for d in docs],
+            title=f"{plural(len(docs), 'document')} of {name}",
+        )
+    if more:
+        say(f"the first {len(docs)}: there may be more (raise --limit, or leave it out for all)")
+
+
+async def _docs_up_to(
+    client: Any, name: str, ids: list[str] | None, where: Any, limit: int | None
+) -> tuple[list[DocumentInfo], bool]:
+    """Matching documents, page by page, until ``limit`` (None: all); and whether the
+    walk stopped with pages left. A limit reads only the pages it needs."""
+    docs: list[DocumentInfo] = []
+    cursor = None
+    while True:
+        size = None if limit is None else min(limit - len(docs), MAX_PAGE_DOCS)
+        page = await client.get_docs_page(name, ids, where, include_embedding=False, limit=size, cursor=cursor)
+        docs += page.docs
+        cursor = page.next_cursor
+        if cursor is None or (limit is not None and len(docs) >= limit):
+            return docs, cursor is not None
 
 
 # -- job -----------------------------------------------------------------------------
@@ -327,7 +386,7 @@ def job_status(creds: Credentials, job_id: str, wait: bool, as_json: bool) -> No
         mosslite job status 3f2a9c --wait
     """
     if wait:
-        found = creds.run(lambda client: follow_job(client, job_id))
+        found = wait_for_job(creds, job_id)
     else:
         found = creds.run(lambda client: client.get_job_status(job_id))
     emit_json(found) if as_json else fields(found, title=f"job {job_id}")

@@ -35,6 +35,7 @@ from ..client import SyncMossClient
 from ..client.embedded import default_home
 from ..types import QueryOptions, SearchResult
 from .config import Credentials
+from .loading import load_model
 from .output import fields, say, spinner
 
 QUIT = (":q", ":quit")
@@ -60,7 +61,8 @@ def run(
     client = SyncMossClient(creds.project_id, creds.project_key, url=creds.url)
     try:
         with spinner(f"loading {name}…"):
-            client.load_index(name, auto_refresh=True, polling_interval_in_seconds=poll_interval_s)
+            info = client.load_index(name, auto_refresh=True, polling_interval_in_seconds=poll_interval_s)
+        load_model(info.model_id)  # (timed apart: an answer's time is the query's)
         Shell(client, name, options, show, terminal=sys.stdin.isatty()).serve(first)
     finally:
         client.close()

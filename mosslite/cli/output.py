@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..client.arguments import MAX_SECONDS
 from ..errors import JobFailedError
 from ..types import Job, JobStatus
 
@@ -83,6 +84,28 @@ def say(message: str) -> None:
     stderr().print(message, highlight=False)
 
 
+def human_bytes(size_bytes: int) -> str:
+    """``48.0 KiB``: a size as people read it."""
+    size = float(size_bytes)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size_bytes} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def duration(ms: float) -> str:
+    """``0.85 ms``, ``35 ms``, ``1.74 s``: a time as people read it."""
+    if ms < 10:
+        return f"{ms:.2f} ms"
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.2f} s"
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 result``, ``2 results``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def shorten(text: str, width: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -104,7 +127,8 @@ async def follow_job(client: Any, job_id: str) -> Job:
     percent on a terminal. Raises JobFailedError if it failed."""
     console = stderr()
     if not console.is_terminal:
-        return await client.wait_for_job(job_id, poll_interval_seconds=JOB_POLL_INTERVAL_S)
+        # (as long as it takes: the library's default gives up after 10 minutes)
+        return await client.wait_for_job(job_id, poll_interval_seconds=JOB_POLL_INTERVAL_S, timeout_seconds=MAX_SECONDS)
     columns = (
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),

@@ -14,17 +14,22 @@ from . import interactive as shell
 from .config import Credentials, client_options
 from .help import Command
 from .indexes import parse_json_option
-from .output import emit_json, emit_json_line, json_option, shorten, spinner, table
+from .loading import load_for_queries
+from .output import emit_json, emit_json_line, json_option, plural, shorten, table
 
 
 def show_result(result: SearchResult, as_json: bool, *, one_line: bool = False) -> None:
     if as_json:
         (emit_json_line if one_line else emit_json)(result)
         return
+    title = f"{result.query!r}: {plural(len(result.docs), 'result')} in {result.time_taken_ms:.2f} ms"
+    if not result.docs:
+        click.echo(title)  # (an empty table only squeezes the title)
+        return
     table(
         ["#", "score", "id", "text"],
         [[n, f"{d.score:.3f}", d.id, shorten(d.text)] for n, d in enumerate(result.docs, 1)],
-        title=f"{result.query!r}: {len(result.docs)} results in {result.time_taken_ms:.2f} ms",
+        title=title,
     )
 
 
@@ -63,12 +68,13 @@ def query(
 ) -> None:
     """Query index NAME for TEXT (or the text on stdin) on this machine.
 
-    Downloads the newest version (MossClient.load_index), then answers locally
-    (MossClient.query). With --interactive the index is loaded once, with
-    auto_refresh, and each line read is a query (with --json: one JSON object
-    per line). In a terminal that is a shell: line editing, history
-    ($MOSSLITE_HOME/query_history), :help, Ctrl-C clears the line, Ctrl-D quits,
-    and each answer names the version that served it.
+    Downloads the newest version (MossClient.load_index) and loads its model, each
+    timed on stderr, then answers locally (MossClient.query): the time shown is the
+    query's alone. With --interactive the index is loaded once, with auto_refresh,
+    and each line read is a query (with --json: one JSON object per line). In a
+    terminal that is a shell: line editing, history ($MOSSLITE_HOME/query_history),
+    :help, Ctrl-C clears the line, Ctrl-D quits, and each answer names the version
+    that served it.
 
     \b
     Example:
@@ -92,8 +98,7 @@ def query(
         return
 
     async def body(client: Any) -> None:
-        with spinner(f"loading {name}…"):
-            await client.load_index(name)
+        await load_for_queries(client, name)  # timed apart: a result's time is the query's
         show_result(await client.query(name, text, options), as_json)
 
     creds.run(body)

@@ -41,6 +41,7 @@ from ..types import (
     QueryOptions,
     SearchResult,
     SwapEvent,
+    VersionInfo,
     iter_docs,
     options_or_default,
 )
@@ -169,6 +170,17 @@ class MossClient:
     async def delete_index(self, name: str) -> None:
         self._check_open()
         await self.transport.delete_index(name)
+
+    async def list_versions(self, name: str) -> list[VersionInfo]:
+        """The index's published versions on the service, newest first: number, size,
+        document count, time, and whether the service still keeps the file. Example::
+
+            for v in await client.list_versions("faq"):
+                print(v.version, v.doc_count, v.size_bytes, v.created_at, v.kept)
+        """
+        self._check_open()
+        validate_name(name)
+        return await self.transport.list_versions(name)
 
     async def get_docs(
         self,

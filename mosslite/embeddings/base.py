@@ -40,6 +40,16 @@ class Embedder(ABC):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Embed a batch; see the class docstring for the contract."""
 
+    @property
+    def loaded(self) -> bool:
+        """False while the first ``embed`` would load weights (seconds, for a transformer):
+        a caller timing queries calls ``load`` first, so a query's time is the query's."""
+        return True
+
+    def load(self) -> None:
+        """Load the weights now rather than at the first ``embed``; for a model with
+        nothing to load (hashed, custom) there is nothing to do."""
+
     def embed_query(self, text: str) -> np.ndarray:
         with self._cache_lock:
             hit = self._cache.get(text)

@@ -71,6 +71,14 @@ def query_words(text: str) -> list[str]:
     return [w for w in words if w not in STOPWORDS] or words
 
 
+def has_words(text: str) -> bool:
+    """Whether ``text`` has a word (a letter or a digit) to search by. A query of
+    punctuation alone ("?!") matches no document's words, and its embedding is a
+    model's reading of punctuation, whose nearest documents are arbitrary: such a
+    query has nothing to search by (issue #12)."""
+    return _WORD_RE.search(text) is not None
+
+
 def _no_hits() -> Hits:
     return np.empty(0, dtype=np.intp), np.empty(0)
 

@@ -14,6 +14,10 @@ and every keyword candidate's cosine is computed exactly (vectors/): a document
 in neither list scores ``alpha * cos``, no more than each of the ``top_k`` vector
 candidates scores, so a longer vector list could never change the top k. (Asking
 the int8 prefilter for 100 rows instead of 5 cost ~1 ms more at 100k documents.)
+
+A query with nothing to search by (no keyword hit, and no vector or a zero one,
+e.g. the text "?!") gets no documents: arbitrary ones at score 0 looked like an
+answer (issue #12).
 """
 
 from __future__ import annotations
@@ -46,7 +50,10 @@ def rank(
     candidates (``keyword(n)`` gives the best n keyword hits), fused."""
     none = (np.empty(0, dtype=np.intp), np.empty(0))
     keyword_want = max(top_k, CANDIDATES) if 0.0 < alpha < 1.0 else top_k
-    vec_positions, vec_scores = vectors.top(vector, top_k, mask) if vector is not None else none
+    # A zero vector (a query the model found no signal in) is similar to nothing: it
+    # offers no candidates, rather than every document at cosine 0 in arbitrary order.
+    has_vector = vector is not None and bool(vector.any())
+    vec_positions, vec_scores = vectors.top(vector, top_k, mask) if has_vector else none
     kw_positions, kw_scores = keyword(keyword_want) if alpha < 1.0 else none
     kw_norm = kw_scores / kw_scores[0] if len(kw_scores) and kw_scores[0] > 0 else np.zeros(len(kw_scores))
     if alpha <= 0.0 or vector is None:
@@ -56,6 +63,8 @@ def rank(
     # At most top_k + CANDIDATES positions: a set is cheaper than np.union1d (whose first
     # call also pays a lazy numpy import of ~90 ms, a cold-start cost users would see).
     union = np.fromiter(sorted(set(vec_positions.tolist()) | set(kw_positions.tolist())), dtype=np.intp)
+    if not len(union):
+        return none
     keyword_part = np.zeros(len(union))
     keyword_part[np.searchsorted(union, kw_positions)] = kw_norm
     combined = alpha * vectors.similarities(vector, union).clip(0.0, 1.0) + (1.0 - alpha) * keyword_part

@@ -50,7 +50,7 @@ from ..types import DEFAULT_PAGE_DOCS, PAGE_BYTES, DocumentInfo, QueryOptions, Q
 from ..validation import check_ids
 from . import vec0
 from .format import IndexMeta, read_meta
-from .keyword import Bm25
+from .keyword import Bm25, has_words
 from .postings import read_lengths
 from .ranking import rank
 from .vectors.choice import searches_in_8_bits, vector_search
@@ -258,9 +258,11 @@ class IndexReader:
         else:
             raise InvalidArgumentError(f"query must be text or an embedding, got {type(query).__name__}")
         mask = self._filter_mask(compile_filter(options.filter))
+        # A text without a word ("?!") is not embedded: it has nothing to search by, and
+        # its answer is no documents rather than arbitrary ones (keyword.has_words).
         vector = (
             self.embedder.query_vector(text, options.vector, kind="index", name=self.index_name)
-            if options.alpha > 0.0
+            if options.alpha > 0.0 and (options.vector is not None or has_words(text))
             else None
         )
         positions, scores = rank(

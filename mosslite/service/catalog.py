@@ -50,6 +50,7 @@ from .catalog_sql import (
     LATEST_VERSION_SQL,
     LIST_INDEXES_SQL,
     LIST_KEYS_SQL,
+    LIST_VERSIONS_SQL,
     MIGRATE_1_TO_2_SQL,
     NEXT_JOB_SQL,
     PROJECT_EXISTS_SQL,
@@ -208,6 +209,10 @@ class Catalog:
     def get_version(self, project_id: str, name: str, version: int) -> VersionRecord | None:
         rows = self._read(GET_VERSION_SQL, {"project_id": project_id, "name": name, "version": version})
         return _version_record(rows[0]) if rows else None
+
+    def list_versions(self, project_id: str, name: str) -> list[VersionRecord]:
+        """Every published version of the index, newest first."""
+        return [_version_record(r) for r in self._read(LIST_VERSIONS_SQL, {"project_id": project_id, "name": name})]
 
     def publish(self, project_id: str, job_id: str, record: VersionRecord, *, overwritten: int | None = None) -> bool:
         """Make ``record`` the newest version and complete the job, atomically; for a

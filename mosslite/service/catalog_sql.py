@@ -115,6 +115,13 @@ FROM versions
 WHERE project_id = :project_id AND index_name = :name AND version = :version
 """
 
+LIST_VERSIONS_SQL = f"""
+SELECT {VERSION_COLUMNS}, storage_key
+FROM versions
+WHERE project_id = :project_id AND index_name = :name
+ORDER BY version DESC
+"""
+
 VERSION_KEYS_SQL = """
 SELECT storage_key
 FROM versions

@@ -35,6 +35,7 @@ from ..types import (
     MutationOptions,
     MutationResult,
     PushIndexResult,
+    VersionInfo,
 )
 from ..validation import validate_name
 from .batches import Batches
@@ -240,6 +241,14 @@ class Service:
     def manifest(self, project_id: str, name: str) -> Manifest:
         """The newest published version. An index with none yet is not found."""
         return self.versions.manifest(project_id, name)
+
+    def list_versions(self, project_id: str, name: str) -> list[VersionInfo]:
+        """The index's published versions, newest first: number, size, documents, time,
+        and whether its file is still kept (older ones are pruned). Example::
+
+            [v.version for v in service.list_versions("proj", "faq")]   # [5, 4, 3, 2, 1]
+        """
+        return self.versions.list_versions(project_id, name)
 
     def version_record(self, project_id: str, name: str, version: int) -> VersionRecord:
         return self.versions.version_record(project_id, name, version)

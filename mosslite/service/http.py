@@ -166,6 +166,10 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
             return Response(status_code=304, headers={"ETag": etag})
         return JSONResponse(to_dict(found), headers={"ETag": etag})
 
+    async def list_versions(request: Request, project: str) -> Response:
+        versions = await run_in_threadpool(service.list_versions, project, request.path_params["name"])
+        return JSONResponse({"versions": [to_dict(v) for v in versions]})
+
     async def download(request: Request, project: str) -> Response:
         name, version = request.path_params["name"], version_param(request)
         record = await run_in_threadpool(service.version_record, project, name, version)
@@ -264,6 +268,7 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         route(index + "/docs/delete", delete_docs, "POST"),
         route(index + "/docs/get", get_docs, "POST"),
         route(index + "/manifest", manifest, "GET"),
+        route(index + "/versions", list_versions, "GET"),
         # {version}, not {version:int}: Starlette would run int() on any digits (even 5,000 of
         # them) while routing, outside the boundary; version_param checks them first.
         route(index + "/versions/{version}", download, "GET"),

@@ -216,6 +216,11 @@ OPERATIONS: Mapping[tuple[str, str], dict[str, Any]] = {
         },
         parameters=[_IF_NONE_MATCH],
     ),
+    ("GET", _INDEX + "/versions"): _operation(
+        "The index's published versions, newest first: number, size, documents, time, and whether "
+        "the file is still kept (older ones are pruned).",
+        {"200": _json("The versions.", _schema("version_list"))},
+    ),
     ("GET", _VERSION): _operation(
         "Download a version file (a SQLite database); resumable with Range.",
         {

@@ -9,6 +9,10 @@ Invariants (issue #3):
 - Staging leftovers, batch files of ended jobs and version files stored but
   never published (a crash between storing and publishing) are removed; the
   resumed job builds that version again.
+- The staging files of a job that a live process is building (another
+  ``mosslite`` on the same data folder: a second terminal, or ``job status``
+  while ``index create --wait`` runs) are that process's, and stay: removing its
+  file in progress failed the job with FileNotFoundError (issue #12).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import os
 import socket
 from pathlib import Path
 
-from .._fs import remove_stale_temps
+from .._fs import TEMP_MARKER
 from ..types import JobStatus
 from .catalog import Catalog
 from .jobs import Jobs
@@ -32,15 +36,16 @@ def recover(jobs: Jobs, staging_dir: Path) -> None:
     """At start: clear staging leftovers and batch files of ended jobs, and resume
     or fail jobs of dead owners."""
     catalog, batches, storage = jobs.catalog, jobs.batches, jobs.parts.storage
-    remove_stale_temps(staging_dir)
-    for leftover in staging_dir.glob("*.sqlite"):
-        leftover.unlink(missing_ok=True)
+    running_elsewhere = {
+        job_id for job_id, _, _, owner in catalog.unfinished_jobs() if _owned_elsewhere(owner, jobs.owner)
+    }
+    clear_staging(staging_dir, keep=running_elsewhere)
     batches.clean()
     unfinished = {job_id for job_id, *_ in catalog.unfinished_jobs()}
     for job_id in set(batches.job_ids()) - unfinished:  # ended, or never a job
         batches.release(job_id)
     for job_id, project_id, index_name, owner in catalog.unfinished_jobs():
-        if owner is not None and owner != jobs.owner and _owner_alive(owner):
+        if _owned_elsewhere(owner, jobs.owner):
             continue
         if catalog.get_job(project_id, job_id).status == JobStatus.PENDING_UPLOAD:
             jobs.fail(project_id, job_id, "the service stopped before the request was stored; submit it again")
@@ -49,6 +54,23 @@ def recover(jobs: Jobs, staging_dir: Path) -> None:
         catalog.update_job(job_id, owner=jobs.owner)
         log.info("resuming job %s of %s/%s", job_id, project_id, index_name)
         jobs.runner.submit((project_id, index_name), job_id)
+
+
+def clear_staging(staging_dir: Path, *, keep: set[str]) -> None:
+    """Remove the staging files crashed builds left (temp files, unpublished targets),
+    but not those of the jobs in ``keep``: a build's files are named after its job."""
+    if not staging_dir.is_dir():
+        return
+    for entry in staging_dir.iterdir():
+        if not entry.is_file() or entry.name.split(".", 1)[0] in keep:
+            continue
+        if TEMP_MARKER in entry.name or entry.suffix == ".sqlite":
+            entry.unlink(missing_ok=True)
+
+
+def _owned_elsewhere(owner: str | None, me: str) -> bool:
+    """Whether another live process (or another machine) runs this job."""
+    return owner is not None and owner != me and _owner_alive(owner)
 
 
 def remove_unpublished(catalog: Catalog, storage: Storage, project_id: str, index_name: str) -> None:

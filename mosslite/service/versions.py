@@ -26,10 +26,10 @@ from .._fs import atomic_path, remove_empty_folders
 from ..errors import ConflictError, IndexNotFoundError
 from ..filters import compile_filter
 from ..index.reader import IndexReader
-from ..types import DocsPage, DocumentInfo, IndexInfo, Manifest, Version
+from ..types import DocsPage, DocumentInfo, IndexInfo, Manifest, Version, VersionInfo
 from ..validation import check_ids, validate_name
 from .catalog import Catalog, VersionRecord
-from .layout import manifest_key
+from .layout import manifest_key, stored_versions
 from .paging import Cursor, page_limit, parse_cursor, request_digest
 from .patch_store import VersionPatch, version_patch
 from .storage import Storage
@@ -71,6 +71,28 @@ class Versions:
         if record is None:
             raise IndexNotFoundError(f"index {name!r} has no version {version}", index=name, version=version)
         return record
+
+    def list_versions(self, project_id: str, name: str) -> list[VersionInfo]:
+        """Every published version of ``name``, newest first, and whether storage still
+        keeps its file (retention.py prunes old ones; their catalog rows stay)."""
+        validate_name(name)
+        self.catalog.get_index(project_id, name)  # raises if the index does not exist
+        records = self.catalog.list_versions(project_id, name)
+        kept = {key for key, _, is_map in stored_versions(self.storage, project_id, name) if not is_map}
+        return [
+            VersionInfo(
+                index_name=r.manifest.index_name,
+                version=r.manifest.version,
+                size_bytes=r.manifest.size_bytes,
+                doc_count=r.manifest.doc_count,
+                model_id=r.manifest.model_id,
+                dimension=r.manifest.dimension,
+                sha256=r.manifest.sha256,
+                created_at=r.manifest.created_at,
+                kept=r.storage_key in kept,
+            )
+            for r in records
+        ]
 
     def version_patch(self, project_id: str, name: str, version: int, base_version: int) -> VersionPatch:
         """The pages of ``version`` that differ from ``base_version`` (which the caller holds);

@@ -28,7 +28,7 @@ import numpy as np
 from ..embeddings import Embedder
 from ..errors import CorruptIndexError, InvalidArgumentError
 from ..filters import DictColumns, Filter, compile_filter
-from ..index.keyword import keyword_hits
+from ..index.keyword import has_words, keyword_hits
 from ..index.ranking import rank
 from ..index.vectors.exact import ExactScan
 from ..rows import result_docs
@@ -154,7 +154,7 @@ class MemoryIndex:
             mask = matches if mask is None else mask & matches
         vector = (
             embedder.query_vector(query, options.vector, kind="session", name=name)
-            if options.alpha > 0.0 and embedder is not None
+            if options.alpha > 0.0 and embedder is not None and (options.vector is not None or has_words(query))
             else None
         )
         positions, scores = rank(

@@ -29,6 +29,7 @@ from ..types import (
     MutationOptions,
     MutationResult,
     PushIndexResult,
+    VersionInfo,
 )
 
 #: Called with the number of bytes written so far during a download (possibly
@@ -116,6 +117,11 @@ class Transport(ABC):
     @abstractmethod
     async def manifest(self, name: str) -> Manifest:
         """The newest published version. No index, or none published: IndexNotFoundError."""
+
+    @abstractmethod
+    async def list_versions(self, name: str) -> list[VersionInfo]:
+        """The index's published versions, newest first, each saying whether the service
+        still keeps its file (Service.list_versions). Missing index: IndexNotFoundError."""
 
     @abstractmethod
     async def download(

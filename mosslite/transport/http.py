@@ -47,6 +47,7 @@ from ..types import (
     MutationResult,
     PushIndexResult,
     Version,
+    VersionInfo,
     iter_docs,
 )
 from ..validation import validate_name
@@ -186,6 +187,10 @@ class HTTPTransport(Transport):
 
     async def manifest(self, name: str) -> Manifest:
         return from_dict(Manifest, await self._request("GET", f"{_index_path(name)}/manifest"))
+
+    async def list_versions(self, name: str) -> list[VersionInfo]:
+        body = await self._request("GET", f"{_index_path(name)}/versions")
+        return [from_dict(VersionInfo, item) for item in body["versions"]]
 
     async def download(
         self, name: str, version: int, dest: Path, *, offset: int = 0, progress: ByteProgress | None = None

@@ -15,7 +15,17 @@ from typing import TYPE_CHECKING, Any
 
 from .._fs import sha256_of
 from ..errors import IndexNotFoundError
-from ..types import DocsPage, DocumentInfo, IndexInfo, Job, Manifest, MutationOptions, MutationResult, PushIndexResult
+from ..types import (
+    DocsPage,
+    DocumentInfo,
+    IndexInfo,
+    Job,
+    Manifest,
+    MutationOptions,
+    MutationResult,
+    PushIndexResult,
+    VersionInfo,
+)
 from .base import ByteProgress, Transport
 
 if TYPE_CHECKING:  # (a client of a server never imports the service)
@@ -73,6 +83,9 @@ class LocalTransport(Transport):
 
     async def manifest(self, name: str) -> Manifest:
         return await self._call("manifest", name)
+
+    async def list_versions(self, name: str) -> list[VersionInfo]:
+        return await self._call("list_versions", name)
 
     def watch_dir(self, name: str) -> Path | None:
         return self.service.watch_dir(self.project_id, name)

@@ -2,6 +2,8 @@
 
 - ``flaky-hashed``: raises mid-build when a text contains EXPLODE (a model crash).
 - ``slow-hashed``: sleeps per batch, so a test can kill the service mid-build.
+- ``gated-hashed``: embeds only once the file named by $MOSSLITE_TEST_GATE exists, so
+  a test holds a job mid-build for as long as it needs, without timing anything.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from mosslite.embeddings import register
 from mosslite.embeddings.hashed import HashedNgramEmbedder
 
 SLOW_BATCH_S = float(os.environ.get("MOSSLITE_TEST_SLOW_BATCH_S", "0.3"))
+GATE_ENV = "MOSSLITE_TEST_GATE"
+#: How long a gated build waits at most for its gate (a test that forgot to open it).
+GATE_TIMEOUT_S = 120.0
 
 
 class FlakyEmbedder(HashedNgramEmbedder):
@@ -35,8 +40,20 @@ class SlowEmbedder(HashedNgramEmbedder):
         return super().embed(texts)
 
 
+class GatedEmbedder(HashedNgramEmbedder):
+    model_id = "gated-hashed"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        gate = os.environ.get(GATE_ENV)
+        deadline = time.monotonic() + GATE_TIMEOUT_S
+        while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return super().embed(texts)
+
+
 register(FlakyEmbedder.model_id, FlakyEmbedder)
 register(SlowEmbedder.model_id, SlowEmbedder)
+register(GatedEmbedder.model_id, GatedEmbedder)
 
 
 def mosslite_asgi_middleware(app):

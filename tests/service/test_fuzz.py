@@ -147,6 +147,18 @@ class Findings:
         return "\n".join(lines)
 
 
+def mutated_only_the_fixed_project(case: Any) -> bool:
+    """A negative case whose invalid part was the {project} path parameter, which the run
+    fixes to "fuzz" (``parameters``): the request sent was valid, so its 2xx is right.
+    (Such a case once hit a version that existed, and a valid download was reported.)"""
+    data = case.meta.phase.data if case.meta is not None else None
+    return (
+        getattr(data, "parameter", None) == "project"
+        and getattr(data, "parameter_location", None) == "path"  # (a str enum)
+        and (case.path_parameters or {}).get("project") == "fuzz"
+    )
+
+
 def run_schemathesis(fuzzed: Fuzzed, document: dict[str, Any]) -> Findings:
     config = SchemathesisConfig.from_dict(
         {
@@ -197,6 +209,8 @@ def run_schemathesis(fuzzed: Fuzzed, document: dict[str, Any]) -> Findings:
                     if check.status != Status.FAILURE:
                         continue
                     case = recorder.cases[case_id].value
+                    if check.name == "negative_data_rejection" and mutated_only_the_fixed_project(case):
+                        continue
                     interaction = recorder.interactions.get(case_id)
                     status = interaction.response.status_code if interaction and interaction.response else None
                     sample = case.as_curl_command(headers={"Authorization": "Bearer <key>"})

@@ -98,7 +98,8 @@ def test_every_wire_message_has_a_schema() -> None:
     assert set(VALIDATORS) == {
         "add_docs_request", "create_index_request", "delete_docs_request", "docs_list", "document", "error",
         "get_docs_request", "health", "index_info", "index_list", "job", "manifest", "mutation_result",
-        "push_request", "push_result", "upload", "upload_docs_request", "upload_request",
+        "push_request", "push_result", "upload", "upload_docs_request", "upload_request", "version_info",
+        "version_list",
     }  # fmt: skip
 
 
@@ -275,6 +276,9 @@ async def test_every_route_answers_in_its_schema(env: Env) -> None:
 
     latest = check("manifest", (await env.http.get(f"{p}/indexes/faq/manifest", headers=auth)).json())
     assert latest["version"] == 3
+    history = check("version_list", (await env.http.get(f"{p}/indexes/faq/versions", headers=auth)).json())
+    assert [(v["version"], v["kept"]) for v in history["versions"]] == [(3, True), (2, True), (1, True)]
+    assert {k: history["versions"][0][k] for k in latest} == latest  # the newest is the manifest, plus kept
     version = await env.http.get(f"{p}/indexes/faq/versions/3", headers=auth)
     assert version.status_code == 200 and version.headers["content-type"] == "application/vnd.sqlite3"
     assert hashlib.sha256(version.content).hexdigest() == latest["sha256"]

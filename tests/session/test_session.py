@@ -141,6 +141,27 @@ async def test_session_queries_match_the_index_reader(clients) -> None:
     await session.close()
 
 
+async def test_a_query_with_nothing_to_search_by_finds_nothing(clients) -> None:
+    """Issue #12: "?!" returned 5 arbitrary documents at score 0. Sessions and loaded
+    indexes alike answer a query with no word (and no vector, or a zero one) with none."""
+    client = clients("a")
+    session = await client.session("nothing", model_id=MODEL)
+    await session.add_docs(faq())
+    await session.push_index()
+    await client.load_index("nothing")
+    for text in ("?!", "...", " -- "):
+        for alpha in (0.0, 0.5, 1.0):
+            options = QueryOptions(top_k=5, alpha=alpha)
+            assert (await session.query(text, options)).docs == [], (text, alpha)
+            assert (await client.query("nothing", text, options)).docs == [], (text, alpha)
+    zero = QueryOptions(top_k=5, alpha=1.0, embedding=[0.0] * 256)
+    assert (await session.query("", zero)).docs == [] and (await client.query("nothing", "", zero)).docs == []
+    # A word among the punctuation is something to search by.
+    assert (await session.query("refund?!", QueryOptions(top_k=1))).docs[0].id == "refund-1"
+    assert (await client.query("nothing", "refund?!", QueryOptions(top_k=1))).docs[0].id == "refund-1"
+    await session.close()
+
+
 # -- pushes ---------------------------------------------------------------------------
 
 

@@ -132,3 +132,23 @@ async def test_a_push_is_idempotent_by_its_diff_id(transport: Transport) -> None
     result = await transport.get_push("notes", "diff_12345678")
     assert (result.job_id, result.overwritten) == (first.job_id, 0)
     assert [d.id for d in await transport.get_docs("notes", None, None)] == ["good"]
+
+
+async def test_list_versions_gives_every_published_version_newest_first(transport: Transport) -> None:
+    await created(transport, "faq", "a")
+    for doc_id in "bcde":
+        added = await transport.add_docs("faq", docs(doc_id), MutationOptions(upsert=True))
+        await transport.wait_for_job(added.job_id, 0.01, 60)
+    versions = await transport.list_versions("faq")
+    assert [(v.version, v.doc_count) for v in versions] == [(5, 5), (4, 4), (3, 3), (2, 2), (1, 1)]
+    manifest = await transport.manifest("faq")
+    newest = versions[0]
+    assert (newest.sha256, newest.size_bytes, newest.created_at, newest.model_id) == (
+        manifest.sha256, manifest.size_bytes, manifest.created_at, MODEL,
+    )  # fmt: skip
+    assert all(v.size_bytes > 0 and v.index_name == "faq" for v in versions)
+    # The service keeps the newest 3 files (DEFAULT_KEEP_VERSIONS); job 4 pruned version 1
+    # before job 5 ran (one index's jobs run in order). Version 2 goes once job 5 prunes.
+    assert [v.kept for v in versions[:3]] == [True, True, True] and not versions[4].kept
+    with pytest.raises(IndexNotFoundError):
+        await transport.list_versions("nosuch")

@@ -95,6 +95,10 @@ class MiniLMEmbedder(Embedder):
         self._loaded()
 
     @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
     def engine(self) -> str:
         """The engine running the forward pass, ``"onnxruntime"`` or ``"numpy"`` (loads the model)."""
         return self._loaded()[1].name
