@@ -2,11 +2,11 @@
 
 Each command calls one library method and holds no logic of its own; its help
 ends with an example, after the options (help.Command). Our errors (and OS
-errors such as a missing file or a port in use) become one line on stderr and
-exit status 1, through ``_Group.invoke``. Modules: config (credentials,
-``init``), indexes (``index``, ``doc``, ``job``), query, mirror,
-serve, output (tables, JSON, progress), help (examples last); ``keys`` lives
-here.
+errors such as a missing file or a port in use) become one line on stderr with
+a hint, and exit status 1: ``_Group.invoke`` hands them to errors.cli_error,
+the one place they are worded. Modules: config (credentials, ``init``),
+indexes (``index``, ``doc``, ``job``), query, mirror, serve, output (tables,
+JSON, progress), errors, help (examples last); ``keys`` lives here.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import click
 from .. import __version__
 from ..errors import MossliteError
 from .config import init
+from .errors import cli_error
 from .help import Group
 from .indexes import doc, index, job
 from .mirror import mirror_folder, sync_alias
@@ -34,7 +35,7 @@ class _Group(Group):
         try:
             return super().invoke(ctx)
         except (MossliteError, OSError) as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise cli_error(exc) from exc
 
 
 data_option = click.option(
