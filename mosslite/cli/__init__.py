@@ -4,9 +4,10 @@ Each command calls one library method and holds no logic of its own; its help
 ends with an example, after the options (help.Command). Our errors (and OS
 errors such as a missing file or a port in use) become one line on stderr with
 a hint, and exit status 1: ``_Group.invoke`` hands them to errors.cli_error,
-the one place they are worded. Modules: config (credentials, ``init``),
-indexes (``index``, ``doc``, ``job``), query, mirror, serve, output (tables,
-JSON, progress), errors, help (examples last); ``keys`` lives here.
+the one place they are worded. Modules: config (credentials, ``init``), home
+(where everything lives), info, indexes (``index``, ``doc``, ``job``), query,
+mirror, serve, output (tables, JSON, progress), errors, help (examples last);
+``keys`` lives here.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from ..errors import MossliteError
 from .config import init
 from .errors import cli_error
 from .help import Group
+from .home import DATA_ENV, embedded_data_dir
+from .home import has_service as _has_service
 from .indexes import doc, index, job
+from .info import info
 from .mirror import mirror_folder, sync_alias
 from .query import query
-from .serve import DATA_ENV, serve
+from .serve import serve
 
 
 class _Group(Group):
@@ -42,9 +46,10 @@ data_option = click.option(
     "--data",
     "data_dir",
     envvar=DATA_ENV,
-    required=True,
+    default=lambda: embedded_data_dir(),
+    show_default=f"${DATA_ENV}, else the embedded service's: $MOSSLITE_HOME/service",
     type=click.Path(file_okay=False, path_type=Path),
-    help=f"The service's data folder (catalog, version files). Default: ${DATA_ENV}.",
+    help="The service's data folder (catalog, version files).",
 )
 
 
@@ -80,13 +85,14 @@ def keys() -> None:
 def keys_create(project: str, data_dir: Path) -> None:
     """Create a key for PROJECT (Service.create_key) and print only the key.
 
-    Only its hash is stored: copy it now. A folder with no service data yet
-    becomes a new service's, and stderr says so: a mistyped --data would
-    otherwise give a key that no server knows.
+    Only its hash is stored: copy it now. Without --data the key is for the
+    embedded service, the one commands without --url use. A folder with no
+    service data yet becomes a new service's, and stderr says so: a mistyped
+    --data would otherwise give a key that no server knows.
 
     \b
     Example:
-        export MOSSLITE_KEY=$(mosslite keys create --project my-project --data ./srv)
+        export MOSS_PROJECT_KEY=$(mosslite keys create --project my-project --data ./srv)
     """
     new = not _has_service(data_dir)
     service = _open_service(data_dir)
@@ -96,7 +102,9 @@ def keys_create(project: str, data_dir: Path) -> None:
         click.echo(f"key id {service.key_id(key)} (as `mosslite keys list` shows it)", err=True)
     finally:
         service.close()
-    if new:
+    if new and data_dir == embedded_data_dir():
+        click.echo(f"{data_dir} held no service yet; it does now: the embedded one, used without --url", err=True)
+    elif new:
         click.echo(f"{data_dir} held no service yet; it does now: mosslite serve --data {data_dir}", err=True)
 
 
@@ -126,7 +134,7 @@ def keys_list(project: str, data_dir: Path) -> None:
         click.echo(f"{key_id}\t{created_at}")
 
 
-for _command in (init, serve, index, doc, job, query, mirror_folder, sync_alias):
+for _command in (init, info, serve, index, doc, job, query, mirror_folder, sync_alias):
     cli.add_command(_command)
 
 
@@ -136,12 +144,6 @@ def main() -> None:
 
 
 # -- helpers ----------------------------------------------------------------------
-
-
-def _has_service(data_dir: Path) -> bool:
-    from ..service import CATALOG_FILE
-
-    return (data_dir / CATALOG_FILE).is_file()
 
 
 def _open_service(data_dir: Path):  # noqa: ANN202 (Service is imported lazily)

@@ -24,6 +24,7 @@ from ..errors import (
     JobNotFoundError,
     MossliteError,
     ProjectNotFoundError,
+    UnauthorizedError,
 )
 
 #: CLI hints for errors whose own hint is missing or names Python calls, most specific first.
@@ -31,6 +32,7 @@ HINTS: tuple[tuple[type[MossliteError], str], ...] = (
     (IndexNotFoundError, "`mosslite index list` shows what exists"),
     (JobNotFoundError, "job ids (job_1a2b...) are printed by the command that submitted the job"),
     (ProjectNotFoundError, "a project exists once it has a key: mosslite keys create --project NAME"),
+    (UnauthorizedError, "`mosslite info` shows the project id and key in force and where each came from"),
 )
 
 

@@ -29,9 +29,8 @@ import click
 
 from ..types import DEFAULT_JOB_WORKERS, DEFAULT_KEEP_VERSIONS
 from .help import Command
+from .home import DATA_ENV
 
-#: The data folder of ``serve`` (and ``keys``), if no --data is given.
-DATA_ENV = "MOSSLITE_DATA"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8700
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")

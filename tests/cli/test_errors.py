@@ -29,7 +29,7 @@ def test_not_found_and_refused_keys_say_what_to_run(cli: CLI, faq_index: str) ->
     assert "`mosslite index list` shows what exists" in cli.fails("doc", "get", "nosuch")
     assert "printed by the command that submitted the job" in cli.fails("job", "status", "job_0123456789abcdef")
     refused = cli.fails("index", "list", MOSS_PROJECT_KEY="wrong")
-    assert "not valid for project 'proj'" in refused and "(hint: " in refused
+    assert "not valid for project 'proj'" in refused and "`mosslite info` shows" in refused
 
 
 def test_an_unreachable_server_is_one_line_with_a_hint(cli: CLI) -> None:
