@@ -100,6 +100,20 @@ def test_the_python_tour_then_the_cli_tour_in_one_home(tmp_path: Path) -> None:
     assert [i["name"] for i in cli.json("index", "list", MOSS_PROJECT_KEY=key)] == ["faq"]
 
 
+def test_the_cli_tour_then_the_python_tour_says_which_key_to_use(tmp_path: Path, faq_file: Path) -> None:
+    """The other order: `mosslite init` made the project's key, so the tour's "my-key" is
+    refused; the error says where the service's keys are and how to add one."""
+    cli = CLI(tmp_path, base_env(tmp_path / "home"))
+    cli.ok("init", "--project-id", "my-project")
+    cli.ok("index", "create", "faq", "-f", str(faq_file), "--model", MODEL, "--wait")
+    done = subprocess.run([sys.executable, "-c", STILL_WORKS], cwd=tmp_path, env=cli.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "UnauthorizedError: the key is not valid for project 'my-project'" in done.stderr
+    assert str(tmp_path / "home" / "service") in done.stderr and "config.json" in done.stderr
+    assert "mosslite keys create --project my-project" in done.stderr
+    key = json.loads((tmp_path / "home" / "config.json").read_text())["project_key"]
+    assert python(cli, STILL_WORKS.replace('"my-key"', repr(key))) == "['faq']"
+
+
 def test_keys_default_to_the_embedded_data_folder_and_say_so(tmp_path: Path) -> None:
     cli = CLI(tmp_path, base_env(tmp_path / "home"))
     assert "holds no service data" in cli.fails("keys", "list", "--project", "p")
