@@ -264,7 +264,7 @@ class LocalServer:
 
     def start(self) -> LocalServer:
         cmd = [sys.executable, "-m", "mosslite", "serve", "--data", str(self.data), "--host", "127.0.0.1",
-               "--port", str(self.port), "--plugin", "mosslite_test_models"]
+               "--port", str(self.port), "--plugin", "mosslite_test_models", "--no-access-log"]
         # The test suite's server plugin paces version downloads and patches: a slow link.
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")]),
                "MOSSLITE_TEST_THROTTLE_BPS": str(self.link_bps), "MOSSLITE_TEST_THROTTLE_PREFIX": ""}

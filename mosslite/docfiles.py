@@ -82,7 +82,14 @@ class _EmbeddingModel:
         return item
 
 
+#: What a document read from a file must hold, shown when one lacks it.
+DOC_HINT = 'every document needs "id" and "text", e.g. {"id": "a1", "text": "Refunds take 5 days"}'
+
+
 def _doc(item: Any, where: str, models: _EmbeddingModel) -> DocumentInfo:
+    if isinstance(item, dict) and (missing := [f for f in ("id", "text") if f not in item]):
+        # (issue #12: a bare "DocumentInfo.__init__() missing 1 required keyword-only argument")
+        raise InvalidDocumentError(f"{where}: the document has no {' and no '.join(map(repr, missing))}", hint=DOC_HINT)
     try:
         return from_dict(DocumentInfo, models.take(item, where))
     except InvalidArgumentError as exc:

@@ -69,7 +69,11 @@ class MirrorPlan:
 
 @dataclass(frozen=True, kw_only=True)
 class MirrorResult:
-    """What one pass did. ``job_ids`` are the jobs it started (upsert, then delete)."""
+    """What one pass did. ``job_ids`` are the jobs it started (upsert, then delete).
+    ``upserted`` and ``deleted`` count documents; ``upserted_files`` and
+    ``deleted_files`` name the files they came from, with how many of each file's
+    documents (a file that lost one chunk and changed another is in both), and
+    ``errors`` the files skipped, with why (issue #12: a pass said only counts)."""
 
     index_name: str
     files: int
@@ -79,6 +83,8 @@ class MirrorResult:
     created: bool = False
     job_ids: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    upserted_files: dict[str, int] = field(default_factory=dict)
+    deleted_files: dict[str, int] = field(default_factory=dict)
 
 
 def plan_mirror(desired: Iterable[DocumentInfo], existing: Iterable[DocumentInfo]) -> MirrorPlan:
@@ -99,6 +105,15 @@ def plan_mirror(desired: Iterable[DocumentInfo], existing: Iterable[DocumentInfo
             upserts.append(doc)
     deletes = sorted(doc_id for doc_id in have if doc_id not in wanted)
     return MirrorPlan(upserts=upserts, deletes=deletes, unchanged=unchanged)
+
+
+def per_file(docs: Iterable[DocumentInfo]) -> dict[str, int]:
+    """How many of ``docs`` each file gave, by path (sorted)."""
+    counts: dict[str, int] = {}
+    for doc in docs:
+        path = str((doc.metadata or {}).get(PATH_FIELD, ""))
+        counts[path] = counts.get(path, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def normalize_extensions(extensions: Iterable[str]) -> frozenset[str]:
@@ -210,7 +225,7 @@ class FolderMirror:
             job = await self.client.create_index(self.index_name, desired, self.model_id)
             return MirrorResult(
                 index_name=self.index_name, files=len(files), upserted=len(desired), deleted=0, unchanged=0,
-                created=True, job_ids=[job.job_id], errors=errors,
+                created=True, job_ids=[job.job_id], errors=errors, upserted_files=per_file(desired),
             )  # fmt: skip
         existing = await self._owned_docs(scope)
         failed = set(errors)
@@ -221,9 +236,11 @@ class FolderMirror:
             job_ids.append((await self.client.add_docs(self.index_name, plan.upserts, MutationOptions(upsert=True))).job_id)
         if plan.deletes:
             job_ids.append((await self.client.delete_docs(self.index_name, plan.deletes)).job_id)
+        deleted = set(plan.deletes)
         return MirrorResult(
             index_name=self.index_name, files=len(files), upserted=len(plan.upserts), deleted=len(plan.deletes),
-            unchanged=plan.unchanged, job_ids=job_ids, errors=errors,
+            unchanged=plan.unchanged, job_ids=job_ids, errors=errors, upserted_files=per_file(plan.upserts),
+            deleted_files=per_file(d for d in existing if d.id in deleted),
         )  # fmt: skip
 
     async def _owned_docs(self, scope: list[str] | None) -> list[DocumentInfo]:

@@ -37,10 +37,17 @@ def from_dict(cls: type[T], data: Any) -> T:
     if unknown:
         # (repr: keys of several types, e.g. 1 and "x", do not sort; issue #8)
         raise InvalidArgumentError(f"unknown field(s) for {cls.__name__}: {sorted(unknown, key=repr)}")
+    missing = [f.name for f in dataclasses.fields(cls) if f.name not in data and _required(f)]  # type: ignore[arg-type]
+    if missing:  # (else the TypeError of __init__ would be the message; issue #12)
+        raise InvalidArgumentError(f"missing field(s) for {cls.__name__}: {', '.join(map(repr, missing))}")
     try:
         return cls(**data)
     except TypeError as exc:
         raise InvalidArgumentError(f"bad {cls.__name__}: {exc}") from exc
+
+
+def _required(f: dataclasses.Field) -> bool:  # type: ignore[type-arg]
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
 def docs_from_json(items: Any) -> list[DocumentInfo]:

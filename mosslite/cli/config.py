@@ -4,7 +4,12 @@ Each of project id, project key and URL comes from, first to last: its flag,
 its environment variable (MOSS_PROJECT_ID, MOSS_PROJECT_KEY, MOSS_URL), the
 config file written by ``mosslite init`` ($MOSSLITE_CONFIG, else
 ``config.json`` in $MOSSLITE_HOME or ~/.mosslite). No URL anywhere means the
-embedded service under $MOSSLITE_HOME.
+embedded service under $MOSSLITE_HOME. ``resolve`` is that rule, written once:
+commands use its values and ``mosslite info`` shows where each came from.
+
+``init`` for the embedded service never writes a key the service would refuse
+(issue #12): a project that already has keys there (made by the Python API, say)
+gets a new key of its own, added to the service; a given key must be one of them.
 """
 
 from __future__ import annotations
@@ -19,13 +24,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
+from rich.markup import escape
 
 from .._fs import atomic_path
 from ..client import MossClient
 from ..client.embedded import default_home
+from ..errors import UnauthorizedError
 from ..validation import validate_name
 from .help import Command
-from .output import emit_json, fields, json_option
+from .home import add_embedded_key, embedded_data_dir, key_status
+from .output import emit_json, fields, json_option, say
 
 T = TypeVar("T")
 
@@ -71,37 +80,76 @@ class Credentials:
         return asyncio.run(main())
 
 
-def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Adds --project-id, --project-key and --url; the command receives ``creds``.
-    Put it last (innermost), under the command's own options."""
+@dataclass(frozen=True)
+class Setting:
+    """A credential's value and where it came from: ``flag --url``, ``environment
+    MOSS_URL``, ``config file PATH`` or ``not set``."""
 
+    value: str | None
+    source: str
+
+
+#: Each credential's flag and environment variable, in the order commands take them.
+CREDENTIALS = {"project_id": ("--project-id", PROJECT_ENV), "project_key": ("--project-key", KEY_ENV), "url": ("--url", URL_ENV)}
+
+
+def resolve(given: dict[str, str | None]) -> dict[str, Setting]:
+    """The credentials in force: each of ``given`` (the options' values, from a flag or
+    its environment variable, as click read them) or else the config file's."""
+    ctx = click.get_current_context()
+    config = read_config()
+    settings = {}
+    for name, (flag, env) in CREDENTIALS.items():
+        value = given.get(name) or None
+        if value is not None:
+            source = ctx.get_parameter_source(name)
+            where = f"environment {env}" if source == ParameterSource.ENVIRONMENT else f"flag {flag}"
+            settings[name] = Setting(value, where)
+        elif config.get(name):
+            settings[name] = Setting(config[name], f"config file {config_path()}")
+        else:
+            settings[name] = Setting(None, "not set")
+    return settings
+
+
+def credential_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds --project-id, --project-key and --url, passed to the command as they are
+    (None when not given); ``resolve`` completes them from the config file."""
     options = [
         click.option("--url", envvar=URL_ENV, help=f"A mosslite server (default: ${URL_ENV}, the config file, else embedded)."),
         click.option("--project-key", envvar=KEY_ENV, help=f"Project key (default: ${KEY_ENV}, else the config file)."),
         click.option("--project-id", envvar=PROJECT_ENV, help=f"Project id (default: ${PROJECT_ENV}, else the config file)."),
     ]
+    for option in options:
+        command = option(command)
+    return command
+
+
+def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Adds --project-id, --project-key and --url; the command receives ``creds``.
+    Put it last (innermost), under the command's own options."""
 
     def wrapper(project_id: str | None, project_key: str | None, url: str | None, **kwargs: Any) -> Any:
-        config = read_config()
-        project_id = project_id or config.get("project_id")
-        project_key = project_key or config.get("project_key")
-        url = url or config.get("url") or None
+        settings = resolve({"project_id": project_id, "project_key": project_key, "url": url})
+        project_id, project_key = settings["project_id"].value, settings["project_key"].value
         if not project_id or not project_key:
             raise click.ClickException(
                 f"no credentials: run `mosslite init`, or set {PROJECT_ENV} and {KEY_ENV}, or pass --project-id and --project-key"
             )
-        return command(creds=Credentials(project_id, project_key, url), **kwargs)
+        return command(creds=Credentials(project_id, project_key, settings["url"].value), **kwargs)
 
     wrapper.__name__ = command.__name__
     wrapper.__doc__ = command.__doc__
-    for option in options:
-        wrapper = option(wrapper)
-    return wrapper
+    return credential_options(wrapper)
 
 
 @click.command(cls=Command)
 @click.option("--project-id", default="default", show_default=True, help="The project to use.")
-@click.option("--project-key", help="Its key; with no --url a new one is made (the embedded service adopts it).")
+@click.option(
+    "--project-key",
+    help="Its key. With no --url and none given, a new one is made: adopted by the embedded service "
+    "on first use, or added to the project there if it already has keys.",
+)
 @click.option("--url", help="A mosslite server to use instead of the embedded service.")
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 @json_option
@@ -110,7 +158,10 @@ def init(project_id: str, project_key: str | None, url: str | None, force: bool,
 
     The file is $MOSSLITE_CONFIG, else config.json in $MOSSLITE_HOME
     (~/.mosslite); it is readable by you only. Flags and MOSS_* environment
-    variables still win over it.
+    variables still win over it. For the embedded service ($MOSSLITE_HOME/service)
+    the key written is one it accepts: a project that already has keys there
+    (made by the Python API, say) gets a new key added, and a --project-key
+    it does not know is refused. `mosslite info` shows what is in force.
 
     \b
     Example:
@@ -120,16 +171,42 @@ def init(project_id: str, project_key: str | None, url: str | None, force: bool,
     path = config_path()
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; pass --force to overwrite it")
-    if not project_key:
-        if url:
+    if url:
+        if not project_key:
             raise click.ClickException("a server needs --project-key (make one there: mosslite keys create)")
-        project_key = "mk_" + secrets.token_urlsafe(24)
+        key_state = "given"
+    else:
+        project_key, key_state = _embedded_key(project_id, project_key)
     config = {"project_id": project_id, "project_key": project_key, **({"url": url} if url else {})}
     with atomic_path(path) as temp:
         temp.touch(mode=0o600)  # the key is a secret: never readable by others, not even briefly
         temp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    shown = {"config": str(path), "project_id": project_id, "url": url or "embedded"}
+    shown = {"config": str(path), "project_id": project_id, "url": url or "embedded", "key": key_state}
+    if not url:
+        shown["data"] = str(embedded_data_dir())
     if as_json:
         emit_json(shown)
     else:
         fields(shown, title="mosslite init")
+
+
+def _embedded_key(project_id: str, given: str | None) -> tuple[str, str]:
+    """The key to write for the embedded service, and how it was had: ``given`` (one
+    the service knows for the project, or any for a project it has no key for yet),
+    ``new`` (minted; the service adopts it on first use) or ``added`` (the project has
+    keys, which are stored only as hashes: a new one is added beside them)."""
+    status, count = key_status(project_id, given or "")
+    data = embedded_data_dir()
+    if given:
+        if status == "invalid":
+            raise UnauthorizedError(
+                f"the key is not valid for project {project_id!r}: the embedded service ({data}) has {count} key(s) for it",
+                project=project_id,
+                hint="pass one of them, or leave --project-key out and init adds a new key for the project",
+            )
+        return given, "given"
+    if status == "new":
+        return "mk_" + secrets.token_urlsafe(24), "new"
+    key = add_embedded_key(project_id)
+    say(escape(f"project {project_id!r} already has {count} key(s) in the embedded service ({data}); they keep working, and a new one was added for this config"))
+    return key, "added"

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.markup import escape
 
 from ..chunking import DEFAULT_CHUNK_SIZE
 from ..folder_mirror import DEFAULT_EXTENSIONS, FolderMirror, MirrorResult
@@ -23,24 +24,29 @@ from .help import Command
 from .output import emit_json, emit_json_line, follow_job, json_option, say
 
 
-def describe(result: MirrorResult) -> str:
+def describe(result: MirrorResult) -> list[str]:
+    """The pass in lines: counts of documents, then each file upserted or deleted."""
     made = "created index, " if result.created else ""
-    return (
+    lines = [
         f"{result.index_name}: {made}{result.upserted} upserted, {result.deleted} deleted, "
         f"{result.unchanged} unchanged ({result.files} files)"
-    )
+    ]
+    for what, files in (("upserted", result.upserted_files), ("deleted", result.deleted_files)):
+        lines += [f"  {what} {path} ({count} {'document' if count == 1 else 'documents'})" for path, count in files.items()]
+    return lines
 
 
 def report(result: MirrorResult, as_json: bool, *, one_line: bool = False) -> None:
-    """The pass's result on stdout (one line, or with --json one JSON document: one per
-    line while watching); skipped files are warnings on stderr."""
+    """The pass's result on stdout (a summary line and a line per file, or with --json
+    one JSON document: one per line while watching); skipped files are warnings on
+    stderr, each named."""
     if as_json:
         (emit_json_line if one_line else emit_json)(result)
     else:
-        click.echo(describe(result))
+        click.echo("\n".join(describe(result)))
         sys.stdout.flush()  # while watching, each pass shows at once even in a pipe
     for path, message in result.errors.items():
-        say(f"[yellow]warning:[/] skipped {path}: {message}")
+        say(f"[yellow]warning:[/] skipped {escape(path)}: {escape(message)}")  # (a [name] is not markup)
 
 
 @click.command("mirror", cls=Command)

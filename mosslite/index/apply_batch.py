@@ -8,6 +8,7 @@ new rows and vectors, and carries the derived tables forward: posting lists
 (postings.py), the 8-bit codes of the touched vec0 chunks (vectors/stored_codes.py)
 and ``meta``. A push's batch also counts what it overwrote of other writers'
 changes. Last, cheap consistency checks before the file may be renamed into place.
+``changes_nothing`` tells beforehand a batch that would change no document.
 
 Invariant (see builder.py): unchanged documents are never re-embedded; only new
 or changed texts reach the model, ``EMBED_BATCH`` at a time.
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import apsw
 
+from .._db import connect, translating_sqlite_errors
 from ..embeddings import Embedder
 from ..errors import ConflictError, CorruptIndexError, InvalidDocumentError
 from ..rows import Row, same_row, vector_blobs
@@ -132,6 +134,17 @@ HAS_SEEN_SQL = """
 SELECT EXISTS (SELECT 1 FROM batch.seen)
 """
 
+#: A batch (attached as ``batch``) that only deletes, none of whose ids the base holds.
+CHANGES_NOTHING_SQL = """
+SELECT NOT EXISTS (SELECT 1 FROM batch.upserts)
+   AND NOT EXISTS (SELECT 1 FROM batch.seen)
+   AND NOT EXISTS (SELECT 1 FROM docs WHERE id IN (SELECT id FROM batch.deletes))
+"""
+
+ATTACH_BATCH_SQL = """
+ATTACH DATABASE :path AS batch
+"""
+
 COUNT_UPSERTS_SQL = """
 SELECT count(*)
 FROM batch.upserts
@@ -210,6 +223,24 @@ def apply_batch(
         "deleted": len(removed_rowids) - updated,
         "overwritten": overwritten,
     }
+
+
+def changes_nothing(base: Path, batch: Path) -> bool:
+    """True if applying the batch file ``batch`` to the version file ``base`` would change
+    no document: it only deletes (no upserts, not a push), and ``base`` holds none of its
+    ids. A job of such a batch publishes no version (issue #12: deleting a missing id
+    made version N+1, identical to N, and every client downloaded it).
+
+    An upsert of documents exactly as stored is not caught here: it still builds (its
+    stored vectors reused) and publishes, which is how a caller asks for a fresh
+    version, and what the build benchmark times; the folder mirror sends only changes."""
+    conn = connect(base, immutable=True, mmap=False)  # (read-only: the attached batch too)
+    try:
+        with translating_sqlite_errors(base):
+            conn.execute(ATTACH_BATCH_SQL, {"path": str(batch)})
+            return bool(conn.execute(CHANGES_NOTHING_SQL).fetchone()[0])
+    finally:
+        conn.close()
 
 
 def _fill_embeddings(conn: apsw.Connection, embedder: Embedder, report_progress: ProgressFn) -> tuple[int, int]:

@@ -12,6 +12,9 @@ Invariants (issue #3):
   (recovery.py).
 - A base whose bytes are not the published ones (its sha256 differs) fails the job
   and publishes nothing.
+- A job that changes no document (a delete of ids the index does not hold)
+  publishes nothing either: it completes with ``version`` = the newest version,
+  which stays (issue #12). Clients see no new version, so none downloads one.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 from ..embeddings import Embedder
 from .._fs import in_background, sha256_file
 from ..errors import CorruptIndexError, IndexNotFoundError
+from ..index.apply_batch import changes_nothing
 from ..index.builder import ProgressFn, build_from_batch
 from ..types import IndexInfo, JobPhase, Manifest, Version
 from .catalog import Catalog, VersionRecord
@@ -56,11 +60,17 @@ class JobContext:
     embedder: Embedder
 
 
-def run_build(parts: BuildParts, ctx: JobContext, progress: ProgressFn) -> VersionRecord:
+def run_build(parts: BuildParts, ctx: JobContext, progress: ProgressFn) -> VersionRecord | None:
+    """Build, store and publish the job's version; None if the job changes nothing (it
+    only deletes ids the newest version does not hold): then the job is completed
+    with that version's number, and no version is published."""
     name = ctx.index.name
     with index_lock(parts.lock_dir, (ctx.project_id, name)):
         latest = parts.catalog.latest_version(ctx.project_id, name)
         base = parts.local_copy(latest) if latest is not None else None
+        if latest is not None and base is not None and changes_nothing(base, ctx.batch):
+            parts.catalog.complete_unchanged(ctx.job_id, latest.manifest.version)
+            return None
         # Hashed beside the build, on the other core: a version file changed since it
         # was published (bit rot, or an edit) must not become the next version's base.
         base_sha256 = in_background(sha256_file, base, low_priority=True) if base is not None else None

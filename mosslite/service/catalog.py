@@ -263,6 +263,12 @@ class Catalog:
                 )
         return True
 
+    def complete_unchanged(self, job_id: str, version: int) -> None:
+        """Complete a job that changed no document: ``version``, the newest, stays
+        the newest (nothing is published)."""
+        fields = {"status": JobStatus.COMPLETED, "progress": 100.0, "current_phase": None}
+        self.update_job(job_id, **fields, version=version, completed_at=utc_now_iso())
+
     # -- jobs -------------------------------------------------------------------
 
     def create_job(self, project_id: str, index_name: str, kind: str, doc_count: int) -> str:

@@ -144,13 +144,22 @@ class Service:
         return self.catalog.project_of_key(key)
 
     def adopt_key(self, project_id: str, key: str) -> None:
-        """Embedded mode: the first key used for a project becomes its key."""
+        """Embedded mode: the first key used for a project becomes its key; any other
+        is refused with a hint saying where the project's keys are (issue #12)."""
         validate_name(project_id, what="project")
         if not isinstance(key, str) or not key:
             raise UnauthorizedError("a project key is required", project=project_id)
-        if self.catalog.key_count(project_id) == 0:
+        count = self.catalog.key_count(project_id)
+        if count == 0:
             self.catalog.add_key(project_id, key)
-        self.authenticate(project_id, key)
+        elif self.catalog.project_of_key(key) != project_id:  # (issue #12: say whose keys these are)
+            raise UnauthorizedError(
+                f"the key is not valid for project {project_id!r}",
+                project=project_id,
+                hint=f"the embedded service ({self.data_dir}) has {count} key(s) for it and adopts a key only for "
+                "a project with none; use one of them (`mosslite init` writes its own to config.json in the same "
+                f"home; `mosslite info` shows which key is in force), or add one: mosslite keys create --project {project_id}",
+            )
 
     # -- mutations (intake.py) --------------------------------------------------------
 

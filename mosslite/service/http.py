@@ -18,7 +18,11 @@ Invariants:
 - A request body is never read past ``max_request_bytes``, and numbers from
   the client are checked as text before ``int()`` sees them (http_input.py).
 - ``GET /v1/openapi.json`` (no key) describes every route: ``openapi.py``
-  assembles it from this route table and ``schemas/wire/``.
+  assembles it from this route table and ``schemas/wire/``. ``GET /docs`` is
+  that document as a page for people (``api_docs.py``), and ``GET /`` points
+  to both (issue #12).
+- A refused key (401) is logged as a warning with its reason, beside the
+  access log's line for the request.
 - Version files are immutable, so their sha256 is a strong ETag; downloads
   honour one ``Range: bytes=a-b`` (206) and resume by appending. A client that
   holds version m asks ``.../versions/{n}/patch?from=m`` for only the pages
@@ -35,6 +39,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,7 +47,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from .. import __version__
@@ -70,7 +75,8 @@ from .http_input import (
     version_number,
     version_param,
 )
-from .openapi import openapi_json
+from .api_docs import docs_page
+from .openapi import openapi_document, openapi_json
 
 log = logging.getLogger("mosslite.service.http")
 
@@ -99,6 +105,9 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
                 project = await _authenticate(service, request)
                 return await handler(request, project)
             except Exception as exc:  # the one boundary: every failure leaves as an error body
+                if isinstance(exc, UnauthorizedError):  # the access log shows the 401; this, why
+                    where = _loggable(f"{request.method} {request.url.path} from {_client(request)}")
+                    log.warning("401 %s: %s", where, _loggable(exc.message))
                 return error_response(exc)
 
         return Route(path, endpoint, methods=[method])
@@ -109,6 +118,18 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
     async def openapi(request: Request) -> Response:
         document = await run_in_threadpool(openapi_json, routes)  # built on first use, then cached
         return Response(document, media_type="application/json")
+
+    async def root(request: Request) -> Response:
+        return JSONResponse(
+            {"name": "mosslite", "version": __version__, "docs": "/docs", "openapi": "/v1/openapi.json", "health": "/v1/health"}
+        )
+
+    page: list[str] = []  # rendered on first use
+
+    async def docs(request: Request) -> Response:
+        if not page:
+            page.append(await run_in_threadpool(lambda: docs_page(openapi_document(routes))))
+        return HTMLResponse(page[0])
 
     async def create_index(request: Request, project: str) -> Response:
         body = await read_json(request, max_request_bytes, required={"name", "docs"}, optional={"model_id"})
@@ -258,6 +279,8 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
     base = "/v1/projects/{project}"
     index = base + "/indexes/{name}"
     routes = [
+        Route("/", root, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
         Route("/v1/health", health, methods=["GET"]),
         Route("/v1/openapi.json", openapi, methods=["GET"]),
         route(base + "/indexes", create_index, "POST"),
@@ -330,6 +353,19 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 
 
 # -- authentication ---------------------------------------------------------------
+
+
+def _loggable(text: str) -> str:
+    """``text`` on one line, UTF-8 encodable: a path or project name sent with a
+    newline (%0A) or a lone surrogate cannot forge or break a log line."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", _encodable(text))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _client(request: Request) -> str:
+    return f"{request.client.host}:{request.client.port}" if request.client else "an unknown client"
 
 
 async def _authenticate(service: Service, request: Request) -> str:

@@ -215,6 +215,9 @@ class Jobs:
             self.fail(project_id, job_id, f"{type(exc).__name__}: {exc}")
             return
         self.batches.release(job_id)
+        if record is None:  # it changed nothing: the newest version stays (run_build)
+            self.notify(project_id, job_id)
+            return
         self.parts.storage.put_bytes(manifest_key(project_id, job.index_name), _manifest_json(record.manifest))
         self.notify(project_id, job_id)
         self.retention.prune(project_id, job.index_name, record.manifest.version)  # after the news is out

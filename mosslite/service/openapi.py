@@ -166,6 +166,18 @@ _VERSION = _INDEX + "/versions/{version}"
 
 #: Every operation, by (method, route path); the route table in http.py must serve exactly these.
 OPERATIONS: Mapping[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/"): _operation(
+        "What this server is: its version, and where its documentation is (no key needed).",
+        {"200": _json("The server's name, version and pointers.", _schema("root"))},
+        errors=(),
+        public=True,
+    ),
+    ("GET", "/docs"): _operation(
+        "This document as a page for people: every operation, its parameters, bodies and answers (no key needed).",
+        {"200": _bytes("A self-contained HTML page (no scripts, nothing fetched).", "text/html")},
+        errors=(),
+        public=True,
+    ),
     ("GET", "/v1/health"): _operation(
         "Liveness and the server's version (no key needed).",
         {"200": _json("The server is up.", _schema("health"))},
@@ -359,5 +371,5 @@ def _path_parameter(name: str) -> dict[str, Any]:
 
 
 def _operation_id(method: str, path: str) -> str:
-    words = [part.strip("{}") for part in path.removeprefix("/v1/").split("/") if part]
+    words = [part.strip("{}") for part in path.removeprefix("/v1/").split("/") if part] or ["root"]
     return "_".join([method.lower(), *[re.sub(r"\W", "_", word) for word in words]])

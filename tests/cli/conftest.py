@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mosslite_cli_helpers import CLI, FAQ, MODEL, Server, base_env, read_line  # noqa: E402
+from mosslite_cli_helpers import CLI, FAQ, MODEL, Served, Server, base_env  # noqa: E402
 
 
 @pytest.fixture
@@ -37,12 +37,10 @@ def faq_index(cli: CLI, faq_file: Path) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A real ``mosslite serve`` on a free loopback port (--port 0)."""
+    """A real ``mosslite serve`` on a free loopback port (--port 0); its output is
+    drained (an access log line per request would otherwise fill the pipe)."""
     root = tmp_path_factory.mktemp("cli-server")
     cli = CLI(root, base_env(root / "home"))
-    process = cli.popen("serve", "--data", str(root / "srv"), "--host", "127.0.0.1", "--port", "0", "--keep-versions", "1")
-    line = read_line(process.stdout)
-    assert line.startswith("mosslite serving http://"), line + process.stderr.read()
-    yield Server(url=line.split()[2], data=root / "srv", process=process)
-    process.terminate()
-    process.wait(30)
+    served = Served(cli, "--data", str(root / "srv"), "--host", "127.0.0.1", "--port", "0", "--keep-versions", "1")
+    yield Server(url=served.url, data=root / "srv", process=served.process)
+    served.stop()

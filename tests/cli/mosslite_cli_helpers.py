@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import os
 import select
+import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,3 +87,51 @@ class Server:
     url: str
     data: Path
     process: subprocess.Popen
+
+
+class Served:
+    """A running ``mosslite serve``: its first line read (the URL), then stdout and stderr
+    drained into lists by threads, so a long test never stalls the server on a full
+    pipe, and a test can look for a log line."""
+
+    def __init__(self, cli: CLI, *args: str) -> None:
+        self.process = cli.popen("serve", *args)
+        first = read_line(self.process.stdout)
+        if not first.startswith("mosslite serving http://"):
+            self.process.kill()
+            raise AssertionError(first + self.process.stderr.read())
+        self.url = first.split()[2]
+        self.stdout: list[str] = [first]
+        self.stderr: list[str] = []
+        self._threads = [
+            threading.Thread(target=self._drain, args=(stream, sink), daemon=True)
+            for stream, sink in ((self.process.stdout, self.stdout), (self.process.stderr, self.stderr))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    @staticmethod
+    def _drain(stream: Any, sink: list[str]) -> None:
+        for line in stream:
+            sink.append(line)
+
+    def wait_for(self, text: str, *, stream: str = "stdout", timeout_s: float = 30.0) -> str:
+        """The first line of ``stream`` holding ``text``, once it has been printed."""
+        lines = self.stdout if stream == "stdout" else self.stderr
+        deadline = time.monotonic() + timeout_s
+        while True:
+            found = [line for line in list(lines) if text in line]
+            if found:
+                return found[0]
+            assert time.monotonic() < deadline, f"no {text!r} on {stream}: {lines}"
+            time.sleep(0.05)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 30.0) -> int:
+        """Send ``sig``, wait for the exit and the last output; the exit status."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        code = self.process.wait(timeout_s)
+        for thread in self._threads:
+            thread.join(timeout_s)
+        return code
+

@@ -126,7 +126,7 @@ def test_index_inspect_gives_the_file_and_working_sqlite3_commands(cli: CLI, faq
 
 
 def test_bad_input_is_one_line_and_exit_1(cli: CLI, faq_index: str, tmp_path: Path) -> None:
-    assert "No such file or directory" in cli.fails("index", "create", "x", "-f", "missing.jsonl")
+    assert "no such file: missing.jsonl" in cli.fails("index", "create", "x", "-f", "missing.jsonl")
     (tmp_path / "bad.json").write_text('[{"id": "a", "text": "t"},')
     assert "bad.json: line 1: malformed JSON" in cli.fails("index", "create", "x", "-f", "bad.json")
     (tmp_path / "bad.jsonl").write_text('{"id": "a", "text": "t"}\n{"id": "b", "text": 5}\n')

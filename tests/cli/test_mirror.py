@@ -29,6 +29,9 @@ def test_mirror_follows_a_folder_and_reports_unreadable_files(cli: CLI, tmp_path
     got = ids(cli, "notes")
     chunks = {i for i in got if i.startswith("sub/long.md#")}
     assert len(chunks) >= 3 and got == {"a.md", "items.jsonl#x"} | chunks
+    # Each file is named, with how many of its documents (issue #12: only counts were said).
+    assert first["upserted_files"] == {"a.md": 1, "items.jsonl": 1, "sub/long.md": len(chunks)}
+    assert first["deleted_files"] == {}
     parents = {d["metadata"]["parent_id"] for d in cli.json("doc", "get", "notes", "--ids", ",".join(chunks))}
     assert parents == {"sub/long.md"}
     assert cli.json("index", "get", "notes")["model"] == MODEL
@@ -40,11 +43,19 @@ def test_mirror_follows_a_folder_and_reports_unreadable_files(cli: CLI, tmp_path
     (notes / "items.jsonl").write_text('{"id": "x", "text": "json doc, edited"}\n{"id": "y", "text": "another"}\n')
     third = cli.json("mirror", str(notes), "notes", "--chunk-size", "400")
     assert (third["upserted"], third["deleted"]) == (2, 1)
+    assert (third["upserted_files"], third["deleted_files"]) == ({"items.jsonl": 2}, {"a.md": 1})
     assert ids(cli, "notes") == {"items.jsonl#x", "items.jsonl#y"} | chunks
 
+    (notes / "b.txt").write_text("a new note\n")
     (notes / "items.jsonl").write_text('{"id": "x", "text": ')  # half-saved: left as it was
     done = cli("mirror", str(notes), "notes", "--chunk-size", "400")
-    assert done.returncode == 1 and "skipped items.jsonl" in done.stderr
+    assert done.returncode == 1 and "skipped items.jsonl" in done.stderr and "line 1: malformed JSON" in done.stderr
+    assert done.stdout.splitlines() == [
+        "notes: 1 upserted, 0 deleted, " + f"{len(chunks)} unchanged (3 files)", "  upserted b.txt (1 document)",
+    ]  # fmt: skip
+    (notes / "b.txt").unlink()
+    (notes / "items.jsonl").write_text('{"id": "x", "text": "json doc, edited"}\n{"id": "y", "text": "another"}\n')
+    assert cli.ok("mirror", str(notes), "notes", "--chunk-size", "400").stdout.splitlines()[1:] == ["  deleted b.txt (1 document)"]
     assert ids(cli, "notes") == {"items.jsonl#x", "items.jsonl#y"} | chunks
     assert "no such folder" in cli.fails("mirror", str(tmp_path / "nope"), "notes")
 
@@ -68,7 +79,7 @@ def test_sync_watch_follows_edits_and_stops_cleanly_on_sigint(cli: CLI, tmp_path
     watcher = cli.popen("mirror", str(notes), "watched", "--model", MODEL, "--watch", "--json")
     try:
         created = json.loads(read_line(watcher.stdout))
-        assert created["created"] and created["upserted"] == 1
+        assert created["created"] and created["upserted_files"] == {"first.txt": 1}
         wait_until(lambda: ids(cli, "watched") == {"first.txt"})
 
         (notes / "second.md").write_text("# Second\n\nbananas\n")

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -44,17 +45,21 @@ class Server:
     def start(self, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
         environment.update(env or {})
+        # Its log goes to a file, never to a pipe left unread: a server logging every refused
+        # key (the fuzz test sends hundreds) would stall once the pipe's buffer filled.
+        log = tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mosslite", "serve", "--data", str(self.data), "--host", "127.0.0.1",
-             "--port", str(self.port), "--plugin", "mosslite_test_models", *args],
+             "--port", str(self.port), "--plugin", "mosslite_test_models", "--no-access-log", *args],
             env=environment,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"mosslite serve exited: {self.process.stderr.read().decode()}")
+                log.seek(0)
+                raise RuntimeError(f"mosslite serve exited: {log.read().decode(errors='replace')}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return

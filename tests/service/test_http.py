@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
+import html
 import json
 import logging
 import os
@@ -98,7 +99,7 @@ def test_every_wire_message_has_a_schema() -> None:
     assert set(VALIDATORS) == {
         "add_docs_request", "create_index_request", "delete_docs_request", "docs_list", "document", "error",
         "get_docs_request", "health", "index_info", "index_list", "job", "manifest", "mutation_result",
-        "push_request", "push_result", "upload", "upload_docs_request", "upload_request", "version_info",
+        "push_request", "push_result", "root", "upload", "upload_docs_request", "upload_request", "version_info",
         "version_list",
     }  # fmt: skip
 
@@ -226,6 +227,17 @@ async def test_health_needs_no_key(env: Env) -> None:
     response = await env.http.get("/v1/health")
     assert response.status_code == 200
     assert check("health", response.json()) == {"status": "ok", "version": mosslite.__version__}
+
+
+async def test_the_root_and_the_docs_page_need_no_key(env: Env) -> None:
+    root = await env.http.get("/")
+    assert root.status_code == 200 and check("root", root.json())["version"] == mosslite.__version__
+    page = await env.http.get(root.json()["docs"])
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    openapi = (await env.http.get(root.json()["openapi"])).json()
+    for path, item in openapi["paths"].items():  # the page shows every operation of the document
+        for method in item:
+            assert f'<span class="method {method}">{method.upper()}</span> <code>{html.escape(path)}</code>' in page.text
 
 
 async def test_every_route_answers_in_its_schema(env: Env) -> None:

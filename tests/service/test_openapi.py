@@ -167,7 +167,7 @@ async def test_errors_and_security(document: dict[str, Any]) -> None:
     }  # fmt: skip
     assert document["security"] == [{"bearer": []}]
     for method, path, operation in operations(document):
-        if path in ("/v1/health", "/v1/openapi.json"):
+        if path in ("/", "/docs", "/v1/health", "/v1/openapi.json"):
             assert operation["security"] == [], path
             continue
         assert "security" not in operation  # the document's default: a bearer key
@@ -192,11 +192,12 @@ def test_a_route_without_a_description_is_refused(app: Starlette) -> None:
 
 async def test_the_readme_table_renders_every_operation(document: dict[str, Any]) -> None:
     """The README's HTTP table is the document in prose: the same operations, no more (HEAD
-    of a version file, its GET's twin, aside). Path parameters may be named shorter there."""
+    of a version file, its GET's twin, aside; and the pages for people, ``/`` and ``/docs``,
+    which the text names). Path parameters may be named shorter there."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
     section = readme.split("### HTTP API", 1)[1].split("\n## ", 1)[0]
     in_readme = {(m, _shape(p)) for m, p in re.findall(r"^\| `([A-Z]+) (/v1/[^` ?]*)", section, re.MULTILINE)}
-    in_document = {(m, _shape(p)) for m, p, _ in operations(document) if m != "HEAD"}
+    in_document = {(m, _shape(p)) for m, p, _ in operations(document) if m != "HEAD" and p.startswith("/v1/")}
     assert in_readme == in_document
 
 

@@ -19,6 +19,11 @@ class Storage(ABC):
 
     scheme: str
 
+    @property
+    def url(self) -> str:
+        """Where the objects are, as ``open_storage`` takes it (``mosslite serve`` prints it)."""
+        return f"{self.scheme}://"
+
     @abstractmethod
     def put(self, key: str, source: Path, *, move: bool = False) -> None:
         """Store the file at ``source`` under ``key``, atomically: readers see the old

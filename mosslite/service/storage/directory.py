@@ -24,6 +24,10 @@ class DirectoryStorage(Storage):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def url(self) -> str:
+        return self.root.resolve().as_uri()
+
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
         # Keys are built from validated names; this guards the boundary anyway.
