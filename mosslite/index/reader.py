@@ -123,7 +123,10 @@ class IndexReader:
         self._matrix = matrix
         self._matrix.setflags(write=False)
         # Read and parsed on the first filter: indexes that are never filtered should not pay for it.
-        self._columns = JsonColumns(len(self._rowids), self._metadata_texts)
+        # Through a weak method: a bound one made reader -> columns -> reader a cycle, so a
+        # closed reader and its matrix (~150 MB at 100k) lived until a gen-2 collection.
+        texts = weakref.WeakMethod(self._metadata_texts)
+        self._columns = JsonColumns(len(self._rowids), lambda: texts()())  # type: ignore[misc]
         self._bm25 = Bm25(self._positions, lengths)
         # Exact at once; the 8-bit search of a large index (its codes, onnxruntime's
         # packed copies: ~0.15 s at 100k) is made ready beside the first queries.
