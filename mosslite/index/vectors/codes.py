@@ -37,6 +37,8 @@ ROTATION_SLACK = 2e-3
 #: 25 blocks of the 100k benchmark rows, against every block at 1.2.
 SCALE_MARGIN = 1.3
 ENCODE_BLOCK = 4096
+#: A coordinate whose largest magnitude in the sample is below this gets step 1.
+NEGLIGIBLE = 1e-30
 STATS = 4  # per row as encoded: head_l1, l1, tail_norm, norm
 STORED_STATS = 3  # per slot as stored: head_l1, l1, tail_norm (norm: the chunk's largest, once)
 
@@ -98,9 +100,11 @@ class Codebook:
 
 def steps_for(rotated: np.ndarray) -> np.ndarray:
     """Per coordinate, the step that maps its largest magnitude to 127 (float64)."""
-    peak = np.abs(rotated).max(axis=0) if len(rotated) else np.zeros(rotated.shape[1], dtype=np.float32)
-    # A coordinate that is 0 in every row contributes nothing; any step does.
-    return np.where(peak > 0, peak / 127.0, 1.0).astype(np.float64)
+    peak = np.abs(rotated).max(axis=0).astype(np.float64) if len(rotated) else np.zeros(rotated.shape[1])
+    # A coordinate that is (next to) 0 in every row contributes nothing; any step does.
+    # Below NEGLIGIBLE, peak / 127 could underflow float32 and 1 / step overflow it: a
+    # few hashed words give directions of rank-deficient samples that small (#12).
+    return np.where(peak > NEGLIGIBLE, peak / 127.0, 1.0)
 
 
 def _rounded_up(stats: np.ndarray) -> np.ndarray:

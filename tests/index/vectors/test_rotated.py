@@ -114,3 +114,19 @@ def test_threads_share_one_screen() -> None:
         together = list(pool.map(lambda q: screen.top(q, 5, None), qs))
     for got, want in zip(together, alone):
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+@pytest.mark.filterwarnings("error")
+def test_rows_of_a_few_words_span_few_directions_and_still_encode_exactly() -> None:
+    """Texts of six words only (hashed): most principal directions of the sample hold
+    values so small that step = peak / 127 underflowed float32, 1 / step overflowed,
+    and the codes came out NaN (a 200k-document `index create` warned of it)."""
+    from mosslite.embeddings import get_embedder
+
+    rng = np.random.default_rng(8)
+    words = np.array(["alpha", "beta", "gamma", "delta", "refund", "ship"])
+    texts = [" ".join(rng.choice(words, 30)) for _ in range(3000)]
+    matrix = np.asarray(get_embedder("hashed-ngrams-256").embed(texts), dtype=np.float32)
+    screen, exact = PrincipalScreen.build(matrix), ExactScan(matrix)
+    for q in queries(matrix, 10, seed=9):
+        assert_same(screen.top(q, 5, None), exact.top(q, 5, None))
