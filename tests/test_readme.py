@@ -6,8 +6,10 @@ import ast
 import io
 import os
 import re
+import shlex
 import subprocess
 import sys
+import threading
 import tokenize
 from pathlib import Path
 
@@ -93,19 +95,66 @@ def test_folder_sync_ids_are_what_the_mirror_makes(tmp_path: Path) -> None:
 WAITS_FOR_A_PERSON = ("--interactive", "JOB_ID", "--watch")
 
 
-def test_the_cli_tour_runs_as_written(tmp_path: Path) -> None:
+def sh_block(holding: str) -> str:
     blocks = re.findall(r"```sh\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    block = next(b for b in blocks if "mosslite init" in b)
-    lines = [line for line in block.splitlines() if line.strip() and not any(w in line for w in WAITS_FOR_A_PERSON)]
-    (tmp_path / "mosslite").symlink_to(README.parent / "mosslite")  # "from the repository's root"
+    (found,) = [b for b in blocks if holding in b]
+    return found
+
+
+def shell_env(home: Path) -> dict[str, str]:
+    """A reader's shell: no mosslite variables of ours, the venv's `mosslite` on PATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MOSS_", "MOSSLITE_"))}
-    env |= {"MOSSLITE_HOME": str(tmp_path / "home"), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
+    return env | {"MOSSLITE_HOME": str(home), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"}
+
+
+def sh(script: str, folder: Path, home: Path) -> subprocess.CompletedProcess:
+    command = ["bash", "-c", f"set -e -o pipefail; {script}"]
+    done = subprocess.run(command, cwd=folder, env=shell_env(home), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{script}\n{done.stderr}"
+    return done
+
+
+def python_tour(folder: Path, home: Path) -> None:
+    for heading in GROUPS["tour then sessions, one home"]:
+        run_block(heading, folder, home)
+
+
+def cli_tour(folder: Path, home: Path) -> None:
+    """The CLI tour, line by line, as written."""
+    lines = [line for line in sh_block("mosslite init").splitlines() if line.strip()]
     for line in lines:
-        command = ["bash", "-c", f"set -o pipefail; {line}"]
-        done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, f"{line}\n{done.stderr}"
-        if "doc get" in line:
-            assert "Gift cards never expire." in done.stdout and "faq-returns-001" in done.stdout
+        if not any(w in line for w in WAITS_FOR_A_PERSON):
+            done = sh(line, folder, home)
+            if "doc get" in line:
+                assert "Gift cards never expire." in done.stdout and "faq-returns-001" in done.stdout
+
+
+def server_tour(folder: Path, home: Path) -> None:
+    """`mosslite serve` as written (on a free port), then the other terminal's block in one shell."""
+    (serve,) = sh_block("mosslite serve").strip().splitlines()
+    command = shlex.split(serve.split("#")[0].replace("--port 8700", "--port 0"))
+    server = subprocess.Popen([Path(sys.executable).parent / command[0], *command[1:]], cwd=folder,
+                              env=shell_env(home), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        url = server.stdout.readline().split()[2]  # "mosslite serving URL (data: ...)"
+        threading.Thread(target=server.stdout.read, daemon=True).start()  # the access log, drained
+        done = sh(sh_block("MOSS_URL=").replace("http://127.0.0.1:8700", url), folder, home)
+        assert "faq-refunds-002" in done.stdout and url in done.stdout  # the query's answer; info's URL
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+TOURS = {"python": python_tour, "cli": cli_tour, "server": server_tour}
+
+
+@pytest.mark.parametrize("order", [("python", "cli", "server"), ("server", "cli", "python")], ids="-then-".join)
+def test_the_readme_s_tours_run_as_written_in_one_home_in_either_order(order: tuple[str, ...], tmp_path: Path) -> None:
+    """A newcomer follows the Python tour, the CLI tour and the server tour in one home and
+    one folder ("from the repository's root"), in either order; each works as written."""
+    (tmp_path / "mosslite").symlink_to(README.parent / "mosslite")
+    for tour in order:
+        TOURS[tour](tmp_path, tmp_path / "home")
 
 
 # -- every Python block, run verbatim ----------------------------------------------------
@@ -206,12 +255,6 @@ def test_every_python_block_is_listed() -> None:
 @pytest.mark.parametrize("heading", PYTHON_BLOCKS)
 def test_python_block_runs_as_written(heading: str, tmp_path: Path) -> None:
     run_block(heading, tmp_path / "work", tmp_path / "home")
-
-
-@pytest.mark.parametrize("group", GROUPS)
-def test_python_blocks_run_in_order_in_one_home(group: str, tmp_path: Path) -> None:
-    for heading in GROUPS[group]:
-        run_block(heading, tmp_path / "work", tmp_path / "home")
 
 
 def test_the_filter_examples_are_filters() -> None:

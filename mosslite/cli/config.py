@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import secrets
+import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,9 @@ class Credentials:
     project_id: str
     project_key: str
     url: str | None
+    #: The credential flags this command was given, for a command it suggests to run next
+    #: (``mosslite job status ...``): the same service and project, and no key written out.
+    flags: str = ""
 
     def client(self) -> MossClient:
         return MossClient(self.project_id, self.project_key, url=self.url)
@@ -136,7 +140,12 @@ def client_options(command: Callable[..., Any]) -> Callable[..., Any]:
             raise click.ClickException(
                 f"no credentials: run `mosslite init`, or set {PROJECT_ENV} and {KEY_ENV}, or pass --project-id and --project-key"
             )
-        return command(creds=Credentials(project_id, project_key, settings["url"].value), **kwargs)
+        again = " ".join(
+            f"{CREDENTIALS[name][0]} {'KEY' if name == 'project_key' else shlex.quote(setting.value)}"
+            for name, setting in settings.items()
+            if setting.source.startswith("flag")
+        )
+        return command(creds=Credentials(project_id, project_key, settings["url"].value, again), **kwargs)
 
     wrapper.__name__ = command.__name__
     wrapper.__doc__ = command.__doc__

@@ -79,10 +79,10 @@ def report_mutation(creds: Credentials, result: Any, wait: bool, as_json: bool, 
     reading it in a pipe); the job id, at once, and how to follow it go to stderr
     (waiting.py: Ctrl-C during ``--wait`` lets go of the job, which carries on)."""
     if not wait:
-        say(submitted_note(result, what, wait=False))
+        say(submitted_note(creds, result, what, wait=False))
         emit_json(result) if as_json else fields(result, title=what)
         return
-    job = wait_for_job(creds, result.job_id, note=submitted_note(result, what, wait=True))
+    job = wait_for_job(creds, result.job_id, note=submitted_note(creds, result, what, wait=True))
     emit_json(job) if as_json else fields(job, title=f"{what}: job {job.job_id}")
 
 

@@ -32,15 +32,16 @@ INTERRUPTED = 128 + signal.SIGINT
 LET_GO = "Ctrl-C stops the waiting, not the job"
 
 
-def follow_command(job_id: str) -> str:
-    return f"mosslite job status {job_id} --wait"
+def follow_command(creds: Credentials, job_id: str) -> str:
+    """The command that follows the job, with the credential flags this one was given."""
+    return " ".join(filter(None, ["mosslite job status", job_id, "--wait", creds.flags]))
 
 
-def submitted_note(result: MutationResult, what: str, *, wait: bool) -> str:
+def submitted_note(creds: Credentials, result: MutationResult, what: str, *, wait: bool) -> str:
     """What stderr says the moment a job exists: its id, and how to follow it."""
     if wait:
         return f"job {result.job_id} submitted ({what}); waiting for it: {LET_GO}"
-    return f"job {result.job_id} submitted ({what}); follow it with: {follow_command(result.job_id)}"
+    return f"job {result.job_id} submitted ({what}); follow it with: {follow_command(creds, result.job_id)}"
 
 
 def wait_for_job(creds: Credentials, job_id: str, *, note: str | None = None) -> Job:
@@ -57,7 +58,7 @@ def wait_for_job(creds: Credentials, job_id: str, *, note: str | None = None) ->
 def let_go(creds: Credentials, job_id: str) -> NoReturn:
     """Say that the job carries on and how to follow it, and exit with status 130."""
     where = f" at {creds.url}" if creds.url else ""
-    say(f"stopped waiting; job {job_id} carries on{where}: follow it with: {follow_command(job_id)}")
+    say(f"stopped waiting; job {job_id} carries on{where}: follow it with: {follow_command(creds, job_id)}")
     if not creds.url:
         signal.signal(signal.SIGINT, _exit_now)  # (before saying so: a Ctrl-C right after it exits)
         say(

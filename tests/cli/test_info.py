@@ -122,16 +122,3 @@ def test_keys_default_to_the_embedded_data_folder_and_say_so(tmp_path: Path) -> 
     assert (tmp_path / "home" / "service" / "catalog.sqlite").is_file()
     help_text = cli.ok("keys", "create", "--help").stdout
     assert "export MOSS_PROJECT_KEY=$(mosslite keys create" in help_text and "MOSSLITE_KEY" not in help_text
-
-
-def test_the_readme_s_cli_tour_and_python_tour_share_one_project_in_either_order(tmp_path: Path, faq_file: Path) -> None:
-    cli = CLI(tmp_path, base_env(tmp_path / "home"))
-    cli.ok("init", "--project-id", "my-project", "--project-key", "my-key")  # the README's CLI tour, first
-    cli.ok("index", "create", "faq", "-f", str(faq_file), "--model", MODEL, "--wait")
-    assert python(cli, STILL_WORKS) == "['faq']"  # then the Python tour's client
-    other = CLI(tmp_path / "other", base_env(tmp_path / "other" / "home"))
-    (tmp_path / "other").mkdir()
-    assert python(other, PYTHON_TOUR) == "['faq']"  # the Python tour first...
-    other.ok("init", "--project-id", "my-project", "--project-key", "my-key")  # ...then the CLI tour
-    assert [i["name"] for i in other.json("index", "list")] == ["faq"]
-

@@ -94,11 +94,14 @@ def test_ctrl_c_during_wait_lets_go_of_a_server_job(
     out, err = waiting.communicate(timeout=60)
     assert waiting.returncode == 130, err
     assert out == "" and "Aborted" not in err
-    assert f"stopped waiting; job {job_id} carries on at {url}: follow it with: mosslite job status {job_id} --wait" in err
-    # The job did carry on: still building (its gate is shut), then done once it opens.
+    follow = f"mosslite job status {job_id} --wait --project-id p --project-key KEY --url {url}"
+    assert f"stopped waiting; job {job_id} carries on at {url}: follow it with: {follow}\n" in err
+    # The job did carry on: still building (its gate is shut), then done once it opens;
+    # the command it names reaches the same server and project (the key, not written out, put back).
     assert cli.json("job", "status", job_id, *flags)["status"] in ("pending_upload", "uploading", "building")
     gate.touch()
-    job = cli.json("job", "status", job_id, "--wait", *flags)
+    again = [flags[-1] if word == "KEY" else word for word in follow.split()[1:]]
+    job = cli.json(*again)
     assert (job["status"], job["version"]) == ("completed", 1)
     assert cli.json("index", "get", "faq", *flags)["doc_count"] == 4
 
