@@ -7,13 +7,16 @@ a hint, and exit status 1: ``_Group.invoke`` hands them to errors.cli_error,
 the one place they are worded. Modules: config (credentials, ``init``), home
 (where everything lives), info, indexes (``index``, ``doc``, ``job``), transfer
 (``index export``, and the model of a file's embeddings), waiting (a job's id at
-once; Ctrl-C lets go of it), query, interactive (the shell of ``query -i``),
+once; Ctrl-C lets go of it), sending (Ctrl-C while sending queues nothing), query, interactive (the shell of ``query -i``),
 loading (index and model loaded and timed before a query), mirror, serve, output
 (tables, JSON, progress), errors, help (examples last); ``keys`` lives here.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import sys
 from pathlib import Path
 
 import click
@@ -28,9 +31,13 @@ from .home import has_service as _has_service
 from .indexes import doc, index, job
 from .info import info
 from .mirror import mirror_folder, sync_alias
-from .output import emit_json, json_option
+from .output import emit_json, json_option, say
 from .query import query
 from .serve import serve
+from .waiting import INTERRUPTED
+
+#: The exit status of a command whose reader closed the pipe, as shells report SIGPIPE.
+PIPE_CLOSED = 128 + signal.SIGPIPE
 
 
 class _Group(Group):
@@ -41,8 +48,14 @@ class _Group(Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:  # `mosslite ... | head`: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # (no second error at exit)
+            raise click.exceptions.Exit(PIPE_CLOSED) from None
         except (MossliteError, OSError) as exc:
             raise cli_error(exc) from exc
+        except KeyboardInterrupt:  # not click's bare "Aborted!" (a job's wait and a send say more)
+            say("interrupted (Ctrl-C) before the command finished")
+            raise click.exceptions.Exit(INTERRUPTED) from None
 
 
 data_option = click.option(

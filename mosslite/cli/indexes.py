@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,6 +20,7 @@ from ..types import MAX_PAGE_DOCS, DocumentInfo, MutationOptions
 from ..wire import docs_to_json
 from .config import Credentials, client_options
 from .help import Group
+from .sending import send
 from .output import emit_json, fields, human_bytes, json_option, plural, say, shorten, spinner, table
 from .transfer import check_add_model, create_model, index_export
 from .waiting import submitted_note, wait_for_job
@@ -119,9 +120,10 @@ def index_create(creds: Credentials, name: str, path: str, model_id: str | None,
     """
     docs, file_model = read_docs_with_model(path)
     model_id = create_model(model_id, file_model, path)
+    what = f"creating index {name}"
     with cli_hint(ConflictError, f"add to it with `mosslite doc add {name} -f FILE`, or delete it first"):
-        result = creds.run(lambda client: client.create_index(name, docs, model_id))
-    report_mutation(creds, result, wait, as_json, f"creating index {name}")
+        result = send(creds, docs, lambda client, docs: client.create_index(name, docs, model_id), what=what, name=name)
+    report_mutation(creds, result, wait, as_json, what)
 
 
 @index.command("list")
@@ -284,15 +286,16 @@ def doc_add(creds: Credentials, name: str, path: str, upsert: bool, wait: bool, 
         mosslite doc add faq -f more.jsonl --upsert --wait
     """
     docs, file_model = read_docs_with_model(path)
+    what = f"adding to {name}"
 
-    async def body(client: Any) -> Any:
+    async def body(client: Any, docs: Iterable[DocumentInfo]) -> Any:
         if file_model is not None:  # embeddings of another model must not join this index
             check_add_model((await client.get_index(name)).model, file_model, name, path)
         return await client.add_docs(name, docs, MutationOptions(upsert=upsert))
 
     with cli_hint(ConflictError, "pass --upsert to replace them"):
-        result = creds.run(body)
-    report_mutation(creds, result, wait, as_json, f"adding to {name}")
+        result = send(creds, docs, body, what=what, name=name)
+    report_mutation(creds, result, wait, as_json, what)
 
 
 @doc.command("delete")

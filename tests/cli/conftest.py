@@ -4,6 +4,7 @@ embedded store under a temporary MOSSLITE_HOME, and a real ``mosslite serve``.""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from mosslite_cli_helpers import CLI, FAQ, MODEL, Served, Server, base_env  # noqa: E402
+from mosslite_cli_helpers import CLI, FAQ, MODEL, PLUGINS, Served, Server, base_env  # noqa: E402
 
 
 @pytest.fixture
@@ -20,6 +21,21 @@ def cli(tmp_path: Path) -> CLI:
     env = base_env(tmp_path / "home")
     env.update(MOSS_PROJECT_ID="proj", MOSS_PROJECT_KEY="key-1")
     return CLI(tmp_path, env)
+
+
+@pytest.fixture
+def gate(tmp_path: Path) -> Path:
+    """The gate file of the test models ``gated-hashed`` and ``gated-intake`` (tests/plugins)."""
+    return tmp_path / "gate"
+
+
+@pytest.fixture
+def plugin_env(tmp_path: Path, gate: Path) -> dict[str, str]:
+    """A private home, the test models importable, and their gate."""
+    env = base_env(tmp_path / "home")
+    env["PYTHONPATH"] = os.pathsep.join([str(PLUGINS), env.get("PYTHONPATH", "")])
+    env["MOSSLITE_TEST_GATE"] = str(gate)
+    return env
 
 
 @pytest.fixture

@@ -21,6 +21,9 @@ FAQ = [
     {"id": "s1", "text": "Standard shipping takes three to five days.", "metadata": {"category": "shipping"}},
     {"id": "a1", "text": "Pair your headphones over Bluetooth.", "metadata": {"category": "audio"}},
 ]
+PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+#: The CLI with the test models registered (as `mosslite serve --plugin` does for a server).
+WITH_TEST_MODELS = "import mosslite_test_models; from mosslite.cli import main; main()"
 CREDENTIAL_ENV = ("MOSS_PROJECT_ID", "MOSS_PROJECT_KEY", "MOSS_URL", "MOSSLITE_CONFIG", "MOSSLITE_DATA")
 
 

@@ -8,7 +8,6 @@ embeds only once the test creates its gate file: no sleeping, no timing.
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -18,12 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from mosslite_cli_helpers import CLI, MODEL, base_env, read_line
+from mosslite_cli_helpers import CLI, MODEL, WITH_TEST_MODELS, read_line
 
-PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
 GATED = "gated-hashed"
-#: The CLI with the test models registered (as `mosslite serve --plugin` does for a server).
-WITH_TEST_MODELS = "import mosslite_test_models; from mosslite.cli import main; main()"
 SUBMITTED = re.compile(r"job (job_[0-9a-f]+) submitted")
 
 
@@ -51,19 +47,6 @@ def test_every_submitting_command_says_its_job_id_on_stderr(cli: CLI, faq_file: 
         else:
             assert f"follow it with: mosslite job status {job_id} --wait" in done.stderr
             assert cli.json("job", "status", job_id, "--wait")["status"] == "completed"
-
-
-@pytest.fixture
-def gate(tmp_path: Path) -> Path:
-    return tmp_path / "gate"
-
-
-@pytest.fixture
-def plugin_env(tmp_path: Path, gate: Path) -> dict[str, str]:
-    env = base_env(tmp_path / "home")
-    env["PYTHONPATH"] = os.pathsep.join([str(PLUGINS), env.get("PYTHONPATH", "")])
-    env["MOSSLITE_TEST_GATE"] = str(gate)
-    return env
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@
 - ``slow-hashed``: sleeps per batch, so a test can kill the service mid-build.
 - ``gated-hashed``: embeds only once the file named by $MOSSLITE_TEST_GATE exists, so
   a test holds a job mid-build for as long as it needs, without timing anything.
+- ``gated-intake``: the same gate, held while the service takes a mutation's documents.
 """
 
 from __future__ import annotations
@@ -51,7 +52,26 @@ class GatedEmbedder(HashedNgramEmbedder):
         return super().embed(texts)
 
 
+class GatedIntakeEmbedder(HashedNgramEmbedder):
+    """Holds the service's intake of a mutation (which asks whether the model computes
+    embeddings, then reads the documents): it touches ``<gate>.reached`` and waits for
+    the gate, so a test can press Ctrl-C while the documents are being sent."""
+
+    model_id = "gated-intake"
+
+    @property
+    def computes_embeddings(self) -> bool:  # type: ignore[override]
+        gate = os.environ.get(GATE_ENV)
+        if gate:
+            open(gate + ".reached", "w").close()
+            deadline = time.monotonic() + GATE_TIMEOUT_S
+            while not os.path.exists(gate) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        return True
+
+
 register(FlakyEmbedder.model_id, FlakyEmbedder)
+register(GatedIntakeEmbedder.model_id, GatedIntakeEmbedder)
 register(SlowEmbedder.model_id, SlowEmbedder)
 register(GatedEmbedder.model_id, GatedEmbedder)
 
