@@ -6,8 +6,9 @@ Ctrl-C clears the line and Ctrl-D quits. The index is loaded with
 ``auto_refresh``, so versions published while the shell runs arrive (the
 embedded service's manifest is watched; a server is asked every
 ``poll_interval_s``), and each answer says which version served it. With stdin
-not a terminal (a pipe, a file) each line is a query, until end of input or
-``:q``, with nothing but the answers: what scripts have always had.
+not a terminal (a pipe, a file) each line is a query (or a ``:`` command, as in
+the shell), until end of input or ``:q``, with nothing but the answers on stdout.
+``history=False`` (``--no-history``) keeps no history: none read, none written.
 
 Why a loop thread (issue #12): the client runs on a SyncMossClient's thread, so
 the main thread waits in ``input()`` alone. Refreshes go on while it waits, and
@@ -56,6 +57,7 @@ def run(
     show: Callable[[SearchResult], None],
     *,
     poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+    history: bool = True,
 ) -> None:
     """Load ``name`` with auto-refresh, answer ``first`` if given, then one query per line."""
     client = SyncMossClient(creds.project_id, creds.project_key, url=creds.url)
@@ -63,7 +65,7 @@ def run(
         with spinner(f"loading {name}…"):
             info = client.load_index(name, auto_refresh=True, polling_interval_in_seconds=poll_interval_s)
         load_model(info.model_id)  # (timed apart: an answer's time is the query's)
-        Shell(client, name, options, show, terminal=sys.stdin.isatty()).serve(first)
+        Shell(client, name, options, show, terminal=sys.stdin.isatty(), history=history).serve(first)
     finally:
         client.close()
 
@@ -72,9 +74,17 @@ class Shell:
     """Reads lines and answers them from the loaded index ``name``."""
 
     def __init__(
-        self, client: Any, name: str, options: QueryOptions, show: Callable[[SearchResult], None], *, terminal: bool
+        self,
+        client: Any,
+        name: str,
+        options: QueryOptions,
+        show: Callable[[SearchResult], None],
+        *,
+        terminal: bool,
+        history: bool = True,
     ) -> None:
         self.client = client
+        self.history = history
         self.name = name
         self.options = options
         self.show = show
@@ -117,7 +127,7 @@ class Shell:
                 self.answer(first)
             self._read_pipe()
             return
-        history = _start_history()
+        history = _start_history(keep=self.history)
         self._banner()
         try:
             if first:
@@ -129,10 +139,8 @@ class Shell:
     def _read_pipe(self) -> None:
         while True:
             line = sys.stdin.readline()
-            if not line or line.strip() in QUIT:
+            if not line or not self._handle(line.strip()):
                 return
-            if line.strip():
-                self.answer(line.strip())
 
     def _read_terminal(self) -> None:
         while True:
@@ -186,7 +194,7 @@ class Shell:
                     f"  {HELP[0]}    this list",
                     f"  {QUIT[0]}       quit (Ctrl-D too)",
                     "  Ctrl-C clears the line; Up and Down walk the history, Ctrl-R searches it",
-                    f"  history: {escape(str(_history_path()))}",
+                    f"  history: {escape(str(_history_path())) if self.history else 'not kept (--no-history)'}",
                 ]
             )
         )
@@ -209,11 +217,14 @@ def _history_path() -> Path:
     return default_home() / HISTORY_NAME
 
 
-def _start_history() -> Path | None:
-    """Turn readline on and read the history file; None where either is not possible."""
+def _start_history(*, keep: bool = True) -> Path | None:
+    """Turn readline on and (if ``keep``) read the history file; the file to save the
+    history to, or None: not kept, or not possible."""
     try:
         import readline  # noqa: PLC0415 (importing it is what turns line editing on)
     except ImportError:  # a Python built without it: input() still works, unedited
+        return None
+    if not keep:
         return None
     path = _history_path()
     try:

@@ -16,19 +16,23 @@ from typing import Any
 
 from ..embeddings import get_embedder
 from ..embeddings.custom import CUSTOM_MODEL_ID
+from ..index.keyword import has_words
 from ..types import LoadedIndexInfo
 from .output import duration, plural, say, spinner
 
 
-async def load_for_queries(client: Any, name: str) -> LoadedIndexInfo:
-    """Load index ``name`` and its model; say on stderr what was loaded, in how long."""
+async def load_for_queries(client: Any, name: str, text: str | None = None) -> LoadedIndexInfo:
+    """Load index ``name`` and its model; say on stderr what was loaded, in how long.
+    A query ``text`` with no word in it is answered without the model (no documents),
+    so the model is not loaded for it."""
     started = time.perf_counter()
     with spinner(f"loading index {name}…"):
         info = await client.load_index(name)
     stale = " (a cached copy: the service could not be checked)" if info.stale else ""
     loaded_ms = (time.perf_counter() - started) * 1000
     say(f"index {name} v{info.version} loaded ({plural(info.doc_count, 'document')}) in {duration(loaded_ms)}{stale}")
-    await asyncio.to_thread(load_model, info.model_id)
+    if text is None or has_words(text):
+        await asyncio.to_thread(load_model, info.model_id)
     return info
 
 

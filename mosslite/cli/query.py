@@ -53,6 +53,7 @@ def show_result(result: SearchResult, as_json: bool, *, one_line: bool = False) 
     metavar="SECONDS",
     help="With -i on a server: how often to ask it for a new version (the embedded service's arrive at once).",
 )
+@click.option("--no-history", "history", flag_value=False, default=True, help="With -i: keep no history of the queries typed.")
 @json_option
 @client_options
 def query(
@@ -64,6 +65,7 @@ def query(
     filter_json: str | None,
     interactive: bool,
     poll_interval: float,
+    history: bool,
     as_json: bool,
 ) -> None:
     """Query index NAME for TEXT (or the text on stdin) on this machine.
@@ -72,9 +74,9 @@ def query(
     timed on stderr, then answers locally (MossClient.query): the time shown is the
     query's alone. With --interactive the index is loaded once, with auto_refresh,
     and each line read is a query (with --json: one JSON object per line). In a
-    terminal that is a shell: line editing, history ($MOSSLITE_HOME/query_history),
-    :help, Ctrl-C clears the line, Ctrl-D quits, and each answer names the version
-    that served it.
+    terminal that is a shell: line editing, history ($MOSSLITE_HOME/query_history;
+    --no-history keeps none), :help, Ctrl-C clears the line, Ctrl-D quits, and each
+    answer names the version that served it.
 
     \b
     Example:
@@ -94,11 +96,11 @@ def query(
 
     if interactive:
         show = functools.partial(show_result, as_json=as_json, one_line=True)
-        shell.run(creds, name, text, options, show, poll_interval_s=poll_interval)
+        shell.run(creds, name, text, options, show, poll_interval_s=poll_interval, history=history)
         return
 
     async def body(client: Any) -> None:
-        await load_for_queries(client, name)  # timed apart: a result's time is the query's
+        await load_for_queries(client, name, text)  # timed apart: a result's time is the query's
         show_result(await client.query(name, text, options), as_json)
 
     creds.run(body)

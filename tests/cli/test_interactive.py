@@ -216,3 +216,21 @@ def test_piped_lines_get_answers_only(cli: CLI, faq_index: str) -> None:
     done = cli.ok("query", "faq", "-i", "--json", "--top-k", "1", input="bluetooth\n\nrefunds\n:q\nshipping\n")
     assert [json.loads(line)["query"] for line in done.stdout.splitlines()] == ["bluetooth", "refunds"]
     assert "faq>" not in done.stderr and "version" not in done.stderr and ":help" not in done.stderr
+    # A : command is a command in a pipe too, never a search for ":help".
+    done = cli.ok("query", "faq", "-i", "--json", "--top-k", "1", input=":help\nbluetooth\n")
+    assert [json.loads(line)["query"] for line in done.stdout.splitlines()] == ["bluetooth"]
+    assert ":q" in done.stderr and "quit" in done.stderr
+
+
+def test_no_history_reads_and_writes_none(cli: CLI, faq_index: str, tmp_path: Path, terminals) -> None:
+    history = tmp_path / "home" / "query_history"
+    history.write_text("an older query\n")
+    shell = terminals(cli, "query", "faq", "-i", "--json", "--no-history")
+    shell.expect(r"faq> ")
+    shell.send(UP + "secret refund\r")  # Up finds nothing to bring back
+    assert json.loads(shell.expect(r"^\{.*\}$").group(0))["query"] == "secret refund"
+    shell.expect(r"faq> ")
+    assert "not kept (--no-history)" in shown_for(shell, ":help")
+    shell.send(CTRL_D)
+    assert shell.wait() == 0
+    assert history.read_text() == "an older query\n"

@@ -34,6 +34,8 @@ def test_the_model_is_loaded_and_timed_before_the_query(cli: CLI, faq_file: Path
     assert load and LOADED.search(done.stderr), done.stderr
     assert done.stderr.index("index faqm") < load.start()  # the index first, then its model
     assert re.search(r"'refund': 1 result in \d+\.\d\d ms", done.stdout)
+    nothing = cli.ok("query", "faqm", "?!")  # no word: answered without the model, so not loaded
+    assert "0 results in" in nothing.stdout and LOADED.search(nothing.stderr) and "model" not in nothing.stderr
 
 
 @pytest.mark.parametrize("text", ["?!", "...", "!? ;"])
