@@ -7,8 +7,10 @@ a hint, and exit status 1: ``_Group.invoke`` hands them to errors.cli_error,
 the one place they are worded. Modules: config (credentials, ``init``), home
 (where everything lives), info, indexes (``index``, ``doc``, ``job``), transfer
 (``index export``, and the model of a file's embeddings), waiting (a job's id at
-once; Ctrl-C lets go of it), sending (Ctrl-C while sending queues nothing), query, interactive (the shell of ``query -i``),
-loading (index and model loaded and timed before a query), mirror, serve, output
+once; Ctrl-C lets go of it), sending (Ctrl-C while sending queues nothing),
+query, interactive (the shell of ``query -i``), loading (index and model loaded
+and timed before a query), mirror, serve, mcp (the MCP server, over
+``mosslite.integrations.mcp``), output
 (tables, JSON, progress), errors, help (examples last); ``keys`` lives here.
 """
 
@@ -30,6 +32,7 @@ from .home import DATA_ENV, embedded_data_dir
 from .home import has_service as _has_service
 from .indexes import doc, index, job
 from .info import info
+from .mcp import mcp
 from .mirror import mirror_folder, sync_alias
 from .output import emit_json, json_option, say
 from .query import query
@@ -155,7 +158,7 @@ def keys_list(project: str, data_dir: Path, as_json: bool) -> None:
         click.echo(f"{key_id}\t{created_at}")
 
 
-for _command in (init, info, serve, index, doc, job, query, mirror_folder, sync_alias):
+for _command in (init, info, serve, index, doc, job, query, mirror_folder, sync_alias, mcp):
     cli.add_command(_command)
 
 

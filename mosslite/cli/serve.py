@@ -106,7 +106,7 @@ def serve(
     from ..service.http import create_app
 
     loaded = [_import_plugin(module) for module in plugins]
-    with _listen(host, port) as listener:
+    with listen(host, port) as listener:
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
         # previous handler: make that a KeyboardInterrupt, so the service closes either way.
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
@@ -183,8 +183,9 @@ def _import_plugin(module: str) -> ModuleType:
         raise click.ClickException(f"cannot import plugin {module!r}: {type(exc).__name__}: {exc}") from exc
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """Bind before serving, so a taken port is one clear error and --port 0 works."""
+def listen(host: str, port: int) -> socket.socket:
+    """Bind before serving, so a taken port is one clear error and --port 0 works
+    (``mosslite mcp --http`` binds with it too)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must be IPPROTO_TCP, not create_server's 0: asyncio sets TCP_NODELAY on
     # accepted connections only then, and without it Nagle + delayed ACK add ~45 ms
