@@ -119,6 +119,8 @@ PYTHON_BLOCKS = (
     "Build and query an index file directly",
     "Metadata filters",
     "Mirroring a folder: `mosslite mirror`",
+    "LangChain",
+    "LlamaIndex",
 )
 #: Blocks that run one after the other in one home, in this order. No block needs
 #: another's data; a reader still runs the tour and then the sessions in one home
