@@ -190,34 +190,22 @@ class MossliteVectorStore(VectorStore):
 
     @classmethod
     def from_texts(
-        cls,
-        texts: list[str],
-        embedding: Embeddings | None = None,
-        metadatas: list[dict[str, Any]] | None = None,
-        *,
-        ids: list[str] | None = None,
-        index_name: str,
-        **kwargs: Any,
+        cls, texts: list[str], embedding: Embeddings | None = None, metadatas: list[dict] | None = None, **kwargs: Any
     ) -> MossliteVectorStore:
-        """A store on ``index_name`` holding ``texts``; ``kwargs`` are the constructor's
-        (``client=`` or ``project_id=``/``project_key=``, ``alpha=`` ...). ``embedding``
-        None: mosslite's model embeds."""
-        store = cls(index_name, embedding=embedding, **kwargs)
+        """A store holding ``texts``. ``kwargs`` are ``ids=`` and the constructor's:
+        ``index_name=`` (required), ``client=`` or ``project_id=``/``project_key=``,
+        ``alpha=`` ...; ``embedding`` None: mosslite's model embeds."""
+        ids = kwargs.pop("ids", None)
+        store = cls(embedding=embedding, **kwargs)
         store.add_texts(texts, metadatas, ids=ids)
         return store
 
     @classmethod
     async def afrom_texts(
-        cls,
-        texts: list[str],
-        embedding: Embeddings | None = None,
-        metadatas: list[dict[str, Any]] | None = None,
-        *,
-        ids: list[str] | None = None,
-        index_name: str,
-        **kwargs: Any,
+        cls, texts: list[str], embedding: Embeddings | None = None, metadatas: list[dict] | None = None, **kwargs: Any
     ) -> MossliteVectorStore:
-        store = cls(index_name, embedding=embedding, **kwargs)
+        ids = kwargs.pop("ids", None)
+        store = cls(embedding=embedding, **kwargs)
         await store.aadd_texts(texts, metadatas, ids=ids)
         return store
 
