@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from langchain_core.documents import Document
@@ -172,7 +172,7 @@ class MossliteVectorStore(VectorStore):
     async def asimilarity_search_by_vector(self, embedding: list[float], k: int = 4, **kwargs: Any) -> list[Document]:
         return [doc for doc, _ in _scored(await self._store.asearch("", self._vector_options(embedding, k, kwargs)))]
 
-    def _select_relevance_score_fn(self) -> Any:
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
         """Scores already lie in [0, 1], higher is closer: relevance is the score."""
         return _relevance
 
