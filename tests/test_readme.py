@@ -169,6 +169,8 @@ PYTHON_BLOCKS = (
     "Metadata filters",
     "Mirroring a folder: `mosslite mirror`",
     "MCP server",
+    "LangChain",
+    "LlamaIndex",
 )
 #: Blocks that run one after the other in one home, in this order. No block needs
 #: another's data; a reader still runs the tour and then the sessions in one home

@@ -108,6 +108,19 @@ class SyncMossClient:
         proceed in parallel instead of queueing behind one loop."""
         return self._client.query_local(name, query, options)
 
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro``, code of your own over ``async_client``, on this client's loop
+        thread and return its result: several MossClient calls as one blocking call,
+        as the framework integrations (``mosslite/integrations/``) do. Example::
+
+            async def add_and_wait(docs):
+                job = await client.async_client.add_docs("faq", docs)
+                return await client.async_client.wait_for_job(job.job_id)
+
+            client.run(add_and_wait(docs))
+        """
+        return self._loop.run(coro)
+
     def close(self) -> None:
         """Close the client and stop its loop thread. Calling it twice is fine."""
         if self._loop.stopped:

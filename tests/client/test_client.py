@@ -322,6 +322,14 @@ def test_async_client_directly(target: Target) -> None:
     asyncio.run(main())
 
 
+def test_run_composes_calls_of_the_async_client_on_the_loop_thread(client) -> None:
+    async def create_and_wait() -> int | None:
+        job = await client.async_client.create_index("composed", docs(3), model_id=MODEL)
+        return (await client.async_client.wait_for_job(job.job_id, 0.02, 30)).version
+
+    assert client.run(create_and_wait()) == 1
+
+
 def test_an_interrupt_in_a_document_generator_reaches_the_caller(client, target: Target) -> None:
     # Issue #8: a KeyboardInterrupt (or SystemExit) raised by the caller's generator,
     # read on a worker thread, once killed the client's loop thread: the call hung.
