@@ -44,6 +44,8 @@ class Server:
     #: run's SeaweedFS (``--storage s3://...``; tests/seaweedfs.py).
     s3: SeaweedFS | None = None
     s3_prefix: str = ""
+    #: Where it reaches that store, if not SeaweedFS itself (a proxy: tests/s3_proxy.py).
+    s3_endpoint: str | None = None
 
     @property
     def url(self) -> str:
@@ -54,7 +56,8 @@ class Server:
         environment.update(env or {})
         if self.s3 is not None:
             environment.update(self.s3.env())
-            args = ("--storage", f"s3://{BUCKET}/{self.s3_prefix}", *args)
+            endpoint = self.s3_endpoint or self.s3.endpoint
+            args = ("--storage", f"s3://{BUCKET}/{self.s3_prefix}", "--s3-endpoint", endpoint, *args)
         # Its log goes to a file, never to a pipe left unread: a server logging every refused
         # key (the fuzz test sends hundreds) would stall once the pipe's buffer filled.
         log = tempfile.TemporaryFile()
