@@ -42,6 +42,8 @@ class FaultProxy:
         self.stall_s = 5.0
         self.seen: list[Seen] = []
         self.failed: list[Seen] = []
+        #: (request, status, body bytes sent) of every answer.
+        self.answered: list[tuple[Seen, int, int]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -64,6 +66,10 @@ class FaultProxy:
             seen = Seen(len(self.seen), method, path)
             self.seen.append(seen)
             return seen
+
+    def _answered(self, seen: Seen, status: int, size: int) -> None:
+        with self._lock:
+            self.answered.append((seen, status, size))
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -89,6 +95,7 @@ class FaultProxy:
                     self.send_response(int(fault))
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                    proxy._answered(seen, int(fault), 0)
                     return
                 upstream = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
                 try:
@@ -103,6 +110,7 @@ class FaultProxy:
                             self.send_header(key, value)
                     self.send_header("Content-Length", length or "0")
                     self.end_headers()
+                    proxy._answered(seen, answer.status, 0 if self.command == "HEAD" else len(data))
                     if self.command == "HEAD":
                         return
                     rate = proxy.throttle(seen)

@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from ..types import DEFAULT_JOB_WORKERS, DEFAULT_KEEP_VERSIONS
+from ..types import DEFAULT_JOB_WORKERS, DEFAULT_KEEP_VERSIONS, DEFAULT_LINK_LIFETIME_S
 from .help import Command
 from .home import DATA_ENV
 
@@ -88,6 +88,14 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     help="Threads that run jobs, shared by every index (one index's jobs still run in order).",
 )
 @click.option(
+    "--link-lifetime",
+    "link_lifetime_s",
+    default=DEFAULT_LINK_LIFETIME_S,
+    show_default=True,
+    type=click.IntRange(3),
+    help="Seconds a manifest's download links (presigned URLs, S3 storage only) work.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -105,6 +113,7 @@ def serve(
     plugins: tuple[str, ...],
     keep_versions: int,
     job_workers: int,
+    link_lifetime_s: int,
     log_level: str,
     access_log: bool,
 ) -> None:
@@ -131,7 +140,9 @@ def serve(
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
         # previous handler: make that a KeyboardInterrupt, so the service closes either way.
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-        service = Service(data_dir, storage=storage, keep_versions=keep_versions, job_workers=job_workers)
+        service = Service(
+            data_dir, storage=storage, keep_versions=keep_versions, job_workers=job_workers, link_lifetime_s=link_lifetime_s
+        )
         server = None
         try:
             app = create_app(service)
