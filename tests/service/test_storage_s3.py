@@ -5,6 +5,7 @@ timeouts (provoked by a loopback proxy, tests/s3_proxy.py), presigned URLs."""
 from __future__ import annotations
 
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -105,6 +106,15 @@ def test_a_signed_url_opens_its_object_and_no_other(seaweedfs: SeaweedFS) -> Non
     assert httpx.get(url.replace("/a/faq/", "/b/faq/")).status_code == 403  # the signature covers the key
     assert httpx.put(url, content=b"overwritten").status_code == 403  # and the method
     assert storage.read_bytes("a/faq/0000000001.sqlite") == b"project a's bytes"
+
+
+def test_a_signed_url_stops_working_when_it_expires(seaweedfs: SeaweedFS) -> None:
+    storage = s3_storage(seaweedfs)
+    storage.put_bytes("k", b"bytes")
+    url = storage.signed_url("k", 1)
+    assert httpx.get(url).status_code == 200
+    time.sleep(2.1)  # past its one second: the store itself refuses it (no clock of ours decides)
+    assert httpx.get(url).status_code == 403
 
 
 def test_other_backends_have_no_signed_urls(tmp_path: Path) -> None:
