@@ -305,6 +305,18 @@ class Manifest:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DownloadLinks:
+    """Where a client fetches a manifest's version straight from the object store
+    (``mosslite serve --storage s3://...``; issue #10): presigned GET URLs of the
+    version file and of its page map, each opening that one object only, until
+    ``expires_at`` (Unix seconds). Sent in the manifest's answer as ``download``."""
+
+    version_url: str
+    pages_url: str
+    expires_at: int
+
+
+@dataclass(frozen=True, kw_only=True)
 class VersionInfo:
     """One published version of an index, as ``list_versions`` reports it (newest first).
     ``kept``: whether the service still keeps its file; it keeps the newest
@@ -330,6 +342,8 @@ DEFAULT_JOB_TIMEOUT_S = 600.0
 DEFAULT_KEEP_VERSIONS = 3
 #: Page maps kept per index: a client up to this many versions behind still gets a patch.
 DEFAULT_KEEP_PAGE_MAPS = 50
+#: How long a manifest's download links (presigned URLs) work (``mosslite serve --link-lifetime``).
+DEFAULT_LINK_LIFETIME_S = 900
 #: Threads that run a service's jobs, shared by every index. Builds are CPU- and
 #: IO-bound and already parallel where it counts (the embedder): more only slows each.
 DEFAULT_JOB_WORKERS = 4

@@ -12,6 +12,7 @@ from mosslite import DocumentInfo, Version, build_version
 from mosslite.embeddings.hashed import HashedNgramEmbedder
 
 from .client.conftest import Server, free_port
+from .seaweedfs import SeaweedFS
 
 FAQ = [
     ("refund-1", "How do I get a refund for a damaged product?", {"category": "returns", "price": "0", "loc": "52.5200,13.4050"}),
@@ -61,3 +62,24 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.start()
     yield srv
     srv.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory, seaweedfs: SeaweedFS) -> Iterator[Server]:
+    """One real ``mosslite serve --storage s3://...`` on the run's SeaweedFS, shared like ``server``."""
+    srv = Server(data=tmp_path_factory.mktemp("s3-server-data"), port=free_port(), s3=seaweedfs, s3_prefix="s3-server")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
+    """One real S3-compatible object store (SeaweedFS) for the whole run, on loopback;
+    tests keep apart by prefix. Stopped after the run, whatever failed."""
+    store = SeaweedFS(tmp_path_factory.mktemp("seaweedfs"))
+    store.start()
+    try:
+        yield store
+    finally:
+        store.stop()

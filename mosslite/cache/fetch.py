@@ -174,10 +174,11 @@ async def _patch(transport: Transport, name: str, index_dir: Path, manifest: Man
         return None
     patch, out = temp_path_for(target), temp_path_for(target)  # temp names: cleaned after a crash
     try:
-        if not await transport.download_patch(name, manifest.version, base, patch):
+        held = version_path(index_dir, base)
+        if not await transport.download_patch(name, manifest.version, base, patch, base_path=held):
             return None
         async with flushed_behind(out):
-            sha256 = await asyncio.to_thread(apply_patch, version_path(index_dir, base), patch, out)
+            sha256 = await asyncio.to_thread(apply_patch, held, patch, out)
         await asyncio.to_thread(finish_download, out, target, manifest, sha256)
         return Fetched(target, downloaded_bytes=patch.stat().st_size, patched_from=int(base))
     except (IntegrityError, UnavailableError) as exc:  # a bad patch, or its stream broke

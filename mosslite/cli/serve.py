@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from ..types import DEFAULT_JOB_WORKERS, DEFAULT_KEEP_VERSIONS
+from ..types import DEFAULT_JOB_WORKERS, DEFAULT_KEEP_VERSIONS, DEFAULT_LINK_LIFETIME_S
 from .help import Command
 from .home import DATA_ENV
 
@@ -45,6 +45,22 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     type=click.Path(file_okay=False, path_type=Path),
     help=f"The service's data folder (catalog, version files). Default: ${DATA_ENV}.",
 )
+@click.option(
+    "--storage",
+    "storage_url",
+    default=None,
+    metavar="URL",
+    help="Where version files live: a folder (default: DATA/storage), or s3://BUCKET/PREFIX in an "
+    "S3-compatible store, its credentials from $AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY.",
+)
+@click.option(
+    "--s3-endpoint",
+    envvar="AWS_ENDPOINT_URL",
+    default=None,
+    metavar="URL",
+    help="The S3 store's endpoint, e.g. http://127.0.0.1:8333 (default: $AWS_ENDPOINT_URL, else AWS).",
+)
+@click.option("--s3-region", envvar="AWS_REGION", default=None, help="The S3 region (default: $AWS_REGION).")
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Address to listen on.")
 @click.option(
     "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port."
@@ -72,6 +88,14 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     help="Threads that run jobs, shared by every index (one index's jobs still run in order).",
 )
 @click.option(
+    "--link-lifetime",
+    "link_lifetime_s",
+    default=DEFAULT_LINK_LIFETIME_S,
+    show_default=True,
+    type=click.IntRange(3),
+    help="Seconds a manifest's download links (presigned URLs, S3 storage only) work.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -81,11 +105,15 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 @click.option("--access-log/--no-access-log", default=True, show_default=True, help="One line per request on stdout.")
 def serve(
     data_dir: Path,
+    storage_url: str | None,
+    s3_endpoint: str | None,
+    s3_region: str | None,
     host: str,
     port: int,
     plugins: tuple[str, ...],
     keep_versions: int,
     job_workers: int,
+    link_lifetime_s: int,
     log_level: str,
     access_log: bool,
 ) -> None:
@@ -99,6 +127,7 @@ def serve(
     \b
     Example:
         mosslite serve --data ./srv --port 8700 --plugin my_embedders
+        mosslite serve --data ./srv --storage s3://my-bucket/mosslite --s3-endpoint http://127.0.0.1:8333
     """
     import uvicorn
 
@@ -106,11 +135,14 @@ def serve(
     from ..service.http import create_app
 
     loaded = [_import_plugin(module) for module in plugins]
+    storage = _open_storage(storage_url, s3_endpoint, s3_region) if storage_url else None
     with listen(host, port) as listener:
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
         # previous handler: make that a KeyboardInterrupt, so the service closes either way.
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
-        service = Service(data_dir, keep_versions=keep_versions, job_workers=job_workers)
+        service = Service(
+            data_dir, storage=storage, keep_versions=keep_versions, job_workers=job_workers, link_lifetime_s=link_lifetime_s
+        )
         server = None
         try:
             app = create_app(service)
@@ -129,8 +161,10 @@ def serve(
                 lifespan="off",  # the app has no startup or shutdown of its own
             )
             server = _server(config)
+            where = f" at {_without_userinfo(s3_endpoint)}" if s3_endpoint and service.storage.scheme == "s3" else ""
             banner = [
-                f"  storage: {service.storage.url}; {keep_versions} version(s) kept per index; {job_workers} job worker(s)",
+                f"  storage: {service.storage.url}{where}; {keep_versions} version(s) kept per index; "
+                f"{job_workers} job worker(s)",
                 f"  API docs: {_url(bound_host, bound_port)}/docs (OpenAPI: /v1/openapi.json); Ctrl-C stops",
             ]
             asyncio.run(_serve(server, listener, data_dir, banner))
@@ -172,6 +206,23 @@ def log_config(level: str) -> dict[str, Any]:
 
 def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _open_storage(url: str, endpoint: str | None, region: str | None) -> Any:
+    from ..errors import InvalidArgumentError
+    from ..service.storage import open_storage
+
+    try:
+        return open_storage(url, endpoint=endpoint, region=region)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"--storage: {exc}", hint="a folder, or s3://BUCKET/PREFIX") from exc
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` as the banner shows it: never a user or password written into it."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}"
 
 
 def _import_plugin(module: str) -> ModuleType:

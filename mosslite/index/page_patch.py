@@ -49,6 +49,8 @@ DIGEST_BYTES = 16
 PAGE_SIZES = frozenset(1 << n for n in range(9, 17))
 #: Byte 16 of a SQLite file holds its page size (big-endian; 1 means 65536).
 SQLITE_PAGE_SIZE_AT = 16
+#: Above this share of the file a patch saves too little to be worth fetching.
+PATCH_MAX_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,10 @@ class PageMap:
         shared = min(self.page_count, base.page_count)
         differ = np.any(self.digests[:shared] != base.digests[:shared], axis=1)
         return np.concatenate([np.flatnonzero(differ), np.arange(shared, self.page_count)])
+
+    def worth_patching(self, pages: np.ndarray) -> bool:
+        """Whether a patch carrying ``pages`` costs at most PATCH_MAX_SHARE of the file."""
+        return self.patch_bytes(pages) <= PATCH_MAX_SHARE * self.size_bytes
 
     def patch_bytes(self, pages: np.ndarray) -> int:
         """Size of a patch carrying ``pages`` of this file."""

@@ -19,6 +19,7 @@ Invariants (issue #3):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from ..errors import InvalidArgumentError, UnauthorizedError
 from ..types import (
     DEFAULT_JOB_WORKERS,
     DEFAULT_KEEP_VERSIONS,
+    DEFAULT_LINK_LIFETIME_S,
     DocsPage,
     DocumentInfo,
     IndexInfo,
@@ -43,6 +45,7 @@ from .build import BuildParts
 from .catalog import Catalog, VersionRecord
 from .intake import Intake
 from .jobs import JobListener, Jobs
+from .links import Links, ManifestAnswer
 from .locks import remove_index_lock
 from .patch_store import VersionPatch
 from .pushes import Pushes
@@ -71,6 +74,7 @@ class Service:
         start_jobs: bool = True,
         keep_versions: int = DEFAULT_KEEP_VERSIONS,
         job_workers: int = DEFAULT_JOB_WORKERS,
+        link_lifetime_s: int = DEFAULT_LINK_LIFETIME_S,
     ) -> None:
         if isinstance(keep_versions, bool) or not isinstance(keep_versions, int) or keep_versions < 1:
             raise InvalidArgumentError(f"keep_versions must be an integer >= 1, got {keep_versions!r}")
@@ -87,6 +91,7 @@ class Service:
         self.catalog = Catalog(self.data_dir / CATALOG_FILE)
         self.owner = this_owner()
         self.versions = Versions(self.catalog, self.storage, self.staging_dir)
+        self.links = Links(self.storage, link_lifetime_s)
         self.retention = Retention(self.storage, self.versions, keep_versions=keep_versions)
         build_parts = BuildParts(
             catalog=self.catalog,
@@ -250,6 +255,16 @@ class Service:
     def manifest(self, project_id: str, name: str) -> Manifest:
         """The newest published version. An index with none yet is not found."""
         return self.versions.manifest(project_id, name)
+
+    def manifest_answer(self, project_id: str, name: str) -> ManifestAnswer:
+        """The manifest with what the HTTP route sends beside it: download links straight
+        to the object store when storage signs URLs, and the ETag and lifetime that keep
+        a cached answer from outliving its links (links.py). Example::
+
+            answer = service.manifest_answer("proj", "faq")
+            answer.links.version_url   # presigned GET of the version file, or links is None
+        """
+        return self.links.answer(self.versions.latest(project_id, name), time.time())
 
     def list_versions(self, project_id: str, name: str) -> list[VersionInfo]:
         """The index's published versions, newest first: number, size, documents, time,

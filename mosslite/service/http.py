@@ -23,6 +23,9 @@ Invariants:
   to both (issue #12).
 - A refused key (401) is logged as a warning with its reason, beside the
   access log's line for the request.
+- The manifest's answer names, for storage that signs URLs (S3), links to fetch
+  the version straight from the store (links.py says how long they work and
+  what its ETag covers); the service then answers only manifests.
 - Version files are immutable, so their sha256 is a strong ETag; downloads
   honour one ``Range: bytes=a-b`` (206) and resume by appending. A client that
   holds version m asks ``.../versions/{n}/patch?from=m`` for only the pages
@@ -181,11 +184,16 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         return Response(status_code=204)
 
     async def manifest(request: Request, project: str) -> Response:
-        found = await run_in_threadpool(service.manifest, project, request.path_params["name"])
-        etag = f'"{found.sha256}"'
-        if etag_matches(request, found.sha256):
-            return Response(status_code=304, headers={"ETag": etag})
-        return JSONResponse(to_dict(found), headers={"ETag": etag})
+        found = await run_in_threadpool(service.manifest_answer, project, request.path_params["name"])
+        headers = {"ETag": f'"{found.etag}"'}
+        if found.links is not None:  # its links outlive neither the window nor a cache (links.py)
+            headers = {"ETag": f'W/"{found.etag}"', "Cache-Control": f"private, max-age={found.max_age_s}"}
+        if etag_matches(request, found.etag):
+            return Response(status_code=304, headers=headers)
+        body = to_dict(found.manifest)
+        if found.links is not None:
+            body["download"] = to_dict(found.links)
+        return JSONResponse(body, headers=headers)
 
     async def list_versions(request: Request, project: str) -> Response:
         versions = await run_in_threadpool(service.list_versions, project, request.path_params["name"])

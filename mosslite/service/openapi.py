@@ -87,12 +87,20 @@ _ERROR_STATUSES = {
 }
 
 _RESPONSE_HEADERS = {
-    "ETag": {"description": "The version's sha256, quoted: a strong validator.", "schema": {"type": "string"}},
+    "ETag": {
+        "description": "The version's sha256, quoted: a strong validator (a manifest with download links: "
+        "weak, and new each window of its links).",
+        "schema": {"type": "string"},
+    },
     "X-Content-SHA256": {
         "description": "sha256 of the whole version file (also on 206).",
         "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
     },
     "Accept-Ranges": {"description": "Always bytes.", "schema": {"const": "bytes"}},
+    "Cache-Control": {
+        "description": "With download links: private, max-age = seconds until the links' window ends.",
+        "schema": {"type": "string"},
+    },
     "Content-Range": {
         "description": "Which bytes a 206 holds, or bytes */size on a 416.",
         "schema": {"type": "string"},
@@ -223,8 +231,8 @@ OPERATIONS: Mapping[tuple[str, str], dict[str, Any]] = {
     ("GET", _INDEX + "/manifest"): _operation(
         "The newest published version: its number, size and sha256 (also the ETag).",
         {
-            "200": _json("The manifest.", _schema("manifest"), headers=["ETag"]),
-            "304": _empty("The ETag sent still matches.", headers=["ETag"]),
+            "200": _json("The manifest.", _schema("manifest"), headers=["ETag", "Cache-Control"]),
+            "304": _empty("The ETag sent still matches.", headers=["ETag", "Cache-Control"]),
         },
         parameters=[_IF_NONE_MATCH],
     ),

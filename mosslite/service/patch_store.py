@@ -9,7 +9,9 @@ Invariants (issue #4):
   sha256 of the file it maps; a map whose sha256 is not the version's (an index
   deleted and re-created under the same name) is computed again, never used.
 - A patch is offered only when it is smaller than ``PATCH_MAX_SHARE`` of the
-  version file; otherwise PatchUnavailableError says to download the file.
+  version file (``PageMap.worth_patching``, the rule a client assembling a patch
+  from the object store follows too); otherwise PatchUnavailableError says to
+  download the file.
 """
 
 from __future__ import annotations
@@ -28,9 +30,6 @@ from .layout import pages_key
 from .storage import Storage
 
 log = logging.getLogger("mosslite.service")
-
-#: Above this share of the file a patch saves too little to be worth building.
-PATCH_MAX_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -90,11 +89,10 @@ def version_patch(storage: Storage, target: VersionRecord, base: VersionRecord |
             f"index {name!r}: the pages of version {base.manifest.version} are no longer known", **unavailable
         )
     pages = target_map.changed_since(base_map)
-    size = target_map.patch_bytes(pages)
-    if size > PATCH_MAX_SHARE * target.manifest.size_bytes:
+    if not target_map.worth_patching(pages):
         raise PatchUnavailableError(
             f"index {name!r}: version {version} differs from {base.manifest.version} in {len(pages)} of "
             f"{target_map.page_count} pages; the whole file costs about as much",
             **unavailable,
         )
-    return VersionPatch(target=target, page_map=target_map, pages=pages, size_bytes=size)
+    return VersionPatch(target=target, page_map=target_map, pages=pages, size_bytes=target_map.patch_bytes(pages))

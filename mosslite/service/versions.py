@@ -58,12 +58,16 @@ class Versions:
 
     def manifest(self, project_id: str, name: str) -> Manifest:
         """The newest published version. An index with none yet is not found."""
+        return self.latest(project_id, name).manifest
+
+    def latest(self, project_id: str, name: str) -> VersionRecord:
+        """The newest published version's record. An index with none yet is not found."""
         validate_name(name)
         record = self.catalog.latest_version(project_id, name)
         if record is None:
             self.catalog.get_index(project_id, name)  # raises if the index does not exist
             raise IndexNotFoundError(f"index {name!r} has no published version yet", index=name, hint="wait for its job")
-        return record.manifest
+        return record
 
     def version_record(self, project_id: str, name: str, version: int) -> VersionRecord:
         validate_name(name)

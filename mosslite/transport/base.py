@@ -132,11 +132,14 @@ class Transport(ABC):
         the sha256; to spare it a second read of the file, a transport that streams
         the bytes returns the sha256 (hex) of the whole of ``dest``, else None."""
 
-    async def download_patch(self, name: str, version: int, base_version: int, dest: Path) -> bool:
+    async def download_patch(
+        self, name: str, version: int, base_version: int, dest: Path, *, base_path: Path | None = None
+    ) -> bool:
         """Write to ``dest`` a page patch (format in index/page_patch.py) that turns
-        ``base_version``, which the caller holds, into ``version``. False when there
-        is none to be had: the service has no patch from that version, or this
-        transport's ``download`` costs no more. The caller verifies the patched file."""
+        ``base_version``, which the caller holds (at ``base_path``, when it says), into
+        ``version``. False when there is none to be had: the service has no patch from
+        that version, or this transport's ``download`` costs no more. The caller
+        verifies the patched file."""
         return False
 
     @abstractmethod

@@ -48,10 +48,19 @@ class Downloads:
     """The downloads of one transport: ``client`` for requests, ``bulk`` (None when a
     transport was injected) for bulk socket reads on a thread of their own."""
 
-    def __init__(self, client: httpx.AsyncClient, bulk: httpx.Client | None, check_open: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        bulk: httpx.Client | None,
+        check_open: Callable[[], None],
+        *,
+        refused: Callable[[httpx.Response], None] = raise_unexpected,
+    ) -> None:
         self._client = client
         self._bulk = bulk
         self._check_open = check_open
+        #: Raises the error of an answer that is neither a body nor a resume.
+        self._refused = refused
         self._downloading: dict[Stop, asyncio.Future[Any]] = {}
 
     async def aclose(self) -> None:
@@ -111,7 +120,7 @@ class Downloads:
                     at = start(response)
                     if at is Answer.ERROR:
                         await response.aread()
-                        raise_unexpected(response)
+                        self._refused(response)
                     if isinstance(at, Answer):
                         return at
                     return await write(response, dest, at, progress)
@@ -147,7 +156,7 @@ class Downloads:
                 at = start(response)
                 if at is Answer.ERROR:
                     response.read()
-                    raise_unexpected(response)
+                    self._refused(response)
                 if isinstance(at, Answer):
                     return at
                 return write_blocking(response, dest, at, progress, stop)

@@ -5,7 +5,10 @@ Invariants:
   ``http_errors.mapping_httpx_errors`` (``_request`` here, ``Downloads._fetch``
   for files).
 - Version files and patches download through ``download.Downloads``: resumable,
-  hashed as written, on a thread of their own with bulk socket reads.
+  hashed as written, on a thread of their own with bulk socket reads. When the
+  manifest carried download links (a service storing in S3), they come straight
+  from the object store instead (``direct.py``), and through the service only if
+  the store refuses them after the manifest was read again.
 - Names go into URL paths only after ``validate_name``, so a name cannot walk
   to another route (``..``, ``/``), and both transports refuse it alike.
 - Nothing is retried here: a lost response to a mutation would otherwise
@@ -25,21 +28,23 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
 
 from .. import __version__
-from ..errors import ClosedError, InvalidArgumentError, MossliteError
+from ..errors import ClosedError, InvalidArgumentError, MossliteError, UnavailableError
 from ..filters import compile_filter
 from ..types import (
     MAX_REQUEST_BYTES,
     DocsPage,
     DocumentInfo,
+    DownloadLinks,
     IndexInfo,
     Job,
     Manifest,
@@ -53,9 +58,13 @@ from ..types import (
 from ..validation import validate_name
 from ..wire import docs_from_json, from_dict, to_dict
 from .base import ByteProgress, Transport
+from .direct import Direct, Held, LinkRefused
 from .download import Downloads
 from .download_sockets import download_transport
 from .http_errors import json_body, mapping_httpx_errors, raise_for_status
+
+log = logging.getLogger("mosslite.transport")
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 30.0
 #: Room left in a request for everything but the documents (field names, brackets).
@@ -96,11 +105,13 @@ class HTTPTransport(Transport):
         # async, so then they stream on the event loop like everything else.
         bulk = None if transport is not None else httpx.Client(**settings, transport=download_transport())
         self._downloads = Downloads(self._client, bulk, self._check_open)
+        self._direct = Direct(timeout_s, self._check_open)
 
     async def aclose(self) -> None:
         """Close; downloads still running are stopped first (they raise ClosedError)."""
         await self._client.aclose()
         await self._downloads.aclose()
+        await self._direct.aclose()
 
     # -- mutations ---------------------------------------------------------------
 
@@ -186,7 +197,11 @@ class HTTPTransport(Transport):
         return DocsPage(docs=docs_from_json(answer["docs"]), next_cursor=answer.get("next_cursor"))
 
     async def manifest(self, name: str) -> Manifest:
-        return from_dict(Manifest, await self._request("GET", f"{_index_path(name)}/manifest"))
+        body = await self._request("GET", f"{_index_path(name)}/manifest")
+        links = body.pop("download", None) if isinstance(body, dict) else None
+        manifest = from_dict(Manifest, body)
+        self._direct.remember(name, manifest, None if links is None else from_dict(DownloadLinks, links))
+        return manifest
 
     async def list_versions(self, name: str) -> list[VersionInfo]:
         body = await self._request("GET", f"{_index_path(name)}/versions")
@@ -196,11 +211,47 @@ class HTTPTransport(Transport):
         self, name: str, version: int, dest: Path, *, offset: int = 0, progress: ByteProgress | None = None
     ) -> str | None:
         path = f"{_index_path(name)}/versions/{int(Version(version))}"
+        try:
+            return await self._by_link(name, version, lambda held: self._direct.version(held, dest, offset, progress))
+        except _NoLink:
+            pass
+        except UnavailableError as exc:  # the store is out of reach: the service reads it for us
+            log.warning("%s v%d: the object store failed (%s); downloading through the service", name, version, exc)
+            offset = dest.stat().st_size if offset and dest.exists() else 0  # (what it wrote follows offset)
         return await self._downloads.version(path, dest, offset=offset, progress=progress)
 
-    async def download_patch(self, name: str, version: int, base_version: int, dest: Path) -> bool:
+    async def download_patch(
+        self, name: str, version: int, base_version: int, dest: Path, *, base_path: Path | None = None
+    ) -> bool:
+        if base_path is not None:
+            try:
+                return await self._by_link(name, version, lambda held: self._direct.patch(held, base_path, dest))
+            except _NoLink:
+                pass
+            except UnavailableError as exc:
+                log.warning("%s v%d: the object store failed (%s); patching through the service", name, version, exc)
         path = f"{_index_path(name)}/versions/{int(Version(version))}/patch"
         return await self._downloads.patch(path, {"from": str(int(Version(base_version)))}, dest)
+
+    async def _by_link(self, name: str, version: int, fetch: Callable[[Held], Awaitable[T]]) -> T:
+        """``fetch`` with the download links of ``version`` from the last manifest; expired,
+        or refused by the store (403 once expired), those of the manifest read again,
+        once. _NoLink when there are none for that version, or they were refused twice."""
+        held, read_again = self._direct.links(name, version), False
+        if held is None and self._direct.expired(name, version):
+            await self.manifest(name)
+            held, read_again = self._direct.links(name, version), True
+        while held is not None:
+            try:
+                return await fetch(held)
+            except LinkRefused as exc:
+                if read_again:
+                    log.warning("%s v%d: %s, again; downloading through the service", name, version, exc)
+                    break
+                self._direct.forget(name)
+                await self.manifest(name)
+                held, read_again = self._direct.links(name, version), True
+        raise _NoLink
 
     # -- session pushes (issue #5) ---------------------------------------------------
 
@@ -243,6 +294,11 @@ class HTTPTransport(Transport):
 
 
 # -- paths, bodies and downloads --------------------------------------------------
+
+
+class _NoLink(Exception):
+    """No download link to use: fetch through the service."""
+
 
 
 def _service_url(url: object) -> str:

@@ -57,7 +57,9 @@ class CopyingTransport(LocalTransport):
                 raise UnavailableError("simulated: the connection broke")
             out.write(data)
 
-    async def download_patch(self, name: str, version: int, base_version: int, dest: Path) -> bool:
+    async def download_patch(
+        self, name: str, version: int, base_version: int, dest: Path, *, base_path: Path | None = None
+    ) -> bool:
         self.patches.append((version, base_version))
         try:
             found = await self._call("version_patch", name, version, base_version)

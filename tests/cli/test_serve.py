@@ -9,7 +9,11 @@ from pathlib import Path
 
 import httpx
 
+from mosslite import DocumentInfo, SyncMossClient
+from mosslite.service.storage import S3Storage
 from mosslite_cli_helpers import CLI, Served, base_env
+
+from ..seaweedfs import ACCESS_KEY, REGION, SECRET_KEY, SeaweedFS
 
 
 def test_serve_prints_a_banner_logs_requests_and_a_refused_key_and_stops_cleanly(tmp_path: Path) -> None:
@@ -52,3 +56,32 @@ def test_serve_quiet_without_the_access_log_and_on_sigterm(tmp_path: Path) -> No
     assert served.stdout[-1].startswith("mosslite stopped on SIGTERM")
     assert not any("HTTP/1.1" in line for line in served.stdout)  # no access log
     assert not any(line.startswith("INFO") for line in served.stderr)  # nor uvicorn's info lines
+
+
+def test_serve_stores_in_s3_and_names_the_store_but_never_its_secret(tmp_path: Path, seaweedfs: SeaweedFS) -> None:
+
+    env = {**base_env(tmp_path / "home"), **seaweedfs.env()}
+    cli = CLI(tmp_path, env)
+    data = tmp_path / "srv"
+    key = cli.ok("keys", "create", "--project", "p", "--data", str(data)).stdout.split()[-1]
+    served = Served(cli, "--data", str(data), "--port", "0", "--storage", "s3://mosslite-tests/cli-serve")
+    try:
+        line = served.wait_for("storage:")
+        assert f"storage: s3://mosslite-tests/cli-serve at {seaweedfs.endpoint};" in line
+        with SyncMossClient("p", key, url=served.url, cache_path=tmp_path / "client") as client:
+            job = client.create_index("faq", [DocumentInfo(id="a", text="stored in s3")], model_id="hashed-ngrams-256")
+            client.wait_for_job(job.job_id, timeout_seconds=60)
+        assert list((data / "storage").rglob("*.sqlite")) == []  # the version went to the store
+        stored = S3Storage("mosslite-tests", "cli-serve", endpoint=seaweedfs.endpoint, region=REGION,
+                           credentials=(ACCESS_KEY, SECRET_KEY)).list("p/")
+        assert stored == ["p/faq/0000000001.sqlite", "p/faq/0000000001.sqlite.pages", "p/faq/manifest.json"]
+    finally:
+        code = served.stop(signal.SIGTERM)
+    assert code == 0, served.stderr
+    assert not any(env["AWS_SECRET_ACCESS_KEY"] in line for line in served.stdout + served.stderr)
+
+
+def test_serve_refuses_an_unknown_storage_scheme(tmp_path: Path) -> None:
+    cli = CLI(tmp_path, base_env(tmp_path / "home"))
+    error = cli.fails("serve", "--data", str(tmp_path / "srv"), "--storage", "s4://bucket")
+    assert "--storage" in error and "unknown storage scheme 's4'" in error

@@ -20,6 +20,9 @@ import pytest
 from mosslite import SyncMossClient
 from mosslite.client.embedded import close_embedded_services
 from mosslite.service.catalog import Catalog
+from mosslite.service.storage import DirectoryStorage, S3Storage, Storage
+
+from ..seaweedfs import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, SeaweedFS
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 sys.path.insert(0, str(PLUGINS))
@@ -37,6 +40,12 @@ class Server:
     data: Path
     port: int
     process: subprocess.Popen | None = None
+    #: Where it stores version files: None for its data folder, else an S3 store of the
+    #: run's SeaweedFS (``--storage s3://...``; tests/seaweedfs.py).
+    s3: SeaweedFS | None = None
+    s3_prefix: str = ""
+    #: Where it reaches that store, if not SeaweedFS itself (a proxy: tests/s3_proxy.py).
+    s3_endpoint: str | None = None
 
     @property
     def url(self) -> str:
@@ -45,6 +54,10 @@ class Server:
     def start(self, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")])}
         environment.update(env or {})
+        if self.s3 is not None:
+            environment.update(self.s3.env())
+            endpoint = self.s3_endpoint or self.s3.endpoint
+            args = ("--storage", f"s3://{BUCKET}/{self.s3_prefix}", "--s3-endpoint", endpoint, *args)
         # Its log goes to a file, never to a pipe left unread: a server logging every refused
         # key (the fuzz test sends hundreds) would stall once the pipe's buffer filled.
         log = tempfile.TemporaryFile()
@@ -80,6 +93,13 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.kill()
 
+    def storage(self) -> Storage:
+        """The server's storage, opened beside it (to read or damage stored objects)."""
+        if self.s3 is None:
+            return DirectoryStorage(self.data / "storage")
+        return S3Storage(BUCKET, self.s3_prefix, endpoint=self.s3.endpoint, region=REGION,
+                         credentials=(ACCESS_KEY, SECRET_KEY))
+
     def new_key(self, project: str) -> str:
         catalog = Catalog(self.data / "catalog.sqlite")
         try:
@@ -103,11 +123,12 @@ class Target:
         return SyncMossClient(project, key or self.server.new_key(project), url=self.server.url, cache_path=self.home)
 
 
-@pytest.fixture(params=["embedded", "http"])
+@pytest.fixture(params=["embedded", "http", "http-s3"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
     if request.param == "embedded":
         return Target("embedded", tmp_path / "home", None)
-    return Target("http", tmp_path / "home", request.getfixturevalue("server"))
+    server = request.getfixturevalue("s3_server" if request.param == "http-s3" else "server")
+    return Target(request.param, tmp_path / "home", server)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import stat
 import threading
 from pathlib import Path
@@ -11,10 +12,22 @@ import pytest
 from mosslite.service.storage import Storage, open_storage
 from mosslite.service.storage.directory import DirectoryStorage
 from mosslite.service.storage.memory import MemoryStorage
+from mosslite.service.storage.s3 import S3Storage
+
+from ..seaweedfs import ACCESS_KEY, BUCKET, REGION, SECRET_KEY, SeaweedFS
 
 
-@pytest.fixture(params=["directory", "memory"])
+def s3_storage(seaweedfs: SeaweedFS, endpoint: str | None = None, **options) -> S3Storage:
+    """A prefix of its own in the real SeaweedFS of the run (tests/seaweedfs.py)."""
+    prefix = "t-" + secrets.token_hex(6)
+    return S3Storage(BUCKET, prefix, endpoint=endpoint or seaweedfs.endpoint, region=REGION,
+                     credentials=(ACCESS_KEY, SECRET_KEY), **options)
+
+
+@pytest.fixture(params=["directory", "memory", "s3"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+    if request.param == "s3":
+        return s3_storage(request.getfixturevalue("seaweedfs"))
     return DirectoryStorage(tmp_path / "store") if request.param == "directory" else MemoryStorage()
 
 
@@ -93,6 +106,9 @@ def test_open_storage_by_scheme(tmp_path: Path) -> None:
     assert isinstance(open_storage(str(tmp_path / "a")), DirectoryStorage)
     assert isinstance(open_storage(f"file://{tmp_path / 'b'}"), DirectoryStorage)
     assert isinstance(open_storage("memory://"), MemoryStorage)
+    s3 = open_storage("s3://bucket/pre/fix/", endpoint="http://127.0.0.1:1", region="eu-west-1")
+    assert isinstance(s3, S3Storage) and s3.url == "s3://bucket/pre/fix"
+    assert open_storage("s3://bucket", endpoint="http://127.0.0.1:1").url == "s3://bucket"
     with pytest.raises(ValueError):
         open_storage("s4://bucket")
 

@@ -3,6 +3,7 @@ versions whose documents say which version they belong to."""
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,11 +18,24 @@ MODEL = "hashed-ngrams-256"
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
+    """Storing in its data folder; parametrized ``indirect`` with "s3", in the run's
+    SeaweedFS (then clients download straight from it, by the manifest's links)."""
     srv = Server(data=tmp_path / "srv", port=free_port())
+    if getattr(request, "param", "directory") == "s3":
+        srv.s3, srv.s3_prefix = request.getfixturevalue("seaweedfs"), "sync-" + secrets.token_hex(6)
     srv.start()
     yield srv
     srv.stop()
+
+
+#: The tests that also run with a server storing in S3 (issue #10).
+BOTH_STORAGES = pytest.mark.parametrize("server", ["directory", "s3"], indirect=True)
+
+
+def stored(server: Server, name: str, version: int) -> bytes:
+    """Version ``version`` of index ``name`` (project "p") as the server stores it."""
+    return server.storage().read_bytes(f"p/{name}/{version:010d}.sqlite")
 
 
 def versioned_docs(version: int, n: int = 20) -> list[DocumentInfo]:

@@ -20,6 +20,8 @@ from mosslite.index.page_patch import PageMap
 from mosslite.service import Service
 
 from ..client.conftest import Server, free_port
+from .conftest import BOTH_STORAGES
+from .conftest import stored as stored_bytes
 
 MODEL = "hashed-ngrams-256"
 
@@ -36,10 +38,15 @@ def add(client: SyncMossClient, start: int, count: int) -> None:
     client.wait_for_job(client.add_docs("faq", docs(start, count)).job_id, poll_interval_seconds=0.01)
 
 
-def stored(server: Server, version: int) -> Path:
-    return server.data / "storage" / "p" / "faq" / f"{version:010d}.sqlite"
+def stored(server: Server, version: int) -> bytes:
+    return stored_bytes(server, "faq", version)
 
 
+def page_map(data: bytes) -> PageMap:
+    return PageMap.of_chunks([data])
+
+
+@BOTH_STORAGES
 def test_refresh_fetches_only_the_changed_pages(server: Server, tmp_path: Path) -> None:
     with client_of(server, tmp_path / "home", server.new_key("p")) as client:
         client.wait_for_job(client.create_index("faq", docs(0, 400), model_id=MODEL).job_id, poll_interval_seconds=0.01)
@@ -48,13 +55,14 @@ def test_refresh_fetches_only_the_changed_pages(server: Server, tmp_path: Path) 
         client.on_swap(swaps.append)
         add(client, 400, 3)
         info = client.load_index("faq")
-        size = stored(server, 2).stat().st_size
+        size = len(stored(server, 2))
         assert [(s.old_version, s.new_version, s.patched_from) for s in swaps] == [(1, 2, 1)]
         assert 0 < swaps[0].downloaded_bytes < size // 5
-        assert Path(info.path).read_bytes() == stored(server, 2).read_bytes()
+        assert Path(info.path).read_bytes() == stored(server, 2)
         assert [d.id for d in client.query("faq", "note 402", QueryOptions(top_k=1, alpha=0.0)).docs] == ["d402"]
 
 
+@BOTH_STORAGES
 def test_a_restarted_client_patches_from_its_cached_version(
     server: Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -66,25 +74,29 @@ def test_a_restarted_client_patches_from_its_cached_version(
         add(client, 402, 2)
     with caplog.at_level(logging.INFO, logger="mosslite.sync"), client_of(server, home, key) as restarted:
         info = restarted.load_index("faq")  # v1 cached, v3 published
-        assert info.version == 3 and Path(info.path).read_bytes() == stored(server, 3).read_bytes()
+        assert info.version == 3 and Path(info.path).read_bytes() == stored(server, 3)
     assert any("v3 (patch from v1" in r.getMessage() for r in caplog.records)
 
 
+@BOTH_STORAGES
 def test_a_wrong_patch_falls_back_to_the_whole_version(server: Server, tmp_path: Path) -> None:
     with client_of(server, tmp_path / "home", server.new_key("p")) as client:
         client.wait_for_job(client.create_index("faq", docs(0, 400), model_id=MODEL).job_id, poll_interval_seconds=0.01)
         client.load_index("faq")
         add(client, 400, 3)
-        # The service's map of v1 lies: it claims v1 already had every page of v2
-        # (its sha256 still names v1, so the service trusts it), so the patch is empty.
-        lying = PageMap.of_file(stored(server, 2))
-        lying = PageMap(PageMap.of_file(stored(server, 1)).sha256, lying.page_size, lying.size_bytes, lying.digests)
-        Path(str(stored(server, 1)) + ".pages").write_bytes(lying.to_bytes())
+        # The stored map of v2 lies: it claims v2 kept every page of v1 (its sha256 still
+        # names v2, so the service, or a client reading it by link, trusts it): the patch
+        # carries only the pages v1 lacks, and the file it makes is not v2.
+        lying, v1 = page_map(stored(server, 2)), page_map(stored(server, 1))
+        shared = min(lying.page_count, v1.page_count)
+        digests = np.concatenate([v1.digests[:shared], lying.digests[shared:]])
+        lying = PageMap(lying.sha256, lying.page_size, lying.size_bytes, digests)
+        server.storage().put_bytes("p/faq/0000000002.sqlite.pages", lying.to_bytes())
         swaps = []
         client.on_swap(swaps.append)
         info = client.load_index("faq")
-        assert [(s.new_version, s.patched_from, s.downloaded_bytes) for s in swaps] == [(2, None, stored(server, 2).stat().st_size)]
-        assert Path(info.path).read_bytes() == stored(server, 2).read_bytes()
+        assert [(s.new_version, s.patched_from, s.downloaded_bytes) for s in swaps] == [(2, None, len(stored(server, 2)))]
+        assert Path(info.path).read_bytes() == stored(server, 2)
         assert sorted(p.name for p in Path(info.path).parent.iterdir()) == [".lock", "0000000002.sqlite"]
 
 
@@ -104,7 +116,7 @@ def test_page_maps_of_consecutive_versions_share_most_pages(server: Server, tmp_
     with client_of(server, tmp_path / "home", server.new_key("p")) as client:
         client.wait_for_job(client.create_index("faq", docs(0, 400), model_id=MODEL).job_id, poll_interval_seconds=0.01)
         add(client, 400, 1)
-    old, new = PageMap.of_file(stored(server, 1)), PageMap.of_file(stored(server, 2))
+    old, new = page_map(stored(server, 1)), page_map(stored(server, 2))
     assert len(new.changed_since(old)) < new.page_count // 10
     assert np.array_equal(new.changed_since(new), [])
 
@@ -119,7 +131,7 @@ def test_a_version_deleted_before_its_download_gives_way_to_the_newest(tmp_path:
             stale = client._loop.run(transport.manifest("faq"))
             add(client, 50, 1)  # v2 published: v1's file is deleted (--keep-versions 1)...
             deadline = time.monotonic() + 30
-            while stored(server, 1).exists() and time.monotonic() < deadline:
+            while "p/faq/0000000001.sqlite" in server.storage().list("p/") and time.monotonic() < deadline:
                 time.sleep(0.01)  # ...just after its job completes: pruning follows the publish
             real = transport.manifest
             answers = [stale]
@@ -130,7 +142,7 @@ def test_a_version_deleted_before_its_download_gives_way_to_the_newest(tmp_path:
             transport.manifest = late
             info = client.load_index("faq")
             assert info.version == 2 and not answers
-            assert Path(info.path).read_bytes() == stored(server, 2).read_bytes()
+            assert Path(info.path).read_bytes() == stored(server, 2)
     finally:
         server.stop()
 

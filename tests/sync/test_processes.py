@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import stat
@@ -22,6 +24,7 @@ from mosslite.cache.layout import cached_versions
 from mosslite.transport.http import source_folder
 
 from ..client.conftest import Server, free_port
+from ..s3_proxy import FaultProxy
 from .test_refresh import publish
 
 CHILD = textwrap.dedent(
@@ -78,11 +81,21 @@ THROTTLED = {"MOSSLITE_TEST_THROTTLE_BPS": "1000000"}  # 1 MB/s for indexes name
 
 
 @pytest.fixture
-def slow_server(tmp_path: Path):
+def slow_server(request: pytest.FixtureRequest, tmp_path: Path):
+    """Version files of indexes named slow-* leave at 1 MB/s: from the server, or (param
+    "s3") from the object store, through a throttling proxy in front of SeaweedFS."""
     srv = Server(data=tmp_path / "slow-srv", port=free_port())
-    srv.start(env=THROTTLED)
-    yield srv
-    srv.stop()
+    with contextlib.ExitStack() as stack:
+        if getattr(request, "param", "directory") == "s3":
+            seaweedfs = request.getfixturevalue("seaweedfs")
+            proxy = stack.enter_context(FaultProxy(seaweedfs.endpoint))
+            rate = float(THROTTLED["MOSSLITE_TEST_THROTTLE_BPS"])
+            proxy.throttle = lambda seen: rate if "X-Amz-Signature=" in seen.path and "/slow-" in seen.path else None
+            srv.s3, srv.s3_prefix, srv.s3_endpoint = seaweedfs, "slow-" + secrets.token_hex(6), proxy.url
+            srv.store_proxy = proxy  # type: ignore[attr-defined]  (what the store sent, for the test)
+        srv.start(env=THROTTLED)
+        yield srv
+        srv.stop()
 
 
 def bulk(version: int, n: int) -> list[DocumentInfo]:
@@ -108,6 +121,7 @@ KILLABLE = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize("slow_server", ["directory", "s3"], indirect=True)
 def test_client_killed_mid_download_keeps_previous_version(slow_server: Server, tmp_path: Path) -> None:
     key = slow_server.new_key("p")
     home = tmp_path / "home"
@@ -143,7 +157,11 @@ def test_client_killed_mid_download_keeps_previous_version(slow_server: Server, 
             assert info.version == 2 and restarted.query("slow-idx", "marker").docs[0].metadata["v"] == "2"
         leftovers = [p.name for p in index_dir.iterdir() if p.name.endswith(".part") or ".tmp-" in p.name]
         assert leftovers == [] and cached_versions(index_dir) == [2]
-        manifest = json.loads((slow_server.data / "storage" / "p" / "slow-idx" / "manifest.json").read_text())
+        store = getattr(slow_server, "store_proxy", None)
+        if store is not None:  # the restart resumed from the store, by link, with a Range request
+            resumed = [(seen, status) for seen, status, _ in store.answered if "/slow-idx/0000000002.sqlite?" in seen.path]
+            assert [status for _, status in resumed] == [200, 206]
+        manifest = json.loads(slow_server.storage().read_bytes("p/slow-idx/manifest.json"))
         assert sha256_file(index_dir / "0000000002.sqlite") == manifest["sha256"]
 
 

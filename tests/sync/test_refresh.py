@@ -27,7 +27,7 @@ from mosslite.sync.clock import ManualClock
 
 from ..cache.conftest import damage_docs_page
 from ..client.conftest import Server
-from .conftest import MODEL, publish, wait_for
+from .conftest import BOTH_STORAGES, MODEL, publish, stored, wait_for
 
 
 def http_client(server: Server, home: Path, clock: ManualClock | None = None, key: str | None = None) -> SyncMossClient:
@@ -95,6 +95,7 @@ def test_bad_load_arguments(server: Server, tmp_path: Path) -> None:
             client.load_index("missing")
 
 
+@BOTH_STORAGES
 def test_converges_within_one_polling_interval(server: Server, tmp_path: Path) -> None:
     clock = ManualClock()
     with http_client(server, tmp_path / "home", clock) as client:
@@ -146,6 +147,7 @@ def test_failed_checks_back_off_and_never_disturb_serving(server: Server, tmp_pa
         assert client.was_served_stale("faq") is False
 
 
+@BOTH_STORAGES
 def test_offline_load_serves_the_cache_and_says_so(server: Server, tmp_path: Path) -> None:
     key = server.new_key("p")
     home = tmp_path / "home"
@@ -161,6 +163,7 @@ def test_offline_load_serves_the_cache_and_says_so(server: Server, tmp_path: Pat
             offline.load_index("never-cached")
 
 
+@BOTH_STORAGES
 def test_a_damaged_cached_version_is_fetched_again(server: Server, tmp_path: Path) -> None:
     key, home = server.new_key("p"), tmp_path / "home"
     with http_client(server, home, key=key) as client:
@@ -171,8 +174,7 @@ def test_a_damaged_cached_version_is_fetched_again(server: Server, tmp_path: Pat
         info = restarted.load_index("faq")
         assert (info.version, info.doc_count, info.stale) == (1, 20, False)
         assert restarted.query("faq", "item 3", QueryOptions(top_k=1, alpha=0.0)).docs[0].id == "d3"
-    stored = server.data / "storage" / "p" / "faq" / "0000000001.sqlite"
-    assert cached.read_bytes() == stored.read_bytes()  # replaced by a fresh download
+    assert cached.read_bytes() == stored(server, "faq", 1)  # replaced by a fresh download
     damage_docs_page(cached)
     server.stop()
     with http_client(server, home, key=key) as offline:  # nothing usable offline: say so
@@ -193,21 +195,21 @@ def test_deleted_index_is_not_served_from_cache(server: Server, tmp_path: Path) 
     assert cached_versions(home / "cache" / source_folder(server.url) / "p" / "faq") == []
 
 
+@BOTH_STORAGES
 @pytest.mark.parametrize("damage", ["tamper", "truncate"])
 def test_bad_download_is_rejected_and_old_version_keeps_serving(server: Server, tmp_path: Path, damage: str) -> None:
     with http_client(server, tmp_path / "home") as client:
         publish(client, "faq", 1)
         client.load_index("faq")
         publish(client, "faq", 2)
-        stored = server.data / "storage" / "p" / "faq" / "0000000002.sqlite"
-        data = bytearray(stored.read_bytes())
+        data = bytearray(stored(server, "faq", 2))
         if damage == "tamper":  # in a page that changed, so the page patch carries it too
-            pages = PageMap.of_file(stored)
-            changed = pages.changed_since(PageMap.of_file(stored.with_name("0000000001.sqlite")))
+            pages = PageMap.of_chunks([bytes(data)])
+            changed = pages.changed_since(PageMap.of_chunks([stored(server, "faq", 1)]))
             data[int(changed[-1]) * pages.page_size + 100] ^= 0xFF
         else:
             data = data[: len(data) // 2]
-        stored.write_bytes(bytes(data))
+        server.storage().put_bytes("p/faq/0000000002.sqlite", bytes(data))  # (in S3: the object replaced)
         from mosslite.errors import ChecksumMismatchError
 
         with pytest.raises(ChecksumMismatchError):

@@ -59,6 +59,12 @@ class Storage(ABC):
         client copy without streaming), else None."""
         return None
 
+    def signed_url(self, key: str, expires_in_s: int) -> str | None:
+        """A URL that lets whoever holds it GET the object (ranges too) for ``expires_in_s``
+        seconds, and no other object, if the backend can make one (S3: presigned), else
+        None. Computed locally (an HMAC): no request to the store."""
+        return None
+
     def download_to(self, key: str, dest: Path) -> None:
         with open(dest, "wb") as out:
             for chunk in self.iter_range(key):

@@ -1,0 +1,65 @@
+"""Download links: the manifest's answer names presigned URLs of the version file and
+its page map, so a client fetches them straight from the object store and the
+service stays off the download path (issue #10).
+
+Invariants:
+- A link opens one object (the version file, or its page map) for GET, until it
+  expires ``lifetime_s`` after it was made. Links are made only for the version
+  the manifest names, under the project whose key the request proved, and a
+  storage key begins with its project (layout.py): a link of project A never
+  opens B's objects.
+- Making a link is an HMAC computed here: no request to the store, no catalog
+  write, so a manifest poll stays cheap. A storage that cannot sign (a folder)
+  makes none, and clients download through the service as before.
+- The ETag of an answer with links names the version's sha256 and the *window*
+  (``lifetime_s / WINDOWS``) its links were made in. A client revalidating a
+  cached answer gets a 304 only within that window, so the links it holds have at
+  least ``1 - 1 / WINDOWS`` of their lifetime left, and ``Cache-Control: private,
+  max-age`` lets no cache keep the answer past the window's end. The links differ
+  from one answer to the next within a window, so the ETag is weak.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InvalidArgumentError
+from ..types import DEFAULT_LINK_LIFETIME_S, DownloadLinks, Manifest
+from .catalog import VersionRecord
+from .layout import pages_key
+from .storage import Storage
+
+#: Windows per lifetime: a link handed out (or revalidated) has 2/3 of its lifetime left.
+WINDOWS = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManifestAnswer:
+    """The newest version, its download links (None without a store that signs), the
+    ETag's value (unquoted) and how long the answer may be reused (None: revalidate)."""
+
+    manifest: Manifest
+    links: DownloadLinks | None
+    etag: str
+    max_age_s: int | None
+
+
+class Links:
+    def __init__(self, storage: Storage, lifetime_s: int = DEFAULT_LINK_LIFETIME_S) -> None:
+        if isinstance(lifetime_s, bool) or not isinstance(lifetime_s, int) or lifetime_s < WINDOWS:
+            raise InvalidArgumentError(f"link_lifetime_s must be an integer >= {WINDOWS}, got {lifetime_s!r}")
+        self.storage = storage
+        self.lifetime_s = lifetime_s
+
+    def answer(self, record: VersionRecord, now: float) -> ManifestAnswer:
+        """What the manifest route answers for ``record`` at Unix time ``now``."""
+        version_url = self.storage.signed_url(record.storage_key, self.lifetime_s)
+        pages_url = self.storage.signed_url(pages_key(record.storage_key), self.lifetime_s)
+        sha256 = record.manifest.sha256
+        if version_url is None or pages_url is None:
+            return ManifestAnswer(manifest=record.manifest, links=None, etag=sha256, max_age_s=None)
+        window_s = self.lifetime_s / WINDOWS
+        window = int(now // window_s)
+        links = DownloadLinks(version_url=version_url, pages_url=pages_url, expires_at=int(now) + self.lifetime_s)
+        max_age_s = max(0, int((window + 1) * window_s - now))
+        return ManifestAnswer(manifest=record.manifest, links=links, etag=f"{sha256}.{window}", max_age_s=max_age_s)
