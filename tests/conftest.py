@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -13,6 +14,12 @@ from mosslite.embeddings.hashed import HashedNgramEmbedder
 
 from .client.conftest import Server, free_port
 from .seaweedfs import SeaweedFS
+
+# A suite started in the background of a script (`make test &`) has SIGINT ignored, and
+# every process it starts would inherit that: the tests that press Ctrl-C (the CLI's
+# jobs, sends and query shell) need Python's own handler back, as a terminal gives it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 FAQ = [
     ("refund-1", "How do I get a refund for a damaged product?", {"category": "returns", "price": "0", "loc": "52.5200,13.4050"}),
