@@ -30,7 +30,7 @@ fuzz: $(VENV)/.installed
 	MOSSLITE_FUZZ_EXAMPLES=$${MOSSLITE_FUZZ_EXAMPLES:-1000} $(PY) -m pytest -q -s tests/service/test_fuzz.py
 
 bench: $(VENV)/.installed
-	for script in query_latency quality build hydrate hot_swap sessions embedding_engines footprint integrations; do \
+	for script in query_latency quality build hydrate hot_swap sessions embedding_engines footprint integrations fleet; do \
 		$(PY) benchmarks/$$script.py || exit 1; \
 	done
 
