@@ -95,9 +95,10 @@ def test_folder_sync_ids_are_what_the_mirror_makes(tmp_path: Path) -> None:
 WAITS_FOR_A_PERSON = ("--interactive", "JOB_ID", "--watch")
 
 
-def sh_block(holding: str) -> str:
+def sh_block(starting: str) -> str:
+    """The one ```sh block of the README that starts with ``starting``."""
     blocks = re.findall(r"```sh\n(.*?)```", README.read_text(encoding="utf-8"), re.S)
-    (found,) = [b for b in blocks if holding in b]
+    (found,) = [b for b in blocks if b.startswith(starting)]
     return found
 
 
@@ -138,7 +139,7 @@ def server_tour(folder: Path, home: Path) -> None:
     try:
         url = server.stdout.readline().split()[2]  # "mosslite serving URL (data: ...)"
         threading.Thread(target=server.stdout.read, daemon=True).start()  # the access log, drained
-        done = sh(sh_block("MOSS_URL=").replace("http://127.0.0.1:8700", url), folder, home)
+        done = sh(sh_block("export MOSS_URL=").replace("http://127.0.0.1:8700", url), folder, home)
         assert "faq-refunds-002" in done.stdout and url in done.stdout  # the query's answer; info's URL
     finally:
         server.terminate()
