@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mosslite import DocumentInfo, MutationOptions
+from mosslite.embeddings import register
+from mosslite.embeddings.hashed import HashedNgramEmbedder
 from mosslite.errors import ConflictError, IndexNotFoundError, InvalidArgumentError, InvalidNameError
 from mosslite.index.page_patch import PageMap
 from mosslite.service import Service
@@ -22,6 +26,19 @@ from mosslite.wire import parse_public_manifest
 
 MODEL = "hashed-ngrams-256"
 PUBLIC_URL = "https://cdn.example.com/mosslite"
+#: Builds with GatedEmbedder wait until it is set.
+GATE = threading.Event()
+
+
+class GatedEmbedder(HashedNgramEmbedder):
+    model_id = "public-test-gated"
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        assert GATE.wait(60)
+        return super().embed(texts)
+
+
+register(GatedEmbedder.model_id, GatedEmbedder)
 
 
 def docs(start: int, count: int) -> list[DocumentInfo]:
@@ -128,18 +145,17 @@ def test_a_deleted_public_index_leaves_nothing_public(service: Service) -> None:
 
 
 def test_an_index_made_public_before_its_first_version_is_copied_when_it_is_published(tmp_path: Path) -> None:
-    service = open_service(tmp_path / "svc", start_jobs=False)
+    GATE.clear()
+    service = open_service(tmp_path / "svc")
     try:
         service.adopt_key("p", "k")
-        service.create_index("p", "faq", docs(0, 5), MODEL)  # queued: no version yet
+        service.create_index("p", "faq", docs(0, 5), GatedEmbedder.model_id)  # its build waits at the gate
         assert service.set_public("p", "faq", True).public and public(service) == []
-    finally:
-        service.close()
-    service = open_service(tmp_path / "svc")  # the job runs now
-    try:
+        GATE.set()
         assert service.wait_idle(30)
         assert public_manifest(service)["version"] == 1
     finally:
+        GATE.set()
         service.close()
 
 
