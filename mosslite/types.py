@@ -288,6 +288,11 @@ class IndexInfo:
     dimension: int
     created_at: str
     updated_at: str
+    #: Public read mode (``set_public``; issue #10): its newest versions and a manifest
+    #: naming them are readable without a key, by anyone with the URL.
+    public: bool = False
+    #: Where devices poll that manifest, when the service knows its public URL.
+    public_manifest: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

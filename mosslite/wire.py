@@ -8,17 +8,22 @@ rather than silently dropped, so a client typo fails loudly.
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
 from .errors import InvalidArgumentError, InvalidDocumentError
-from .types import DocumentInfo
+from .types import DocumentInfo, Manifest
 
 T = TypeVar("T")
 
 #: The bodies that are not JSON: a version file, and a page patch (index/page_patch.py).
 SQLITE_MEDIA_TYPE = "application/vnd.sqlite3"
 PATCH_MEDIA_TYPE = "application/vnd.mosslite.page-patch"
+#: The format of a public index's manifest in the object store (service/public.py says it all).
+PUBLIC_MANIFEST_FORMAT = 1
+_FILE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")  # (a name beside the manifest, never a path)
 
 
 def to_dict(record: Any) -> dict[str, Any]:
@@ -58,3 +63,28 @@ def docs_from_json(items: Any) -> list[DocumentInfo]:
 
 def docs_to_json(docs: Sequence[DocumentInfo]) -> list[dict[str, Any]]:
     return [to_dict(doc) for doc in docs]
+
+
+def public_manifest_json(manifest: Manifest, version_file: str, page_map: str) -> bytes:
+    """A public index's manifest (service/public.py): ``format``, the Manifest's fields,
+    and the names of the version file and its page map, relative to its own URL."""
+    body = {"format": PUBLIC_MANIFEST_FORMAT, **to_dict(manifest), "version_file": version_file, "page_map": page_map}
+    return json.dumps(body, sort_keys=True).encode("utf-8")
+
+
+def parse_public_manifest(data: bytes) -> tuple[Manifest, str, str]:
+    """(manifest, version file, page map) of ``public_manifest_json``'s bytes. Anything
+    else (another format, a file name that would leave the manifest's folder) is an
+    InvalidArgumentError."""
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidArgumentError(f"a public manifest is not JSON: {exc}") from exc
+    if not isinstance(body, dict) or body.get("format") != PUBLIC_MANIFEST_FORMAT:
+        raise InvalidArgumentError(f"not a public manifest of format {PUBLIC_MANIFEST_FORMAT}")
+    names = [body.pop(field, None) for field in ("version_file", "page_map")]
+    del body["format"]
+    for name in names:
+        if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
+            raise InvalidArgumentError(f"a public manifest names {name!r}: not a file beside it")
+    return from_dict(Manifest, body), names[0], names[1]

@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS project_keys (
 
 -- status: 'building' until its first version is published, then 'ready';
 -- a failed first build leaves it 'failed'.
+-- public: 1 in public read mode (service/public.py, issue #10). A catalog made
+-- before the column existed gets it when it is opened (catalog.py).
 CREATE TABLE IF NOT EXISTS indexes (
     project_id TEXT NOT NULL REFERENCES projects (project_id) ON DELETE CASCADE,
     name       TEXT NOT NULL,
@@ -31,6 +33,7 @@ CREATE TABLE IF NOT EXISTS indexes (
     doc_count  INTEGER NOT NULL DEFAULT 0,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
+    public     INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (project_id, name)
 ) WITHOUT ROWID;
 

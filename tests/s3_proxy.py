@@ -29,6 +29,8 @@ class Seen:
     number: int
     method: str
     path: str  # with its query
+    #: Its headers, names in lower case.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 class FaultProxy:
@@ -61,9 +63,9 @@ class FaultProxy:
         self._server.shutdown()
         self._server.server_close()
 
-    def _note(self, method: str, path: str) -> Seen:
+    def _note(self, method: str, path: str, headers: tuple[tuple[str, str], ...] = ()) -> Seen:
         with self._lock:
-            seen = Seen(len(self.seen), method, path)
+            seen = Seen(len(self.seen), method, path, headers)
             self.seen.append(seen)
             return seen
 
@@ -81,7 +83,7 @@ class FaultProxy:
                 return
 
             def _any(self) -> None:
-                seen = proxy._note(self.command, self.path)
+                seen = proxy._note(self.command, self.path, tuple((k.lower(), v) for k, v in self.headers.items()))
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 fault = proxy.fail(seen)

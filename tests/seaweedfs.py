@@ -5,6 +5,10 @@
 it, then kills it. Started with PR_SET_PDEATHSIG, so even a pytest killed outright
 leaves no ``weed`` behind. One process serves the whole run (tests/conftest.py);
 each test works under a prefix of its own in one bucket.
+
+Like a bucket set up for mosslite's public read mode (service/public.py), it lets
+anyone read, without credentials, what is under a ``_public/`` prefix
+(``ANONYMOUS_READ``), and nothing else.
 """
 
 from __future__ import annotations
@@ -28,6 +32,9 @@ BUCKET = "mosslite-tests"
 ACCESS_KEY = "mosslite-test-access"
 SECRET_KEY = "mosslite-test-secret"
 REGION = "us-east-1"
+#: What an unsigned request may do: read objects under `<any prefix>/_public/`. (SeaweedFS's
+#: `*` matches `/` too; no private key holds `/_public/`: no project name starts with `_`.)
+ANONYMOUS_READ = [f"Read:{BUCKET}/*/_public/*", f"Read:{BUCKET}/_public/*"]
 START_TIMEOUT_S = 60.0
 #: Components a test never uses, off: fewer ports and threads.
 QUIET = ("-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false",
@@ -92,7 +99,8 @@ class SeaweedFS:
         config = self.folder / "s3.json"
         identity = {"name": "mosslite-tests", "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
                     "actions": ["Admin", "Read", "List", "Tagging", "Write"]}
-        config.write_text(json.dumps({"identities": [identity]}))
+        anonymous = {"name": "anonymous", "actions": ANONYMOUS_READ}
+        config.write_text(json.dumps({"identities": [identity, anonymous]}))
         self.ports = dict(zip(PORTS, free_ports(len(PORTS))))
         argv = [str(weed_binary()), "mini", f"-dir={self.folder / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 f"-s3.config={config}", f"-bucket={BUCKET}", *QUIET,

@@ -132,7 +132,7 @@ def cli_tour(folder: Path, home: Path) -> None:
 
 def server_tour(folder: Path, home: Path) -> None:
     """`mosslite serve` as written (on a free port), then the other terminal's block in one shell."""
-    (serve,) = sh_block("mosslite serve").strip().splitlines()
+    (serve,) = sh_block("mosslite serve --data ./srv --host").strip().splitlines()
     command = shlex.split(serve.split("#")[0].replace("--port 8700", "--port 0"))
     server = subprocess.Popen([Path(sys.executable).parent / command[0], *command[1:]], cwd=folder,
                               env=shell_env(home), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -92,7 +92,7 @@ def report_mutation(creds: Credentials, result: Any, wait: bool, as_json: bool, 
 
 @click.group(cls=Group)
 def index() -> None:
-    """Indexes on the service: create, list, get, delete, inspect.
+    """Indexes on the service: create, list, get, delete, public, inspect.
 
     \b
     Example:
@@ -141,8 +141,8 @@ def index_list(creds: Credentials, as_json: bool) -> None:
         emit_json(infos)
         return
     table(
-        ["name", "version", "status", "docs", "model", "updated"],
-        [[i.name, i.version, i.status, i.doc_count, i.model, i.updated_at] for i in infos],
+        ["name", "version", "status", "docs", "model", "updated", "public"],
+        [[i.name, i.version, i.status, i.doc_count, i.model, i.updated_at, "yes" if i.public else "no"] for i in infos],
         title=f"indexes of {creds.project_id}",
     )
 
@@ -178,6 +178,38 @@ def index_delete(creds: Credentials, name: str, yes: bool, as_json: bool) -> Non
         click.confirm(f"Delete index {name!r} of project {creds.project_id!r}?", abort=True, err=True)
     creds.run(lambda client: client.delete_index(name))
     emit_json({"deleted": name}) if as_json else click.echo(f"deleted index {name}")
+
+
+@index.command("public")
+@click.argument("name")
+@click.option(
+    "--on/--off",
+    "public",
+    required=True,
+    help="On: anyone with the URL reads its newest versions, no key needed. Off: those copies are deleted.",
+)
+@json_option
+@client_options
+def index_public(creds: Credentials, name: str, public: bool, as_json: bool) -> None:
+    """Make index NAME public, or private again (MossClient.set_public).
+
+    Public: its newest versions and a manifest naming them are copied where anyone
+    with the service's public URL (mosslite serve --public-url) reads them without a
+    key, and devices poll that manifest instead of the service. Private again: those
+    copies are deleted; copies already downloaded, or cached by a CDN, remain.
+    README: "Public read mode" says what it exposes.
+
+    \b
+    Example:
+        mosslite index public faq --on
+    """
+    info = creds.run(lambda client: client.set_public(name, public))
+    if as_json:
+        emit_json(info)
+    elif not info.public:
+        click.echo(f"index {name} is private: its public copies are deleted")
+    else:
+        click.echo(f"index {name} is public: devices read {info.public_manifest or '(no public URL known)'}")
 
 
 @index.command("inspect")

@@ -96,6 +96,14 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     help="Seconds a manifest's download links (presigned URLs, S3 storage only) work.",
 )
 @click.option(
+    "--public-url",
+    default=None,
+    metavar="URL",
+    help="The URL under which storage keys are readable without credentials (a CDN in front of the bucket, "
+    "or its own URL); indexes can then be made public: mosslite index public NAME --on. "
+    "README: 'Public read mode'.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -114,6 +122,7 @@ def serve(
     keep_versions: int,
     job_workers: int,
     link_lifetime_s: int,
+    public_url: str | None,
     log_level: str,
     access_log: bool,
 ) -> None:
@@ -141,7 +150,12 @@ def serve(
         # previous handler: make that a KeyboardInterrupt, so the service closes either way.
         previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
         service = Service(
-            data_dir, storage=storage, keep_versions=keep_versions, job_workers=job_workers, link_lifetime_s=link_lifetime_s
+            data_dir,
+            storage=storage,
+            keep_versions=keep_versions,
+            job_workers=job_workers,
+            link_lifetime_s=link_lifetime_s,
+            public_url=public_url,
         )
         server = None
         try:
@@ -167,6 +181,8 @@ def serve(
                 f"{job_workers} job worker(s)",
                 f"  API docs: {_url(bound_host, bound_port)}/docs (OpenAPI: /v1/openapi.json); Ctrl-C stops",
             ]
+            if service.public.base_url is not None:
+                banner.insert(1, f"  public indexes: read at {service.public.base_url}/_public/ without a key")
             asyncio.run(_serve(server, listener, data_dir, banner))
         except KeyboardInterrupt:
             pass

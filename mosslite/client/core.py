@@ -171,6 +171,21 @@ class MossClient:
         self._check_open()
         await self.transport.delete_index(name)
 
+    async def set_public(self, name: str, public: bool) -> IndexInfo:
+        """Public read mode on or off (README: "Public read mode"). On, anyone with its
+        URL reads the index's newest versions without a key, and devices poll its public
+        manifest instead of the service; it needs a service started with
+        ``--public-url``. Off, the public copies are deleted. Example::
+
+            info = await client.set_public("faq", True)
+            info.public_manifest   # https://cdn.example.com/mosslite/_public/my-project/faq/manifest.json
+        """
+        self._check_open()
+        validate_name(name)
+        if not isinstance(public, bool):
+            raise InvalidArgumentError(f"public must be True or False, got {shown(public)}")
+        return await self.transport.set_public(name, public)
+
     async def list_versions(self, name: str) -> list[VersionInfo]:
         """The index's published versions on the service, newest first: number, size,
         document count, time, and whether the service still keeps the file. Example::

@@ -6,8 +6,9 @@ Invariants (issue #3):
   seen together (publishing a version and completing its job) are one
   ``BEGIN IMMEDIATE`` transaction, so another process sharing the data folder
   sees all of it or none of it.
-- A catalog of an older layout (``user_version`` 1) is brought up to date once,
-  by whoever opens it first, under the write lock; every other open only reads.
+- A catalog of an older layout (``user_version`` 1, or one without the ``public``
+  column of indexes) is brought up to date once, by whoever opens it first, under
+  the write lock; every other open only reads.
 - No key is stored, only its HMAC (keys.py). Keys are bearer tokens: the embedded
   client registers the key it is given on first use; ``create_key`` mints random ones.
 """
@@ -30,6 +31,7 @@ from ..errors import ConflictError, IndexNotFoundError, JobNotFoundError, Projec
 from ..index.format import utc_now_iso
 from ..types import IndexInfo, Job, JobStatus, Manifest
 from .catalog_sql import (
+    ADD_PUBLIC_COLUMN_SQL,
     COUNT_KEYS_SQL,
     DELETE_INDEX_SQL,
     ENDED_JOB_IDS_SQL,
@@ -39,6 +41,7 @@ from .catalog_sql import (
     GET_PUSH_SQL,
     GET_VERSION_SQL,
     HAS_HMAC_KEYS_SQL,
+    HAS_PUBLIC_COLUMN_SQL,
     INSERT_INDEX_SQL,
     INSERT_JOB_SQL,
     INSERT_KEY_SQL,
@@ -54,9 +57,11 @@ from .catalog_sql import (
     MIGRATE_1_TO_2_SQL,
     NEXT_JOB_SQL,
     PROJECT_EXISTS_SQL,
+    PUBLIC_INDEXES_SQL,
     PUBLISH_INDEX_SQL,
     RECORD_PUSH_SQL,
     REHASH_KEY_SQL,
+    SET_INDEX_PUBLIC_SQL,
     SET_INDEX_STATUS_SQL,
     SET_PUSH_OVERWRITTEN_SQL,
     UNFINISHED_JOBS_SQL,
@@ -90,6 +95,7 @@ class Catalog:
         with self._lock:
             self._migrate()
             self._conn.execute(read_schema(SCHEMA_FILE))
+            self._add_public_column()
             has_keys = bool(self._conn.execute(HAS_HMAC_KEYS_SQL).fetchone()[0])
         self._keys = KeyHasher(self.path, has_keys=has_keys)
 
@@ -105,6 +111,15 @@ class Catalog:
                 conn.execute(MIGRATE_1_TO_2_SQL)
         if migrated:  # the old pages live on in the main file until a checkpoint
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _add_public_column(self) -> None:
+        """The ``public`` column of indexes (issue #10), added to a catalog made before it:
+        one ALTER TABLE, no row rewritten (its default is in the schema)."""
+        if self._conn.execute(HAS_PUBLIC_COLUMN_SQL).fetchone()[0]:
+            return
+        with self._write() as conn:
+            if not conn.execute(HAS_PUBLIC_COLUMN_SQL).fetchone()[0]:
+                conn.execute(ADD_PUBLIC_COLUMN_SQL)
 
     def close(self) -> None:
         with self._lock:
@@ -195,6 +210,20 @@ class Catalog:
             conn.execute(DELETE_INDEX_SQL, params)
             conn.execute(FAIL_INDEX_JOBS_SQL, {**params, "error": INDEX_DELETED, "now": utc_now_iso()})
         return keys
+
+    def set_public(self, project_id: str, name: str, public: bool) -> IndexInfo:
+        """Record whether the index is in public read mode; its row as it is now."""
+        params = {"project_id": project_id, "name": name}
+        with self._write() as conn:
+            conn.execute(SET_INDEX_PUBLIC_SQL, {**params, "public": int(public), "now": utc_now_iso()})
+            rows = conn.execute(GET_INDEX_SQL, params).fetchall()
+        if not rows:
+            raise IndexNotFoundError(f"index {name!r} not found", index=name)
+        return _index_info(rows[0])
+
+    def public_indexes(self) -> list[tuple[str, str]]:
+        """(project_id, name) of every index in public read mode."""
+        return [(project_id, name) for project_id, name in self._read(PUBLIC_INDEXES_SQL, {})]
 
     def set_index_status(self, project_id: str, name: str, status: str) -> None:
         with self._write() as conn:
@@ -343,7 +372,7 @@ def _update_job(conn: apsw.Connection, job_id: str, **fields: Any) -> None:
 
 
 def _index_info(row: tuple) -> IndexInfo:
-    name, version, status, doc_count, model_id, dimension, created_at, updated_at = row
+    name, version, status, doc_count, model_id, dimension, created_at, updated_at, public = row
     return IndexInfo(
         name=name,
         version=version,
@@ -353,6 +382,7 @@ def _index_info(row: tuple) -> IndexInfo:
         dimension=dimension,
         created_at=created_at,
         updated_at=updated_at,
+        public=bool(public),
     )
 
 

@@ -3,9 +3,10 @@ the one function that builds one (``update_job_sql``), kept apart from the code
 that runs them so that they can be read, printed and tested on their own.
 
 The tables are in ``schemas/catalog.sql``; ``MIGRATE_1_TO_2_SQL`` upgrades a
-catalog written by version 1. Values are ``:named`` parameters, never formatted
-in; the only text formatted in is a fixed column list, or job field names that
-catalog.py checks against ``JOB_FIELDS`` before ``update_job_sql`` sees them.
+catalog written by version 1, ``ADD_PUBLIC_COLUMN_SQL`` one made before public
+read mode. Values are ``:named`` parameters, never formatted in; the only text
+formatted in is a fixed column list, or job field names that catalog.py checks
+against ``JOB_FIELDS`` before ``update_job_sql`` sees them.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ INSERT INTO indexes (project_id, name, model_id, dimension, status, created_at, 
 VALUES (:project_id, :name, :model_id, :dimension, 'building', :now, :now)
 """
 
-INDEX_COLUMNS = "name, version, status, doc_count, model_id, dimension, created_at, updated_at"
+INDEX_COLUMNS = "name, version, status, doc_count, model_id, dimension, created_at, updated_at, public"
 
 GET_INDEX_SQL = f"""
 SELECT {INDEX_COLUMNS}
@@ -91,6 +92,30 @@ FAIL_INDEX_JOBS_SQL = """
 UPDATE jobs
 SET status = 'failed', error = :error, current_phase = NULL, completed_at = :now, updated_at = :now
 WHERE project_id = :project_id AND index_name = :name AND status NOT IN ('completed', 'failed')
+"""
+
+SET_INDEX_PUBLIC_SQL = """
+UPDATE indexes
+SET public = :public, updated_at = :now
+WHERE project_id = :project_id AND name = :name AND public != :public
+"""
+
+PUBLIC_INDEXES_SQL = """
+SELECT project_id, name
+FROM indexes
+WHERE public = 1
+ORDER BY project_id, name
+"""
+
+#: The column public read mode added (issue #10), for a catalog made before it.
+HAS_PUBLIC_COLUMN_SQL = """
+SELECT count(*)
+FROM pragma_table_info('indexes')
+WHERE name = 'public'
+"""
+
+ADD_PUBLIC_COLUMN_SQL = """
+ALTER TABLE indexes ADD COLUMN public INTEGER NOT NULL DEFAULT 0
 """
 
 SET_INDEX_STATUS_SQL = """

@@ -5,6 +5,7 @@ handing it to the part that holds the behaviour:
 
     <data>/catalog.sqlite   Catalog (catalog.py): keys, indexes, versions, jobs, pushes
     <data>/storage/         Storage (storage/): version files, page maps, manifests
+                            (and a public index's copies under _public/: public.py)
     <data>/batches/         Batches (batches.py): each job's documents
     <data>/staging/         builds in progress (build.py), local copies (versions.py)
     <data>/locks/           one flock per index (locks.py)
@@ -48,6 +49,7 @@ from .jobs import JobListener, Jobs
 from .links import Links, ManifestAnswer
 from .locks import remove_index_lock
 from .patch_store import VersionPatch
+from .public import PublicArea
 from .pushes import Pushes
 from .recovery import recover, this_owner
 from .retention import Retention
@@ -75,6 +77,7 @@ class Service:
         keep_versions: int = DEFAULT_KEEP_VERSIONS,
         job_workers: int = DEFAULT_JOB_WORKERS,
         link_lifetime_s: int = DEFAULT_LINK_LIFETIME_S,
+        public_url: str | None = None,
     ) -> None:
         if isinstance(keep_versions, bool) or not isinstance(keep_versions, int) or keep_versions < 1:
             raise InvalidArgumentError(f"keep_versions must be an integer >= 1, got {keep_versions!r}")
@@ -93,6 +96,9 @@ class Service:
         self.versions = Versions(self.catalog, self.storage, self.staging_dir)
         self.links = Links(self.storage, link_lifetime_s)
         self.retention = Retention(self.storage, self.versions, keep_versions=keep_versions)
+        self.public = PublicArea(
+            self.catalog, self.storage, self.lock_dir, keep_versions=keep_versions, base_url=public_url
+        )
         build_parts = BuildParts(
             catalog=self.catalog,
             storage=self.storage,
@@ -100,11 +106,14 @@ class Service:
             staging_dir=self.staging_dir,
             lock_dir=self.lock_dir,
         )
-        self.jobs = Jobs(build_parts, self.batches, self.retention, owner=self.owner, listeners=[], workers=job_workers)
+        self.jobs = Jobs(
+            build_parts, self.batches, self.retention, self.public, owner=self.owner, listeners=[], workers=job_workers
+        )
         self.intake = Intake(self.catalog, self.batches, self.versions, self.jobs)
         self.pushes = Pushes(self.catalog, self.batches, self.jobs)
         if start_jobs:
             recover(self.jobs, self.staging_dir)
+            self.public.catch_up()
 
     @property
     def listeners(self) -> list[JobListener]:
@@ -214,10 +223,20 @@ class Service:
 
     def get_index(self, project_id: str, name: str) -> IndexInfo:
         validate_name(name)
-        return self.catalog.get_index(project_id, name)
+        return self.public.describe(project_id, self.catalog.get_index(project_id, name))
 
     def list_indexes(self, project_id: str) -> list[IndexInfo]:
-        return self.catalog.list_indexes(project_id)
+        return [self.public.describe(project_id, info) for info in self.catalog.list_indexes(project_id)]
+
+    def set_public(self, project_id: str, name: str, public: bool) -> IndexInfo:
+        """Public read mode on or off (public.py): on, the newest version and a manifest
+        naming it are copied where anyone with ``public_url`` reads them, after every
+        publish too; off, the manifest and the copies are deleted. Example::
+
+            info = service.set_public("proj", "faq", True)
+            info.public_manifest   # https://cdn.example.com/mosslite/_public/proj/faq/manifest.json
+        """
+        return self.public.set_public(project_id, name, public)
 
     def delete_index(self, project_id: str, name: str) -> None:
         """Delete the index, its versions and its queued jobs (which fail), stop its
@@ -226,6 +245,7 @@ class Service:
         keys = self.catalog.delete_index(project_id, name)
         self.jobs.cancel_index(project_id, name)
         self.retention.remove_index(project_id, name, keys)
+        self.public.remove_index(project_id, name)
         remove_index_lock(self.lock_dir, (project_id, name))
 
     def get_docs_page(
@@ -258,13 +278,15 @@ class Service:
 
     def manifest_answer(self, project_id: str, name: str) -> ManifestAnswer:
         """The manifest with what the HTTP route sends beside it: download links straight
-        to the object store when storage signs URLs, and the ETag and lifetime that keep
-        a cached answer from outliving its links (links.py). Example::
+        to the object store when storage signs URLs, a public index's manifest URL
+        (public.py), and the ETag and lifetime that keep a cached answer from outliving
+        its links (links.py). Example::
 
             answer = service.manifest_answer("proj", "faq")
             answer.links.version_url   # presigned GET of the version file, or links is None
         """
-        return self.links.answer(self.versions.latest(project_id, name), time.time())
+        record = self.versions.latest(project_id, name)
+        return self.links.answer(record, time.time(), public_manifest=self.public.manifest_url(project_id, name))
 
     def list_versions(self, project_id: str, name: str) -> list[VersionInfo]:
         """The index's published versions, newest first: number, size, documents, time,

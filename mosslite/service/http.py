@@ -25,7 +25,9 @@ Invariants:
   access log's line for the request.
 - The manifest's answer names, for storage that signs URLs (S3), links to fetch
   the version straight from the store (links.py says how long they work and
-  what its ETag covers); the service then answers only manifests.
+  what its ETag covers); the service then answers only manifests. A public
+  index's answer names its public manifest too (public.py): devices then poll
+  that, and the service answers nothing of theirs.
 - Version files are immutable, so their sha256 is a strong ETag; downloads
   honour one ``Range: bytes=a-b`` (206) and resume by appending. A client that
   holds version m asks ``.../versions/{n}/patch?from=m`` for only the pages
@@ -183,6 +185,12 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         await run_in_threadpool(service.delete_index, project, request.path_params["name"])
         return Response(status_code=204)
 
+    async def set_public(request: Request, project: str) -> Response:
+        body = await read_json(request, max_request_bytes, required={"public"})
+        public = optional(body, "public", bool)
+        info = await run_in_threadpool(service.set_public, project, request.path_params["name"], public)
+        return JSONResponse(to_dict(info))
+
     async def manifest(request: Request, project: str) -> Response:
         found = await run_in_threadpool(service.manifest_answer, project, request.path_params["name"])
         headers = {"ETag": f'"{found.etag}"'}
@@ -193,6 +201,8 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         body = to_dict(found.manifest)
         if found.links is not None:
             body["download"] = to_dict(found.links)
+        if found.public_manifest is not None:
+            body["public_manifest"] = found.public_manifest
         return JSONResponse(body, headers=headers)
 
     async def list_versions(request: Request, project: str) -> Response:
@@ -298,6 +308,7 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
         route(index + "/docs", add_docs, "POST"),
         route(index + "/docs/delete", delete_docs, "POST"),
         route(index + "/docs/get", get_docs, "POST"),
+        route(index + "/public", set_public, "PUT"),
         route(index + "/manifest", manifest, "GET"),
         route(index + "/versions", list_versions, "GET"),
         # {version}, not {version:int}: Starlette would run int() on any digits (even 5,000 of

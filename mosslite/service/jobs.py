@@ -2,7 +2,8 @@
 
 A mutation's job is queued by ``Jobs.submit`` (its batch file already written and
 checked, intake.py / pushes.py), stored ("uploading"), built and published by
-build.py, then announced (``manifest.json``, listeners) and followed by pruning.
+build.py, then announced (``manifest.json``, a public index's public copy, listeners)
+and followed by pruning.
 
 Invariants (issues #3, #8):
 - Every change of a job's status or phase is written to the catalog first, then
@@ -44,6 +45,7 @@ from .build import BuildParts, JobContext, run_build
 from .catalog import INDEX_DELETED
 from .layout import manifest_key
 from .locks import JobKey, remove_index_lock
+from .public import PublicArea
 from .retention import Retention
 
 log = logging.getLogger("mosslite.service")
@@ -141,6 +143,7 @@ class Jobs:
         parts: BuildParts,
         batches: Batches,
         retention: Retention,
+        public: PublicArea,
         *,
         owner: str,
         listeners: list[JobListener],
@@ -150,6 +153,7 @@ class Jobs:
         self.catalog = parts.catalog
         self.batches = batches
         self.retention = retention
+        self.public = public
         self.owner = owner
         self.listeners = listeners
         self.runner = JobRunner(self.run, workers=workers)
@@ -219,6 +223,10 @@ class Jobs:
             self.notify(project_id, job_id)
             return
         self.parts.storage.put_bytes(manifest_key(project_id, job.index_name), _manifest_json(record.manifest))
+        try:
+            self.public.mirror(project_id, job.index_name)
+        except (MossliteError, OSError) as exc:  # the version is published; the next publish or start mirrors it
+            log.warning("%s/%s: public copy of v%d failed: %s", project_id, job.index_name, record.manifest.version, exc)
         self.notify(project_id, job_id)
         self.retention.prune(project_id, job.index_name, record.manifest.version)  # after the news is out
 

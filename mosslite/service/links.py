@@ -17,6 +17,8 @@ Invariants:
   least ``1 - 1 / WINDOWS`` of their lifetime left, and ``Cache-Control: private,
   max-age`` lets no cache keep the answer past the window's end. The links differ
   from one answer to the next within a window, so the ETag is weak.
+- A public index's answer also names its public manifest (public.py), and its
+  ETag says so: an index made public or private again is a new answer.
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ WINDOWS = 3
 @dataclass(frozen=True, kw_only=True)
 class ManifestAnswer:
     """The newest version, its download links (None without a store that signs), the
-    ETag's value (unquoted) and how long the answer may be reused (None: revalidate)."""
+    URL of its public manifest (None unless public), the ETag's value (unquoted) and
+    how long the answer may be reused (None: revalidate)."""
 
     manifest: Manifest
     links: DownloadLinks | None
     etag: str
     max_age_s: int | None
+    public_manifest: str | None = None
 
 
 class Links:
@@ -51,15 +55,17 @@ class Links:
         self.storage = storage
         self.lifetime_s = lifetime_s
 
-    def answer(self, record: VersionRecord, now: float) -> ManifestAnswer:
-        """What the manifest route answers for ``record`` at Unix time ``now``."""
+    def answer(self, record: VersionRecord, now: float, *, public_manifest: str | None = None) -> ManifestAnswer:
+        """What the manifest route answers for ``record`` at Unix time ``now``
+        (``public_manifest``: the URL of a public index's manifest)."""
         version_url = self.storage.signed_url(record.storage_key, self.lifetime_s)
         pages_url = self.storage.signed_url(pages_key(record.storage_key), self.lifetime_s)
-        sha256 = record.manifest.sha256
+        tag = record.manifest.sha256 + (".public" if public_manifest else "")
+        common = {"manifest": record.manifest, "public_manifest": public_manifest}
         if version_url is None or pages_url is None:
-            return ManifestAnswer(manifest=record.manifest, links=None, etag=sha256, max_age_s=None)
+            return ManifestAnswer(**common, links=None, etag=tag, max_age_s=None)
         window_s = self.lifetime_s / WINDOWS
         window = int(now // window_s)
         links = DownloadLinks(version_url=version_url, pages_url=pages_url, expires_at=int(now) + self.lifetime_s)
         max_age_s = max(0, int((window + 1) * window_s - now))
-        return ManifestAnswer(manifest=record.manifest, links=links, etag=f"{sha256}.{window}", max_age_s=max_age_s)
+        return ManifestAnswer(**common, links=links, etag=f"{tag}.{window}", max_age_s=max_age_s)

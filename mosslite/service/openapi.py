@@ -80,7 +80,8 @@ _ERROR_STATUSES = {
     "400": "The request is malformed (bad JSON, unknown field, bad name, document or filter).",
     "401": "No key, or an unknown key (with WWW-Authenticate: Bearer).",
     "404": "No such project (for this key), index, version, job, upload or push.",
-    "409": "The request contradicts stored state (an existing id without upsert, an existing index).",
+    "409": "The request contradicts stored state (an existing id without upsert, an existing index, "
+    "public read mode on a service with no public URL).",
     "413": f"The request body is over {MAX_REQUEST_BYTES} bytes, or a document or payload over its limit.",
     "500": "Stored bytes are not what they claim (integrity), or an unexpected server failure.",
     "503": "The service cannot do it now; retrying later may work.",
@@ -227,6 +228,12 @@ OPERATIONS: Mapping[tuple[str, str], dict[str, Any]] = {
         "Documents by id or metadata filter (get_docs_request says how many at a time).",
         {"200": _json("The documents found.", _schema("docs_list"))},
         body="get_docs_request",
+    ),
+    ("PUT", _INDEX + "/public"): _operation(
+        "Public read mode on or off: anyone with the URL reads its newest versions (README: Public read mode).",
+        {"200": _json("The index, with its public manifest's URL when public.", _schema("index_info"))},
+        body="public_request",
+        errors=_MUTATION,
     ),
     ("GET", _INDEX + "/manifest"): _operation(
         "The newest published version: its number, size and sha256 (also the ETag).",

@@ -89,6 +89,12 @@ class Transport(ABC):
         """Missing index: IndexNotFoundError."""
 
     @abstractmethod
+    async def set_public(self, name: str, public: bool) -> IndexInfo:
+        """Public read mode on or off (service/public.py); the index as it is then.
+        Missing index: IndexNotFoundError; on, from a service with no public URL:
+        ConflictError. Idempotent."""
+
+    @abstractmethod
     async def get_docs_page(
         self,
         name: str,

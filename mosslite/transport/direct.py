@@ -15,11 +15,13 @@ the version file and its page map (service/links.py). With them ``Direct`` gets:
 Invariants:
 - Links are kept per index from its last manifest, used for that version only,
   and not within EXPIRY_MARGIN_S of their expiry (``Held.use_until``; then the
-  manifest is read again for new ones). A transport that read no manifest with links fetches
-  through the service, and reads no manifest for links. A link the store refuses
-  (403 once expired, 404, 5xx) raises LinkRefused; HTTPTransport then reads the
-  manifest again, once, and retries with the new links, and failing that fetches
-  through the service as before.
+  manifest is read again for new ones). A public index's files (public.py) are
+  held alike, by public URLs that do not expire. A transport that read no
+  manifest with links fetches through the service, and reads no manifest for
+  links. A link the store refuses (403 once expired, 404, 5xx) raises
+  LinkRefused; HTTPTransport then reads the service's manifest again, once, and
+  retries with the new links, and failing that fetches through the service as
+  before.
 - The project key never goes to the store: these clients send no Authorization
   header; a link is its own credential, for one object.
 """
@@ -27,6 +29,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,11 +62,13 @@ def refused(response: httpx.Response) -> None:
 @dataclass(frozen=True)
 class Held:
     """The links of one version, as its manifest named them, and until when to use them:
-    EXPIRY_MARGIN_S before they expire, or a quarter of their time left if that is less."""
+    EXPIRY_MARGIN_S before they expire, or a quarter of their time left if that is less
+    (public URLs: for ever)."""
 
     version: int
     sha256: str
-    links: DownloadLinks
+    version_url: str
+    pages_url: str
     use_until: float
 
 
@@ -90,7 +95,12 @@ class Direct:
             self._held[name] = None
             return
         margin = min(EXPIRY_MARGIN_S, max(0.0, links.expires_at - time.time()) / 4)
-        self._held[name] = Held(manifest.version, manifest.sha256, links, links.expires_at - margin)
+        use_until = links.expires_at - margin
+        self._held[name] = Held(manifest.version, manifest.sha256, links.version_url, links.pages_url, use_until)
+
+    def remember_public(self, name: str, manifest: Manifest, version_url: str, pages_url: str) -> None:
+        """The public URLs of a public index's version (public.py): they never expire."""
+        self._held[name] = Held(manifest.version, manifest.sha256, version_url, pages_url, math.inf)
 
     def forget(self, name: str) -> None:
         self._held.pop(name, None)
@@ -114,6 +124,10 @@ class Direct:
 
     # -- downloads ---------------------------------------------------------------------
 
+    def client(self) -> httpx.AsyncClient:
+        """The client for small requests to the store (a page map, a public manifest)."""
+        return self._clients_made()[0]
+
     def _clients_made(self) -> tuple[httpx.AsyncClient, httpx.Client]:
         if self._clients is None:
             settings = {"headers": {"User-Agent": f"mosslite/{__version__}"}, "timeout": self._timeout_s}
@@ -127,7 +141,7 @@ class Direct:
         """The version file into ``dest`` from ``offset`` (Transport.download)."""
         self._clients_made()
         assert self._downloads is not None
-        return await self._downloads.version(held.links.version_url, dest, offset=offset, progress=progress)
+        return await self._downloads.version(held.version_url, dest, offset=offset, progress=progress)
 
     async def patch(self, held: Held, base: Path, dest: Path) -> bool:
         """A page patch from the file ``base`` to the linked version into ``dest``; False
@@ -135,7 +149,7 @@ class Direct:
         client, bulk = self._clients_made()
         self._check_open()
         with mapping_httpx_errors():
-            answer = await client.get(held.links.pages_url, headers=RAW_BYTES)
+            answer = await client.get(held.pages_url, headers=RAW_BYTES)
         if answer.status_code != 200:
             refused(answer)
         try:
@@ -147,7 +161,7 @@ class Direct:
         pages = target.changed_since(await asyncio.to_thread(PageMap.of_file, base))
         if not target.worth_patching(pages):
             return False
-        await asyncio.to_thread(_write_patch, bulk, held.links.version_url, target, pages, dest)
+        await asyncio.to_thread(_write_patch, bulk, held.version_url, target, pages, dest)
         return True
 
 

@@ -9,6 +9,8 @@ Invariants:
   manifest carried download links (a service storing in S3), they come straight
   from the object store instead (``direct.py``), and through the service only if
   the store refuses them after the manifest was read again.
+- A public index's manifest is polled at its public URL (``public.py``) once the
+  service named it, conditionally; a poll that fails asks the service, once.
 - Names go into URL paths only after ``validate_name``, so a name cannot walk
   to another route (``..``, ``/``), and both transports refuse it alike.
 - Nothing is retried here: a lost response to a mutation would otherwise
@@ -62,6 +64,7 @@ from .direct import Direct, Held, LinkRefused
 from .download import Downloads
 from .download_sockets import download_transport
 from .http_errors import json_body, mapping_httpx_errors, raise_for_status
+from .public import PublicManifestFailed, PublicManifests
 
 log = logging.getLogger("mosslite.transport")
 T = TypeVar("T")
@@ -106,6 +109,7 @@ class HTTPTransport(Transport):
         bulk = None if transport is not None else httpx.Client(**settings, transport=download_transport())
         self._downloads = Downloads(self._client, bulk, self._check_open)
         self._direct = Direct(timeout_s, self._check_open)
+        self._public = PublicManifests(self._direct)
 
     async def aclose(self) -> None:
         """Close; downloads still running are stopped first (they raise ClosedError)."""
@@ -161,6 +165,9 @@ class HTTPTransport(Transport):
     async def delete_index(self, name: str) -> None:
         await self._request("DELETE", _index_path(name))
 
+    async def set_public(self, name: str, public: bool) -> IndexInfo:
+        return from_dict(IndexInfo, await self._request("PUT", f"{_index_path(name)}/public", {"public": public}))
+
     # -- reads -------------------------------------------------------------------
 
     async def get_job(self, job_id: str) -> Job:
@@ -197,10 +204,20 @@ class HTTPTransport(Transport):
         return DocsPage(docs=docs_from_json(answer["docs"]), next_cursor=answer.get("next_cursor"))
 
     async def manifest(self, name: str) -> Manifest:
+        if self._public.url(name) is not None:
+            try:
+                return await self._public.read(name)
+            except PublicManifestFailed as exc:
+                log.warning("%s: %s; asking the service", name, exc)
+        return await self._service_manifest(name)
+
+    async def _service_manifest(self, name: str) -> Manifest:
         body = await self._request("GET", f"{_index_path(name)}/manifest")
         links = body.pop("download", None) if isinstance(body, dict) else None
+        public = body.pop("public_manifest", None) if isinstance(body, dict) else None
         manifest = from_dict(Manifest, body)
         self._direct.remember(name, manifest, None if links is None else from_dict(DownloadLinks, links))
+        self._public.follow(name, public if isinstance(public, str) else None)
         return manifest
 
     async def list_versions(self, name: str) -> list[VersionInfo]:
@@ -239,7 +256,7 @@ class HTTPTransport(Transport):
         once. _NoLink when there are none for that version, or they were refused twice."""
         held, read_again = self._direct.links(name, version), False
         if held is None and self._direct.expired(name, version):
-            await self.manifest(name)
+            await self._service_manifest(name)
             held, read_again = self._direct.links(name, version), True
         while held is not None:
             try:
@@ -249,7 +266,7 @@ class HTTPTransport(Transport):
                     log.warning("%s v%d: %s, again; downloading through the service", name, version, exc)
                     break
                 self._direct.forget(name)
-                await self.manifest(name)
+                await self._service_manifest(name)
                 held, read_again = self._direct.links(name, version), True
         raise _NoLink
 

@@ -67,6 +67,9 @@ class LocalTransport(Transport):
     async def delete_index(self, name: str) -> None:
         await self._call("delete_index", name)
 
+    async def set_public(self, name: str, public: bool) -> IndexInfo:
+        return await self._call("set_public", name, public)
+
     async def get_docs_page(
         self,
         name: str,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mosslite_cli_helpers import CLI, FAQ, MODEL, Server, base_env
+from mosslite_cli_helpers import CLI, FAQ, MODEL, Served, Server, base_env
 
 
 # -- init and credentials -----------------------------------------------------------------
@@ -329,6 +329,34 @@ def test_every_client_command_works_against_a_server(server: Server, tmp_path: P
     (notes / "a.txt").write_text("hello from a folder\n")
     assert cli.json("mirror", str(notes), "mirror", "--model", MODEL)["created"]
     assert [d["id"] for d in cli.json("doc", "get", "mirror")] == ["a.txt"]
+
+
+def test_index_public_turns_public_read_mode_on_and_off(tmp_path: Path, faq_file: Path) -> None:
+    cli = CLI(tmp_path, base_env(tmp_path / "home"))
+    data = tmp_path / "srv"
+    served = Served(cli, "--data", str(data), "--port", "0", "--public-url", "https://cdn.example.com/m/")
+    try:
+        assert "public indexes: read at https://cdn.example.com/m/_public/ without a key" in served.wait_for("public indexes:")
+        key = cli.ok("keys", "create", "--project", "p", "--data", str(data)).stdout.strip()
+        env = {"MOSS_URL": served.url, "MOSS_PROJECT_ID": "p", "MOSS_PROJECT_KEY": key}
+        cli.ok("index", "create", "faq", "-f", str(faq_file), "--model", MODEL, "--wait", **env)
+        url = "https://cdn.example.com/m/_public/p/faq/manifest.json"
+        assert cli.ok("index", "public", "faq", "--on", **env).stdout == f"index faq is public: devices read {url}\n"
+        assert json.loads((data / "storage" / "_public" / "p" / "faq" / "manifest.json").read_text())["version"] == 1
+        assert cli.json("index", "get", "faq", **env)["public_manifest"] == url
+        assert re.search(r"│ yes +│", cli.ok("index", "list", **env).stdout)
+        info = cli.json("index", "public", "faq", "--off", **env)
+        assert (info["public"], info["public_manifest"]) == (False, None)
+        assert not (data / "storage" / "_public").exists()
+        assert cli("index", "public", "faq", **env).returncode == 2  # --on or --off, never a guess
+    finally:
+        served.stop()
+
+
+def test_index_public_on_a_service_with_no_public_url_says_how_to_give_it_one(cli: CLI, faq_index: str) -> None:
+    message = cli.fails("index", "public", faq_index, "--on")
+    assert "cannot be public: this service has no public URL" in message and "--public-url" in message
+    assert cli.ok("index", "public", faq_index, "--off").stdout == f"index {faq_index} is private: its public copies are deleted\n"
 
 
 def test_a_server_that_is_down_is_named_never_answered_from_the_embedded_copy(cli: CLI, faq_index: str) -> None:

@@ -151,6 +151,35 @@ def test_a_push_record_gets_its_overwritten_count_at_publish_and_a_retry_replace
     assert catalog.get_push("p", "faq", "diff-0002") is None
 
 
+def test_public_read_mode_is_kept_per_index_across_opens(catalog: Catalog, tmp_path: Path) -> None:
+    catalog.create_index("p", "other", MODEL, DIM)
+    assert not catalog.get_index("p", "faq").public
+    before = catalog.get_index("p", "faq").updated_at
+    assert catalog.set_public("p", "faq", True).public
+    assert catalog.set_public("p", "faq", True).updated_at == catalog.get_index("p", "faq").updated_at >= before
+    with pytest.raises(IndexNotFoundError):
+        catalog.set_public("p", "nope", True)
+    reopened = Catalog(tmp_path / "catalog.sqlite")
+    try:
+        assert [(i.name, i.public) for i in reopened.list_indexes("p")] == [("faq", True), ("other", False)]
+        assert reopened.public_indexes() == [("p", "faq")]
+    finally:
+        reopened.close()
+
+
+def test_a_catalog_made_before_public_read_mode_gets_the_column_at_open(catalog: Catalog, tmp_path: Path) -> None:
+    catalog.close()
+    conn = apsw.Connection(str(tmp_path / "catalog.sqlite"))
+    conn.execute("ALTER TABLE indexes DROP COLUMN public")  # the layout before issue #10
+    conn.close()
+    upgraded = Catalog(tmp_path / "catalog.sqlite")
+    try:
+        assert not upgraded.get_index("p", "faq").public  # every index private, as before
+        assert upgraded.set_public("p", "faq", True).public
+    finally:
+        upgraded.close()
+
+
 # -- the version-1 catalog ------------------------------------------------------------
 
 

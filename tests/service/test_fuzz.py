@@ -103,7 +103,7 @@ def create_index(server: Server, project: str, key: str, name: str, documents: l
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed]:
     server = Server(data=tmp_path_factory.mktemp("fuzz-data"), port=free_port())
-    server.start()
+    server.start(args=("--public-url", "http://127.0.0.1:9/fuzz"))  # (so PUT .../public may also succeed)
     try:
         found = Fuzzed(server, server.new_key("fuzz"), server.new_key("bystander"))
         create_index(server, "fuzz", found.key, "faq", docs("faq"))

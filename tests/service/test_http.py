@@ -99,8 +99,8 @@ def test_every_wire_message_has_a_schema() -> None:
     assert set(VALIDATORS) == {
         "add_docs_request", "create_index_request", "delete_docs_request", "docs_list", "document", "error",
         "get_docs_request", "health", "index_info", "index_list", "job", "manifest", "mutation_result",
-        "push_request", "push_result", "root", "upload", "upload_docs_request", "upload_request", "version_info",
-        "version_list",
+        "public_request", "push_request", "push_result", "root", "upload", "upload_docs_request", "upload_request",
+        "version_info", "version_list",
     }  # fmt: skip
 
 
@@ -610,6 +610,35 @@ async def test_other_projects_things_are_404_to_a_valid_key(env: Env) -> None:
     await transport.aclose()
     assert env.service.get_index("proj-b", "secret") == info_b
     assert env.service.manifest("proj-b", "secret") == manifest_b
+
+
+async def test_the_public_route_answers_in_its_schema_and_the_manifest_names_the_public_one(tmp_path: Path) -> None:
+    service = Service(tmp_path / "data", public_url="https://cdn.example.com/m")
+    try:
+        key, other = service.create_key("proj-a"), service.create_key("proj-b")
+        service.create_index("proj-a", "faq", faq_docs(), MODEL)
+        assert service.wait_idle(30)
+        asgi = httpx.ASGITransport(app=create_app(service))
+        async with httpx.AsyncClient(transport=asgi, base_url=BASE) as http:
+            p, auth = "/v1/projects/proj-a/indexes/faq", {"Authorization": f"Bearer {key}"}
+            private = check("manifest", (await http.get(f"{p}/manifest", headers=auth)).json())
+            assert "public_manifest" not in private
+            on = await http.put(f"{p}/public", json=check("public_request", {"public": True}), headers=auth)
+            url = "https://cdn.example.com/m/_public/proj-a/faq/manifest.json"
+            assert on.status_code == 200 and check("index_info", on.json())["public_manifest"] == url
+            answer = await http.get(f"{p}/manifest", headers=auth)
+            assert check("manifest", answer.json())["public_manifest"] == url
+            assert answer.headers["etag"] == f'"{private["sha256"]}.public"'
+            for body in ({"public": 1}, {"public": None}, {}, {"public": True, "more": 1}, []):
+                refused = await http.put(f"{p}/public", json=body, headers=auth)
+                assert refused.status_code == 400, body
+            theirs = await http.put(f"{p}/public", json={"public": False}, headers={"Authorization": f"Bearer {other}"})
+            assert theirs.status_code == 404 and service.get_index("proj-a", "faq").public
+            off = check("index_info", (await http.put(f"{p}/public", json={"public": False}, headers=auth)).json())
+            assert (off["public"], off["public_manifest"]) == (False, None)
+            assert "public_manifest" not in (await http.get(f"{p}/manifest", headers=auth)).json()
+    finally:
+        service.close()
 
 
 # -- request bodies ----------------------------------------------------------------

@@ -46,3 +46,11 @@ def test_a_folder_gives_no_links_and_a_strong_etag(tmp_path: Path) -> None:
 def test_a_lifetime_is_whole_seconds_of_at_least_three(lifetime) -> None:
     with pytest.raises(InvalidArgumentError, match="link_lifetime_s"):
         Links(SIGNING, lifetime)
+
+
+def test_a_public_index_answer_names_its_manifest_and_has_an_etag_of_its_own(tmp_path: Path) -> None:
+    url = "https://cdn.example.com/m/_public/p/faq/manifest.json"
+    signed = Links(SIGNING, 900).answer(RECORD, now=600.0, public_manifest=url)
+    assert signed.public_manifest == url and signed.etag == f"{MANIFEST.sha256}.public.2"
+    plain = Links(DirectoryStorage(tmp_path)).answer(RECORD, now=5.0, public_manifest=url)
+    assert (plain.public_manifest, plain.etag) == (url, f"{MANIFEST.sha256}.public")

@@ -139,6 +139,7 @@ async def test_operations_take_and_answer_the_wire_schemas(document: dict[str, A
         ("post", index + "/docs/delete"): "delete_docs_request",
         ("post", index + "/docs/get"): "get_docs_request",
         ("post", index + "/push"): "push_request",
+        ("put", index + "/public"): "public_request",
         ("post", "/v1/projects/{project}/uploads"): "upload_request",
         ("post", "/v1/projects/{project}/uploads/{upload_id}/docs"): "upload_docs_request",
     }

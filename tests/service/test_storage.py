@@ -69,6 +69,19 @@ def test_missing_keys(storage: Storage) -> None:
     assert storage.list("nope/") == []
 
 
+def test_copy_stores_the_same_bytes_under_a_second_key_that_outlives_the_first(storage: Storage, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 5000
+    storage.put("p/i/0000000001.sqlite", source(tmp_path, data))
+    storage.copy("p/i/0000000001.sqlite", "_public/p/i/0000000001.sqlite")
+    storage.copy("p/i/0000000001.sqlite", "_public/p/i/0000000001.sqlite")  # again: the same object
+    storage.delete("p/i/0000000001.sqlite")
+    assert storage.read_bytes("_public/p/i/0000000001.sqlite") == data
+    assert storage.list("_public/") == ["_public/p/i/0000000001.sqlite"]
+    with pytest.raises(FileNotFoundError):
+        storage.copy("p/i/0000000001.sqlite", "_public/p/i/0000000002.sqlite")
+    assert storage.list("_public/") == ["_public/p/i/0000000001.sqlite"]
+
+
 def test_put_move_consumes_source(storage: Storage, tmp_path: Path) -> None:
     src = source(tmp_path, b"abc")
     storage.put("k", src, move=True)

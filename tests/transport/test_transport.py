@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mosslite import DocumentInfo
-from mosslite.errors import IndexNotFoundError, JobNotFoundError, NotFoundError
+from mosslite.errors import ConflictError, IndexNotFoundError, JobNotFoundError, NotFoundError
 from mosslite.service import Service
 from mosslite.transport.base import Transport
 from mosslite.transport.http import HTTPTransport
@@ -110,7 +110,12 @@ async def test_get_docs_walks_every_page(transport: Transport) -> None:
 
 
 async def test_what_is_missing_is_the_same_typed_error(transport: Transport, tmp_path: Path) -> None:
-    for missing in (transport.get_index("nosuch"), transport.manifest("nosuch"), transport.delete_index("nosuch")):
+    for missing in (
+        transport.get_index("nosuch"),
+        transport.manifest("nosuch"),
+        transport.delete_index("nosuch"),
+        transport.set_public("nosuch", False),
+    ):
         with pytest.raises(IndexNotFoundError):
             await missing
     with pytest.raises(JobNotFoundError):
@@ -121,6 +126,15 @@ async def test_what_is_missing_is_the_same_typed_error(transport: Transport, tmp
     await transport.delete_index("faq")
     with pytest.raises(IndexNotFoundError):
         await transport.download("faq", 1, tmp_path / "gone.sqlite")
+
+
+async def test_public_read_mode_needs_a_public_url_and_private_is_always_possible(transport: Transport) -> None:
+    await created(transport, "faq", "a")
+    with pytest.raises(ConflictError, match="no public URL"):  # neither service here has one
+        await transport.set_public("faq", True)
+    info = await transport.set_public("faq", False)
+    assert (info.name, info.public, info.public_manifest) == ("faq", False, None)
+    assert await transport.get_index("faq") == info
 
 
 async def test_a_push_is_idempotent_by_its_diff_id(transport: Transport) -> None:

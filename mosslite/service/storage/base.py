@@ -7,6 +7,7 @@ a key twice with different content.
 
 from __future__ import annotations
 
+import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +31,10 @@ class Storage(ABC):
         object or the whole new one. ``move`` lets a backend consume the source file."""
 
     @abstractmethod
-    def put_bytes(self, key: str, data: bytes) -> None:
-        """Store small objects (manifests) atomically."""
+    def put_bytes(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
+        """Store small objects (manifests) atomically. ``cache_control``: the header an
+        object store sends with the object (and a CDN in front of it obeys); a folder
+        has none to keep."""
 
     @abstractmethod
     def read_bytes(self, key: str) -> bytes:
@@ -64,6 +67,15 @@ class Storage(ABC):
         seconds, and no other object, if the backend can make one (S3: presigned), else
         None. Computed locally (an HMAC): no request to the store."""
         return None
+
+    def copy(self, source_key: str, key: str) -> None:
+        """Store a copy of the object ``source_key`` under ``key``, atomically as ``put``.
+        Missing source: FileNotFoundError. This default goes through a temp file; a
+        backend that copies in place (a hard link, S3's CopyObject) does so instead."""
+        with tempfile.TemporaryDirectory(prefix="mosslite-copy-") as folder:
+            temp = Path(folder) / "object"
+            self.download_to(source_key, temp)
+            self.put(key, temp, move=True)
 
     def download_to(self, key: str, dest: Path) -> None:
         with open(dest, "wb") as out:

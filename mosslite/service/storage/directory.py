@@ -53,11 +53,27 @@ class DirectoryStorage(Storage):
         with atomic_path(target, read_only=True) as temp:
             shutil.copyfile(source, temp)
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         try:
             atomic_write_bytes(self._path(key), data, read_only=True)
         except FileNotFoundError:  # (as in put)
             atomic_write_bytes(self._path(key), data, read_only=True)
+
+    def copy(self, source_key: str, key: str) -> None:
+        """A hard link: no bytes copied (objects are immutable and read-only)."""
+        try:
+            self._link(source_key, key)
+        except FileNotFoundError:
+            if not self._path(source_key).is_file():
+                raise
+            self._link(source_key, key)  # (the target's folder was removed just now, as in put)
+
+    def _link(self, source_key: str, key: str) -> None:
+        source, target = self._path(source_key), self._path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temp = temp_path_for(target)
+        os.link(source, temp)
+        install(temp, target)
 
     def read_bytes(self, key: str) -> bytes:
         return self._path(key).read_bytes()

@@ -22,7 +22,7 @@ class MemoryStorage(Storage):
         if move:
             Path(source).unlink()
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
         with self._lock:
             self._objects[key] = bytes(data)
 

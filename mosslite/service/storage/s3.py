@@ -21,6 +21,8 @@ The contract of ``base.Storage``, and what an object store adds:
   and one missed by recovery is only garbage, never served.
 - ``local_path`` is None: the service keeps local copies (versions.py), and
   ``signed_url`` lets clients download straight from the store (links.py).
+- ``copy`` is a CopyObject (a public index's copies, public.py): the store copies,
+  no byte passes through the service; one object of up to 5 GB.
 """
 
 from __future__ import annotations
@@ -115,11 +117,19 @@ class S3Storage(Storage):
         if move:
             Path(source).unlink()
 
-    def put_bytes(self, key: str, data: bytes) -> None:
+    def put_bytes(self, key: str, data: bytes, *, cache_control: str | None = None) -> None:
+        import obstore
+
+        attributes: Any = {"Cache-Control": cache_control} if cache_control else None
+        with self._errors():
+            obstore.put(self._store, key, bytes(data), use_multipart=False, attributes=attributes)
+
+    def copy(self, source_key: str, key: str) -> None:
+        """CopyObject: the store copies it, no byte passes through here."""
         import obstore
 
         with self._errors():
-            obstore.put(self._store, key, bytes(data), use_multipart=False)
+            obstore.copy(self._store, source_key, key)
 
     def read_bytes(self, key: str) -> bytes:
         import obstore
