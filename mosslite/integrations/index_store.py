@@ -12,7 +12,8 @@ Invariants:
   then a search or a lookup finds nothing and a delete deletes nothing.
 - A store that brings its own vectors (the ``custom`` model) is never pointed at an
   index whose model embeds, nor the other way round: checked before anything is
-  written, an InvalidArgumentError, so no vector is searched with another model's.
+  written and before every search (against the loaded copy's model, whoever loaded
+  it), an InvalidArgumentError, so no vector is searched with another model's.
 - The work is coroutines on a MossClient. A store made from a SyncMossClient runs
   them on that client's loop thread (``run``; ``arun`` does so from another event
   loop, through a worker thread). One made from a MossClient awaits them on the
@@ -172,10 +173,9 @@ class IndexStore:
         else:
             auto_refresh, interval_s = loaded.auto_refresh, loaded.polling_interval_s
         try:
-            info = await self.client.load_index(self.name, auto_refresh, interval_s)
+            await self.client.load_index(self.name, auto_refresh, interval_s)
         except IndexNotFoundError:
             return False
-        self._check_model(info.model_id)
         return True
 
     # -- searches of the loaded copy ----------------------------------------------------------
@@ -195,8 +195,11 @@ class IndexStore:
         return docs or []
 
     def _query(self, text: str, options: QueryOptions) -> list[QueryResultDocumentInfo] | None:
-        """The loaded copy's answer (the query runs in this thread), or None if not loaded."""
+        """The loaded copy's answer (the query runs in this thread), or None if not loaded.
+        Its model is checked each time: a refresh may bring an index made again with
+        another, and a copy this store did not load was never checked."""
         try:
+            self._check_model(self.client.loaded_index(self.name).model_id)
             return self.client.query_local(self.name, text, options).docs
         except IndexNotLoadedError:
             return None

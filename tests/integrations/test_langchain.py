@@ -151,9 +151,14 @@ def test_a_store_never_mixes_models(client: SyncMossClient) -> None:
     custom = MossliteVectorStore("mixed", client, embedding=DeterministicFakeEmbedding(size=8))
     with pytest.raises(InvalidArgumentError, match="brings its own vectors"):
         custom.add_texts(["custom"], ids=["c"])
-    with pytest.raises(InvalidArgumentError, match="brings its own vectors"):
-        custom.similarity_search("hashed")
+    for _ in range(2):  # every search, not only the one that loaded the index
+        with pytest.raises(InvalidArgumentError, match="brings its own vectors"):
+            custom.similarity_search("hashed")
     assert [d.id for d in client.get_docs("mixed")] == ["h"]
+    MossliteVectorStore("other", client, embedding=DeterministicFakeEmbedding(size=8)).add_texts(["c"], ids=["c"])
+    client.load_index("other")  # loaded by the client already: the store's first search checks too
+    with pytest.raises(InvalidArgumentError, match="no embeddings to query it with"):
+        MossliteVectorStore("other", client, model_id=MODEL).similarity_search("c")
 
 
 def test_writes_keep_the_refresh_options_of_a_loaded_index(store: MossliteVectorStore, client: SyncMossClient) -> None:

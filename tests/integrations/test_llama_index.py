@@ -16,7 +16,7 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryMode,
 )
 
-from mosslite import MossClient, SyncMossClient
+from mosslite import DocumentInfo, MossClient, SyncMossClient
 from mosslite.client.embedded import close_embedded_services
 from mosslite.errors import InvalidArgumentError, InvalidDocumentError, InvalidFilterError, ModelNotFoundError
 from mosslite.integrations.llama_index import MossliteEmbedding, MossliteVectorStore, llama_index_filter
@@ -144,3 +144,11 @@ def test_filter_mapping() -> None:
                                                                                      operator=FilterOperator.NIN)])
     assert llama_index_filter(spec) == {"$and": [{"field": "a", "condition": {"$eq": 1}},
                                                  {"field": "b", "condition": {"$nin": ["x", "y"]}}]}
+
+
+def test_every_query_refuses_an_index_of_a_model_that_embeds(client: SyncMossClient) -> None:
+    client.wait_for_job(client.create_index("hashed", [DocumentInfo(id="a", text="alpha beta")], "hashed-ngrams-256").job_id)
+    store = MossliteVectorStore("hashed", client)
+    for _ in range(2):  # not only the query that loaded it: its vectors are another model's
+        with pytest.raises(InvalidArgumentError, match="brings its own vectors"):
+            store.query(VectorStoreQuery(query_embedding=[0.0625] * 256, similarity_top_k=1))
