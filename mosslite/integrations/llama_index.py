@@ -29,7 +29,8 @@ What it promises:
   mosslite equivalent (another mode or operator, NOT, ``node_ids``) is an
   InvalidArgumentError (InvalidFilterError for a filter), never ignored.
 - Read your writes (``index_store.py``): once ``add`` or a delete has returned, a
-  query sees it. ``clear`` deletes the index.
+  query sees it. ``clear`` deletes the index. Others' writes arrive on their own
+  (``auto_refresh``, on by default).
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from ..embeddings import get_embedder
 from ..embeddings.custom import CUSTOM_MODEL_ID
 from ..errors import InvalidArgumentError, InvalidDocumentError, InvalidFilterError
 from ..types import DEFAULT_ALPHA, DEFAULT_MODEL_ID, DocumentInfo, QueryOptions, QueryResultDocumentInfo
-from .index_store import IndexStore, refuse_unknown
+from .index_store import DEFAULT_REFRESH_INTERVAL_S, IndexStore, refuse_unknown
 from .metadata import condition, from_payload, metadata_strings, payload_json
 
 #: The payload key under which a node's LlamaIndex serialisation is kept.
@@ -107,12 +108,23 @@ class MossliteVectorStore(BasePydanticVectorStore):
         project_id: str | None = None,
         project_key: str | None = None,
         url: str | None = None,
+        auto_refresh: bool = True,
+        polling_interval_in_seconds: float = DEFAULT_REFRESH_INTERVAL_S,
     ) -> None:
         """``client``, or ``project_id`` and ``project_key`` (and ``url`` for a server)
         for a SyncMossClient of the store's own (``close`` closes it). A store made from
-        an async MossClient is used through its async methods (``async_add``, ``aquery``, ...)."""
+        an async MossClient is used through its async methods (``async_add``, ``aquery``, ...).
+        ``auto_refresh`` and ``polling_interval_in_seconds``: how the index is loaded
+        (``index_store.py``)."""
         store = IndexStore(
-            index_name, client, project_id=project_id, project_key=project_key, url=url, model_id=CUSTOM_MODEL_ID
+            index_name,
+            client,
+            project_id=project_id,
+            project_key=project_key,
+            url=url,
+            model_id=CUSTOM_MODEL_ID,
+            auto_refresh=auto_refresh,
+            polling_interval_in_seconds=polling_interval_in_seconds,
         )
         super().__init__(index_name=store.name)
         self._store = store

@@ -17,6 +17,7 @@ from mosslite.errors import InvalidArgumentError, InvalidDocumentError, InvalidF
 from mosslite.integrations.langchain import MossliteVectorStore, langchain_filter
 
 from ..client.conftest import Target
+from .conftest import seen_within
 
 # The suite's async tests are plain `async def`s: anyio runs them (as it runs the rest of ours).
 pytestmark = pytest.mark.anyio
@@ -144,6 +145,10 @@ def test_bad_input_is_a_typed_error_before_any_work(client: SyncMossClient) -> N
         store.similarity_search("x", alpha=2)
     with pytest.raises(InvalidArgumentError, match="unknown"):
         store.add_texts(["z"], upsert=False)
+    with pytest.raises(InvalidArgumentError, match="auto_refresh"):
+        MossliteVectorStore("bad", client, auto_refresh="yes")
+    with pytest.raises(InvalidArgumentError, match="polling_interval_in_seconds"):
+        MossliteVectorStore("bad", client, polling_interval_in_seconds=0)
 
 
 def test_a_store_never_mixes_models(client: SyncMossClient) -> None:
@@ -169,6 +174,19 @@ def test_writes_keep_the_refresh_options_of_a_loaded_index(store: MossliteVector
     assert loaded.version == before + 1 and (loaded.auto_refresh, loaded.polling_interval_s) == (True, 60)
     store.delete(["g1", "no-such-id"])
     assert client.get_loaded_version("faq") == before + 2 and store.get_by_ids(["g1"]) == []
+
+
+def test_a_search_sees_what_another_client_writes(store: MossliteVectorStore, client: SyncMossClient,
+                                                  target: Target) -> None:
+    """A store's copy follows the service on its own (auto_refresh, on by default): the embedded
+    service's new versions arrive at once; a server is asked every polling interval."""
+    if target.server is not None:
+        store = MossliteVectorStore("faq", client, model_id=MODEL, polling_interval_in_seconds=0.2)
+    assert ids(store.similarity_search("gift cards", k=1)) != ["g1"]  # loaded now
+    with target.client(client.project_id) as other:
+        MossliteVectorStore("faq", other).add_texts(["Gift cards never expire."], ids=["g1"])
+    assert seen_within(lambda: ids(store.similarity_search("gift cards", k=1)) == ["g1"])
+    assert client.loaded_index("faq").auto_refresh
 
 
 def test_delete_all_then_add_again(store: MossliteVectorStore) -> None:

@@ -21,6 +21,9 @@ from mosslite.client.embedded import close_embedded_services
 from mosslite.errors import InvalidArgumentError, InvalidDocumentError, InvalidFilterError, ModelNotFoundError
 from mosslite.integrations.llama_index import MossliteEmbedding, MossliteVectorStore, llama_index_filter
 
+from ..client.conftest import Target
+from .conftest import seen_within
+
 pytestmark = pytest.mark.anyio
 
 EMBED = MossliteEmbedding(model_name="hashed-ngrams-256")
@@ -103,6 +106,18 @@ def test_delete_by_ref_doc_id_get_nodes_and_clear(index: VectorStoreIndex, store
     assert index.as_retriever().retrieve("days") == [] and store.get_nodes() == []
     index.insert(Document(doc_id="again", text="Gift cards never expire."))
     assert docs_of(index.as_retriever().retrieve("gift cards")) == ["again"]
+
+
+def test_a_query_sees_what_another_client_writes(index: VectorStoreIndex, client: SyncMossClient,
+                                                 target: Target) -> None:
+    if target.server is not None:  # (the embedded service's new versions arrive at once)
+        store = MossliteVectorStore("docs", client, polling_interval_in_seconds=0.2)
+        index = VectorStoreIndex.from_vector_store(store, embed_model=EMBED)
+    assert docs_of(index.as_retriever(similarity_top_k=1).retrieve("gift cards")) != ["gifts"]  # loaded now
+    with target.client(client.project_id) as other:
+        writer = VectorStoreIndex.from_vector_store(MossliteVectorStore("docs", other), embed_model=EMBED)
+        writer.insert(Document(doc_id="gifts", text="Gift cards never expire."))
+    assert seen_within(lambda: docs_of(index.as_retriever(similarity_top_k=1).retrieve("gift cards")) == ["gifts"])
 
 
 def test_bad_input_is_a_typed_error(store: MossliteVectorStore, client: SyncMossClient) -> None:
