@@ -90,6 +90,16 @@ def test_scores_are_the_hybrid_score(store: MossliteVectorStore) -> None:
     assert kept == hybrid[:1]
 
 
+def test_whole_numbers_are_equal_as_int_or_float(client: SyncMossClient) -> None:
+    store = MossliteVectorStore("n", client, model_id=MODEL)
+    store.add_texts(["one", "two"], metadatas=[{"price": 1.0, "n": 2}, {"price": 1.5, "n": 3}], ids=["a", "b"])
+    for spec, expected in (({"price": 1}, ["a"]), ({"n": 2.0}, ["a"]), ({"n": {"$in": [2.0]}}, ["a"]),
+                           ({"n": {"$nin": [2.0]}}, ["b"]), ({"price": {"$ne": 1}}, ["b"]),
+                           ({"price": {"$in": [1, 1.5]}}, ["a", "b"])):
+        assert sorted(ids(store.similarity_search("one two", k=2, filter=spec))) == expected, spec
+    assert store.get_by_ids(["a"])[0].metadata == {"price": 1.0, "n": 2}  # given back as they went in
+
+
 def test_search_by_vector(client: SyncMossClient) -> None:
     embedding = DeterministicFakeEmbedding(size=8)
     store = MossliteVectorStore("v", client, embedding=embedding)

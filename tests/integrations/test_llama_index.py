@@ -78,6 +78,19 @@ def test_metadata_filters(index: VectorStoreIndex) -> None:
             index.as_retriever(filters=bad).retrieve("days")
 
 
+def test_whole_numbers_are_equal_as_int_or_float(store: MossliteVectorStore) -> None:
+    store.add([TextNode(id_="four", text="four", embedding=[1.0, 0.0], metadata={"rating": 4.0}),
+               TextNode(id_="five", text="five", embedding=[0.0, 1.0], metadata={"rating": 5})])
+
+    def found(value, operator: FilterOperator) -> list[str]:
+        spec = MetadataFilters(filters=[MetadataFilter(key="rating", value=value, operator=operator)])
+        return sorted(store.query(VectorStoreQuery(query_embedding=[1.0, 1.0], similarity_top_k=2, filters=spec)).ids)
+
+    assert found(4, FilterOperator.EQ) == found(4.0, FilterOperator.EQ) == ["four"]
+    assert found(4, FilterOperator.NE) == found(5.0, FilterOperator.EQ) == ["five"]
+    assert found([4, 5.0], FilterOperator.IN) == ["five", "four"] and found([5.0], FilterOperator.NIN) == ["four"]
+
+
 def test_query_modes(store: MossliteVectorStore, index: VectorStoreIndex) -> None:
     keyword = index.as_retriever(vector_store_query_mode="text_search", similarity_top_k=3)
     assert docs_of(keyword.retrieve("shipping")) == ["shipping"] and keyword.retrieve("shippingz") == []
