@@ -18,7 +18,9 @@ Invariants:
   refreshes the loaded copy at once, so the next search sees it.
 - **Writes to the service need --allow-writes** (``add_documents``,
   ``delete_documents``, ``push_session``): without it they are refused before
-  any request. ``remember`` and ``recall`` are always on: a session is a file
+  any request. ``push_session`` is one by decision: a push publishes to the
+  service, which agents may share, and none should publish there without the
+  operator's consent. ``remember`` and ``recall`` are always on: a session is a file
   on this machine, and nothing reaches the service until ``push_session``.
 - **Sessions stay open** from first use to ``close()``, which closes each one
   (a session file is locked while open).
@@ -247,7 +249,9 @@ class MossTools:
         """Publish what a session remembered since its last push to the service, as the
         index named like the session (created on a first push), and wait until it is live.
 
-        Other agents, and search, then see the notes. Needs a server started with --allow-writes.
+        Other agents, and search, then see the notes. Needs a server started with
+        --allow-writes, by design: a push publishes to the service other agents share,
+        which no agent does without the operator's consent.
         """
         self._check_writes("push_session")
         opened = await self._session(session)
