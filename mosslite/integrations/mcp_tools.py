@@ -9,7 +9,9 @@ speaks a transport.
 Invariants:
 - **Errors are words the model can act on.** A ``MossliteError`` becomes an MCP
   tool error carrying its message and hint (``tool_errors``), hints naming tools
-  rather than Python calls where the library's speaks Python (``HINTS``).
+  rather than Python calls where the library's speaks Python (``HINTS``; a
+  search by meaning of a ``custom``-model index is refused with its own
+  message and hint before the library's error, which names QueryOptions).
   Anything else is the SDK's: a tool error without details, the traceback
   logged on stderr. stdout is the protocol, and nothing here prints.
 - **Search is local and warm.** An index is loaded on its first search with
@@ -39,7 +41,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from ..client import MossClient
 from ..embeddings import get_embedder
 from ..embeddings.custom import CUSTOM_MODEL_ID
-from ..errors import IndexNotFoundError, MossliteError, UnauthorizedError
+from ..errors import IndexNotFoundError, InvalidArgumentError, MossliteError, UnauthorizedError
 from ..session import Session
 from ..types import DEFAULT_ALPHA, DEFAULT_TOP_K, DocumentInfo, Job, MutationOptions, QueryOptions, SearchResult
 from ..validation import validate_name
@@ -153,10 +155,19 @@ class MossTools:
         Answers from a copy of the index on this machine, in about a millisecond: the
         first search of an index downloads it, and new versions arrive on their own.
         Returns the best documents first (id, text, metadata, score) and the index
-        version that served them. Use get_documents to fetch documents by id.
+        version that served them. Use get_documents to fetch documents by id. An index
+        whose model is "custom" (list_indexes) is searched with alpha=0 only: its
+        vectors came from its writer's own model.
         """
         options = QueryOptions(top_k=top_k, alpha=alpha, filter=filter)
         await self._load(index)
+        if alpha > 0.0 and self.client.loaded_index(index).model_id == CUSTOM_MODEL_ID:
+            raise InvalidArgumentError(
+                f"index {index!r} holds vectors its writer made with a model of its own: there is none here "
+                "to embed the query with",
+                index=index,
+                hint="search it with alpha=0 for keywords only",
+            )
         version, result = self._query(index, query, options)
         stale = self.client.was_served_stale(index)
         return SearchAnswer(index=index, version=version, stale=stale, docs=_hits(result))
