@@ -113,7 +113,7 @@ class MossTools:
         self.allow_writes = allow_writes
         self.poll_interval_s = poll_interval_s
         self.session_model = session_model
-        self._loads: dict[str, asyncio.Lock] = {}
+        self._loads: dict[str, asyncio.Task[None]] = {}  # first loads under way
         self._loaded: set[str] = set()
         self._sessions: dict[str, Session] = {}
         self._sessions_lock = asyncio.Lock()
@@ -284,15 +284,22 @@ class MossTools:
             raise ToolError(f"{tool} is refused: this MCP server was started without --allow-writes (hint: {WRITES_OFF_HINT})")
 
     async def _load(self, index: str) -> None:
-        """Load ``index`` and its model on first use, with auto_refresh; then nothing to do."""
+        """Load ``index`` and its model on first use, with auto_refresh; then nothing to do.
+        Searches arriving during the first load wait for that one; a load that fails
+        leaves nothing behind (an agent trying names must not grow what the server holds)."""
         if index in self._loaded:
             return
-        async with self._loads.setdefault(index, asyncio.Lock()):
-            if index not in self._loaded:
-                info = await self.client.load_index(index, auto_refresh=True, polling_interval_in_seconds=self.poll_interval_s)
-                if info.model_id != CUSTOM_MODEL_ID:  # its weights now, off the loop: not in the first query
-                    await asyncio.to_thread(get_embedder(info.model_id).load)
-                self._loaded.add(index)
+        loading = self._loads.get(index)
+        if loading is None:
+            loading = self._loads[index] = asyncio.create_task(self._first_load(index))
+            loading.add_done_callback(lambda _: self._loads.pop(index, None))
+        await asyncio.shield(loading)  # (a caller cancelled leaves the load to the others)
+
+    async def _first_load(self, index: str) -> None:
+        info = await self.client.load_index(index, auto_refresh=True, polling_interval_in_seconds=self.poll_interval_s)
+        if info.model_id != CUSTOM_MODEL_ID:  # its weights now, off the loop: not in the first query
+            await asyncio.to_thread(get_embedder(info.model_id).load)
+        self._loaded.add(index)
 
     def _query(self, index: str, query: str, options: QueryOptions) -> tuple[int, SearchResult]:
         """The result and the version it came from: asked again if a refresh swapped

@@ -37,3 +37,13 @@ async def test_a_custom_index_is_searched_by_keywords_and_the_hint_says_so(clien
     assert "(hint: search it with alpha=0 for keywords only)" in message and "QueryOptions" not in message
     assert [hit.id for hit in (await tools.search("own", "alpha", alpha=0.0)).docs] == ["a"]
 
+
+async def test_only_loaded_indexes_are_remembered(client: MossClient) -> None:
+    await make(client, "faq", [DocumentInfo(id="r1", text="Refunds take five days.")], "hashed-ngrams-256")
+    tools = MossTools(client, allow_writes=False, poll_interval_s=5)
+    for name in ("nope", "no/slashes", "nope"):
+        with pytest.raises(ToolError):
+            await tools.search(name, "refund")
+    assert (await tools.search("faq", "refund")).docs[0].id == "r1"
+    assert tools._loads == {} and tools._loaded == {"faq"}
+
