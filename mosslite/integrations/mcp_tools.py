@@ -24,14 +24,15 @@ Invariants:
   service, which agents may share, and none should publish there without the
   operator's consent. ``remember`` and ``recall`` are always on: a session is a file
   on this machine, and nothing reaches the service until ``push_session``.
-- **Sessions stay open** from first use to ``close()``, which closes each one
-  (a session file is locked while open).
+- **Sessions stay open** from first use to ``close()``, which closes each one,
+  though one before it fails (a session file is locked while open).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
@@ -71,6 +72,7 @@ from .mcp_shapes import (
     WaitArg,
 )
 
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -135,9 +137,19 @@ class MossTools:
         ]
 
     async def close(self) -> None:
+        """Close every session, each even if one before it fails (its lock and database
+        must not outlive the server); then raise the first failure, logging the others."""
         sessions, self._sessions = list(self._sessions.values()), {}
+        failures: list[Exception] = []
         for session in sessions:
-            await session.close()
+            try:
+                await session.close()
+            except Exception as exc:
+                failures.append(exc)
+        for failure in failures[1:]:
+            log.warning("closing a session failed too: %s", failure)
+        if failures:
+            raise failures[0]
 
     # -- reading the indexes -------------------------------------------------------------
 

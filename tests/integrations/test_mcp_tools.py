@@ -47,3 +47,19 @@ async def test_only_loaded_indexes_are_remembered(client: MossClient) -> None:
     assert (await tools.search("faq", "refund")).docs[0].id == "r1"
     assert tools._loads == {} and tools._loaded == {"faq"}
 
+
+async def test_close_closes_every_session_though_one_fails(client: MossClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    tools = MossTools(client, allow_writes=False, poll_interval_s=5, session_model="hashed-ngrams-256")
+    for name in ("first", "second"):
+        await tools.remember(name, f"a note of {name}")
+    first, second = tools._sessions["first"], tools._sessions["second"]
+    close_first = first.close
+
+    async def fails() -> None:
+        await close_first()
+        raise OSError("the disk went away")
+
+    monkeypatch.setattr(first, "close", fails)
+    with pytest.raises(OSError, match="the disk went away"):
+        await tools.close()
+    assert first.closed and second.closed
