@@ -200,10 +200,11 @@ class IndexStore:
         return docs or []
 
     async def asearch(self, text: str, options: QueryOptions) -> list[QueryResultDocumentInfo]:
-        """``search`` from an event loop."""
-        docs = self._query(text, options)
+        """``search`` from an event loop: the query (and the embedding of its text) runs
+        in a worker thread, so the loop goes on meanwhile."""
+        docs = await asyncio.to_thread(self._query, text, options)
         if docs is None:
-            docs = self._query(text, options) if await self.arun(self.load()) else []
+            docs = await asyncio.to_thread(self._query, text, options) if await self.arun(self.load()) else []
         return docs or []
 
     def _query(self, text: str, options: QueryOptions) -> list[QueryResultDocumentInfo] | None:

@@ -35,6 +35,7 @@ What it promises:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -207,7 +208,8 @@ class MossliteVectorStore(BasePydanticVectorStore):
 class MossliteEmbedding(BaseEmbedding):
     """A LlamaIndex embedding model running mosslite's ``model_name`` on this device,
     with no network: ``moss-minilm`` (all-MiniLM-L6-v2, the default) or
-    ``hashed-ngrams-256``. Vectors are unit length; query vectors are cached. Example::
+    ``hashed-ngrams-256``. Vectors are unit length; query vectors are cached. The async
+    methods embed in a worker thread (the event loop goes on), a batch in one call. Example::
 
         VectorStoreIndex(nodes, storage_context=context, embed_model=MossliteEmbedding())
     """
@@ -226,13 +228,19 @@ class MossliteEmbedding(BaseEmbedding):
         return get_embedder(self.model_name).embed_query(query).tolist()
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
+        return await asyncio.to_thread(self._get_query_embedding, query)
 
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._get_text_embeddings([text])[0]
 
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return (await self._aget_text_embeddings([text]))[0]
+
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return get_embedder(self.model_name).embed(texts).tolist()
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
 
 
 def query_options(query: VectorStoreQuery) -> QueryOptions:

@@ -3,6 +3,8 @@ mosslite's own dependency-free model as a deterministic, local embed_model (no n
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.schema import NodeRelationship, TextNode
@@ -180,3 +182,22 @@ def test_every_query_refuses_an_index_of_a_model_that_embeds(client: SyncMossCli
     for _ in range(2):  # not only the query that loaded it: its vectors are another model's
         with pytest.raises(InvalidArgumentError, match="brings its own vectors"):
             store.query(VectorStoreQuery(query_embedding=[0.0625] * 256, similarity_top_k=1))
+
+
+async def test_async_embeddings_are_one_batch_off_the_event_loop() -> None:
+    calls: list[tuple[str, list[str], bool]] = []
+
+    class Recording(MossliteEmbedding):
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            calls.append(("texts", list(texts), threading.current_thread() is threading.main_thread()))
+            return super()._get_text_embeddings(texts)
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            calls.append(("query", [query], threading.current_thread() is threading.main_thread()))
+            return super()._get_query_embedding(query)
+
+    model = Recording(model_name="hashed-ngrams-256")  # (the event loop runs in the main thread)
+    texts = ["alpha", "beta", "gamma"]
+    assert await model.aget_text_embedding_batch(texts) == EMBED.get_text_embedding_batch(texts)
+    assert await model.aget_query_embedding("delta") == EMBED.get_query_embedding("delta")
+    assert calls == [("texts", texts, False), ("query", ["delta"], False)]
