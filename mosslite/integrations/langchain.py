@@ -20,7 +20,9 @@ LangChain's contract, in tests/integrations/test_langchain.py):
   keyword part being BM25 over the texts relative to the query's best hit. With
   ``alpha=1.0`` it is the cosine similarity (below 0 counted as 0). ``alpha`` is
   mosslite's DEFAULT_ALPHA (0.8) unless the store or the search says otherwise, and a
-  search by vector is a vector search (alpha 1). Relevance scores are the same.
+  search by vector is a vector search (alpha 1). Relevance scores are the same, so
+  a ``score_threshold`` is absolute only with ``alpha=1.0`` (below, the keyword part
+  is relative to each query's best hit): pass ``alpha=1.0`` beside it.
 - Search arguments (``similarity_search*``, ``as_retriever(search_kwargs=...)``):
   ``k`` (mosslite's ``top_k``), ``alpha`` and ``filter``; any other is an
   InvalidArgumentError rather than ignored. A filter is mosslite's own shape, or

@@ -88,6 +88,10 @@ def test_scores_are_the_hybrid_score(store: MossliteVectorStore) -> None:
     assert store.similarity_search_with_relevance_scores("shipping", k=3) == hybrid
     kept = store.similarity_search_with_relevance_scores("shipping", k=3, score_threshold=hybrid[0][1])
     assert kept == hybrid[:1]
+    cosine = store.similarity_search_with_score("shipping", k=3, alpha=1.0)  # an absolute threshold, as documented
+    threshold = store.as_retriever(search_type="similarity_score_threshold",
+                                   search_kwargs={"score_threshold": cosine[0][1], "alpha": 1.0})
+    assert threshold.invoke("shipping") == [cosine[0][0]]
 
 
 def test_whole_numbers_are_equal_as_int_or_float(client: SyncMossClient) -> None:
