@@ -90,7 +90,8 @@ def mcp(
 
     \b
     Example:
-        mosslite mcp --project-id my-project --project-key "$KEY" --allow-writes
+        export MOSS_PROJECT_ID=my-project MOSS_PROJECT_KEY="$KEY"   # not --project-key: ps shows it
+        mosslite mcp --allow-writes
     """
     if http:
         check_host(host, allow_remote=allow_remote)
