@@ -99,6 +99,21 @@ def test_query_modes(store: MossliteVectorStore, index: VectorStoreIndex) -> Non
     assert docs_of(index.as_retriever(similarity_top_k=1).retrieve("shippingz")) == ["shipping"]  # vectors
     hybrid = index.as_retriever(vector_store_query_mode="hybrid", alpha=0.5, similarity_top_k=1)
     assert docs_of(hybrid.retrieve("shipping")) == ["shipping"]
+
+    def score(mode: str, **alpha: float) -> float:
+        found = index.as_retriever(vector_store_query_mode=mode, similarity_top_k=3, **alpha).retrieve("shipping")
+        return {n.node.ref_doc_id: n.score for n in found}["shipping"]
+
+    keyword_score, vector_score = score("text_search"), score("default")
+    assert keyword_score != vector_score  # so a hybrid score shows the alpha it was given
+    for alpha in (0.25, 0.5):
+        expected = alpha * vector_score + (1 - alpha) * keyword_score
+        assert score("hybrid", alpha=alpha) == pytest.approx(expected, abs=1e-4), alpha
+    hybrid_query = VectorStoreQuery(query_embedding=EMBED.get_query_embedding("days"), query_str="days",
+                                    similarity_top_k=1, hybrid_top_k=3)
+    assert len(store.query(hybrid_query).ids) == 1  # hybrid_top_k is for the hybrid mode only
+    hybrid_query.mode = VectorStoreQueryMode.HYBRID
+    assert len(store.query(hybrid_query).ids) == 3
     only = store.query(VectorStoreQuery(query_embedding=EMBED.get_query_embedding("days"), similarity_top_k=3,
                                         doc_ids=["refunds"]))
     assert [n.ref_doc_id for n in only.nodes] == ["refunds"] and len(only.similarities) == len(only.ids) == 1
