@@ -22,10 +22,10 @@ whole number is exactly a float) is written as the int's text (``1.0`` -> ``"1"`
 JSON's too: ``2.5``, ``1e+300``); an int as its digits. Past 2**53 a float is not
 exact, and an int there equals no float for ``$eq``. A bool is ``"true"`` or
 ``"false"``, never a number's text: ``True`` does not meet ``1``. (Rewriting
-equality as a numeric range was the other way; it would make a stored string
-``"1"`` meet the number ``1`` too, and a ``$ne`` or ``$nin`` of ranges must still
-match documents without the field.) The order comparisons (``$gt`` ...) compare
-numbers either way.
+numeric equality as a range was the other way; but ``$ne`` and ``$nin`` must
+still match documents without the field, and one text leaves all four operators
+what mosslite makes them: text equality.) The order comparisons (``$gt`` ...)
+compare numbers either way.
 
 A value JSON cannot hold (a datetime, NaN) is an InvalidDocumentError naming its key,
 raised where the document is made, before any work is queued.
