@@ -5,8 +5,10 @@
 
 Operators: ``$eq $ne $in $nin`` compare strings exactly (numbers given in a
 filter are turned into their string form); ``$gt $gte $lt $lte`` compare
-numerically when the filter's value is a number (documents whose value is not
-a number do not match) and as strings otherwise (ISO dates order correctly); ``$near``
+numerically when the filter's value is a number or a string that reads as one
+(``10``, ``"10"``, ``"9.5"``, ``"1e3"``: whatever ``float()`` parses to a finite
+number; documents whose value is not a number then do not match), and as
+strings otherwise (ISO dates order correctly); ``$near``
 takes ``"lat,lng,radius_m"`` and matches documents whose field holds
 ``"lat,lng"`` within that great-circle (haversine) distance. Several operators
 in one condition must all hold. A document without the field matches only

@@ -12,7 +12,7 @@ import contextlib
 
 import click
 
-from ..integrations.mcp import DEFAULT_HOST, DEFAULT_PORT, run
+from ..integrations.mcp import DEFAULT_HOST, DEFAULT_PORT, check_host, run
 from .config import Credentials, client_options
 from .help import Command
 from .interactive import DEFAULT_POLL_INTERVAL_S
@@ -30,7 +30,18 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
     "Without it they are refused (remember and recall, local to this machine, always work).",
 )
 @click.option("--http", is_flag=True, help="Serve streamable HTTP at http://HOST:PORT/mcp instead of stdio.")
-@click.option("--host", default=DEFAULT_HOST, show_default=True, help="With --http: the address to listen on.")
+@click.option(
+    "--host",
+    default=DEFAULT_HOST,
+    show_default=True,
+    help="With --http: the address to listen on; one beyond loopback needs --allow-remote.",
+)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="With --http: allow a --host other than loopback. The server has no authentication: anyone "
+    "who reaches the port searches the project with its key, and with --allow-writes writes to it too.",
+)
 @click.option(
     "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="With --http: the port (0 picks a free one)."
 )
@@ -60,6 +71,7 @@ def mcp(
     allow_writes: bool,
     http: bool,
     host: str,
+    allow_remote: bool,
     port: int,
     poll_interval: float,
     session_model: str | None,
@@ -72,12 +84,17 @@ def mcp(
     recall, push_session; and add_documents, delete_documents. Writes to the
     service need --allow-writes. stdout is the protocol; a line on stderr says
     what is served, once it is (with --http: the URL). It stops when stdin
-    closes, or on Ctrl-C or SIGTERM. Needs the extra: pip install 'mosslite[mcp]'.
+    closes, or on Ctrl-C or SIGTERM. With --http it listens on loopback only,
+    unless --allow-remote: the server has no authentication of its own. Needs
+    the extra: pip install 'mosslite[mcp]'.
 
     \b
     Example:
-        mosslite mcp --project-id my-project --project-key "$KEY" --allow-writes
+        export MOSS_PROJECT_ID=my-project MOSS_PROJECT_KEY="$KEY"   # not --project-key: ps shows it
+        mosslite mcp --allow-writes
     """
+    if http:
+        check_host(host, allow_remote=allow_remote)
     with contextlib.ExitStack() as stack:
         listener = stack.enter_context(listen(host, port)) if http else None
         try:
@@ -89,6 +106,7 @@ def mcp(
                 allow_writes=allow_writes,
                 session_model=session_model,
                 listener=listener,
+                allow_remote=allow_remote,
                 log_level=log_level.upper(),
             )
         except KeyboardInterrupt:

@@ -7,12 +7,21 @@ Invariants:
 - Read your writes: ``upsert`` and ``delete`` return once their job has completed
   and, if this client has the index loaded, once the loaded copy serves the version
   the job published (a refresh that keeps the refresh options it was loaded with).
-  A search loads the index on first use, so it sees every write that returned.
+  A search loads the index on first use, so it sees every write that returned. Loads
+  and those refreshes take turns (one lock): a write that completes while a first
+  load is under way refreshes after it, rather than finding nothing loaded and
+  leaving the load with the version it read before the write.
+- Others' writes: the store loads the index with ``auto_refresh`` (on by default),
+  so a search sees what other clients and processes publish: the embedded
+  service's new versions arrive at once (a watch on its manifest), a server's at
+  the next ``polling_interval_in_seconds`` (5 s by default). A copy the client
+  had loaded already keeps its own refresh options.
 - The first upsert makes the index (``create_index`` with the store's model). Until
   then a search or a lookup finds nothing and a delete deletes nothing.
 - A store that brings its own vectors (the ``custom`` model) is never pointed at an
   index whose model embeds, nor the other way round: checked before anything is
-  written, an InvalidArgumentError, so no vector is searched with another model's.
+  written and before every search (against the loaded copy's model, whoever loaded
+  it), an InvalidArgumentError, so no vector is searched with another model's.
 - The work is coroutines on a MossClient. A store made from a SyncMossClient runs
   them on that client's loop thread (``run``; ``arun`` does so from another event
   loop, through a worker thread). One made from a MossClient awaits them on the
@@ -28,10 +37,10 @@ from contextlib import suppress
 from typing import Any, TypeVar
 
 from ..client import MossClient, SyncMossClient
+from ..client.arguments import MIN_POLLING_INTERVAL_S, seconds_arg, shown
 from ..embeddings.custom import CUSTOM_MODEL_ID
 from ..errors import ConflictError, IndexNotFoundError, IndexNotLoadedError, InvalidArgumentError
 from ..types import (
-    DEFAULT_POLLING_INTERVAL_S,
     DocumentInfo,
     LoadedIndexInfo,
     MutationResult,
@@ -46,6 +55,9 @@ T = TypeVar("T")
 #: The pause between two checks of a job a framework call waits on: a small batch builds
 #: in milliseconds, and the client's default (0.25 s) would be most of an add.
 JOB_POLL_S = 0.01
+#: How often a store's loaded copy asks a server for a new version (``mosslite mcp``'s
+#: default too); the embedded service's new versions arrive at once, whatever it is.
+DEFAULT_REFRESH_INTERVAL_S = 5.0
 
 
 class IndexStore:
@@ -65,13 +77,21 @@ class IndexStore:
         project_key: str | None = None,
         url: str | None = None,
         model_id: str | None = None,
+        auto_refresh: bool = True,
+        polling_interval_in_seconds: float = DEFAULT_REFRESH_INTERVAL_S,
     ) -> None:
         """``client``, or ``project_id`` and ``project_key`` (and ``url`` for a server)
         for a SyncMossClient of the store's own, closed by ``close``. ``model_id`` is
         the model a new index is made with (None: mosslite's default; ``custom``: the
-        store brings every vector)."""
+        store brings every vector). ``auto_refresh`` and ``polling_interval_in_seconds``
+        are the options the store loads the index with (``load_index``'s)."""
         self.name = validate_name(index_name)
         self.model_id = model_id
+        if not isinstance(auto_refresh, bool):
+            raise InvalidArgumentError(f"auto_refresh must be True or False, got {shown(auto_refresh)}")
+        interval_s = seconds_arg(polling_interval_in_seconds, "polling_interval_in_seconds", MIN_POLLING_INTERVAL_S)
+        self.refresh_options = (auto_refresh, interval_s)
+        self._lock = asyncio.Lock()  # loads and the refreshes after writes, one at a time
         self._owned = client is None
         if client is None:
             if project_id is None or project_key is None:
@@ -158,25 +178,17 @@ class IndexStore:
 
     async def clear(self) -> None:
         """Delete the index (the next upsert makes it again)."""
-        with suppress(IndexNotLoadedError):
-            await self.client.unload_index(self.name)
+        async with self._lock:
+            with suppress(IndexNotLoadedError):
+                await self.client.unload_index(self.name)
         with suppress(IndexNotFoundError):
             await self.client.delete_index(self.name)
 
     async def load(self) -> bool:
-        """Load the index, or bring the loaded copy to the newest version, keeping its
-        refresh options; False if the index does not exist (yet)."""
-        loaded = self._loaded()
-        if loaded is None:
-            auto_refresh, interval_s = False, DEFAULT_POLLING_INTERVAL_S
-        else:
-            auto_refresh, interval_s = loaded.auto_refresh, loaded.polling_interval_s
-        try:
-            info = await self.client.load_index(self.name, auto_refresh, interval_s)
-        except IndexNotFoundError:
-            return False
-        self._check_model(info.model_id)
-        return True
+        """Load the index unless it is loaded (a load under way finishes first); False if
+        the index does not exist (yet)."""
+        async with self._lock:
+            return self._loaded() is not None or await self._load()
 
     # -- searches of the loaded copy ----------------------------------------------------------
 
@@ -188,15 +200,19 @@ class IndexStore:
         return docs or []
 
     async def asearch(self, text: str, options: QueryOptions) -> list[QueryResultDocumentInfo]:
-        """``search`` from an event loop."""
-        docs = self._query(text, options)
+        """``search`` from an event loop: the query (and the embedding of its text) runs
+        in a worker thread, so the loop goes on meanwhile."""
+        docs = await asyncio.to_thread(self._query, text, options)
         if docs is None:
-            docs = self._query(text, options) if await self.arun(self.load()) else []
+            docs = await asyncio.to_thread(self._query, text, options) if await self.arun(self.load()) else []
         return docs or []
 
     def _query(self, text: str, options: QueryOptions) -> list[QueryResultDocumentInfo] | None:
-        """The loaded copy's answer (the query runs in this thread), or None if not loaded."""
+        """The loaded copy's answer (the query runs in this thread), or None if not loaded.
+        Its model is checked each time: a refresh may bring an index made again with
+        another, and a copy this store did not load was never checked."""
         try:
+            self._check_model(self.client.loaded_index(self.name).model_id)
             return self.client.query_local(self.name, text, options).docs
         except IndexNotLoadedError:
             return None
@@ -211,10 +227,23 @@ class IndexStore:
             return None
 
     async def _settle(self, job: MutationResult) -> None:
-        """Wait for ``job``; then a loaded copy serves the version it published."""
+        """Wait for ``job``; then a loaded copy (or one being loaded) serves the version
+        it published."""
         await self.client.wait_for_job(job.job_id, poll_interval_seconds=JOB_POLL_S)
-        if self._loaded() is not None:
-            await self.load()
+        async with self._lock:
+            if self._loaded() is not None:
+                await self._load()
+
+    async def _load(self) -> bool:
+        """(Under the lock.) Load the index with the store's refresh options, or bring the
+        loaded copy to the newest version keeping its own; False if there is no index."""
+        loaded = self._loaded()
+        options = self.refresh_options if loaded is None else (loaded.auto_refresh, loaded.polling_interval_s)
+        try:
+            await self.client.load_index(self.name, *options)
+        except IndexNotFoundError:
+            return False
+        return True
 
     def _loaded(self) -> LoadedIndexInfo | None:
         try:

@@ -20,14 +20,17 @@ LangChain's contract, in tests/integrations/test_langchain.py):
   keyword part being BM25 over the texts relative to the query's best hit. With
   ``alpha=1.0`` it is the cosine similarity (below 0 counted as 0). ``alpha`` is
   mosslite's DEFAULT_ALPHA (0.8) unless the store or the search says otherwise, and a
-  search by vector is a vector search (alpha 1). Relevance scores are the same.
+  search by vector is a vector search (alpha 1). Relevance scores are the same, so
+  a ``score_threshold`` is absolute only with ``alpha=1.0`` (below, the keyword part
+  is relative to each query's best hit): pass ``alpha=1.0`` beside it.
 - Search arguments (``similarity_search*``, ``as_retriever(search_kwargs=...)``):
   ``k`` (mosslite's ``top_k``), ``alpha`` and ``filter``; any other is an
   InvalidArgumentError rather than ignored. A filter is mosslite's own shape, or
   LangChain's usual dict (``langchain_filter``).
 - Metadata values are any JSON values, and come back as they went in (``metadata.py``).
 - Read your writes (``index_store.py``): once an add or a delete has returned, a
-  search sees it. ``delete()`` with no ids deletes the index.
+  search sees it. ``delete()`` with no ids deletes the index. Others' writes arrive
+  on their own (``auto_refresh``, on by default).
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from ..client import MossClient, SyncMossClient
 from ..embeddings.custom import CUSTOM_MODEL_ID
 from ..errors import InvalidArgumentError, InvalidFilterError
 from ..types import DEFAULT_ALPHA, DocumentInfo, QueryOptions, QueryResultDocumentInfo, check_batch
-from .index_store import IndexStore, refuse_unknown
+from .index_store import DEFAULT_REFRESH_INTERVAL_S, IndexStore, refuse_unknown
 from .metadata import condition, from_payload, metadata_strings, payload_json
 
 #: The payload key under which a document's exact LangChain metadata is kept.
@@ -71,12 +74,15 @@ class MossliteVectorStore(VectorStore):
         project_id: str | None = None,
         project_key: str | None = None,
         url: str | None = None,
+        auto_refresh: bool = True,
+        polling_interval_in_seconds: float = DEFAULT_REFRESH_INTERVAL_S,
     ) -> None:
         """``client``, or ``project_id`` and ``project_key`` (and ``url`` for a server) for
         a SyncMossClient of the store's own (``close`` closes it). A store made from an
         async MossClient is used through its async methods (``aadd_documents``,
         ``asimilarity_search``, ...). ``model_id`` is the mosslite model a new index is
-        made with, when no ``embedding`` is given."""
+        made with, when no ``embedding`` is given. ``auto_refresh`` and
+        ``polling_interval_in_seconds``: how the index is loaded (``index_store.py``)."""
         if embedding is not None and not isinstance(embedding, Embeddings):
             raise InvalidArgumentError(f"embedding must be a LangChain Embeddings, got {type(embedding).__name__}")
         if embedding is not None and model_id not in (None, CUSTOM_MODEL_ID):
@@ -93,6 +99,8 @@ class MossliteVectorStore(VectorStore):
             project_key=project_key,
             url=url,
             model_id=CUSTOM_MODEL_ID if embedding is not None else model_id,
+            auto_refresh=auto_refresh,
+            polling_interval_in_seconds=polling_interval_in_seconds,
         )
 
     @property

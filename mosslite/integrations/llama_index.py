@@ -29,11 +29,13 @@ What it promises:
   mosslite equivalent (another mode or operator, NOT, ``node_ids``) is an
   InvalidArgumentError (InvalidFilterError for a filter), never ignored.
 - Read your writes (``index_store.py``): once ``add`` or a delete has returned, a
-  query sees it. ``clear`` deletes the index.
+  query sees it. ``clear`` deletes the index. Others' writes arrive on their own
+  (``auto_refresh``, on by default).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,7 +59,7 @@ from ..embeddings import get_embedder
 from ..embeddings.custom import CUSTOM_MODEL_ID
 from ..errors import InvalidArgumentError, InvalidDocumentError, InvalidFilterError
 from ..types import DEFAULT_ALPHA, DEFAULT_MODEL_ID, DocumentInfo, QueryOptions, QueryResultDocumentInfo
-from .index_store import IndexStore, refuse_unknown
+from .index_store import DEFAULT_REFRESH_INTERVAL_S, IndexStore, refuse_unknown
 from .metadata import condition, from_payload, metadata_strings, payload_json
 
 #: The payload key under which a node's LlamaIndex serialisation is kept.
@@ -107,12 +109,23 @@ class MossliteVectorStore(BasePydanticVectorStore):
         project_id: str | None = None,
         project_key: str | None = None,
         url: str | None = None,
+        auto_refresh: bool = True,
+        polling_interval_in_seconds: float = DEFAULT_REFRESH_INTERVAL_S,
     ) -> None:
         """``client``, or ``project_id`` and ``project_key`` (and ``url`` for a server)
         for a SyncMossClient of the store's own (``close`` closes it). A store made from
-        an async MossClient is used through its async methods (``async_add``, ``aquery``, ...)."""
+        an async MossClient is used through its async methods (``async_add``, ``aquery``, ...).
+        ``auto_refresh`` and ``polling_interval_in_seconds``: how the index is loaded
+        (``index_store.py``)."""
         store = IndexStore(
-            index_name, client, project_id=project_id, project_key=project_key, url=url, model_id=CUSTOM_MODEL_ID
+            index_name,
+            client,
+            project_id=project_id,
+            project_key=project_key,
+            url=url,
+            model_id=CUSTOM_MODEL_ID,
+            auto_refresh=auto_refresh,
+            polling_interval_in_seconds=polling_interval_in_seconds,
         )
         super().__init__(index_name=store.name)
         self._store = store
@@ -195,7 +208,8 @@ class MossliteVectorStore(BasePydanticVectorStore):
 class MossliteEmbedding(BaseEmbedding):
     """A LlamaIndex embedding model running mosslite's ``model_name`` on this device,
     with no network: ``moss-minilm`` (all-MiniLM-L6-v2, the default) or
-    ``hashed-ngrams-256``. Vectors are unit length; query vectors are cached. Example::
+    ``hashed-ngrams-256``. Vectors are unit length; query vectors are cached. The async
+    methods embed in a worker thread (the event loop goes on), a batch in one call. Example::
 
         VectorStoreIndex(nodes, storage_context=context, embed_model=MossliteEmbedding())
     """
@@ -214,13 +228,19 @@ class MossliteEmbedding(BaseEmbedding):
         return get_embedder(self.model_name).embed_query(query).tolist()
 
     async def _aget_query_embedding(self, query: str) -> list[float]:
-        return self._get_query_embedding(query)
+        return await asyncio.to_thread(self._get_query_embedding, query)
 
     def _get_text_embedding(self, text: str) -> list[float]:
         return self._get_text_embeddings([text])[0]
 
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return (await self._aget_text_embeddings([text]))[0]
+
     def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
         return get_embedder(self.model_name).embed(texts).tolist()
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return await asyncio.to_thread(self._get_text_embeddings, texts)
 
 
 def query_options(query: VectorStoreQuery) -> QueryOptions:

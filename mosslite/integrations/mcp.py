@@ -15,6 +15,11 @@ Invariants:
   first request and closed, after the sessions, when the server stops: stdin
   closed (stdio), or SIGINT or SIGTERM (``run`` makes SIGTERM a
   KeyboardInterrupt, as for SIGINT), shielded from cancellation.
+- **HTTP stays on this machine unless asked.** The server has no authentication
+  of its own (anyone who reaches it acts with the project's key), and the SDK's
+  DNS-rebinding protection is on only for a loopback address: a listener on any
+  other address is refused (``check_host``) unless ``allow_remote`` (the CLI's
+  ``--allow-remote``) says the operator accepts that.
 - **Credentials are checked at start**: a wrong key or project fails the start
   with its typed error; a service that cannot be reached does not (searches
   serve cached copies; other tools report it when called).
@@ -28,6 +33,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import signal
 import socket
 import sys
@@ -74,6 +80,27 @@ def require_sdk() -> None:
         ) from exc
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve anywhere
+
+
+def check_host(host: str, *, allow_remote: bool) -> None:
+    """Refuse to serve HTTP on ``host`` beyond this machine unless ``allow_remote``."""
+    if allow_remote or is_loopback(host):
+        return
+    raise InvalidArgumentError(
+        f"refusing to serve MCP over HTTP on {host}, beyond this machine: the MCP server has no authentication",
+        hint="anyone who reaches the port searches this project with its key, and with --allow-writes writes to "
+        "it too: add --allow-remote if that is meant, or keep --host 127.0.0.1",
+    )
+
+
 def create_server(tools: MossTools, *, log_level: LogLevel = "WARNING") -> MCPServer:
     """An ``MCPServer`` with every tool of ``tools``. A write tool's description says
     when the server refuses writes, so a model need not call it to find out."""
@@ -100,11 +127,15 @@ async def serve(
     allow_writes: bool = False,
     session_model: str | None = None,
     listener: socket.socket | None = None,
+    allow_remote: bool = False,
     log_level: LogLevel = "WARNING",
 ) -> None:
     """Serve the project (``url``: a mosslite server; None: the embedded service) over
     stdio, or with ``listener`` (a bound socket) over streamable HTTP at ``/mcp`` on
-    it, until the transport ends; see ``run``."""
+    it, until the transport ends; see ``run``. A listener beyond loopback needs
+    ``allow_remote`` (``check_host``)."""
+    if listener is not None:
+        check_host(listener.getsockname()[0], allow_remote=allow_remote)
     require_sdk()
     import anyio
 
@@ -177,4 +208,4 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "create_server", "run", "serve"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "check_host", "create_server", "is_loopback", "run", "serve"]

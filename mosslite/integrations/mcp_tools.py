@@ -9,7 +9,9 @@ speaks a transport.
 Invariants:
 - **Errors are words the model can act on.** A ``MossliteError`` becomes an MCP
   tool error carrying its message and hint (``tool_errors``), hints naming tools
-  rather than Python calls where the library's speaks Python (``HINTS``).
+  rather than Python calls where the library's speaks Python (``HINTS``; a
+  search by meaning of a ``custom``-model index is refused with its own
+  message and hint before the library's error, which names QueryOptions).
   Anything else is the SDK's: a tool error without details, the traceback
   logged on stderr. stdout is the protocol, and nothing here prints.
 - **Search is local and warm.** An index is loaded on its first search with
@@ -18,16 +20,19 @@ Invariants:
   refreshes the loaded copy at once, so the next search sees it.
 - **Writes to the service need --allow-writes** (``add_documents``,
   ``delete_documents``, ``push_session``): without it they are refused before
-  any request. ``remember`` and ``recall`` are always on: a session is a file
+  any request. ``push_session`` is one by decision: a push publishes to the
+  service, which agents may share, and none should publish there without the
+  operator's consent. ``remember`` and ``recall`` are always on: a session is a file
   on this machine, and nothing reaches the service until ``push_session``.
-- **Sessions stay open** from first use to ``close()``, which closes each one
-  (a session file is locked while open).
+- **Sessions stay open** from first use to ``close()``, which closes each one,
+  though one before it fails (a session file is locked while open).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
@@ -37,7 +42,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from ..client import MossClient
 from ..embeddings import get_embedder
 from ..embeddings.custom import CUSTOM_MODEL_ID
-from ..errors import IndexNotFoundError, MossliteError, UnauthorizedError
+from ..errors import IndexNotFoundError, InvalidArgumentError, MossliteError, UnauthorizedError
 from ..session import Session
 from ..types import DEFAULT_ALPHA, DEFAULT_TOP_K, DocumentInfo, Job, MutationOptions, QueryOptions, SearchResult
 from ..validation import validate_name
@@ -67,6 +72,7 @@ from .mcp_shapes import (
     WaitArg,
 )
 
+log = logging.getLogger(__name__)
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -109,7 +115,7 @@ class MossTools:
         self.allow_writes = allow_writes
         self.poll_interval_s = poll_interval_s
         self.session_model = session_model
-        self._loads: dict[str, asyncio.Lock] = {}
+        self._loads: dict[str, asyncio.Task[None]] = {}  # first loads under way
         self._loaded: set[str] = set()
         self._sessions: dict[str, Session] = {}
         self._sessions_lock = asyncio.Lock()
@@ -131,9 +137,19 @@ class MossTools:
         ]
 
     async def close(self) -> None:
+        """Close every session, each even if one before it fails (its lock and database
+        must not outlive the server); then raise the first failure, logging the others."""
         sessions, self._sessions = list(self._sessions.values()), {}
+        failures: list[Exception] = []
         for session in sessions:
-            await session.close()
+            try:
+                await session.close()
+            except Exception as exc:
+                failures.append(exc)
+        for failure in failures[1:]:
+            log.warning("closing a session failed too: %s", failure)
+        if failures:
+            raise failures[0]
 
     # -- reading the indexes -------------------------------------------------------------
 
@@ -151,10 +167,19 @@ class MossTools:
         Answers from a copy of the index on this machine, in about a millisecond: the
         first search of an index downloads it, and new versions arrive on their own.
         Returns the best documents first (id, text, metadata, score) and the index
-        version that served them. Use get_documents to fetch documents by id.
+        version that served them. Use get_documents to fetch documents by id. An index
+        whose model is "custom" (list_indexes) is searched with alpha=0 only: its
+        vectors came from its writer's own model.
         """
         options = QueryOptions(top_k=top_k, alpha=alpha, filter=filter)
         await self._load(index)
+        if alpha > 0.0 and self.client.loaded_index(index).model_id == CUSTOM_MODEL_ID:
+            raise InvalidArgumentError(
+                f"index {index!r} holds vectors its writer made with a model of its own: there is none here "
+                "to embed the query with",
+                index=index,
+                hint="search it with alpha=0 for keywords only",
+            )
         version, result = self._query(index, query, options)
         stale = self.client.was_served_stale(index)
         return SearchAnswer(index=index, version=version, stale=stale, docs=_hits(result))
@@ -247,7 +272,9 @@ class MossTools:
         """Publish what a session remembered since its last push to the service, as the
         index named like the session (created on a first push), and wait until it is live.
 
-        Other agents, and search, then see the notes. Needs a server started with --allow-writes.
+        Other agents, and search, then see the notes. Needs a server started with
+        --allow-writes, by design: a push publishes to the service other agents share,
+        which no agent does without the operator's consent.
         """
         self._check_writes("push_session")
         opened = await self._session(session)
@@ -269,15 +296,22 @@ class MossTools:
             raise ToolError(f"{tool} is refused: this MCP server was started without --allow-writes (hint: {WRITES_OFF_HINT})")
 
     async def _load(self, index: str) -> None:
-        """Load ``index`` and its model on first use, with auto_refresh; then nothing to do."""
+        """Load ``index`` and its model on first use, with auto_refresh; then nothing to do.
+        Searches arriving during the first load wait for that one; a load that fails
+        leaves nothing behind (an agent trying names must not grow what the server holds)."""
         if index in self._loaded:
             return
-        async with self._loads.setdefault(index, asyncio.Lock()):
-            if index not in self._loaded:
-                info = await self.client.load_index(index, auto_refresh=True, polling_interval_in_seconds=self.poll_interval_s)
-                if info.model_id != CUSTOM_MODEL_ID:  # its weights now, off the loop: not in the first query
-                    await asyncio.to_thread(get_embedder(info.model_id).load)
-                self._loaded.add(index)
+        loading = self._loads.get(index)
+        if loading is None:
+            loading = self._loads[index] = asyncio.create_task(self._first_load(index))
+            loading.add_done_callback(lambda _: self._loads.pop(index, None))
+        await asyncio.shield(loading)  # (a caller cancelled leaves the load to the others)
+
+    async def _first_load(self, index: str) -> None:
+        info = await self.client.load_index(index, auto_refresh=True, polling_interval_in_seconds=self.poll_interval_s)
+        if info.model_id != CUSTOM_MODEL_ID:  # its weights now, off the loop: not in the first query
+            await asyncio.to_thread(get_embedder(info.model_id).load)
+        self._loaded.add(index)
 
     def _query(self, index: str, query: str, options: QueryOptions) -> tuple[int, SearchResult]:
         """The result and the version it came from: asked again if a refresh swapped

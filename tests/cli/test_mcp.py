@@ -9,6 +9,8 @@ import sys
 
 from mosslite_cli_helpers import CLI
 
+from mosslite.integrations.mcp import is_loopback
+
 WITHOUT_SDK = "import sys; sys.modules['mcp'] = None; sys.argv = ['mosslite', 'mcp']; from mosslite.cli import main; main()"
 
 
@@ -35,3 +37,18 @@ def test_stdin_closed_ends_the_server(cli: CLI, faq_index: str) -> None:
     done = cli.ok("mcp", input="")
     assert done.stdout == ""  # stdout is the protocol: nothing else is written there
     assert "mosslite mcp: project 'proj' on the embedded service" in done.stderr and "(1 index), read only" in done.stderr
+
+
+def test_a_host_beyond_loopback_needs_allow_remote(cli: CLI) -> None:
+    for host in ("0.0.0.0", "::", "example.com"):
+        line = cli.fails("mcp", "--http", "--host", host, "--port", "0", input="")
+        assert line.startswith(f"Error: refusing to serve MCP over HTTP on {host}") and "no authentication" in line
+        assert "anyone who reaches the port" in line and "--allow-writes" in line and "--allow-remote" in line
+    assert "--allow-remote" in cli.ok("mcp", "--help").stdout
+
+
+def test_loopback_hosts() -> None:
+    for host in ("127.0.0.1", "127.0.0.2", "::1", "localhost", "LOCALHOST"):
+        assert is_loopback(host), host
+    for host in ("0.0.0.0", "::", "192.168.1.2", "example.com", "localhost.example.com"):
+        assert not is_loopback(host), host

@@ -4,6 +4,9 @@ new project in a home of its own, so every store starts empty."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 import pytest
 
 from ..client.conftest import client, target  # noqa: F401  (the client suite's fixtures)
@@ -12,3 +15,14 @@ from ..client.conftest import client, target  # noqa: F401  (the client suite's 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+def seen_within(check: Callable[[], bool], timeout_s: float = 30.0) -> bool:
+    """Whether ``check()`` comes true before ``timeout_s``: asked every 20 ms (a bound on
+    work that is already due, not a timing assertion)."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True

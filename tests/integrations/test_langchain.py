@@ -17,6 +17,7 @@ from mosslite.errors import InvalidArgumentError, InvalidDocumentError, InvalidF
 from mosslite.integrations.langchain import MossliteVectorStore, langchain_filter
 
 from ..client.conftest import Target
+from .conftest import seen_within
 
 # The suite's async tests are plain `async def`s: anyio runs them (as it runs the rest of ours).
 pytestmark = pytest.mark.anyio
@@ -87,6 +88,20 @@ def test_scores_are_the_hybrid_score(store: MossliteVectorStore) -> None:
     assert store.similarity_search_with_relevance_scores("shipping", k=3) == hybrid
     kept = store.similarity_search_with_relevance_scores("shipping", k=3, score_threshold=hybrid[0][1])
     assert kept == hybrid[:1]
+    cosine = store.similarity_search_with_score("shipping", k=3, alpha=1.0)  # an absolute threshold, as documented
+    threshold = store.as_retriever(search_type="similarity_score_threshold",
+                                   search_kwargs={"score_threshold": cosine[0][1], "alpha": 1.0})
+    assert threshold.invoke("shipping") == [cosine[0][0]]
+
+
+def test_whole_numbers_are_equal_as_int_or_float(client: SyncMossClient) -> None:
+    store = MossliteVectorStore("n", client, model_id=MODEL)
+    store.add_texts(["one", "two"], metadatas=[{"price": 1.0, "n": 2}, {"price": 1.5, "n": 3}], ids=["a", "b"])
+    for spec, expected in (({"price": 1}, ["a"]), ({"n": 2.0}, ["a"]), ({"n": {"$in": [2.0]}}, ["a"]),
+                           ({"n": {"$nin": [2.0]}}, ["b"]), ({"price": {"$ne": 1}}, ["b"]),
+                           ({"price": {"$in": [1, 1.5]}}, ["a", "b"])):
+        assert sorted(ids(store.similarity_search("one two", k=2, filter=spec))) == expected, spec
+    assert store.get_by_ids(["a"])[0].metadata == {"price": 1.0, "n": 2}  # given back as they went in
 
 
 def test_search_by_vector(client: SyncMossClient) -> None:
@@ -144,6 +159,10 @@ def test_bad_input_is_a_typed_error_before_any_work(client: SyncMossClient) -> N
         store.similarity_search("x", alpha=2)
     with pytest.raises(InvalidArgumentError, match="unknown"):
         store.add_texts(["z"], upsert=False)
+    with pytest.raises(InvalidArgumentError, match="auto_refresh"):
+        MossliteVectorStore("bad", client, auto_refresh="yes")
+    with pytest.raises(InvalidArgumentError, match="polling_interval_in_seconds"):
+        MossliteVectorStore("bad", client, polling_interval_in_seconds=0)
 
 
 def test_a_store_never_mixes_models(client: SyncMossClient) -> None:
@@ -151,9 +170,14 @@ def test_a_store_never_mixes_models(client: SyncMossClient) -> None:
     custom = MossliteVectorStore("mixed", client, embedding=DeterministicFakeEmbedding(size=8))
     with pytest.raises(InvalidArgumentError, match="brings its own vectors"):
         custom.add_texts(["custom"], ids=["c"])
-    with pytest.raises(InvalidArgumentError, match="brings its own vectors"):
-        custom.similarity_search("hashed")
+    for _ in range(2):  # every search, not only the one that loaded the index
+        with pytest.raises(InvalidArgumentError, match="brings its own vectors"):
+            custom.similarity_search("hashed")
     assert [d.id for d in client.get_docs("mixed")] == ["h"]
+    MossliteVectorStore("other", client, embedding=DeterministicFakeEmbedding(size=8)).add_texts(["c"], ids=["c"])
+    client.load_index("other")  # loaded by the client already: the store's first search checks too
+    with pytest.raises(InvalidArgumentError, match="no embeddings to query it with"):
+        MossliteVectorStore("other", client, model_id=MODEL).similarity_search("c")
 
 
 def test_writes_keep_the_refresh_options_of_a_loaded_index(store: MossliteVectorStore, client: SyncMossClient) -> None:
@@ -164,6 +188,19 @@ def test_writes_keep_the_refresh_options_of_a_loaded_index(store: MossliteVector
     assert loaded.version == before + 1 and (loaded.auto_refresh, loaded.polling_interval_s) == (True, 60)
     store.delete(["g1", "no-such-id"])
     assert client.get_loaded_version("faq") == before + 2 and store.get_by_ids(["g1"]) == []
+
+
+def test_a_search_sees_what_another_client_writes(store: MossliteVectorStore, client: SyncMossClient,
+                                                  target: Target) -> None:
+    """A store's copy follows the service on its own (auto_refresh, on by default): the embedded
+    service's new versions arrive at once; a server is asked every polling interval."""
+    if target.server is not None:
+        store = MossliteVectorStore("faq", client, model_id=MODEL, polling_interval_in_seconds=0.2)
+    assert ids(store.similarity_search("gift cards", k=1)) != ["g1"]  # loaded now
+    with target.client(client.project_id) as other:
+        MossliteVectorStore("faq", other).add_texts(["Gift cards never expire."], ids=["g1"])
+    assert seen_within(lambda: ids(store.similarity_search("gift cards", k=1)) == ["g1"])
+    assert client.loaded_index("faq").auto_refresh
 
 
 def test_delete_all_then_add_again(store: MossliteVectorStore) -> None:

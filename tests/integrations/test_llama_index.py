@@ -3,6 +3,8 @@ mosslite's own dependency-free model as a deterministic, local embed_model (no n
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.schema import NodeRelationship, TextNode
@@ -16,10 +18,13 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQueryMode,
 )
 
-from mosslite import MossClient, SyncMossClient
+from mosslite import DocumentInfo, MossClient, SyncMossClient
 from mosslite.client.embedded import close_embedded_services
 from mosslite.errors import InvalidArgumentError, InvalidDocumentError, InvalidFilterError, ModelNotFoundError
 from mosslite.integrations.llama_index import MossliteEmbedding, MossliteVectorStore, llama_index_filter
+
+from ..client.conftest import Target
+from .conftest import seen_within
 
 pytestmark = pytest.mark.anyio
 
@@ -75,12 +80,40 @@ def test_metadata_filters(index: VectorStoreIndex) -> None:
             index.as_retriever(filters=bad).retrieve("days")
 
 
+def test_whole_numbers_are_equal_as_int_or_float(store: MossliteVectorStore) -> None:
+    store.add([TextNode(id_="four", text="four", embedding=[1.0, 0.0], metadata={"rating": 4.0}),
+               TextNode(id_="five", text="five", embedding=[0.0, 1.0], metadata={"rating": 5})])
+
+    def found(value, operator: FilterOperator) -> list[str]:
+        spec = MetadataFilters(filters=[MetadataFilter(key="rating", value=value, operator=operator)])
+        return sorted(store.query(VectorStoreQuery(query_embedding=[1.0, 1.0], similarity_top_k=2, filters=spec)).ids)
+
+    assert found(4, FilterOperator.EQ) == found(4.0, FilterOperator.EQ) == ["four"]
+    assert found(4, FilterOperator.NE) == found(5.0, FilterOperator.EQ) == ["five"]
+    assert found([4, 5.0], FilterOperator.IN) == ["five", "four"] and found([5.0], FilterOperator.NIN) == ["four"]
+
+
 def test_query_modes(store: MossliteVectorStore, index: VectorStoreIndex) -> None:
     keyword = index.as_retriever(vector_store_query_mode="text_search", similarity_top_k=3)
     assert docs_of(keyword.retrieve("shipping")) == ["shipping"] and keyword.retrieve("shippingz") == []
     assert docs_of(index.as_retriever(similarity_top_k=1).retrieve("shippingz")) == ["shipping"]  # vectors
     hybrid = index.as_retriever(vector_store_query_mode="hybrid", alpha=0.5, similarity_top_k=1)
     assert docs_of(hybrid.retrieve("shipping")) == ["shipping"]
+
+    def score(mode: str, **alpha: float) -> float:
+        found = index.as_retriever(vector_store_query_mode=mode, similarity_top_k=3, **alpha).retrieve("shipping")
+        return {n.node.ref_doc_id: n.score for n in found}["shipping"]
+
+    keyword_score, vector_score = score("text_search"), score("default")
+    assert keyword_score != vector_score  # so a hybrid score shows the alpha it was given
+    for alpha in (0.25, 0.5):
+        expected = alpha * vector_score + (1 - alpha) * keyword_score
+        assert score("hybrid", alpha=alpha) == pytest.approx(expected, abs=1e-4), alpha
+    hybrid_query = VectorStoreQuery(query_embedding=EMBED.get_query_embedding("days"), query_str="days",
+                                    similarity_top_k=1, hybrid_top_k=3)
+    assert len(store.query(hybrid_query).ids) == 1  # hybrid_top_k is for the hybrid mode only
+    hybrid_query.mode = VectorStoreQueryMode.HYBRID
+    assert len(store.query(hybrid_query).ids) == 3
     only = store.query(VectorStoreQuery(query_embedding=EMBED.get_query_embedding("days"), similarity_top_k=3,
                                         doc_ids=["refunds"]))
     assert [n.ref_doc_id for n in only.nodes] == ["refunds"] and len(only.similarities) == len(only.ids) == 1
@@ -103,6 +136,18 @@ def test_delete_by_ref_doc_id_get_nodes_and_clear(index: VectorStoreIndex, store
     assert index.as_retriever().retrieve("days") == [] and store.get_nodes() == []
     index.insert(Document(doc_id="again", text="Gift cards never expire."))
     assert docs_of(index.as_retriever().retrieve("gift cards")) == ["again"]
+
+
+def test_a_query_sees_what_another_client_writes(index: VectorStoreIndex, client: SyncMossClient,
+                                                 target: Target) -> None:
+    if target.server is not None:  # (the embedded service's new versions arrive at once)
+        store = MossliteVectorStore("docs", client, polling_interval_in_seconds=0.2)
+        index = VectorStoreIndex.from_vector_store(store, embed_model=EMBED)
+    assert docs_of(index.as_retriever(similarity_top_k=1).retrieve("gift cards")) != ["gifts"]  # loaded now
+    with target.client(client.project_id) as other:
+        writer = VectorStoreIndex.from_vector_store(MossliteVectorStore("docs", other), embed_model=EMBED)
+        writer.insert(Document(doc_id="gifts", text="Gift cards never expire."))
+    assert seen_within(lambda: docs_of(index.as_retriever(similarity_top_k=1).retrieve("gift cards")) == ["gifts"])
 
 
 def test_bad_input_is_a_typed_error(store: MossliteVectorStore, client: SyncMossClient) -> None:
@@ -144,3 +189,30 @@ def test_filter_mapping() -> None:
                                                                                      operator=FilterOperator.NIN)])
     assert llama_index_filter(spec) == {"$and": [{"field": "a", "condition": {"$eq": 1}},
                                                  {"field": "b", "condition": {"$nin": ["x", "y"]}}]}
+
+
+def test_every_query_refuses_an_index_of_a_model_that_embeds(client: SyncMossClient) -> None:
+    client.wait_for_job(client.create_index("hashed", [DocumentInfo(id="a", text="alpha beta")], "hashed-ngrams-256").job_id)
+    store = MossliteVectorStore("hashed", client)
+    for _ in range(2):  # not only the query that loaded it: its vectors are another model's
+        with pytest.raises(InvalidArgumentError, match="brings its own vectors"):
+            store.query(VectorStoreQuery(query_embedding=[0.0625] * 256, similarity_top_k=1))
+
+
+async def test_async_embeddings_are_one_batch_off_the_event_loop() -> None:
+    calls: list[tuple[str, list[str], bool]] = []
+
+    class Recording(MossliteEmbedding):
+        def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+            calls.append(("texts", list(texts), threading.current_thread() is threading.main_thread()))
+            return super()._get_text_embeddings(texts)
+
+        def _get_query_embedding(self, query: str) -> list[float]:
+            calls.append(("query", [query], threading.current_thread() is threading.main_thread()))
+            return super()._get_query_embedding(query)
+
+    model = Recording(model_name="hashed-ngrams-256")  # (the event loop runs in the main thread)
+    texts = ["alpha", "beta", "gamma"]
+    assert await model.aget_text_embedding_batch(texts) == EMBED.get_text_embedding_batch(texts)
+    assert await model.aget_query_embedding("delta") == EMBED.get_query_embedding("delta")
+    assert calls == [("texts", texts, False), ("query", ["delta"], False)]

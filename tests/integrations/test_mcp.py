@@ -175,6 +175,12 @@ def test_writes_with_the_flag_publish_and_the_next_search_sees_them(home: Path) 
         taken = await refused(client, "add_documents", index="faq", documents=[{"id": "r1", "text": "x"}], upsert=False)
         assert "r1" in taken
 
+        # Without wait, the new version reaches the loaded copy on its own (auto_refresh):
+        # searched until seen, bounded by the conversation's TIMEOUT_S.
+        await call(client, "add_documents", index="faq", documents=[{"id": "w3", "text": "Store credit lasts a year."}])
+        while [d["id"] for d in (await call(client, "search", index="faq", query="store credit", top_k=1))["docs"]] != ["w3"]:
+            await anyio.sleep(0.02)
+
     drive(home, body, "--allow-writes")
 
 

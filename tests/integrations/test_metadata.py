@@ -48,3 +48,25 @@ def test_a_condition_meets_the_stored_strings() -> None:
     assert matches(condition("b", {"$in": [False]})) == [False, True, False]
     assert matches(condition("y", {"$gt": 2020})) == [True, False, False]
     assert matches(condition("y", {"$eq": 2019})) == [False, True, False]
+
+
+def test_a_number_has_one_text_whether_int_or_float() -> None:
+    assert metadata_strings({"a": 1.0, "b": -0.0, "c": 2**53 * 1.0, "d": 0.1, "e": 1e300, "f": 3, "t": True}, "d") == {
+        "a": "1", "b": "0", "c": "9007199254740992", "d": "0.1", "e": "1e+300", "f": "3", "t": "true"}
+    assert metadata_strings({"big": 2.0**60}, "d") == {"big": "1.152921504606847e+18"}  # past 2**53: repr
+
+
+def test_numbers_meet_as_numbers_in_equality_and_bools_only_bools() -> None:
+    rows = [metadata_strings(m, "d") for m in ({"n": 1.0, "b": True}, {"n": 2, "b": 1}, {"n": 2.5})]
+    columns = DictColumns(rows)
+
+    def matches(field: str, operators: dict) -> list[bool]:
+        return compile_filter(condition(field, operators)).mask(columns).tolist()  # type: ignore[union-attr]
+
+    assert matches("n", {"$eq": 1}) == matches("n", {"$eq": 1.0}) == [True, False, False]
+    assert matches("n", {"$ne": 1}) == [False, True, True]
+    assert matches("n", {"$in": [2.0, 2.5]}) == matches("n", {"$in": [2, 2.5]}) == [False, True, True]
+    assert matches("n", {"$nin": [1, 2.0]}) == [False, False, True]
+    assert matches("n", {"$gte": 2.0}) == [False, True, True]
+    assert matches("b", {"$eq": True}) == [True, False, False]  # True is not 1
+    assert matches("b", {"$eq": 1}) == [False, True, False]
