@@ -51,6 +51,12 @@ version (httpx, in this process) only. Every phase also records garbage-collecto
 deleted by a query thread (``LiveIndex._dispose`` runs in whichever thread
 releases the last lease), with the longest such call.
 
+Pinning (``--server-cpus 1 --client-cpus 0``): the server on one CPU and this
+process (queries and refreshes) on the other, as if the service ran on another
+machine: on 2 cores its builds otherwise take CPU time from the queries, which
+a remote service would not. The client then has one core for 4 query threads
+and its refreshes; the ratio is against its own no-refresh phase, pinned alike.
+
 Targets (informational; exit status 0 either way): 0 errors; p99 during swaps
 <= 1.5x p99 without refresh (same mode, same process).
 """
@@ -299,6 +305,19 @@ class Condition:
     disposals: list[tuple[bool, float]] = field(default_factory=list)
 
 
+# -- where it runs --------------------------------------------------------------------------
+
+
+def cpu_list(text: str) -> set[int]:
+    return {int(c) for c in text.split(",") if c.strip()}
+
+
+def pin_this_process(cpus: set[int]) -> None:
+    """Every thread of this process onto ``cpus``; threads started later inherit it."""
+    for thread in os.listdir("/proc/self/task"):
+        os.sched_setaffinity(int(thread), cpus)
+
+
 # -- one mode ------------------------------------------------------------------------------
 
 
@@ -309,7 +328,7 @@ def measure_mode(mode: str, data: Path, args: argparse.Namespace, work: Path,
     name = index_name(args.docs)
     server = None
     if mode == "http":
-        server = LocalServer(data).start()
+        server = LocalServer(data, cpus=args.server_cpus).start()
         kwargs: dict[str, Any] = {"url": server.url}
     else:
         kwargs = {}
@@ -445,9 +464,13 @@ def main() -> None:
     parser.add_argument("--no-diagnose", dest="diagnose", action="store_false", help="skip the interferer phases")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="4 s per phase in 2 rounds")
+    parser.add_argument("--server-cpus", type=cpu_list, help="http: the CPUs the server runs on, e.g. 1")
+    parser.add_argument("--client-cpus", type=cpu_list, help="the CPUs this process (queries, refreshes) runs on, e.g. 0")
     args = parser.parse_args()
     if args.quick:
         args.duration, args.rounds = 4.0, 2
+    if args.client_cpus:
+        pin_this_process(args.client_cpus)
     modes = [m for m in args.modes.split(",") if m]
 
     print("mosslite hot swap benchmark")
@@ -455,6 +478,9 @@ def main() -> None:
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', '(unset)')}; "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.threads} query threads, "
           f"{args.duration:g} s per phase in {args.rounds} interleaved rounds, publish {args.batch} docs every {args.period:g} s, poll {args.poll:g} s")
+    if args.server_cpus or args.client_cpus:
+        print(f"pinned: server on CPUs {sorted(args.server_cpus or [])}, this process on CPUs {sorted(args.client_cpus or [])} "
+              "(as if the service ran on another machine: its builds leave the queries' CPU alone)")
     root = ensure_fixture([args.docs], args.seed)
     queries = make_queries(2000, args.seed + 1)
 

@@ -244,9 +244,10 @@ def free_port() -> int:
 class LocalServer:
     """``python -m mosslite serve`` on 127.0.0.1 (as tests/client/conftest.py starts it)."""
 
-    def __init__(self, data: Path, link_bps: float = 0.0) -> None:
+    def __init__(self, data: Path, link_bps: float = 0.0, cpus: set[int] | None = None) -> None:
         self.data = data
         self.link_bps = link_bps  # 0: loopback as it is; else a link of that many bytes/s
+        self.cpus = cpus  # the CPUs the server runs on (all its threads), else any
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self._log = tempfile.TemporaryFile()
@@ -268,7 +269,8 @@ class LocalServer:
         # The test suite's server plugin paces version downloads and patches: a slow link.
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PLUGINS), os.environ.get("PYTHONPATH", "")]),
                "MOSSLITE_TEST_THROTTLE_BPS": str(self.link_bps), "MOSSLITE_TEST_THROTTLE_PREFIX": ""}
-        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log, env=env)
+        pin = (lambda: os.sched_setaffinity(0, self.cpus)) if self.cpus else None
+        self.process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=self._log, env=env, preexec_fn=pin)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
