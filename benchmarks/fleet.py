@@ -37,9 +37,11 @@ without opening an index (a device's own work is not the service's cost):
 Reported per setup and N: manifest polls/s and their p50/p99 (as the devices
 saw them: one loop for all of them, on a 2-core machine shared with the
 service), bytes sent by the service vs by the object store (response bodies,
-counted by the devices per host), the service's CPU (utime + stime from
-/proc) per 304 poll during the steady phase and as a share of wall time per
-phase, and the time from publish until every device serves the new version.
+counted by the devices per host) and the requests of the publish, the
+service's CPU (utime + stime from /proc, less its rate idle, watched for
+IDLE_S before the devices start) per 304 poll during the steady phase and as
+a share of wall time per phase, and the time from publish until every device
+serves the new version.
 
 Targets (#10; informational, exit status 0 either way): with object storage
 the service sends < 1% of the version bytes; 1,000 devices converge within one
@@ -80,10 +82,18 @@ from seaweedfs import BUCKET, SeaweedFS  # noqa: E402  (the test extra's real ob
 PROJECT, INDEX, DIM = "fleet", "faq", 384
 SERVICE_SHARE_TARGET = 0.01
 POLL_CPU_TARGET_MS = 1.0
+#: Seconds the service is watched with no device first: its CPU then is not the devices'.
+IDLE_S = 3.0
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
 # -- the service (and the store) -------------------------------------------------------
+
+
+def own_cpu_seconds() -> float:
+    """This process's CPU (the devices, and the publisher's client)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def cpu_seconds(pid: int) -> float:
@@ -130,6 +140,9 @@ class Setup:
         assert self.process is not None
         return cpu_seconds(self.process.pid)
 
+    def store_cpu(self) -> float:
+        return cpu_seconds(self.store.process.pid) if self.store is not None and self.store.process else 0.0
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -156,6 +169,7 @@ class Fleet:
     key: str
     poll_s: float
     bytes_by_host: dict[str, int] = field(default_factory=dict)
+    requests_by_host: dict[str, int] = field(default_factory=dict)
     polls: list[tuple[float, float, int]] = field(default_factory=list)  # (when, ms, status)
     held_maps: dict[int, PageMap] = field(default_factory=dict)
     converged: dict[int, float] = field(default_factory=dict)  # device -> when it held the newest
@@ -166,6 +180,7 @@ class Fleet:
     def count(self, url: str, size: int) -> None:
         host = httpx.URL(url).netloc.decode()
         self.bytes_by_host[host] = self.bytes_by_host.get(host, 0) + size
+        self.requests_by_host[host] = self.requests_by_host.get(host, 0) + 1
 
     def service_bytes(self) -> int:
         return self.bytes_by_host.get(httpx.URL(self.service).netloc.decode(), 0)
@@ -249,10 +264,10 @@ class Device:
         pages = target.changed_since(self.fleet.held_maps[self.version])
         if not target.worth_patching(pages):
             return False
-        runs: list[tuple[int, int]] = []
+        runs: list[tuple[int, int]] = []  # the reads the client makes: one ranged GET per run of pages
         for _ in patch_chunks(target, pages, lambda start, end: runs.append((start, end)) or bytes(end - start)):
             pass
-        for start, end in runs:  # one ranged GET per run of changed pages, as transport/direct.py
+        for start, end in runs:  # as transport/direct.py
             await self.stream(links["version_url"], {"Range": f"bytes={start}-{end - 1}"})
         return True
 
@@ -283,6 +298,10 @@ class Phase:
     not_modified: int
     service_bytes: int
     store_bytes: int
+    service_requests: int
+    store_requests: int
+    store_cpu_s: float
+    devices_cpu_s: float
     poll_ms: list[float]
 
 
@@ -295,6 +314,9 @@ async def run_fleet(setup: Setup, devices: int, docs: int, poll_s: float, publis
         auth = {"Authorization": f"Bearer {setup.key}"}
         held.write_bytes(http.get(f"{setup.url}/v1/projects/{PROJECT}/indexes/{INDEX}/versions/{first}", headers=auth).content)
     fleet.held_maps[first] = PageMap.of_file(held)
+    idle_at, idle_cpu = time.monotonic(), setup.cpu()  # the service's own ticking, with no device: not theirs
+    await asyncio.sleep(IDLE_S)
+    idle_cpu_per_s = (setup.cpu() - idle_cpu) / (time.monotonic() - idle_at)
     fleet_devices = [Device(i, fleet) for i in range(devices)]
     stop = asyncio.Event()
     begun = time.monotonic()
@@ -302,15 +324,20 @@ async def run_fleet(setup: Setup, devices: int, docs: int, poll_s: float, publis
     phases: dict[str, Phase] = {}
 
     async def phase(name: str, until) -> None:
-        cpu, at, polls, counted = setup.cpu(), time.monotonic(), len(fleet.polls), dict(fleet.bytes_by_host)
+        cpu, at, polls = setup.cpu(), time.monotonic(), len(fleet.polls)
+        store_cpu, own_cpu = setup.store_cpu(), own_cpu_seconds()
+        counted, asked = dict(fleet.bytes_by_host), dict(fleet.requests_by_host)
         await until()
         service = httpx.URL(setup.url).netloc.decode()
         moved = {h: fleet.bytes_by_host.get(h, 0) - counted.get(h, 0) for h in fleet.bytes_by_host}
-        seen = fleet.polls[polls:]
+        requests = {h: fleet.requests_by_host.get(h, 0) - asked.get(h, 0) for h in fleet.requests_by_host}
+        seen, wall_s = fleet.polls[polls:], time.monotonic() - at
         phases[name] = Phase(
-            wall_s=time.monotonic() - at, service_cpu_s=setup.cpu() - cpu, polls=len(seen),
+            wall_s=wall_s, service_cpu_s=max(0.0, setup.cpu() - cpu - idle_cpu_per_s * wall_s), polls=len(seen),
             not_modified=sum(1 for _, _, s in seen if s == 304),
             service_bytes=moved.get(service, 0), store_bytes=sum(v for h, v in moved.items() if h != service),
+            service_requests=requests.get(service, 0), store_requests=sum(v for h, v in requests.items() if h != service),
+            store_cpu_s=setup.store_cpu() - store_cpu, devices_cpu_s=own_cpu_seconds() - own_cpu,
             poll_ms=[ms for _, ms, _ in seen],
         )  # fmt: skip
 
@@ -407,9 +434,11 @@ def main() -> None:
                                  f"{result['converge_s']:.2f}", f"{result['slowest_fetch_s']:.2f}", verdict(converge_ok),
                                  f"{p['load'].wall_s:.1f}", f"{result['patched']}/{result['whole']}"])  # fmt: skip
                     bytes_rows.append([name, n, *(f"{sent[k][0] / 1e6:.1f} / {sent[k][1] / 1e6:.1f}" for k in ("load", "steady", "publish")),
+                                       f"{p['publish'].service_requests} / {p['publish'].store_requests}",
                                        f"{100 * share:.2f}%", verdict(share < SERVICE_SHARE_TARGET) if name != "folder" else ""])  # fmt: skip
                     cpu_rows.append([name, n, f"{per_poll_ms:.3f}", verdict(per_poll_ms <= POLL_CPU_TARGET_MS),
-                                     *(f"{100 * v.service_cpu_s / v.wall_s:.0f}%" for v in p.values())])  # fmt: skip
+                                     *(f"{100 * v.service_cpu_s / v.wall_s:.0f}%" for v in p.values()),
+                                     f"{p['publish'].store_cpu_s:.1f} / {p['publish'].devices_cpu_s:.1f}"])  # fmt: skip
             finally:
                 setup.stop()
     finally:
@@ -424,13 +453,14 @@ def main() -> None:
         rows,
     )  # fmt: skip
     print_table(
-        "MB sent, service / object store (response bodies), per phase",
-        ["setup", "devices", "load", "steady (2 intervals)", "publish", "service share", "< 1% (s3, public)"],
+        "MB sent (response bodies) and requests, service / object store, per phase",
+        ["setup", "devices", "load", "steady (2 intervals)", "publish", "publish requests", "service share", "< 1% (s3, public)"],
         bytes_rows,
     )
     print_table(
-        "the service's CPU (utime + stime)",
-        ["setup", "devices", "ms per steady poll", "<= 1 ms", "load", "steady", "publish"],
+        "the service's CPU (utime + stime, less what it spends idle, measured first)",
+        ["setup", "devices", "ms per steady poll", "<= 1 ms", "load", "steady", "publish",
+         "publish: store / devices CPU s"],
         cpu_rows,
     )
     print(load_average())
