@@ -32,6 +32,7 @@ from typing import Any
 from rich.markup import escape
 
 from .._fs import atomic_path
+from .._threads import one_blas_thread
 from ..client import SyncMossClient
 from ..client.embedded import default_home
 from ..types import QueryOptions, SearchResult
@@ -60,6 +61,7 @@ def run(
     history: bool = True,
 ) -> None:
     """Load ``name`` with auto-refresh, answer ``first`` if given, then one query per line."""
+    one_blas_thread()  # a query, then a person typing: no BLAS thread left spinning a core (_threads.py)
     client = SyncMossClient(creds.project_id, creds.project_key, url=creds.url)
     try:
         with spinner(f"loading {name}…"):

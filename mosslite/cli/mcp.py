@@ -12,6 +12,7 @@ import contextlib
 
 import click
 
+from .._threads import one_blas_thread
 from ..integrations.mcp import DEFAULT_HOST, DEFAULT_PORT, check_host, run
 from .config import Credentials, client_options
 from .help import Command
@@ -95,6 +96,7 @@ def mcp(
     """
     if http:
         check_host(host, allow_remote=allow_remote)
+    one_blas_thread()  # a search then a wait: no BLAS thread left spinning a core (_threads.py)
     with contextlib.ExitStack() as stack:
         listener = stack.enter_context(listen(host, port)) if http else None
         try:
