@@ -72,6 +72,11 @@ def import_ms(module: str, runs: int = 7) -> float:
 
 
 async def measure(docs: int, queries: int) -> dict[str, list[float]]:
+    with tempfile.TemporaryDirectory(prefix="bench-integrations-") as folder:  # nothing left behind
+        return await _measure(Path(folder), docs, queries)
+
+
+async def _measure(home: Path, docs: int, queries: int) -> dict[str, list[float]]:
     from langchain_core.documents import Document
     from langchain_core.embeddings import Embeddings
     from mcp import Client, StdioServerParameters, stdio_client
@@ -87,7 +92,6 @@ async def measure(docs: int, queries: int) -> dict[str, list[float]]:
         def embed_query(self, text: str) -> list[float]:
             return get_embedder(MODEL).embed_query(text).tolist()
 
-    home = Path(tempfile.mkdtemp(prefix="bench-integrations-"))
     os.environ["MOSSLITE_HOME"] = str(home)
     texts = make_texts(docs, seed=7)
     asked = [" ".join(t.split()[:6]) for t in make_texts(queries, seed=8)]
