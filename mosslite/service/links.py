@@ -1,10 +1,10 @@
 """Download links: the manifest's answer names presigned URLs of the version file, its
-page map and the page patch from the version before (when one is stored), so a client fetches them straight from the object store and the
-service stays off the download path (issue #10).
+page map and the page patch from the version before, so a client fetches them
+straight from the object store and the service stays off the download path (issue #10).
 
 Invariants:
-- A link opens one object (the version file, its page map, its patch) for GET, until it
-  expires ``lifetime_s`` after it was made. Links are made only for the version
+- A link opens one object (the version file, its page map, its patch) for GET, until
+  it expires ``lifetime_s`` after it was made. Links are made only for the version
   the manifest names, under the project whose key the request proved, and a
   storage key begins with its project (layout.py): a link of project A never
   opens B's objects.
@@ -80,4 +80,3 @@ class Links:
         )
         max_age_s = max(0, int((window + 1) * window_s - now))
         return ManifestAnswer(**common, links=links, etag=f"{tag}.{window}", max_age_s=max_age_s)
-
