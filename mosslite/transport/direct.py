@@ -2,7 +2,8 @@
 manifest carries (issue #10): the service answers the manifest and nothing else.
 
 ``mosslite serve --storage s3://...`` answers a manifest with presigned URLs of
-the version file and its page map (service/links.py). With them ``Direct`` gets:
+the version file, its page map and the patch from the version before
+(service/links.py). With them ``Direct`` gets:
 
 - a version file: a GET of its link, resumed with Range like any download
   (download.py) and hashed as it is written; the caller verifies it as always;
@@ -113,8 +114,8 @@ class Direct:
             links.version_url,
             links.pages_url,
             use_until,
-            links.patch_url if links.patch_from is not None else None,
-            links.patch_from if links.patch_url is not None else None,
+            links.patch_url,
+            links.patch_from,
         )
 
     def remember_public(

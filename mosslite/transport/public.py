@@ -89,7 +89,7 @@ class PublicManifests:
         if manifest.index_name != name:
             raise InvalidArgumentError(f"it names index {manifest.index_name!r}")
         base = httpx.URL(polled.url)
-        patch_url = None if patch is None else (patch[0], str(base.join(patch[1])))
-        polled.answer = (manifest, str(base.join(version_file)), str(base.join(page_map)), patch_url)
+        patch_link = None if patch is None else (patch[0], str(base.join(patch[1])))
+        polled.answer = (manifest, str(base.join(version_file)), str(base.join(page_map)), patch_link)
         polled.etag = response.headers.get("etag")
         return polled.answer
