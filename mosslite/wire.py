@@ -65,17 +65,22 @@ def docs_to_json(docs: Sequence[DocumentInfo]) -> list[dict[str, Any]]:
     return [to_dict(doc) for doc in docs]
 
 
-def public_manifest_json(manifest: Manifest, version_file: str, page_map: str) -> bytes:
+def public_manifest_json(
+    manifest: Manifest, version_file: str, page_map: str, patch: tuple[int, str] | None = None
+) -> bytes:
     """A public index's manifest (service/public.py): ``format``, the Manifest's fields,
-    and the names of the version file and its page map, relative to its own URL."""
+    and the names of the version file and its page map, relative to its own URL;
+    ``patch``: the version a stored page patch starts from and its file's name."""
     body = {"format": PUBLIC_MANIFEST_FORMAT, **to_dict(manifest), "version_file": version_file, "page_map": page_map}
+    if patch is not None:
+        body["patch_from"], body["patch_file"] = patch
     return json.dumps(body, sort_keys=True).encode("utf-8")
 
 
-def parse_public_manifest(data: bytes) -> tuple[Manifest, str, str]:
-    """(manifest, version file, page map) of ``public_manifest_json``'s bytes. Anything
-    else (another format, a file name that would leave the manifest's folder) is an
-    InvalidArgumentError."""
+def parse_public_manifest(data: bytes) -> tuple[Manifest, str, str, tuple[int, str] | None]:
+    """(manifest, version file, page map, (patch from, patch file) or None) of
+    ``public_manifest_json``'s bytes. Anything else (another format, a file name that
+    would leave the manifest's folder) is an InvalidArgumentError."""
     try:
         body = json.loads(data)
     except (ValueError, RecursionError) as exc:
@@ -83,8 +88,16 @@ def parse_public_manifest(data: bytes) -> tuple[Manifest, str, str]:
     if not isinstance(body, dict) or body.get("format") != PUBLIC_MANIFEST_FORMAT:
         raise InvalidArgumentError(f"not a public manifest of format {PUBLIC_MANIFEST_FORMAT}")
     names = [body.pop(field, None) for field in ("version_file", "page_map")]
+    patch_from, patch_file = body.pop("patch_from", None), body.pop("patch_file", None)
     del body["format"]
-    for name in names:
+    for name in names if patch_file is None else [*names, patch_file]:
         if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
             raise InvalidArgumentError(f"a public manifest names {name!r}: not a file beside it")
-    return from_dict(Manifest, body), names[0], names[1]
+    if (patch_file is None) != (patch_from is None) or not (patch_from is None or _is_version(patch_from)):
+        raise InvalidArgumentError(f"a public manifest names a patch from {patch_from!r}: not a version")
+    patch = None if patch_file is None else (patch_from, patch_file)
+    return from_dict(Manifest, body), names[0], names[1], patch
+
+
+def _is_version(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1

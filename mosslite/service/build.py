@@ -32,6 +32,7 @@ from ..types import IndexInfo, JobPhase, Manifest, Version
 from .catalog import Catalog, VersionRecord
 from .layout import pages_key, version_key
 from .locks import index_lock
+from .patch_store import store_previous_patch
 from .storage import Storage
 
 
@@ -76,6 +77,8 @@ def run_build(parts: BuildParts, ctx: JobContext, progress: ProgressFn) -> Versi
         base_sha256 = in_background(sha256_file, base, low_priority=True) if base is not None else None
         version = Version(latest.manifest.version + 1 if latest is not None else 1)
         target = parts.staging_dir / f"{ctx.job_id}.sqlite"
+        patch = target.with_suffix(".patch")
+        stored_patch = None
         try:
             report = build_from_batch(
                 target,
@@ -108,16 +111,21 @@ def run_build(parts: BuildParts, ctx: JobContext, progress: ProgressFn) -> Versi
                 created_at=meta.created_at,
             )
             key = version_key(ctx.project_id, name, int(version))
+            if latest is not None:
+                stored_patch = store_previous_patch(parts.storage, key, target, report.page_map, latest, patch)
             parts.storage.put(key, target, move=True)
             # Computed while the file was fsynced; stored now so the first client
             # asking for a patch to this version does not wait for it (patch_store.py).
             parts.storage.put_bytes(pages_key(key), report.page_map.to_bytes())
         finally:
             target.unlink(missing_ok=True)
+            patch.unlink(missing_ok=True)
         progress(JobPhase.PUBLISHING, 100.0)
         record = VersionRecord(manifest=manifest, storage_key=key)
         if not parts.catalog.publish(ctx.project_id, ctx.job_id, record, overwritten=report.overwritten):
             parts.storage.delete(key)
             parts.storage.delete(pages_key(key))
+            if stored_patch is not None:
+                parts.storage.delete(stored_patch)
             raise IndexNotFoundError(f"index {name!r} was deleted while the job ran", index=name)
         return record

@@ -200,7 +200,7 @@ def create_app(service: Service, *, max_request_bytes: int = MAX_REQUEST_BYTES) 
             return Response(status_code=304, headers=headers)
         body = to_dict(found.manifest)
         if found.links is not None:
-            body["download"] = to_dict(found.links)
+            body["download"] = {k: v for k, v in to_dict(found.links).items() if v is not None}
         if found.public_manifest is not None:
             body["public_manifest"] = found.public_manifest
         return JSONResponse(body, headers=headers)

@@ -1,6 +1,8 @@
 """Where an index's objects are in storage: one folder-like prefix per index,
 ``<project>/<index>/``, holding its version files (``0000000003.sqlite``), their
-page maps (``0000000003.sqlite.pages``, patch_store.py) and ``manifest.json``.
+page maps (``0000000003.sqlite.pages``, patch_store.py), the page patch from the
+version before each (``0000000003.sqlite.from-2.patch``, stored at publish for
+clients that fetch by link) and ``manifest.json``.
 
 A public index (public read mode, public.py) has copies of its newest files and a
 manifest of its own under ``_public/<project>/<index>/``: the one prefix an
@@ -11,6 +13,7 @@ operator makes readable without credentials. No project name starts with ``_``
 from __future__ import annotations
 
 from collections.abc import Iterator
+from enum import Enum
 from typing import TYPE_CHECKING
 
 from ..errors import InvalidArgumentError
@@ -21,7 +24,16 @@ if TYPE_CHECKING:
 
 MANIFEST_KEY = "manifest.json"
 PAGES_SUFFIX = ".pages"
+PATCH_SUFFIX = ".patch"
 PUBLIC_ROOT = "_public"
+
+
+class Stored(Enum):
+    """What a stored object of a version is."""
+
+    FILE = "version file"
+    PAGES = "page map"
+    PATCH = "page patch from the version before"
 
 
 def version_key(project_id: str, index_name: str, version: int) -> str:
@@ -37,6 +49,17 @@ def pages_key(storage_key: str) -> str:
     return storage_key + PAGES_SUFFIX
 
 
+def patch_key(storage_key: str, base: int) -> str:
+    """The page patch from version ``base`` to the version file ``storage_key``, beside it."""
+    return f"{storage_key}.from-{int(base)}{PATCH_SUFFIX}"
+
+
+def previous_patch_key(storage_key: str) -> str | None:
+    """The patch stored beside ``storage_key`` (from the version before; None for version 1)."""
+    version = Version.parse_filename(storage_key.rsplit("/", 1)[-1])
+    return patch_key(storage_key, version - 1) if version > 1 else None
+
+
 def public_key(key: str) -> str:
     """Where the public copy of ``key`` (a version file, its page map, the manifest) goes."""
     return f"{PUBLIC_ROOT}/{key}"
@@ -44,13 +67,18 @@ def public_key(key: str) -> str:
 
 def stored_versions(
     storage: Storage, project_id: str, index_name: str, *, public: bool = False
-) -> Iterator[tuple[str, Version, bool]]:
-    """(key, version, is it a page map) of the version files and page maps in storage
-    (``public``: of their public copies)."""
+) -> Iterator[tuple[str, Version, Stored]]:
+    """(key, version, what it is) of the version files, page maps and page patches in
+    storage (``public``: of their public copies)."""
     prefix = f"{project_id}/{index_name}/"
     for key in storage.list(public_key(prefix) if public else prefix):
         name = key.rsplit("/", 1)[-1]
+        file_name, kind = name, Stored.FILE
+        if name.endswith(PAGES_SUFFIX):
+            file_name, kind = name.removesuffix(PAGES_SUFFIX), Stored.PAGES
+        elif name.endswith(PATCH_SUFFIX):
+            file_name, kind = name.partition(".from-")[0], Stored.PATCH
         try:
-            yield key, Version.parse_filename(name.removesuffix(PAGES_SUFFIX)), name.endswith(PAGES_SUFFIX)
+            yield key, Version.parse_filename(file_name), kind
         except InvalidArgumentError:  # manifest.json
             continue

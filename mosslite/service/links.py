@@ -1,16 +1,19 @@
-"""Download links: the manifest's answer names presigned URLs of the version file and
-its page map, so a client fetches them straight from the object store and the
-service stays off the download path (issue #10).
+"""Download links: the manifest's answer names presigned URLs of the version file, its
+page map and the page patch from the version before, so a client fetches them
+straight from the object store and the service stays off the download path (issue #10).
 
 Invariants:
-- A link opens one object (the version file, or its page map) for GET, until it
-  expires ``lifetime_s`` after it was made. Links are made only for the version
+- A link opens one object (the version file, its page map, its patch) for GET, until
+  it expires ``lifetime_s`` after it was made. Links are made only for the version
   the manifest names, under the project whose key the request proved, and a
   storage key begins with its project (layout.py): a link of project A never
   opens B's objects.
 - Making a link is an HMAC computed here: no request to the store, no catalog
   write, so a manifest poll stays cheap. A storage that cannot sign (a folder)
-  makes none, and clients download through the service as before.
+  makes none, and clients download through the service as before. So the patch
+  link of a version after the first is made without asking whether its patch was
+  stored (build.py stores it before publishing, when one is worth it): where none
+  was, the store answers 404 and the client assembles one from the page map.
 - The ETag of an answer with links names the version's sha256 and the *window*
   (``lifetime_s / WINDOWS``) its links were made in. A client revalidating a
   cached answer gets a 304 only within that window, so the links it holds have at
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from ..errors import InvalidArgumentError
 from ..types import DEFAULT_LINK_LIFETIME_S, DownloadLinks, Manifest
 from .catalog import VersionRecord
-from .layout import pages_key
+from .layout import pages_key, patch_key
 from .storage import Storage
 
 #: Windows per lifetime: a link handed out (or revalidated) has 2/3 of its lifetime left.
@@ -66,6 +69,14 @@ class Links:
             return ManifestAnswer(**common, links=None, etag=tag, max_age_s=None)
         window_s = self.lifetime_s / WINDOWS
         window = int(now // window_s)
-        links = DownloadLinks(version_url=version_url, pages_url=pages_url, expires_at=int(now) + self.lifetime_s)
+        base = record.manifest.version - 1
+        patch_url = self.storage.signed_url(patch_key(record.storage_key, base), self.lifetime_s) if base else None
+        links = DownloadLinks(
+            version_url=version_url,
+            pages_url=pages_url,
+            expires_at=int(now) + self.lifetime_s,
+            patch_url=patch_url,
+            patch_from=base if patch_url is not None else None,
+        )
         max_age_s = max(0, int((window + 1) * window_s - now))
         return ManifestAnswer(**common, links=links, etag=f"{tag}.{window}", max_age_s=max_age_s)

@@ -12,6 +12,10 @@ Invariants (issue #4):
   version file (``PageMap.worth_patching``, the rule a client assembling a patch
   from the object store follows too); otherwise PatchUnavailableError says to
   download the file.
+- At publish (build.py) the patch from the version before is also stored as an
+  object beside the new file (``store_previous_patch``; layout.patch_key), when
+  one is worth it, so a device holding that version fetches it by one presigned
+  link (links.py) in one request, without the service.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..errors import CorruptIndexError, IndexNotFoundError, PatchUnavailableError
 from ..index.page_patch import PageMap, patch_chunks
 from .catalog import VersionRecord
-from .layout import pages_key
+from .layout import pages_key, patch_key
 from .storage import Storage
 
 log = logging.getLogger("mosslite.service")
@@ -96,3 +101,23 @@ def version_patch(storage: Storage, target: VersionRecord, base: VersionRecord |
             **unavailable,
         )
     return VersionPatch(target=target, page_map=target_map, pages=pages, size_bytes=target_map.patch_bytes(pages))
+
+
+def store_previous_patch(
+    storage: Storage, key: str, file: Path, file_map: PageMap, base: VersionRecord, staging: Path
+) -> str | None:
+    """Store the patch from ``base`` to the version file ``file`` (about to be stored
+    under ``key``; ``file_map`` maps it) beside it, written through ``staging``; its
+    key, or None when no patch is worth storing (or the base's pages are not known)."""
+    base_map = page_map(storage, base)
+    if base_map is None:
+        return None
+    pages = file_map.changed_since(base_map)
+    if not file_map.worth_patching(pages):
+        return None
+    with open(file, "rb") as fh, open(staging, "wb") as out:
+        for chunk in patch_chunks(file_map, pages, lambda a, b: os.pread(fh.fileno(), b - a, a)):
+            out.write(chunk)
+    stored = patch_key(key, base.manifest.version)
+    storage.put(stored, staging, move=True)
+    return stored

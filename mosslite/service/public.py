@@ -11,6 +11,7 @@ then makes an index public. Its public objects:
     _public/<project>/<index>/manifest.json             the public manifest
     _public/<project>/<index>/0000000003.sqlite         copies of the version files kept
     _public/<project>/<index>/0000000003.sqlite.pages   and of their page maps
+    _public/<project>/<index>/0000000003.sqlite.from-2.patch   and page patches (build.py)
 
 The public manifest, at ``<public-url>/_public/<project>/<index>/manifest.json``, is a
 JSON object (format 1; ``wire.public_manifest_json`` writes it and
@@ -19,18 +20,23 @@ JSON object (format 1; ``wire.public_manifest_json`` writes it and
     {"format": 1, "index_name": "faq", "version": 3, "sha256": "<64 hex>",
      "size_bytes": 827392, "doc_count": 400, "model_id": "moss-minilm", "dimension": 384,
      "created_at": "2026-05-01T12:00:00.000Z",
-     "version_file": "0000000003.sqlite", "page_map": "0000000003.sqlite.pages"}
+     "version_file": "0000000003.sqlite", "page_map": "0000000003.sqlite.pages",
+     "patch_from": 2, "patch_file": "0000000003.sqlite.from-2.patch"}
 
-``version_file`` and ``page_map`` are relative to the manifest's own URL (with httpx:
-``httpx.URL(manifest_url).join(body["version_file"])``). A device polls the manifest
+``version_file``, ``page_map`` and ``patch_file`` are relative to the manifest's own
+URL (with httpx: ``httpx.URL(manifest_url).join(body["version_file"])``);
+``patch_from`` and ``patch_file`` are there only when the service stored a page
+patch from the version before (when one is worth it). A device polls the manifest
 with ``If-None-Match`` and the ETag of its last answer (304: nothing new), downloads
-the version file (Range resumes it; check its sha256 before use), and patches with
-the page map and ranged GETs of the pages that changed (index/page_patch.py). The
+the version file (Range resumes it; check its sha256 before use), and patches: a
+device holding version ``patch_from`` GETs ``patch_file`` (one request), any other
+with the page map and ranged GETs of the pages that changed (index/page_patch.py);
+either way it checks the patched file's sha256 before use. The
 manifest is stored with ``Cache-Control: no-cache``, so a CDN asks the bucket again
 (conditionally) before it answers with it.
 
 Invariants:
-- The manifest is written last, in one PUT, after the copies of the two files it
+- The manifest is written last, in one PUT, after the copies of the files it
   names: it never names a file not readable yet. Copies are made in place (a hard
   link, S3's CopyObject) and kept as storage keeps the originals (``keep_versions``),
   so a device still downloading the version before finds it.
@@ -58,7 +64,7 @@ from ..types import IndexInfo
 from ..validation import validate_name
 from ..wire import parse_public_manifest, public_manifest_json
 from .catalog import Catalog, VersionRecord
-from .layout import PUBLIC_ROOT, manifest_key, pages_key, public_key, stored_versions
+from .layout import PUBLIC_ROOT, manifest_key, pages_key, patch_key, public_key, stored_versions
 from .locks import index_lock, remove_index_lock
 from .patch_store import page_map
 from .storage import Storage
@@ -142,17 +148,31 @@ class PublicArea:
             self.storage.copy(key, public_key(key))
             self.storage.copy(pages_key(key), public_key(pages_key(key)))
             file_name = key.rsplit("/", 1)[-1]
-            body = public_manifest_json(record.manifest, file_name, pages_key(file_name))
+            body = public_manifest_json(
+                record.manifest, file_name, pages_key(file_name), self._copy_patch(key, record.manifest.version - 1)
+            )
             manifest = public_key(manifest_key(project_id, name))
             self.storage.put_bytes(manifest, body, cache_control=MANIFEST_CACHE_CONTROL)
             for old, version, _ in stored_versions(self.storage, project_id, name, public=True):
                 if version <= record.manifest.version - self.keep_versions:
                     self.storage.delete(old)
 
+    def _copy_patch(self, key: str, base: int) -> tuple[int, str] | None:
+        """Copy the page patch stored beside ``key`` (from version ``base``), if there
+        is one: (base, its file name) for the manifest."""
+        if base < 1:
+            return None
+        patch = patch_key(key, base)
+        try:
+            self.storage.copy(patch, public_key(patch))
+        except FileNotFoundError:  # none was worth storing (or published before patches were stored)
+            return None
+        return base, patch.rsplit("/", 1)[-1]
+
     def _names(self, project_id: str, name: str, record: VersionRecord) -> bool:
         """Whether the public manifest names ``record`` already."""
         try:
-            held, _, _ = parse_public_manifest(self.storage.read_bytes(public_key(manifest_key(project_id, name))))
+            held, *_ = parse_public_manifest(self.storage.read_bytes(public_key(manifest_key(project_id, name))))
         except (FileNotFoundError, InvalidArgumentError):
             return False
         return held == record.manifest

@@ -57,14 +57,15 @@ def recover(jobs: Jobs, staging_dir: Path) -> None:
 
 
 def clear_staging(staging_dir: Path, *, keep: set[str]) -> None:
-    """Remove the staging files crashed builds left (temp files, unpublished targets),
-    but not those of the jobs in ``keep``: a build's files are named after its job."""
+    """Remove the staging files crashed builds left (temp files, unpublished targets and
+    their patches), but not those of the jobs in ``keep``: a build's files are named
+    after its job."""
     if not staging_dir.is_dir():
         return
     for entry in staging_dir.iterdir():
         if not entry.is_file() or entry.name.split(".", 1)[0] in keep:
             continue
-        if TEMP_MARKER in entry.name or entry.suffix == ".sqlite":
+        if TEMP_MARKER in entry.name or entry.suffix in (".sqlite", ".patch"):
             entry.unlink(missing_ok=True)
 
 

@@ -29,7 +29,7 @@ from ..index.reader import IndexReader
 from ..types import DocsPage, DocumentInfo, IndexInfo, Manifest, Version, VersionInfo
 from ..validation import check_ids, validate_name
 from .catalog import Catalog, VersionRecord
-from .layout import manifest_key, stored_versions
+from .layout import Stored, manifest_key, stored_versions
 from .paging import Cursor, page_limit, parse_cursor, request_digest
 from .patch_store import VersionPatch, version_patch
 from .storage import Storage
@@ -82,7 +82,7 @@ class Versions:
         validate_name(name)
         self.catalog.get_index(project_id, name)  # raises if the index does not exist
         records = self.catalog.list_versions(project_id, name)
-        kept = {key for key, _, is_map in stored_versions(self.storage, project_id, name) if not is_map}
+        kept = {key for key, _, kind in stored_versions(self.storage, project_id, name) if kind is Stored.FILE}
         return [
             VersionInfo(
                 index_name=r.manifest.index_name,

@@ -2,15 +2,21 @@
 manifest carries (issue #10): the service answers the manifest and nothing else.
 
 ``mosslite serve --storage s3://...`` answers a manifest with presigned URLs of
-the version file and its page map (service/links.py). With them ``Direct`` gets:
+the version file, its page map and the patch from the version before
+(service/links.py). With them ``Direct`` gets:
 
 - a version file: a GET of its link, resumed with Range like any download
   (download.py) and hashed as it is written; the caller verifies it as always;
-- a page patch: the new version's page map, by its link; the map of the base
-  file this device holds, computed here (no bytes); then one ranged GET per run
-  of changed pages, written in the very format the service's patch route sends
-  (index/page_patch.py), so the caller applies and verifies it alike. Bytes:
-  the map (16 bytes per 4 KiB page) and the changed pages, nothing else.
+- a page patch, from the version before when this device holds it: the patch
+  the service stored at publish, by its link (``patch_url``), in one request;
+- a page patch from any other version (or when that object is refused): the new
+  version's page map, by its link; the map of the base file this device holds,
+  computed here (no bytes); then one ranged GET per run of changed pages (about
+  20 requests for 10 changed documents), written in the very format the
+  service's patch route sends (index/page_patch.py).
+
+Either patch is applied and verified by the caller alike (its sha256 against the
+manifest's before install).
 
 Invariants:
 - Links are kept per index from its last manifest, used for that version only,
@@ -29,6 +35,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -46,6 +53,8 @@ from .base import ByteProgress
 from .download import RAW_BYTES, Downloads
 from .download_sockets import download_transport
 from .http_errors import mapping_httpx_errors
+
+log = logging.getLogger("mosslite.transport")
 
 #: Links this close to their expiry are not used: the manifest is read again.
 EXPIRY_MARGIN_S = 30
@@ -70,6 +79,9 @@ class Held:
     version_url: str
     pages_url: str
     use_until: float
+    #: The stored patch from version ``patch_from`` to this one, if the manifest named one.
+    patch_url: str | None = None
+    patch_from: int | None = None
 
 
 class Direct:
@@ -96,11 +108,30 @@ class Direct:
             return
         margin = min(EXPIRY_MARGIN_S, max(0.0, links.expires_at - time.time()) / 4)
         use_until = links.expires_at - margin
-        self._held[name] = Held(manifest.version, manifest.sha256, links.version_url, links.pages_url, use_until)
+        self._held[name] = Held(
+            manifest.version,
+            manifest.sha256,
+            links.version_url,
+            links.pages_url,
+            use_until,
+            links.patch_url,
+            links.patch_from,
+        )
 
-    def remember_public(self, name: str, manifest: Manifest, version_url: str, pages_url: str) -> None:
-        """The public URLs of a public index's version (public.py): they never expire."""
-        self._held[name] = Held(manifest.version, manifest.sha256, version_url, pages_url, math.inf)
+    def remember_public(
+        self,
+        name: str,
+        manifest: Manifest,
+        version_url: str,
+        pages_url: str,
+        patch: tuple[int, str] | None = None,
+    ) -> None:
+        """The public URLs of a public index's version (public.py): they never expire.
+        ``patch``: the version its stored patch starts from, and its URL."""
+        patch_from, patch_url = patch if patch is not None else (None, None)
+        self._held[name] = Held(
+            manifest.version, manifest.sha256, version_url, pages_url, math.inf, patch_url, patch_from
+        )
 
     def forget(self, name: str) -> None:
         self._held.pop(name, None)
@@ -143,10 +174,18 @@ class Direct:
         assert self._downloads is not None
         return await self._downloads.version(held.version_url, dest, offset=offset, progress=progress)
 
-    async def patch(self, held: Held, base: Path, dest: Path) -> bool:
-        """A page patch from the file ``base`` to the linked version into ``dest``; False
-        when none is worth fetching (or the stored map is not this version's)."""
+    async def patch(self, held: Held, base: Path, base_version: int, dest: Path) -> bool:
+        """A page patch from the file ``base`` (version ``base_version``) to the linked
+        version into ``dest``: the stored one if it starts from ``base_version``, else
+        (or if the store refuses it) one assembled from the page map; False when none
+        is worth fetching (or the stored map is not this version's)."""
         client, bulk = self._clients_made()
+        if held.patch_url is not None and held.patch_from == base_version:
+            assert self._downloads is not None
+            try:
+                return await self._downloads.patch(held.patch_url, None, dest)
+            except LinkRefused as exc:  # deleted, or expired: the page map's link says which
+                log.info("the stored patch v%d -> v%d: %s; reading its pages", base_version, held.version, exc)
         self._check_open()
         with mapping_httpx_errors():
             answer = await client.get(held.pages_url, headers=RAW_BYTES)

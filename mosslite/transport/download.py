@@ -89,7 +89,7 @@ class Downloads:
             return None
         return got
 
-    async def patch(self, path: str, params: dict[str, str], dest: Path) -> bool:
+    async def patch(self, path: str, params: dict[str, str] | None, dest: Path) -> bool:
         """The page patch at ``path`` into ``dest``; False when there is none (Transport.download_patch)."""
         try:
             await self._fetch(path, dest, headers=RAW_BYTES, params=params, start=patch_start)

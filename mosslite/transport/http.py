@@ -33,6 +33,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -242,7 +243,8 @@ class HTTPTransport(Transport):
     ) -> bool:
         if base_path is not None:
             try:
-                return await self._by_link(name, version, lambda held: self._direct.patch(held, base_path, dest))
+                patch = partial(self._direct.patch, base=base_path, base_version=base_version, dest=dest)
+                return await self._by_link(name, version, patch)
             except _NoLink:
                 pass
             except UnavailableError as exc:

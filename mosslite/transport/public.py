@@ -5,10 +5,11 @@ The service's manifest answer names a public index's manifest URL
 (``"public_manifest"``; service/public.py has the manifest's format).
 ``PublicManifests`` remembers it per index and ``read`` polls it with
 ``If-None-Match`` and the ETag of its last answer: a poll with nothing new is a
-304 from the store, and the service hears nothing of it. The two files it names
+304 from the store, and the service hears nothing of it. The files it names
 are then fetched by their public URLs as a manifest's download links are
-(direct.py): Range resume, sha256 checked before install, page patches from the
-page map and ranged reads.
+(direct.py): Range resume, sha256 checked before install, the stored page patch
+(``patch_file``) from version ``patch_from``, else page patches from the page map
+and ranged reads.
 
 Invariants:
 - No key goes to a public URL: the requests are Direct's, with no Authorization
@@ -38,11 +39,12 @@ class PublicManifestFailed(UnavailableError):
 
 @dataclass
 class Polled:
-    """A public manifest's URL, and its last answer: ETag, manifest, the two files' URLs."""
+    """A public manifest's URL, and its last answer: ETag, manifest, the files' URLs
+    (the version file, its page map, and the stored patch's base and URL, if any)."""
 
     url: str
     etag: str | None = None
-    answer: tuple[Manifest, str, str] | None = None
+    answer: tuple[Manifest, str, str, tuple[int, str] | None] | None = None
 
 
 class PublicManifests:
@@ -71,11 +73,11 @@ class PublicManifests:
         except (UnavailableError, InvalidArgumentError) as exc:
             self._polled.pop(name, None)
             raise PublicManifestFailed(f"the public manifest of {name!r} failed: {exc}") from exc
-        manifest, version_url, pages_url = answer
-        self._direct.remember_public(name, manifest, version_url, pages_url)
+        manifest, version_url, pages_url, patch = answer
+        self._direct.remember_public(name, manifest, version_url, pages_url, patch)
         return manifest
 
-    async def _poll(self, name: str, polled: Polled) -> tuple[Manifest, str, str]:
+    async def _poll(self, name: str, polled: Polled) -> tuple[Manifest, str, str, tuple[int, str] | None]:
         headers = {"If-None-Match": polled.etag} if polled.answer is not None and polled.etag else {}
         with mapping_httpx_errors():
             response = await self._direct.client().get(polled.url, headers=headers)
@@ -83,10 +85,11 @@ class PublicManifests:
             return polled.answer
         if response.status_code != 200:
             raise UnavailableError(f"{polled.url} answered {response.status_code}")
-        manifest, version_file, page_map = parse_public_manifest(response.content)
+        manifest, version_file, page_map, patch = parse_public_manifest(response.content)
         if manifest.index_name != name:
             raise InvalidArgumentError(f"it names index {manifest.index_name!r}")
         base = httpx.URL(polled.url)
-        polled.answer = (manifest, str(base.join(version_file)), str(base.join(page_map)))
+        patch_link = None if patch is None else (patch[0], str(base.join(patch[1])))
+        polled.answer = (manifest, str(base.join(version_file)), str(base.join(page_map)), patch_link)
         polled.etag = response.headers.get("etag")
         return polled.answer

@@ -3,6 +3,7 @@ answer may be reused, and no links where storage cannot sign URLs."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,6 +29,14 @@ def test_links_open_the_version_and_its_map_for_their_lifetime() -> None:
     assert version.path == "/bucket/pre/p/faq/0000000003.sqlite"
     assert pages.path == "/bucket/pre/p/faq/0000000003.sqlite.pages"
     assert parse_qs(version.query)["X-Amz-Expires"] == ["900"]
+    assert answer.links.patch_from == 2 and answer.links.patch_url is not None
+    assert urlsplit(answer.links.patch_url).path == "/bucket/pre/p/faq/0000000003.sqlite.from-2.patch"
+
+
+def test_the_first_version_has_no_patch_link() -> None:
+    first = VersionRecord(manifest=replace(MANIFEST, version=1), storage_key="p/faq/0000000001.sqlite")
+    links = Links(SIGNING, 900).answer(first, now=1_000_000.5).links
+    assert links is not None and (links.patch_url, links.patch_from) == (None, None)
 
 
 def test_the_etag_is_the_versions_and_its_windows() -> None:

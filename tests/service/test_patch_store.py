@@ -13,7 +13,7 @@ from mosslite import DocumentInfo
 from mosslite.errors import IndexNotFoundError, InvalidArgumentError, PatchUnavailableError
 from mosslite.index.page_patch import PageMap, apply_patch
 from mosslite.service import Service, version_key
-from mosslite.service.layout import pages_key
+from mosslite.service.layout import pages_key, patch_key
 from mosslite.service.storage.memory import MemoryStorage
 
 from .test_http import Env, anyio_backend, env, error_code, service  # noqa: F401 (fixtures)
@@ -81,6 +81,16 @@ def test_page_maps_are_stored_at_publish_and_checked_against_the_version(svc: Se
     assert svc.storage.read_bytes(pages_key(version_key("p", "faq", 2))) == stored[2]
 
 
+def test_the_patch_from_the_version_before_is_stored_at_publish(svc: Service, tmp_path: Path) -> None:
+    versions(svc, (docs(400, 3), []), ([], [f"d{i}" for i in range(350)]))  # v3: VACUUMed, pages moved
+    stored = svc.storage.read_bytes(patch_key(version_key("p", "faq", 2), 1))
+    assert stored == b"".join(svc.version_patch("p", "faq", 2, 1).chunks(svc.storage))  # the route's patch
+    assert apply(svc, tmp_path, 1, stored) == file_bytes(svc, 2)
+    assert not any(k.endswith(".patch") for k in svc.storage.list("p/faq/0000000001"))  # nothing before v1
+    with pytest.raises(FileNotFoundError):  # v3 differs in most pages: no patch is worth storing
+        svc.storage.size(patch_key(version_key("p", "faq", 3), 2))
+
+
 def test_when_there_is_no_patch(svc: Service) -> None:
     versions(svc, (docs(400, 3), []), ([], [f"d{i}" for i in range(350)]))  # v3: VACUUMed, pages moved
     for base in (0, 2, 3, 9):
@@ -103,9 +113,9 @@ def test_when_there_is_no_patch(svc: Service) -> None:
         svc.version_patch("p", "faq", 2, 1)
 
 
-def test_deleting_an_index_deletes_its_page_maps(svc: Service) -> None:
+def test_deleting_an_index_deletes_its_page_maps_and_patches(svc: Service) -> None:
     versions(svc, (docs(400, 3), []))
-    assert svc.storage.list("p/") and any(k.endswith(".pages") for k in svc.storage.list("p/"))
+    assert {k.rsplit(".", 1)[-1] for k in svc.storage.list("p/")} == {"json", "sqlite", "pages", "patch"}
     svc.delete_index("p", "faq")
     assert svc.storage.list("p/") == []
 
@@ -168,8 +178,9 @@ def test_old_version_files_are_deleted_and_their_maps_kept(tmp_path: Path) -> No
         versions(service, *[(docs(400 + v, 1), []) for v in range(4)])  # v1..v5
         names = sorted(k.rsplit("/", 1)[1] for k in service.storage.list("p/faq/"))
         files = [f"{v:010d}.sqlite" for v in (4, 5)]
+        patches = [f"{v:010d}.sqlite.from-{v - 1}.patch" for v in (4, 5)]  # gone with their files
         maps = [f"{v:010d}.sqlite.pages" for v in range(1, 6)]
-        assert names == sorted([*files, *maps, "manifest.json"])
+        assert names == sorted([*files, *patches, *maps, "manifest.json"])
         with pytest.raises(FileNotFoundError):
             service.storage.size(version_key("p", "faq", 2))  # gone...
         patch = service.version_patch("p", "faq", 5, 1)  # ...but its pages are still known

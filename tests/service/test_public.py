@@ -116,8 +116,9 @@ def test_every_publish_moves_the_public_manifest_and_copies_are_kept_as_storage_
     add(service, 300)
     assert public_manifest(service)["version"] == 4
     kept = {key.rsplit("/", 1)[1] for key in public(service)}
-    assert kept == {"manifest.json", "0000000003.sqlite", "0000000003.sqlite.pages", "0000000004.sqlite",
-                    "0000000004.sqlite.pages"}  # keep_versions=2, as the originals  # fmt: skip
+    assert kept == {"manifest.json", "0000000003.sqlite", "0000000003.sqlite.pages", "0000000003.sqlite.from-2.patch",
+                    "0000000004.sqlite", "0000000004.sqlite.pages", "0000000004.sqlite.from-3.patch",
+                    }  # keep_versions=2, as the originals  # fmt: skip
     assert service.storage.read_bytes("_public/p/faq/0000000004.sqlite") == service.storage.read_bytes(
         "p/faq/0000000004.sqlite"
     )

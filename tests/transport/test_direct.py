@@ -5,7 +5,7 @@ so every byte either side sends is seen."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,12 +75,60 @@ def test_a_load_and_a_patch_refresh_cost_the_service_only_manifests(env: Env, tm
     assert sent < 0.01 * len(v1)  # the fleet benchmark's bar: < 1% of the version bytes
     assert all(size < 2000 for _, _, size in from_service)
 
-    from_store = [(seen, status, size) for seen, status, size in env.store.answered if by_link(seen)]
-    whole, page_map, *pages = from_store
+    # The change from v1 is one object the service stored at publish: one request.
+    whole, patch = [(seen, status, size) for seen, status, size in env.store.answered if by_link(seen)]
     assert (whole[1], whole[2]) == (200, len(v1)) and "/0000000001.sqlite?" in whole[0].path
-    assert page_map[1] == 200 and "/0000000002.sqlite.pages?" in page_map[0].path
-    assert pages and all(status == 206 and "/0000000002.sqlite?" in seen.path for seen, status, _ in pages)
-    assert sum(size for _, _, size in pages) < len(v2) // 5  # only the pages that changed
+    assert patch[1] == 200 and "/0000000002.sqlite.from-1.patch?" in patch[0].path
+    assert patch[2] < len(v2) // 5  # only the pages that changed
+
+
+def refresh(env: Env, key: str, home: Path, change: Callable[[], None]) -> list[tuple[Seen, int, int]]:
+    """Load the newest version into ``home``, ``change`` the index, load again: what the
+    store answered to the second load's links."""
+    with env.client(home, key) as client:
+        client.load_index("faq")
+        change()
+        since = len(env.store.answered)
+        info = client.load_index("faq")
+        newest = client.get_index("faq").version
+    assert Path(info.path).read_bytes() == env.stored(newest)  # (installed after its sha256 matched)
+    return [(seen, status, size) for seen, status, size in env.store.answered[since:] if by_link(seen)]
+
+
+def from_the_page_map(fetched: list[tuple[Seen, int, int]], version: int) -> int:
+    """Bytes of a patch assembled from ``version``'s page map and ranged reads of its file."""
+    page_map, *pages = fetched
+    assert page_map[1] == 200 and f"/{version:010d}.sqlite.pages?" in page_map[0].path
+    assert pages and all(status == 206 and f"/{version:010d}.sqlite?" in seen.path for seen, status, _ in pages)
+    return sum(size for _, _, size in fetched)
+
+
+def test_a_device_two_versions_behind_patches_from_the_page_map(env: Env, tmp_path: Path) -> None:
+    key = env.server.new_key("p")
+    env.publish(key, 0, 400)
+    fetched = refresh(env, key, tmp_path / "home", lambda: (env.publish(key, 400, 3), env.publish(key, 403, 3)))
+    from_the_page_map(fetched, 3)  # it holds v1; the stored patch is from v2: not asked for
+
+
+def test_a_stored_patch_gone_or_refused_falls_back_to_the_page_map(env: Env, tmp_path: Path) -> None:
+    key = env.server.new_key("p")
+    env.publish(key, 0, 400)
+    stored_patch = "p/faq/0000000002.sqlite.from-1.patch"
+    patch_bytes: list[int] = []
+
+    def publish_and_delete_the_patch() -> None:
+        env.publish(key, 400, 3)
+        patch_bytes.append(env.server.storage().size(stored_patch))
+        env.server.storage().delete(stored_patch)
+
+    gone, *rest = refresh(env, key, tmp_path / "a", publish_and_delete_the_patch)
+    assert gone[1] == 404 and "/0000000002.sqlite.from-1.patch?" in gone[0].path
+    assert patch_bytes[0] < from_the_page_map(rest, 2)  # the stored patch costs fewer bytes too
+
+    env.store.fail = lambda seen: 403 if ".patch?" in seen.path else None
+    refused, *rest = refresh(env, key, tmp_path / "b", lambda: env.publish(key, 403, 3))
+    assert refused[1] == 403 and "/0000000003.sqlite.from-2.patch?" in refused[0].path
+    from_the_page_map(rest, 3)
 
 
 def test_a_refused_link_makes_the_client_read_the_manifest_again(env: Env, tmp_path: Path) -> None:

@@ -150,11 +150,11 @@ def test_polls_downloads_and_patches_of_a_public_index_cost_the_service_one_mani
     assert service_calls(env) == ["manifest"]  # the first load's; nothing after
     reads = public_reads(env)
     assert reads[:5] == [("manifest.json", 200)] + [("manifest.json", 304)] * 4
-    (_, status), (pages, pages_status), *ranges = reads[5:]
-    assert (status, pages, pages_status) == (200, "0000000002.sqlite.pages", 200)
-    assert ranges and all(read == ("0000000002.sqlite", 206) for read in ranges)  # only the changed pages
-    sent = sum(size for seen, _, size in env.public.answered if seen.path.endswith(".sqlite"))
-    assert sent < len(env.stored(2)) // 5
+    assert reads[5:] == [("manifest.json", 200), ("0000000002.sqlite.from-1.patch", 200)]  # the change: one GET
+    sent = sum(size for seen, _, size in env.public.answered if seen.path.endswith(".patch"))
+    assert sent < len(env.stored(2)) // 5  # only the changed pages
+    body = json.loads(env.unsigned("_public/p/faq/manifest.json").content)
+    assert (body["patch_from"], body["patch_file"]) == (1, "0000000002.sqlite.from-1.patch")
 
 
 def test_a_device_on_a_public_index_downloads_it_from_the_public_url(env: Env, tmp_path: Path) -> None:
@@ -199,10 +199,11 @@ def test_a_failing_public_url_leaves_each_poll_and_fetch_to_the_service_once(env
         env.public.fail = no_version_files
         env.publish(key, 400, 3)
         env.wait_public(2)
-        info = device.load_index("faq")  # public manifest; its page map refused: the service's links
+        info = device.load_index("faq")  # public manifest; its patch and page map refused: the service's links
     assert Path(info.path).read_bytes() == env.stored(2)
     assert service_calls(env) == ["manifest"] * 3  # never a byte of a version from the service
-    assert public_reads(env)[-2:] == [("manifest.json", 200), ("0000000002.sqlite.pages", 404)]
+    refused = [("0000000002.sqlite.from-1.patch", 404), ("0000000002.sqlite.pages", 404)]
+    assert public_reads(env)[-3:] == [("manifest.json", 200), *refused]
 
 
 def test_the_public_manifest_is_read_from_a_plain_http_client(env: Env) -> None:
