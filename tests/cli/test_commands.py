@@ -317,7 +317,8 @@ def test_every_client_command_works_against_a_server(server: Server, tmp_path: P
     assert len(cli.json("doc", "get", "faq")) == 3
     stored = sorted(p.name for p in (server.data / "storage" / "remote" / "faq").iterdir())
     assert stored == [  # served with --keep-versions 1: v1's file is gone, its page map stays
-        "0000000001.sqlite.pages", "0000000002.sqlite", "0000000002.sqlite.pages", "manifest.json",
+        "0000000001.sqlite.pages", "0000000002.sqlite", "0000000002.sqlite.from-1.patch", "0000000002.sqlite.pages",
+        "manifest.json",
     ]  # fmt: skip
     refused = cli("serve", "--data", str(tmp_path / "srv"), "--keep-versions", "0")
     assert refused.returncode == 2 and "--keep-versions" in refused.stderr
