@@ -24,7 +24,6 @@ gave back to, so the first Ctrl-C was lost. Example::
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -63,19 +62,11 @@ def run(
 ) -> None:
     """Load ``name`` with auto-refresh, answer ``first`` if given, then one query per line."""
     one_blas_thread()  # a query, then a person typing: no BLAS thread left spinning a core (_threads.py)
-    # Ctrl-C is the main thread's: the kernel may hand SIGINT to any thread that does not
-    # block it, and one that took it left the main thread waiting in input() (a test saw
-    # it, now and then). Threads started while it is blocked here (the client's loop, its
-    # refreshes and watch, the model's) keep it blocked.
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     client = SyncMossClient(creds.project_id, creds.project_key, url=creds.url)
     try:
-        try:
-            with spinner(f"loading {name}…"):
-                info = client.load_index(name, auto_refresh=True, polling_interval_in_seconds=poll_interval_s)
-            load_model(info.model_id)  # (timed apart: an answer's time is the query's)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # (a Ctrl-C pressed while loading lands here)
+        with spinner(f"loading {name}…"):
+            info = client.load_index(name, auto_refresh=True, polling_interval_in_seconds=poll_interval_s)
+        load_model(info.model_id)  # (timed apart: an answer's time is the query's)
         Shell(client, name, options, show, terminal=sys.stdin.isatty(), history=history).serve(first)
     finally:
         client.close()

@@ -26,9 +26,12 @@ import pytest
 from mosslite_cli_helpers import CLI, MODEL, Server, base_env
 
 #: Makes the pty the child's controlling terminal (Popen's fork + exec is safe in a
-#: threaded pytest, where pty.fork() is not), then becomes ``python -m mosslite``.
+#: threaded pytest, where pty.fork() is not), then becomes ``python -m mosslite`` with
+#: SIGINT as a terminal gives it: neither ignored nor blocked, whatever the test process
+#: (or a test before this one, in it) made of SIGINT, which a child would inherit.
 ON_ITS_OWN_TERMINAL = (
-    "import fcntl, os, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "import fcntl, os, signal, sys, termios; fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); signal.pthread_sigmask(signal.SIG_SETMASK, set()); "
     "os.execv(sys.executable, [sys.executable, '-m', 'mosslite', *sys.argv[1:]])"
 )
 #: Colours, cursor moves and modes (readline's bracketed paste): not what a person reads.
