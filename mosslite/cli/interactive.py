@@ -1,6 +1,6 @@
 """``mosslite query NAME -i``: a query shell on a loaded index that stays current.
 
-In a terminal it is a shell: line editing and history (readline, kept in
+In a terminal it is a shell: line editing and history (prompt.py, kept in
 ``<home>/query_history``), a banner naming the index and its version, ``:help``,
 Ctrl-C clears the line and Ctrl-D quits. The index is loaded with
 ``auto_refresh``, so versions published while the shell runs arrive (the
@@ -12,9 +12,10 @@ the shell), until end of input or ``:q``, with nothing but the answers on stdout
 
 Why a loop thread (issue #12): the client runs on a SyncMossClient's thread, so
 the main thread waits in ``input()`` alone. Refreshes go on while it waits, and
-Ctrl-C reaches ``input()`` as KeyboardInterrupt at once. Under ``asyncio.run``
-the loop's SIGINT handler only cancelled a task that a blocking read never
-gave back to, so the first Ctrl-C was lost. Example::
+Ctrl-C reaches ``input()`` as KeyboardInterrupt at once (every time: see
+prompt.py). Under ``asyncio.run`` the loop's SIGINT handler only cancelled a
+task that a blocking read never gave back to, so the first Ctrl-C was lost.
+Example::
 
     $ mosslite query faq -i
     faq: version 5, 300 documents (hashed-ngrams-256); new versions load as they are published
@@ -31,7 +32,6 @@ from typing import Any
 
 from rich.markup import escape
 
-from .._fs import atomic_path
 from .._threads import one_blas_thread
 from ..client import SyncMossClient
 from ..client.embedded import default_home
@@ -39,12 +39,12 @@ from ..types import QueryOptions, SearchResult
 from .config import Credentials
 from .loading import load_model
 from .output import fields, say, spinner
+from .prompt import Prompt
 
 QUIT = (":q", ":quit")
 HELP = (":help", ":h", ":?")
 INFO = ":info"
 HISTORY_NAME = "query_history"
-HISTORY_LINES = 1000
 
 #: Seconds between checks for a new version on a server (``--poll-interval``).
 DEFAULT_POLL_INTERVAL_S = 5.0
@@ -129,14 +129,11 @@ class Shell:
                 self.answer(first)
             self._read_pipe()
             return
-        history = _start_history(keep=self.history)
-        self._banner()
-        try:
+        with Prompt(_history_path() if self.history else None) as prompt:
+            self._banner()
             if first:
                 self.answer(first)
-            self._read_terminal()
-        finally:
-            _save_history(history)
+            self._read_terminal(prompt)
 
     def _read_pipe(self) -> None:
         while True:
@@ -144,10 +141,10 @@ class Shell:
             if not line or not self._handle(line.strip()):
                 return
 
-    def _read_terminal(self) -> None:
+    def _read_terminal(self, prompt: Prompt) -> None:
         while True:
             try:
-                line = _read_line(f"{self.name}> ")
+                line = prompt.read(f"{self.name}> ")
             except EOFError:  # Ctrl-D on an empty line
                 sys.stderr.write("\n")
                 return
@@ -202,55 +199,8 @@ class Shell:
         )
 
 
-# -- reading lines, with history ------------------------------------------------------
-
-
-def _read_line(prompt: str) -> str:
-    """``input()``: readline's line editing when stdout is a terminal too. Otherwise the
-    prompt goes to stderr, so redirected answers hold nothing but answers."""
-    if sys.stdout.isatty():
-        return input(prompt)
-    sys.stderr.write(prompt)
-    sys.stderr.flush()
-    return input()
-
-
 def _history_path() -> Path:
     return default_home() / HISTORY_NAME
-
-
-def _start_history(*, keep: bool = True) -> Path | None:
-    """Turn readline on and (if ``keep``) read the history file; the file to save the
-    history to, or None: not kept, or not possible."""
-    try:
-        import readline  # noqa: PLC0415 (importing it is what turns line editing on)
-    except ImportError:  # a Python built without it: input() still works, unedited
-        return None
-    if not keep:
-        return None
-    path = _history_path()
-    try:
-        readline.read_history_file(path)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        return None
-    readline.set_history_length(HISTORY_LINES)
-    return path
-
-
-def _save_history(path: Path | None) -> None:
-    """Write the history whole (mode 600: queries can be private); never fails the shell."""
-    if path is None:
-        return
-    import readline  # noqa: PLC0415
-
-    try:
-        with atomic_path(path) as temp:
-            temp.touch(mode=0o600)
-            readline.write_history_file(temp)
-    except OSError as exc:
-        say(f"[dim]history not saved to {escape(str(path))}: {escape(str(exc.strerror or exc))}[/]")
 
 
 __all__ = ["DEFAULT_POLL_INTERVAL_S", "Shell", "run"]

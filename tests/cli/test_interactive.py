@@ -156,10 +156,12 @@ def test_a_session_in_a_terminal(cli: CLI, faq_index: str, tmp_path: Path, termi
     assert "unknown command :nope; :help lists the commands" in shown_for(shell, ":nope")
 
     # Ctrl-C drops the line typed so far, and the shell goes on: the next query is whole.
-    shell.send("zzzz")
-    shell.expect("zzzz")
-    shell.send(CTRL_C)
-    shell.expect(r"faq> ")
+    # Every time: one that lands as readline echoes a key must not be lost (cli/prompt.py).
+    for _ in range(10):
+        shell.send("zzzz")
+        shell.expect("zzzz")
+        shell.send(CTRL_C)
+        shell.expect(r"faq> ")
     shell.send("bluetooth\r")
     shell.expect(r"\ba1\b")
     shell.expect(r"^faq version 1$")
