@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .._background import in_background
 from ..cache.fetch import Fetched, fetch_and_use
 from ..cache.layout import cached_versions, forget, hold, prune, release, version_path
 from ..cache.verify import is_version
@@ -135,8 +136,12 @@ class IndexSync:
         if self.live is not None:
             # The serving version keeps its fast search until the new one has its own:
             # a swap never makes queries slower for a while (issue #7).
+            # And it starts warm: what the serving version's queries asked for lately
+            # is read now, on the thread that gives way to queries, not by the first
+            # queries after the swap.
             try:
                 await asyncio.to_thread(reader.wait_ready)
+                await in_background(reader.warm_from, self.live.reader)
             except BaseException:
                 reader.close()
                 raise

@@ -130,6 +130,26 @@ def test_a_term_asked_again_is_scored_from_memory(tmp_path: Path, scoring: str) 
     assert reads == [["batteri", "charger"] * 2, ["cabl"] * 2, ["xylophon"] * 2]
 
 
+def test_a_reader_swapped_in_reads_the_old_one_s_hot_terms_before_its_first_query(tmp_path: Path) -> None:
+    # A refresh warms the next version from the serving one (IndexReader.warm_from), so
+    # the first queries after a swap are not the ones that read the postings (issue #7).
+    rng = random.Random(1)
+    v1 = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(rng, 0, 200))
+    v2 = build(tmp_path / "v2.sqlite", 2, base=v1, upserts=random_docs(rng, 150, 100))  # changed and new documents
+    reads: list[list[str]] = []
+    tracer = lambda sql, bindings: reads.append(list(bindings)) if "docs_postings" in sql else None  # noqa: E731
+    options = QueryOptions(alpha=0.0, top_k=50)
+    with IndexReader(v1) as old, IndexReader(v2, tracer=tracer) as new, IndexReader(v2) as cold:
+        for text in ["battery cables", "usb-c charger", "battery"]:
+            old.query(text, options)
+        new.warm_from(old)
+        assert new._bm25.hot_terms() == old._bm25.hot_terms()  # the same terms, in the same recency order
+        reads.clear()
+        for text in ["battery charger", "usb-c cables xylophone"]:
+            assert new.query(text, options).docs == cold.query(text, options).docs, text  # scored by v2's numbers
+        assert reads == [["xylophon"] * 2]  # only the word the old reader was never asked
+
+
 def test_the_posting_cache_keeps_to_its_budget(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = build(tmp_path / "v1.sqlite", 1, upserts=random_docs(random.Random(1), 0, 200))
     monkeypatch.setattr(keyword, "CACHED_POSTINGS", 400)
