@@ -1,8 +1,10 @@
 """JSON shapes of our records, shared by job requests, the HTTP API and its client.
 
 The JSON Schemas in ``schemas/wire/`` describe these shapes; the tests validate
-real messages against them. Unknown fields are rejected with InvalidArgumentError
-rather than silently dropped, so a client typo fails loudly.
+real messages against them. In what a caller sends, unknown fields are rejected
+with InvalidArgumentError rather than silently dropped, so a typo fails loudly
+(``from_dict``); in what a service answers, they are left out, so a newer
+service's added fields do not break older clients (``from_answer``).
 """
 
 from __future__ import annotations
@@ -51,14 +53,27 @@ def from_dict(cls: type[T], data: Any) -> T:
         raise InvalidArgumentError(f"bad {cls.__name__}: {exc}") from exc
 
 
+def from_answer(cls: type[T], data: Any) -> T:
+    """A record in a service's answer: ``from_dict``, but fields this client does not
+    know are left out. A service is upgraded before its devices, and a field it adds
+    must not break every client of the version before (the ones a record needs must
+    still be there)."""
+    if isinstance(data, Mapping):
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        data = {key: value for key, value in data.items() if key in names}
+    return from_dict(cls, data)
+
+
 def _required(f: dataclasses.Field) -> bool:  # type: ignore[type-arg]
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
-def docs_from_json(items: Any) -> list[DocumentInfo]:
+def docs_from_json(items: Any, *, answer: bool = False) -> list[DocumentInfo]:
+    """Documents a caller sent, or (``answer``) a service answered: see from_answer."""
     if not isinstance(items, Sequence) or isinstance(items, (str, bytes)):
         raise InvalidDocumentError("docs must be a list of document objects")
-    return [from_dict(DocumentInfo, item) for item in items]
+    parse = from_answer if answer else from_dict
+    return [parse(DocumentInfo, item) for item in items]
 
 
 def docs_to_json(docs: Sequence[DocumentInfo]) -> list[dict[str, Any]]:
@@ -96,7 +111,7 @@ def parse_public_manifest(data: bytes) -> tuple[Manifest, str, str, tuple[int, s
     if (patch_file is None) != (patch_from is None) or not (patch_from is None or _is_version(patch_from)):
         raise InvalidArgumentError(f"a public manifest names a patch from {patch_from!r}: not a version")
     patch = None if patch_file is None else (patch_from, patch_file)
-    return from_dict(Manifest, body), names[0], names[1], patch
+    return from_answer(Manifest, body), names[0], names[1], patch
 
 
 def _is_version(value: object) -> bool:

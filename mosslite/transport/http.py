@@ -59,7 +59,7 @@ from ..types import (
     iter_docs,
 )
 from ..validation import validate_name
-from ..wire import docs_from_json, from_dict, to_dict
+from ..wire import docs_from_json, from_answer, to_dict
 from .base import ByteProgress, Transport
 from .direct import Direct, Held, LinkRefused
 from .download import Downloads
@@ -143,7 +143,7 @@ class HTTPTransport(Transport):
         if second is None:
             path, fields = single
             body = await self._request("POST", path, raw=_json_body(fields, first))
-            return from_dict(MutationResult, body)
+            return from_answer(MutationResult, body)
         opened = await self._request("POST", "/uploads", upload)
         path = f"/uploads/{_segment(opened['upload_id'])}"
         try:
@@ -153,7 +153,7 @@ class HTTPTransport(Transport):
                 part, second = second, None
                 if part is None:
                     part = await asyncio.to_thread(next, parts, None)
-            return from_dict(MutationResult, await self._request("POST", f"{path}/commit"))
+            return from_answer(MutationResult, await self._request("POST", f"{path}/commit"))
         except BaseException:
             with contextlib.suppress(MossliteError):  # (already gone when the server refused a part)
                 await asyncio.shield(self._request("DELETE", path))
@@ -161,25 +161,25 @@ class HTTPTransport(Transport):
 
     async def delete_docs(self, name: str, ids: Sequence[str]) -> MutationResult:
         body = {"ids": _id_list(ids)}
-        return from_dict(MutationResult, await self._request("POST", f"{_index_path(name)}/docs/delete", body))
+        return from_answer(MutationResult, await self._request("POST", f"{_index_path(name)}/docs/delete", body))
 
     async def delete_index(self, name: str) -> None:
         await self._request("DELETE", _index_path(name))
 
     async def set_public(self, name: str, public: bool) -> IndexInfo:
-        return from_dict(IndexInfo, await self._request("PUT", f"{_index_path(name)}/public", {"public": public}))
+        return from_answer(IndexInfo, await self._request("PUT", f"{_index_path(name)}/public", {"public": public}))
 
     # -- reads -------------------------------------------------------------------
 
     async def get_job(self, job_id: str) -> Job:
-        return from_dict(Job, await self._request("GET", f"/jobs/{_segment(job_id)}"))
+        return from_answer(Job, await self._request("GET", f"/jobs/{_segment(job_id)}"))
 
     async def get_index(self, name: str) -> IndexInfo:
-        return from_dict(IndexInfo, await self._request("GET", _index_path(name)))
+        return from_answer(IndexInfo, await self._request("GET", _index_path(name)))
 
     async def list_indexes(self) -> list[IndexInfo]:
         body = await self._request("GET", "/indexes")
-        return [from_dict(IndexInfo, item) for item in body["indexes"]]
+        return [from_answer(IndexInfo, item) for item in body["indexes"]]
 
     async def get_docs_page(
         self,
@@ -202,7 +202,7 @@ class HTTPTransport(Transport):
             "cursor": cursor,
         }
         answer = await self._request("POST", f"{_index_path(name)}/docs/get", body)
-        return DocsPage(docs=docs_from_json(answer["docs"]), next_cursor=answer.get("next_cursor"))
+        return DocsPage(docs=docs_from_json(answer["docs"], answer=True), next_cursor=answer.get("next_cursor"))
 
     async def manifest(self, name: str) -> Manifest:
         if self._public.url(name) is not None:
@@ -216,14 +216,14 @@ class HTTPTransport(Transport):
         body = await self._request("GET", f"{_index_path(name)}/manifest")
         links = body.pop("download", None) if isinstance(body, dict) else None
         public = body.pop("public_manifest", None) if isinstance(body, dict) else None
-        manifest = from_dict(Manifest, body)
-        self._direct.remember(name, manifest, None if links is None else from_dict(DownloadLinks, links))
+        manifest = from_answer(Manifest, body)
+        self._direct.remember(name, manifest, None if links is None else from_answer(DownloadLinks, links))
         self._public.follow(name, public if isinstance(public, str) else None)
         return manifest
 
     async def list_versions(self, name: str) -> list[VersionInfo]:
         body = await self._request("GET", f"{_index_path(name)}/versions")
-        return [from_dict(VersionInfo, item) for item in body["versions"]]
+        return [from_answer(VersionInfo, item) for item in body["versions"]]
 
     async def download(
         self, name: str, version: int, dest: Path, *, offset: int = 0, progress: ByteProgress | None = None
@@ -283,11 +283,11 @@ class HTTPTransport(Transport):
             "model_id": model_id,
             "dimension": dimension,
         }
-        return from_dict(PushIndexResult, await self._request("POST", f"{_index_path(name)}/push", body))
+        return from_answer(PushIndexResult, await self._request("POST", f"{_index_path(name)}/push", body))
 
     async def get_push(self, name: str, diff_id: str) -> PushIndexResult:
         path = f"{_index_path(name)}/pushes/{_segment(diff_id)}"
-        return from_dict(PushIndexResult, await self._request("GET", path))
+        return from_answer(PushIndexResult, await self._request("GET", path))
 
     # -- the one boundary to httpx -------------------------------------------------
 
