@@ -355,6 +355,9 @@ DEFAULT_KEEP_VERSIONS = 3
 DEFAULT_KEEP_PAGE_MAPS = 50
 #: How long a manifest's download links (presigned URLs) work (``mosslite serve --link-lifetime``).
 DEFAULT_LINK_LIFETIME_S = 900
+#: The longest a CDN may answer a public manifest without asking the bucket again
+#: (``mosslite serve --public-max-age``): a day.
+MAX_MANIFEST_AGE_S = 86_400
 #: Threads that run a service's jobs, shared by every index. Builds are CPU- and
 #: IO-bound and already parallel where it counts (the embedder): more only slows each.
 DEFAULT_JOB_WORKERS = 4

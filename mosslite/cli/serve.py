@@ -27,7 +27,7 @@ from typing import Any
 
 import click
 
-from ..types import DEFAULT_JOB_WORKERS, DEFAULT_KEEP_VERSIONS, DEFAULT_LINK_LIFETIME_S
+from ..types import DEFAULT_JOB_WORKERS, DEFAULT_KEEP_VERSIONS, DEFAULT_LINK_LIFETIME_S, MAX_MANIFEST_AGE_S
 from .help import Command
 from .home import DATA_ENV
 
@@ -104,6 +104,17 @@ LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
     "README: 'Public read mode'.",
 )
 @click.option(
+    "--public-max-age",
+    "public_max_age_s",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, MAX_MANIFEST_AGE_S),
+    metavar="SECONDS",
+    help="How long a CDN in front of --public-url may answer a public manifest without asking the bucket: "
+    "devices see a new version up to that much later, and the bucket sees one poll per edge per that many "
+    "seconds. 0: the CDN asks the bucket (conditionally) every time.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -123,6 +134,7 @@ def serve(
     job_workers: int,
     link_lifetime_s: int,
     public_url: str | None,
+    public_max_age_s: int,
     log_level: str,
     access_log: bool,
 ) -> None:
@@ -156,6 +168,7 @@ def serve(
             job_workers=job_workers,
             link_lifetime_s=link_lifetime_s,
             public_url=public_url,
+            public_max_age_s=public_max_age_s,
         )
         server = None
         try:

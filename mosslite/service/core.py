@@ -30,6 +30,7 @@ from ..types import (
     DEFAULT_JOB_WORKERS,
     DEFAULT_KEEP_VERSIONS,
     DEFAULT_LINK_LIFETIME_S,
+    MAX_MANIFEST_AGE_S,
     DocsPage,
     DocumentInfo,
     IndexInfo,
@@ -78,11 +79,20 @@ class Service:
         job_workers: int = DEFAULT_JOB_WORKERS,
         link_lifetime_s: int = DEFAULT_LINK_LIFETIME_S,
         public_url: str | None = None,
+        public_max_age_s: int = 0,
     ) -> None:
         if isinstance(keep_versions, bool) or not isinstance(keep_versions, int) or keep_versions < 1:
             raise InvalidArgumentError(f"keep_versions must be an integer >= 1, got {keep_versions!r}")
         if isinstance(job_workers, bool) or not isinstance(job_workers, int) or job_workers < 1:
             raise InvalidArgumentError(f"job_workers must be an integer >= 1, got {job_workers!r}")
+        if (
+            isinstance(public_max_age_s, bool)
+            or not isinstance(public_max_age_s, int)
+            or not 0 <= public_max_age_s <= MAX_MANIFEST_AGE_S
+        ):
+            raise InvalidArgumentError(
+                f"public_max_age_s must be an integer from 0 to {MAX_MANIFEST_AGE_S}, got {public_max_age_s!r}"
+            )
         self.keep_versions = keep_versions
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -97,7 +107,12 @@ class Service:
         self.links = Links(self.storage, link_lifetime_s)
         self.retention = Retention(self.storage, self.versions, keep_versions=keep_versions)
         self.public = PublicArea(
-            self.catalog, self.storage, self.lock_dir, keep_versions=keep_versions, base_url=public_url
+            self.catalog,
+            self.storage,
+            self.lock_dir,
+            keep_versions=keep_versions,
+            base_url=public_url,
+            manifest_max_age_s=public_max_age_s,
         )
         build_parts = BuildParts(
             catalog=self.catalog,

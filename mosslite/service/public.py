@@ -33,7 +33,8 @@ device holding version ``patch_from`` GETs ``patch_file`` (one request), any oth
 with the page map and ranged GETs of the pages that changed (index/page_patch.py);
 either way it checks the patched file's sha256 before use. The
 manifest is stored with ``Cache-Control: no-cache``, so a CDN asks the bucket again
-(conditionally) before it answers with it.
+(conditionally) before it answers with it, or with a max-age the service was
+given (``manifest_cache_control``).
 
 Invariants:
 - The manifest is written last, in one PUT, after the copies of the files it
@@ -71,8 +72,12 @@ from .storage import Storage
 
 log = logging.getLogger("mosslite.service")
 
-#: A CDN in front of the bucket must ask it again before serving the manifest.
-MANIFEST_CACHE_CONTROL = "no-cache"
+def manifest_cache_control(max_age_s: int) -> str:
+    """The manifest's Cache-Control: ``no-cache`` (a CDN asks the bucket again, with
+    a conditional GET, before each answer), or a max-age for which a CDN answers by
+    itself. That age is how much later devices may see a new version; it is what
+    keeps a million devices' polls off the bucket (docs/scaling.md)."""
+    return f"public, max-age={max_age_s}" if max_age_s else "no-cache"
 
 
 class PublicArea:
@@ -81,13 +86,21 @@ class PublicArea:
     said, so no index can be made public)."""
 
     def __init__(
-        self, catalog: Catalog, storage: Storage, lock_dir: Path, *, keep_versions: int, base_url: str | None
+        self,
+        catalog: Catalog,
+        storage: Storage,
+        lock_dir: Path,
+        *,
+        keep_versions: int,
+        base_url: str | None,
+        manifest_max_age_s: int = 0,
     ) -> None:
         self.catalog = catalog
         self.storage = storage
         self.lock_dir = lock_dir / PUBLIC_ROOT
         self.keep_versions = keep_versions
         self.base_url = public_base_url(base_url)
+        self.manifest_cache_control = manifest_cache_control(manifest_max_age_s)
 
     # -- what devices are told ---------------------------------------------------------
 
@@ -152,7 +165,7 @@ class PublicArea:
                 record.manifest, file_name, pages_key(file_name), self._copy_patch(key, record.manifest.version - 1)
             )
             manifest = public_key(manifest_key(project_id, name))
-            self.storage.put_bytes(manifest, body, cache_control=MANIFEST_CACHE_CONTROL)
+            self.storage.put_bytes(manifest, body, cache_control=self.manifest_cache_control)
             for old, version, _ in stored_versions(self.storage, project_id, name, public=True):
                 if version <= record.manifest.version - self.keep_versions:
                     self.storage.delete(old)

@@ -200,6 +200,13 @@ def test_a_public_url_is_an_http_url_with_a_host(tmp_path: Path, url: object) ->
         Service(tmp_path / "svc", public_url=url)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("age", [-1, 86_401, 2.5, "30", True])
+def test_a_manifest_max_age_is_whole_seconds_up_to_a_day(tmp_path: Path, age: object) -> None:
+    with pytest.raises(InvalidArgumentError, match="public_max_age_s must be an integer from 0 to 86400"):
+        Service(tmp_path / "svc", public_max_age_s=age)  # type: ignore[arg-type]
+    assert not (tmp_path / "svc").exists()  # refused before anything was made
+
+
 def test_bad_requests_are_refused_before_anything_changes(service: Service) -> None:
     for value in (1, "yes", None):
         with pytest.raises(InvalidArgumentError, match="true or false, got"):

@@ -11,6 +11,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,17 +81,24 @@ class Env:
         return self.server.storage().read_bytes(f"p/faq/{version:010d}.sqlite")
 
 
-@pytest.fixture
-def env(seaweedfs: SeaweedFS, tmp_path: Path) -> Iterator[Env]:
+@contextmanager
+def public_env(seaweedfs: SeaweedFS, tmp_path: Path, *args: str) -> Iterator[Env]:
+    """A server storing in the run's SeaweedFS, with ``--public-url`` and ``args``."""
     prefix = "public-" + secrets.token_hex(6)
     with FaultProxy(seaweedfs.endpoint) as public:
         server = Server(data=tmp_path / "srv", port=free_port(), s3=seaweedfs, s3_prefix=prefix)
-        server.start(args=("--public-url", f"{public.url}/{BUCKET}/{prefix}"))
+        server.start(args=("--public-url", f"{public.url}/{BUCKET}/{prefix}", *args))
         try:
             with FaultProxy(server.url) as service:
                 yield Env(server, service, public, seaweedfs.endpoint)
         finally:
             server.stop()
+
+
+@pytest.fixture
+def env(seaweedfs: SeaweedFS, tmp_path: Path) -> Iterator[Env]:
+    with public_env(seaweedfs, tmp_path) as started:
+        yield started
 
 
 def service_calls(env: Env) -> list[str]:
@@ -102,6 +110,17 @@ def public_reads(env: Env) -> list[tuple[str, int]]:
     assert all(dict(seen.headers).get("authorization") is None for seen, _, _ in env.public.answered)
     assert not any("X-Amz-" in seen.path for seen, _, _ in env.public.answered)
     return [(seen.path.rsplit("/", 1)[-1], status) for seen, status, _ in env.public.answered]
+
+
+def test_a_cdn_may_answer_the_manifest_for_the_max_age_the_service_was_given(seaweedfs: SeaweedFS, tmp_path: Path) -> None:
+    # mosslite serve --public-max-age: what keeps a million devices' polls off the bucket
+    # (docs/scaling.md); devices see a new version up to that much later.
+    with public_env(seaweedfs, tmp_path, "--public-max-age", "30") as env:
+        key = env.public_index(10)
+        assert httpx.get(env.manifest_url()).headers["cache-control"] == "public, max-age=30"
+        env.publish(key, 10, 5)
+        assert env.wait_public(2)["doc_count"] == 15  # each publish writes it with the same header
+        assert httpx.get(env.manifest_url()).headers["cache-control"] == "public, max-age=30"
 
 
 def test_a_private_index_is_not_readable_without_a_key_and_a_public_one_is(env: Env) -> None:
