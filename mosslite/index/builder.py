@@ -26,9 +26,10 @@ Invariants (issue #2, issue #3, issue #7, issue #8):
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import apsw
 
@@ -41,7 +42,7 @@ from .apply_batch import PHASE_BUILDING, ProgressFn, apply_batch
 from .batch import BatchWriter
 from .build_checks import check_build, refuse_existing
 from .format import IndexMeta, read_meta
-from .page_patch import PageMap
+from .page_patch import Alike, PageMap
 
 # Vacuum an incremental version when this share of its pages is free.
 VACUUM_FREE_RATIO = 0.2
@@ -129,16 +130,19 @@ def build_from_batch(
     version: Version,
     batch: Path,
     base: Path | None = None,
+    base_map: PageMap | None = None,
     upsert: bool = True,
     progress: ProgressFn | None = None,
 ) -> BuildReport:
     """Write ``target`` as ``base`` (if any) with the batch file ``batch`` applied
     (batch.py; its vectors are checked and normalised; missing ones are filled in).
-    The arguments are checked as build_version checks them (check_build)."""
+    The arguments are checked as build_version checks them (check_build).
+    ``base_map``: ``base``'s page map, if known: then only the pages this version
+    changed are hashed for its own (page_patch.Alike)."""
     target, version, base = check_build(target, embedder=embedder, index_name=index_name, version=version, base=base)
     return _build_checked(
         target, embedder=embedder, index_name=index_name, version=version, batch=batch, base=base,
-        upsert=upsert, progress=progress,
+        base_map=base_map, upsert=upsert, progress=progress,
     )  # fmt: skip
 
 
@@ -152,6 +156,7 @@ def _build_checked(
     base: Path | None,
     upsert: bool,
     progress: ProgressFn | None,
+    base_map: PageMap | None = None,
 ) -> BuildReport:
     """build_from_batch once check_build has passed. ``target`` is checked again just
     before the rename: a file that appeared there while the build ran is not replaced."""
@@ -181,7 +186,7 @@ def _build_checked(
             conn.close()
         size_bytes = temp.stat().st_size
         try:  # (checked at the start too; this catches a file made there while the build ran)
-            page_map = install(temp, target, digest=PageMap.of_stream, replace=False)
+            page_map = install(temp, target, digest=_page_mapper(base, base_map), replace=False)
         except FileExistsError:
             refuse_existing(target, base)
             raise
@@ -193,6 +198,18 @@ def _build_checked(
                 pass
         temp.unlink(missing_ok=True)
     return BuildReport(path=target, meta=meta, size_bytes=size_bytes, page_map=page_map, **counts)
+
+
+def _page_mapper(base: Path | None, base_map: PageMap | None) -> Callable[[BinaryIO], PageMap]:
+    """How install() maps the new file: against ``base`` where its map is known."""
+    if base is None or base_map is None:
+        return PageMap.of_stream
+
+    def against_base(fh: BinaryIO) -> PageMap:
+        with open(base, "rb") as old:
+            return PageMap.of_stream(fh, Alike(base_map, old))
+
+    return against_base
 
 
 def _compact(conn: apsw.Connection, *, fresh: bool) -> None:

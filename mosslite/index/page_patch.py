@@ -27,6 +27,7 @@ shorter. Version n = version m's first ``size`` bytes with those pages replaced.
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
 import struct
 from collections.abc import Callable, Iterable, Iterator
@@ -63,17 +64,23 @@ class PageMap:
     digests: np.ndarray  # (pages, DIGEST_BYTES) uint8
 
     @classmethod
-    def of_chunks(cls, chunks: Iterable[bytes]) -> PageMap:
+    def of_chunks(cls, chunks: Iterable[bytes], like: Alike | None = None) -> PageMap:
         """Map a file from its bytes in order (chunks of any size), in one pass. The
         whole-file sha256 runs on a second thread beside the page digests (both
-        release the GIL): a 440 MB version is mapped in ~0.3 s instead of ~0.6 s."""
+        release the GIL): a 440 MB version is mapped in ~0.3 s instead of ~0.6 s.
+
+        ``like``: a file this one was made from, and its map (a version and the one
+        before). A page whose bytes are that file's at the same place takes its
+        digest from that map instead of being hashed: comparing is ~10x cheaper than
+        hashing, and a version changes ~1% of the pages of the one before."""
         whole = hashlib.sha256()
         feed: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
         hashed = in_background(_drain_into, feed, whole)
-        digests = bytearray()
+        parts: list[np.ndarray] = []
         pending = b""
         page_size = 0
         size = 0
+        pages = 0  # pages digested so far
         try:
             for chunk in chunks:
                 feed.put(chunk)
@@ -84,9 +91,9 @@ class PageMap:
                         continue
                     page_size = sqlite_page_size(pending)
                 whole_pages = len(pending) - len(pending) % page_size
-                view = memoryview(pending)
-                for start in range(0, whole_pages, page_size):
-                    digests += hashlib.sha256(view[start : start + page_size]).digest()[:DIGEST_BYTES]
+                if whole_pages:
+                    parts.append(_page_digests(memoryview(pending)[:whole_pages], page_size, pages, like))
+                    pages += whole_pages // page_size
                 pending = pending[whole_pages:]
         finally:
             feed.put(None)
@@ -94,13 +101,13 @@ class PageMap:
         if not page_size:
             raise CorruptIndexError(f"a file of {size} bytes is not a SQLite database")
         if pending:
-            digests += hashlib.sha256(pending).digest()[:DIGEST_BYTES]
-        array = np.frombuffer(bytes(digests), dtype=np.uint8).reshape(-1, DIGEST_BYTES)
+            parts.append(_digests([pending]))
+        array = np.concatenate(parts) if parts else np.empty((0, DIGEST_BYTES), dtype=np.uint8)
         return cls(sha256=whole.hexdigest(), page_size=page_size, size_bytes=size, digests=array)
 
     @classmethod
-    def of_stream(cls, fh: BinaryIO) -> PageMap:
-        return cls.of_chunks(iter(lambda: fh.read(CHUNK_BYTES), b""))
+    def of_stream(cls, fh: BinaryIO, like: Alike | None = None) -> PageMap:
+        return cls.of_chunks(iter(lambda: fh.read(CHUNK_BYTES), b""), like)
 
     @classmethod
     def of_file(cls, path: Path) -> PageMap:
@@ -145,6 +152,56 @@ class PageMap:
         if len(pages) and pages[-1] == self.page_count - 1:
             body -= self.page_count * self.page_size - self.size_bytes  # a short last page
         return PATCH_HEADER.size + body
+
+
+@dataclass(frozen=True)
+class Alike:
+    """A file a new one was made from (``fh``, open for reading) and that file's map:
+    for ``PageMap.of_chunks``. The map must be of those bytes; if it is not (a
+    damaged stored map), the new map is wrong where they differ, and a client's
+    patch then fails its sha256 check and it downloads the whole version."""
+
+    map: PageMap
+    fh: BinaryIO
+
+    def same_pages(self, view: memoryview, page_size: int, first: int) -> np.ndarray:
+        """Which of the whole pages in ``view`` (pages ``first``, ``first`` + 1, ...)
+        hold this file's bytes at the same place."""
+        count = len(view) // page_size
+        same = np.zeros(count, dtype=bool)
+        if self.map.page_size != page_size:
+            return same
+        known = min(count, max(0, self.map.size_bytes // page_size - first))  # its whole pages there
+        if known:
+            old = os.pread(self.fh.fileno(), known * page_size, first * page_size)
+            if len(old) == known * page_size:  # (shorter: not the mapped file; compare nothing)
+                new_words = np.frombuffer(view[: known * page_size], dtype=np.uint64).reshape(known, -1)
+                old_words = np.frombuffer(old, dtype=np.uint64).reshape(known, -1)
+                same[:known] = (new_words == old_words).all(axis=1)
+        return same
+
+
+def _page_digests(view: memoryview, page_size: int, first: int, like: Alike | None) -> np.ndarray:
+    """The digests of the whole pages in ``view``, pages ``first`` onwards."""
+    count = len(view) // page_size
+    if like is None:
+        return _digests(view[start : start + page_size] for start in range(0, count * page_size, page_size))
+    same = like.same_pages(view, page_size, first)
+    digests = np.empty((count, DIGEST_BYTES), dtype=np.uint8)
+    kept = np.flatnonzero(same)
+    digests[kept] = like.map.digests[first + kept]
+    changed = np.flatnonzero(~same)
+    if len(changed):
+        digests[changed] = _digests(view[i * page_size : (i + 1) * page_size] for i in changed.tolist())
+    return digests
+
+
+def _digests(pages: Iterable[bytes | memoryview]) -> np.ndarray:
+    """One DIGEST_BYTES digest per page, as rows."""
+    out = bytearray()
+    for page in pages:
+        out += hashlib.sha256(page).digest()[:DIGEST_BYTES]
+    return np.frombuffer(bytes(out), dtype=np.uint8).reshape(-1, DIGEST_BYTES)
 
 
 def _drain_into(feed: queue.Queue[bytes | None], digest: hashlib._Hash) -> None:

@@ -57,16 +57,22 @@ class VersionPatch:
             yield from patch_chunks(self.page_map, self.pages, lambda a, b: os.pread(fh.fileno(), b - a, a))
 
 
+def stored_page_map(storage: Storage, record: VersionRecord) -> PageMap | None:
+    """The page map stored beside a version, if there is one of its bytes."""
+    try:
+        stored = PageMap.from_bytes(storage.read_bytes(pages_key(record.storage_key)))
+    except (FileNotFoundError, CorruptIndexError):
+        return None
+    return stored if stored.sha256 == record.manifest.sha256 else None
+
+
 def page_map(storage: Storage, record: VersionRecord) -> PageMap | None:
     """The stored page map of a version, else one computed from its file (and stored);
     None if neither exists any more."""
+    stored = stored_page_map(storage, record)
+    if stored is not None:
+        return stored
     key = pages_key(record.storage_key)
-    try:
-        stored = PageMap.from_bytes(storage.read_bytes(key))
-        if stored.sha256 == record.manifest.sha256:
-            return stored
-    except (FileNotFoundError, CorruptIndexError):
-        pass
     try:
         computed = PageMap.of_chunks(storage.iter_range(record.storage_key))
     except FileNotFoundError:

@@ -11,7 +11,8 @@ import pytest
 
 from mosslite import DocumentInfo, Version, build_version, get_embedder
 from mosslite.errors import ChecksumMismatchError, CorruptIndexError
-from mosslite.index.page_patch import PATCH_HEADER, PAGE_NUMBER, PageMap, apply_patch, patch_chunks
+from mosslite.index import page_patch
+from mosslite.index.page_patch import PATCH_HEADER, PAGE_NUMBER, Alike, PageMap, apply_patch, patch_chunks
 
 EMBEDDER = get_embedder("hashed-ngrams-256")
 
@@ -78,6 +79,31 @@ def test_changed_pages_are_exactly_the_differing_ones(versions: list[Path]) -> N
     # docs, its id index, FTS5, recent postings, lengths, vec0, codes, meta): at
     # this file's 200 pages about a tenth, at 10k documents well under 1%.
     assert 0 < len(small) <= 24
+
+
+@pytest.mark.parametrize("pair", [(0, 1), (1, 2), (0, 2), (2, 3), (3, 0)])
+def test_a_map_made_against_the_version_before_is_the_same_map(versions: list[Path], pair) -> None:
+    # The builder hashes only the pages a version changed (Alike): grown, edited,
+    # shrunk (v4 is smaller and its pages moved) or unrelated, the map is the same.
+    base, new = versions[pair[0]], versions[pair[1]]
+    data = new.read_bytes()
+    with open(base, "rb") as old:
+        alike = Alike(PageMap.of_file(base), old)
+        against = PageMap.of_chunks((data[i : i + 7001] for i in range(0, len(data), 7001)), alike)  # odd chunks
+    whole = PageMap.of_file(new)
+    assert (against.sha256, against.page_size, against.size_bytes) == (whole.sha256, whole.page_size, whole.size_bytes)
+    assert np.array_equal(against.digests, whole.digests)
+
+
+def test_only_the_pages_that_differ_from_the_base_are_hashed(versions: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    base_map = PageMap.of_file(versions[0])
+    changed = PageMap.of_file(versions[1]).changed_since(base_map)
+    hashed: list[int] = []
+    real = page_patch._digests
+    monkeypatch.setattr(page_patch, "_digests", lambda pages: real([p for p in pages if not hashed.append(1)]))
+    with open(versions[0], "rb") as old, open(versions[1], "rb") as fh:
+        PageMap.of_stream(fh, Alike(base_map, old))
+    assert len(hashed) == len(changed) < base_map.page_count / 5
 
 
 @pytest.mark.parametrize("pair", [(0, 1), (1, 2), (0, 2), (2, 3), (3, 0)])

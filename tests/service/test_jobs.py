@@ -3,14 +3,17 @@ the requests it refuses before a job exists."""
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from mosslite import DocumentInfo, Job
 from mosslite.errors import ProjectNotFoundError
-from mosslite.service import Service
+from mosslite._fs import sha256_file
+from mosslite.service import Service, build
 from mosslite.service.storage.memory import MemoryStorage
 
 
@@ -88,6 +91,28 @@ def test_an_index_created_again_shares_nothing_with_the_deleted_one(tmp_path: Pa
         assert service.wait_idle(30)
         assert service.get_index("p", "faq").version == 2
         assert sorted(d.id for d in service.get_docs_page("p", "faq").docs) == ["more", "new"]
+    finally:
+        service.close()
+
+
+def test_a_base_this_process_just_wrote_is_not_hashed_again_unless_it_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashed: list[Path] = []
+    monkeypatch.setattr(build, "sha256_file", lambda path: hashed.append(path) or sha256_file(path))
+    service = Service(tmp_path / "svc")
+    service.adopt_key("p", "k")
+    try:
+        service.create_index("p", "faq", [DocumentInfo(id="a", text="first")], model_id="hashed-ngrams-256")
+        for n, text in enumerate(["second", "third"]):
+            service.add_docs("p", "faq", [DocumentInfo(id=f"d{n}", text=text)], None)
+            assert service.wait_idle(30)
+        assert hashed == [] and service.get_index("p", "faq").version == 3  # each base was the build before's
+        stored = service.storage.local_path(service.version_record("p", "faq", 3).storage_key)
+        os.utime(stored, ns=(time.time_ns(), time.time_ns()))  # touched: no longer known to be what was written
+        service.add_docs("p", "faq", [DocumentInfo(id="d9", text="fourth")], None)
+        assert service.wait_idle(30)
+        assert hashed == [stored] and service.get_index("p", "faq").version == 4  # hashed, and it was right
     finally:
         service.close()
 
