@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
+from ._background import lower_priority
 from .errors import InvalidArgumentError
 
 T = TypeVar("T")
@@ -92,7 +93,7 @@ def in_background(fn: Callable[..., T], *args: Any, low_priority: bool = False) 
     def run() -> None:
         try:
             if low_priority:
-                _lower_priority()
+                lower_priority()
             outcome["value"] = fn(*args)
         except BaseException as exc:  # handed to whoever joins
             outcome["error"] = exc
@@ -107,18 +108,6 @@ def in_background(fn: Callable[..., T], *args: Any, low_priority: bool = False) 
         return outcome["value"]
 
     return join
-
-
-#: The nice value of low-priority threads: queries of the same process keep ~90% of a core.
-LOW_PRIORITY_NICE = 10
-
-
-def _lower_priority() -> None:
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), max(current, LOW_PRIORITY_NICE))
-    except (AttributeError, OSError):  # not Linux (per-thread nice is Linux's): run as is
-        pass
 
 
 def _place_durably(temp: Path, target: Path, replace: bool) -> None:

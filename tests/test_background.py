@@ -10,7 +10,7 @@ import threading
 
 import pytest
 
-from mosslite._background import NICE, in_background
+from mosslite._background import LOW_PRIORITY_NICE, in_low_priority
 
 
 def where_and_how_nice() -> tuple[int, int]:
@@ -24,17 +24,17 @@ def fails() -> None:
 
 def test_work_runs_off_the_loop_and_its_errors_come_back() -> None:
     async def main() -> tuple[int, tuple[int, int]]:
-        return threading.get_native_id(), await in_background(where_and_how_nice)
+        return threading.get_native_id(), await in_low_priority(where_and_how_nice)
 
     loop_thread, (worker, _) = asyncio.run(main())
     assert worker != loop_thread
     with pytest.raises(ValueError, match="from the background"):
-        asyncio.run(in_background(fails))
+        asyncio.run(in_low_priority(fails))
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux gives a thread its own nice value")
 def test_on_linux_only_the_background_thread_is_lowered() -> None:
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    _, theirs = asyncio.run(in_background(where_and_how_nice))
-    assert theirs == min(mine + NICE, 19)
+    _, theirs = asyncio.run(in_low_priority(where_and_how_nice))
+    assert theirs == max(mine, LOW_PRIORITY_NICE)
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine  # this thread, and so the process, untouched

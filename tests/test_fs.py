@@ -8,7 +8,8 @@ import threading
 
 import pytest
 
-from mosslite._fs import LOW_PRIORITY_NICE, in_background
+from mosslite._background import LOW_PRIORITY_NICE
+from mosslite._fs import in_background
 
 
 def nice_of_this_thread() -> int:

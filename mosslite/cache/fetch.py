@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from .._background import in_background
+from .._background import in_low_priority
 from .._fs import fsync_file, temp_path_for
 from ..errors import ChecksumMismatchError, CorruptIndexError, IndexNotFoundError, IntegrityError, UnavailableError
 from ..index.page_patch import apply_patch
@@ -179,8 +179,8 @@ async def _patch(transport: Transport, name: str, index_dir: Path, manifest: Man
         if not await transport.download_patch(name, manifest.version, base, patch, base_path=held):
             return None
         async with flushed_behind(out):  # (on the background thread: it gives way to queries)
-            sha256 = await in_background(apply_patch, held, patch, out)
-        await in_background(finish_download, out, target, manifest, sha256)
+            sha256 = await in_low_priority(apply_patch, held, patch, out)
+        await in_low_priority(finish_download, out, target, manifest, sha256)
         return Fetched(target, downloaded_bytes=patch.stat().st_size, patched_from=int(base))
     except (IntegrityError, UnavailableError) as exc:  # a bad patch, or its stream broke
         log.warning("%s: patch v%d -> v%d failed (%s); downloading it all", name, base, manifest.version, exc)

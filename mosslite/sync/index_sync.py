@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .._background import in_background
+from .._background import in_low_priority
 from ..cache.fetch import Fetched, fetch_and_use
 from ..cache.layout import cached_versions, forget, hold, prune, release, version_path
 from ..cache.verify import is_version
@@ -141,7 +141,7 @@ class IndexSync:
             # queries after the swap.
             try:
                 await asyncio.to_thread(reader.wait_ready)
-                await in_background(reader.warm_from, self.live.reader)
+                await in_low_priority(reader.warm_from, self.live.reader)
             except BaseException:
                 reader.close()
                 raise
