@@ -406,7 +406,7 @@ def measure_mode(mode: str, data: Path, sizes: list[int], args: argparse.Namespa
     kinds = ["refresh", "refresh, whole file"] if mode.startswith("http") else ["refresh"]
     patching = transport.download_patch
 
-    async def no_patch(*args: Any) -> bool:
+    async def no_patch(*args: Any, **kwargs: Any) -> bool:
         return False
 
     try:
