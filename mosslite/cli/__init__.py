@@ -26,12 +26,14 @@ import click
 from .. import __version__
 from ..errors import MossliteError
 from .config import init
+from .documents import doc
 from .errors import cli_error
 from .help import Group
 from .home import DATA_ENV, embedded_data_dir
 from .home import has_service as _has_service
-from .indexes import doc, index, job
+from .indexes import index
 from .info import info
+from .jobs import job
 from .mcp import mcp
 from .mirror import mirror_folder, sync_alias
 from .output import emit_json, json_option, say

@@ -13,7 +13,7 @@ from ..types import DEFAULT_ALPHA, DEFAULT_TOP_K, QueryOptions, SearchResult
 from . import interactive as shell
 from .config import Credentials, client_options
 from .help import Command
-from .indexes import parse_json_option
+from .documents import parse_json_option
 from .loading import load_for_queries
 from .output import emit_json, emit_json_line, json_option, plural, shorten, table
 
