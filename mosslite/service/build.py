@@ -81,6 +81,7 @@ def run_build(parts: BuildParts, ctx: JobContext, progress: ProgressFn) -> Versi
         # Hashed beside the build, on the other core: a version file changed since it
         # was published (bit rot, or an edit) must not become the next version's base.
         base_sha256 = _sha256_of_base(base) if base is not None else None
+        base_map = stored_page_map(parts.storage, latest) if latest is not None else None
         version = Version(latest.manifest.version + 1 if latest is not None else 1)
         target = parts.staging_dir / f"{ctx.job_id}.sqlite"
         patch = target.with_suffix(".patch")
@@ -93,7 +94,7 @@ def run_build(parts: BuildParts, ctx: JobContext, progress: ProgressFn) -> Versi
                 version=version,
                 batch=ctx.batch,
                 base=base,
-                base_map=stored_page_map(parts.storage, latest) if latest is not None else None,
+                base_map=base_map,
                 upsert=ctx.upsert,
                 progress=progress,
             )
@@ -119,7 +120,9 @@ def run_build(parts: BuildParts, ctx: JobContext, progress: ProgressFn) -> Versi
             )
             key = version_key(ctx.project_id, name, int(version))
             if latest is not None:
-                stored_patch = store_previous_patch(parts.storage, key, target, report.page_map, latest, patch)
+                stored_patch = store_previous_patch(
+                    parts.storage, key, target, report.page_map, latest, patch, base_map=base_map
+                )
             parts.storage.put(key, target, move=True)
             _remember(parts.storage.local_path(key), report.sha256)  # the next build's base
             # Computed while the file was fsynced; stored now so the first client

@@ -110,12 +110,20 @@ def version_patch(storage: Storage, target: VersionRecord, base: VersionRecord |
 
 
 def store_previous_patch(
-    storage: Storage, key: str, file: Path, file_map: PageMap, base: VersionRecord, staging: Path
+    storage: Storage,
+    key: str,
+    file: Path,
+    file_map: PageMap,
+    base: VersionRecord,
+    staging: Path,
+    *,
+    base_map: PageMap | None = None,
 ) -> str | None:
     """Store the patch from ``base`` to the version file ``file`` (about to be stored
     under ``key``; ``file_map`` maps it) beside it, written through ``staging``; its
-    key, or None when no patch is worth storing (or the base's pages are not known)."""
-    base_map = page_map(storage, base)
+    key, or None when no patch is worth storing (or the base's pages are not known).
+    ``base_map``: ``base``'s stored map, if the caller read it already."""
+    base_map = base_map or page_map(storage, base)
     if base_map is None:
         return None
     pages = file_map.changed_since(base_map)
