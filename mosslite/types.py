@@ -346,6 +346,10 @@ class VersionInfo:
 
 #: How often a loaded index with auto_refresh asks for a newer version.
 DEFAULT_POLLING_INTERVAL_S = 600.0
+#: The same, for a process that serves a loaded index while it runs (the query shell,
+#: ``mosslite mcp``, the LangChain and LlamaIndex stores): the embedded service's
+#: versions arrive at once whatever it is, a server's within this.
+DEFAULT_LIVE_POLLING_INTERVAL_S = 5.0
 #: wait_for_job's pause between two job checks, and how long it waits in all.
 DEFAULT_JOB_POLL_S = 0.25
 DEFAULT_JOB_TIMEOUT_S = 600.0

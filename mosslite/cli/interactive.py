@@ -35,7 +35,7 @@ from rich.markup import escape
 from .._threads import one_blas_thread
 from ..client import SyncMossClient
 from ..client.embedded import default_home
-from ..types import QueryOptions, SearchResult
+from ..types import DEFAULT_LIVE_POLLING_INTERVAL_S, QueryOptions, SearchResult
 from .config import Credentials
 from .loading import load_model
 from .output import fields, say, spinner
@@ -46,9 +46,6 @@ HELP = (":help", ":h", ":?")
 INFO = ":info"
 HISTORY_NAME = "query_history"
 
-#: Seconds between checks for a new version on a server (``--poll-interval``).
-DEFAULT_POLL_INTERVAL_S = 5.0
-
 
 def run(
     creds: Credentials,
@@ -57,7 +54,7 @@ def run(
     options: QueryOptions,
     show: Callable[[SearchResult], None],
     *,
-    poll_interval_s: float = DEFAULT_POLL_INTERVAL_S,
+    poll_interval_s: float = DEFAULT_LIVE_POLLING_INTERVAL_S,
     history: bool = True,
 ) -> None:
     """Load ``name`` with auto-refresh, answer ``first`` if given, then one query per line."""
@@ -203,4 +200,4 @@ def _history_path() -> Path:
     return default_home() / HISTORY_NAME
 
 
-__all__ = ["DEFAULT_POLL_INTERVAL_S", "Shell", "run"]
+__all__ = ["Shell", "run"]

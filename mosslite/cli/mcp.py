@@ -14,9 +14,9 @@ import click
 
 from .._threads import one_blas_thread
 from ..integrations.mcp import DEFAULT_HOST, DEFAULT_PORT, check_host, run
+from ..types import DEFAULT_LIVE_POLLING_INTERVAL_S
 from .config import Credentials, client_options
 from .help import Command
-from .interactive import DEFAULT_POLL_INTERVAL_S
 from .output import say
 from .serve import listen
 
@@ -48,7 +48,7 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 )
 @click.option(
     "--poll-interval",
-    default=DEFAULT_POLL_INTERVAL_S,
+    default=DEFAULT_LIVE_POLLING_INTERVAL_S,
     show_default=True,
     type=click.FloatRange(0.1),
     metavar="SECONDS",

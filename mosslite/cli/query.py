@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..errors import InvalidArgumentError
-from ..types import DEFAULT_ALPHA, DEFAULT_TOP_K, QueryOptions, SearchResult
+from ..types import DEFAULT_ALPHA, DEFAULT_LIVE_POLLING_INTERVAL_S, DEFAULT_TOP_K, QueryOptions, SearchResult
 from . import interactive as shell
 from .config import Credentials, client_options
 from .help import Command
@@ -47,7 +47,7 @@ def show_result(result: SearchResult, as_json: bool, *, one_line: bool = False) 
 )
 @click.option(
     "--poll-interval",
-    default=shell.DEFAULT_POLL_INTERVAL_S,
+    default=DEFAULT_LIVE_POLLING_INTERVAL_S,
     show_default=True,
     type=click.FloatRange(0.1),
     metavar="SECONDS",

@@ -41,6 +41,7 @@ from ..client.arguments import MIN_POLLING_INTERVAL_S, seconds_arg, shown
 from ..embeddings.custom import CUSTOM_MODEL_ID
 from ..errors import ConflictError, IndexNotFoundError, IndexNotLoadedError, InvalidArgumentError
 from ..types import (
+    DEFAULT_LIVE_POLLING_INTERVAL_S,
     DocumentInfo,
     LoadedIndexInfo,
     MutationResult,
@@ -55,9 +56,6 @@ T = TypeVar("T")
 #: The pause between two checks of a job a framework call waits on: a small batch builds
 #: in milliseconds, and the client's default (0.25 s) would be most of an add.
 JOB_POLL_S = 0.01
-#: How often a store's loaded copy asks a server for a new version (``mosslite mcp``'s
-#: default too); the embedded service's new versions arrive at once, whatever it is.
-DEFAULT_REFRESH_INTERVAL_S = 5.0
 
 
 class IndexStore:
@@ -78,7 +76,7 @@ class IndexStore:
         url: str | None = None,
         model_id: str | None = None,
         auto_refresh: bool = True,
-        polling_interval_in_seconds: float = DEFAULT_REFRESH_INTERVAL_S,
+        polling_interval_in_seconds: float = DEFAULT_LIVE_POLLING_INTERVAL_S,
     ) -> None:
         """``client``, or ``project_id`` and ``project_key`` (and ``url`` for a server)
         for a SyncMossClient of the store's own, closed by ``close``. ``model_id`` is

@@ -47,8 +47,8 @@ from langchain_core.vectorstores import VectorStore
 from ..client import MossClient, SyncMossClient
 from ..embeddings.custom import CUSTOM_MODEL_ID
 from ..errors import InvalidArgumentError, InvalidFilterError
-from ..types import DEFAULT_ALPHA, DocumentInfo, QueryOptions, QueryResultDocumentInfo, check_batch
-from .index_store import DEFAULT_REFRESH_INTERVAL_S, IndexStore, refuse_unknown
+from ..types import DEFAULT_ALPHA, DEFAULT_LIVE_POLLING_INTERVAL_S, DocumentInfo, QueryOptions, QueryResultDocumentInfo, check_batch
+from .index_store import IndexStore, refuse_unknown
 from .metadata import condition, from_payload, metadata_strings, payload_json
 
 #: The payload key under which a document's exact LangChain metadata is kept.
@@ -75,7 +75,7 @@ class MossliteVectorStore(VectorStore):
         project_key: str | None = None,
         url: str | None = None,
         auto_refresh: bool = True,
-        polling_interval_in_seconds: float = DEFAULT_REFRESH_INTERVAL_S,
+        polling_interval_in_seconds: float = DEFAULT_LIVE_POLLING_INTERVAL_S,
     ) -> None:
         """``client``, or ``project_id`` and ``project_key`` (and ``url`` for a server) for
         a SyncMossClient of the store's own (``close`` closes it). A store made from an

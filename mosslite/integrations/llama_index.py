@@ -58,8 +58,15 @@ from ..client import MossClient, SyncMossClient
 from ..embeddings import get_embedder
 from ..embeddings.custom import CUSTOM_MODEL_ID
 from ..errors import InvalidArgumentError, InvalidDocumentError, InvalidFilterError
-from ..types import DEFAULT_ALPHA, DEFAULT_MODEL_ID, DocumentInfo, QueryOptions, QueryResultDocumentInfo
-from .index_store import DEFAULT_REFRESH_INTERVAL_S, IndexStore, refuse_unknown
+from ..types import (
+    DEFAULT_ALPHA,
+    DEFAULT_LIVE_POLLING_INTERVAL_S,
+    DEFAULT_MODEL_ID,
+    DocumentInfo,
+    QueryOptions,
+    QueryResultDocumentInfo,
+)
+from .index_store import IndexStore, refuse_unknown
 from .metadata import condition, from_payload, metadata_strings, payload_json
 
 #: The payload key under which a node's LlamaIndex serialisation is kept.
@@ -110,7 +117,7 @@ class MossliteVectorStore(BasePydanticVectorStore):
         project_key: str | None = None,
         url: str | None = None,
         auto_refresh: bool = True,
-        polling_interval_in_seconds: float = DEFAULT_REFRESH_INTERVAL_S,
+        polling_interval_in_seconds: float = DEFAULT_LIVE_POLLING_INTERVAL_S,
     ) -> None:
         """``client``, or ``project_id`` and ``project_key`` (and ``url`` for a server)
         for a SyncMossClient of the store's own (``close`` closes it). A store made from
