@@ -10,9 +10,10 @@ in the ~10% of a core it grants such a thread when they do not. The builder's
 hashing and flushing threads (``_fs.in_background(..., low_priority=True)``)
 lower themselves the same way.
 
-Only work that starts no thread of its own goes here: a thread inherits its
-creator's priority, and a query must never wait for a thread that waits for the
-queries (onnxruntime's pools are made by the reader, never on this thread).
+A thread inherits its creator's priority, and a query must never wait for a
+thread that waits for the queries: work on a low-priority thread that starts
+threads of its own (an onnxruntime session makes its pool) goes through
+``at_normal_priority``, which hands it to a thread started before the lowering.
 Elsewhere than Linux the thread keeps the normal priority: there, the same call
 would lower the whole process.
 """
@@ -35,20 +36,45 @@ LOW_PRIORITY_NICE = 10
 
 _lock = threading.Lock()
 _executor: ThreadPoolExecutor | None = None
+#: One thread at the priority of the first thread lowered (and the nice it has), made
+#: before that lowering: what a low-priority thread hands to ``at_normal_priority`` runs there.
+_normal: tuple[ThreadPoolExecutor, int] | None = None
 
 
 def lower_priority() -> None:
     """Lower this thread's priority to LOW_PRIORITY_NICE (Linux, where a thread has its
     own nice value; elsewhere the same call would lower the whole process, so it runs
-    as is). Only for a thread that starts no thread pool of its own: onnxruntime's
-    would inherit the priority, and a query must never wait for it."""
+    as is). Threads it starts inherit the priority: see ``at_normal_priority``."""
     if not sys.platform.startswith("linux"):
         return
+    _start_normal_thread()
     try:
-        me = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, me, max(os.getpriority(os.PRIO_PROCESS, me), LOW_PRIORITY_NICE))
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), max(_nice(), LOW_PRIORITY_NICE))
     except OSError:  # a sandbox that forbids it: normal priority, nothing lost but the courtesy
         pass
+
+
+def at_normal_priority(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)``, on a thread of normal priority if this one was lowered: for work
+    that starts threads (onnxruntime's session makes its pool, whose threads would
+    inherit a low priority, and every query using the session would wait on them)."""
+    normal = _normal
+    if normal is None or _nice() <= normal[1]:
+        return fn(*args)
+    return normal[0].submit(fn, *args).result()
+
+
+def _nice() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+def _start_normal_thread() -> None:
+    global _normal
+    with _lock:
+        if _normal is None:
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mosslite-normal")
+            executor.submit(_nice).result()  # its thread starts now, at this thread's priority
+            _normal = executor, _nice()
 
 
 async def in_low_priority(fn: Callable[..., T], *args: object) -> T:
@@ -66,4 +92,4 @@ def _the_executor() -> ThreadPoolExecutor:
         return _executor
 
 
-__all__ = ["LOW_PRIORITY_NICE", "in_low_priority", "lower_priority"]
+__all__ = ["LOW_PRIORITY_NICE", "at_normal_priority", "in_low_priority", "lower_priority"]

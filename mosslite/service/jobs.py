@@ -16,6 +16,9 @@ Invariants (issues #3, #8):
   fails with ``INDEX_DELETED`` whatever it tripped on.
 - At most ``workers`` threads run jobs, started on demand and gone when there is
   nothing to run: 100 indexes created at once cost ``workers`` threads, not 100.
+  They run at a low priority (``_background.lower_priority``): in an embedded
+  service they share the cores with the process's queries, in ``mosslite serve``
+  with its requests, and a build can wait where a query cannot.
 - Two jobs of one index never overlap in this process, and run in the order
   they were submitted. Across processes sharing a data folder, ``index_lock``
   (locks.py: an flock on a file per index) gives the same guarantee.
@@ -34,6 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
+from .._background import lower_priority
 from ..embeddings import get_embedder
 from ..errors import IndexNotFoundError, MossliteError
 from ..index.batch import read_facts
@@ -98,6 +102,7 @@ class JobRunner:
             return len(self._threads)
 
     def _work(self) -> None:
+        lower_priority()  # a build gives way to the queries and requests of its process
         me = threading.current_thread()
         while True:
             with self._lock:

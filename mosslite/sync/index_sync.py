@@ -132,13 +132,15 @@ class IndexSync:
     async def _install(self, fetched: Fetched, started: float) -> None:
         """Open the fetched file and make it the serving version; ``started`` is when this
         refresh began, so the swap event reports check + download + verify + open + swap."""
-        reader = await asyncio.to_thread(IndexReader, fetched.path)
-        if self.live is not None:
-            # The serving version keeps its fast search until the new one has its own:
-            # a swap never makes queries slower for a while (issue #7).
-            # And it starts warm: what the serving version's queries asked for lately
-            # is read now, on the thread that gives way to queries, not by the first
-            # queries after the swap.
+        if self.live is None:
+            reader = await asyncio.to_thread(IndexReader, fetched.path)
+        else:
+            # A version replacing the serving one is opened, made ready and warmed on the
+            # thread that gives way to queries (issue #7); the serving version keeps its
+            # fast search meanwhile, so a swap never makes queries slower for a while.
+            # Warm: what the serving version's queries asked for lately is read now, not
+            # by the first queries after the swap.
+            reader = await in_low_priority(IndexReader, fetched.path)
             try:
                 await asyncio.to_thread(reader.wait_ready)
                 await in_low_priority(reader.warm_from, self.live.reader)

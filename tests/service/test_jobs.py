@@ -4,6 +4,7 @@ the requests it refuses before a job exists."""
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mosslite import DocumentInfo, Job
+from mosslite._background import LOW_PRIORITY_NICE
 from mosslite.errors import ProjectNotFoundError
 from mosslite._fs import sha256_file
 from mosslite.service import Service, build
@@ -178,6 +180,27 @@ def test_many_indexes_at_once_share_a_bounded_pool_of_workers(tmp_path: Path) ->
         service.close()
     assert max(seen) <= 2  # 12 indexes, 2 threads (each index had one of its own before)
     assert job_threads() == 0  # and none linger once the queue is empty
+
+
+def nice_of_this_thread() -> int:
+    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux gives a thread its own nice value")
+def test_jobs_build_at_a_low_priority_and_leave_the_caller_as_it_was(tmp_path: Path) -> None:
+    service = Service(tmp_path)
+    service.adopt_key("p", "k")
+    mine = nice_of_this_thread()
+    seen: dict[str, int] = {}
+    service.listeners.append(lambda project, job: seen.setdefault(job.status, nice_of_this_thread()))
+    try:
+        result = service.create_index("p", "ix", [DocumentInfo(id="a", text="text")], "hashed-ngrams-256")
+        assert service.wait_idle(60)
+        assert service.get_job("p", result.job_id).status == "completed"
+    finally:
+        service.close()
+    assert seen["building"] == seen["completed"] == max(mine, LOW_PRIORITY_NICE)  # told from the job's thread
+    assert nice_of_this_thread() == mine
 
 
 def test_one_index_with_a_long_queue_takes_turns_with_another(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ import onnx
 import onnxruntime as ort
 from onnx import TensorProto, helper
 
+from ..._background import at_normal_priority
 from .checkpoint import FFN, HEAD_DIM, HEADS, HIDDEN, LAYERS, LN_EPS, tensor, word_embeddings
 from .engine import Engine
 
@@ -204,7 +205,9 @@ class OnnxEngine(Engine):
 
     def __init__(self, tensors: Mapping[str, np.ndarray], *, threads: int | None = None) -> None:
         serialized = build_graph(tensors).SerializeToString()
-        self._session = ort.InferenceSession(serialized, session_options(threads), providers=["CPUExecutionProvider"])
+        # (Its pool is made with it: at the normal priority, whichever thread loads the model.)
+        options = session_options(threads)
+        self._session = at_normal_priority(ort.InferenceSession, serialized, options, ["CPUExecutionProvider"])
         # After a batch, hand the arena's activations (~100 MB) back; a single
         # query keeps it (shrinking cost ~1 ms a query) and needs little anyway.
         self._batch_run = ort.RunOptions()

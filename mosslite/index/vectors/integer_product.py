@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from ..._background import at_normal_priority
 from .codes import ZERO_POINT
 
 THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
@@ -39,7 +40,9 @@ def integer_product_session(quantised: np.ndarray):  # -> onnxruntime.InferenceS
     # core from the query embedder and from other indexes' queries.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.add_external_initializers(["m"], [ort.OrtValue.ortvalue_from_numpy(quantised)])
-    return ort.InferenceSession(_matmul_integer_model(dim, rows), options, providers=["CPUExecutionProvider"])
+    model = _matmul_integer_model(dim, rows)
+    # (Its pool is made with it: at the normal priority even when a refresh opens the reader.)
+    return at_normal_priority(ort.InferenceSession, model, options, ["CPUExecutionProvider"])
 
 
 # -- the ONNX graph of one MatMulInteger, as protobuf bytes (field numbers from onnx.proto)

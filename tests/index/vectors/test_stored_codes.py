@@ -4,12 +4,18 @@ later versions chunk by chunk, and the reader's answers stay the float32 answers
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mosslite import DocumentInfo, IndexReader, QueryOptions, Version, build_version, get_embedder
+from mosslite._background import in_low_priority
 from mosslite._db import connect
 from mosslite.errors import CorruptIndexError
 from mosslite.index import vec0
@@ -249,3 +255,50 @@ def test_the_search_thread_is_not_a_daemon_even_when_a_daemon_opens_the_reader(
     opener.start()
     opener.join(30)
     assert seen == [False]
+
+
+def native_threads() -> dict[int, int]:
+    """This process's threads: native id -> nice value (Linux's /proc)."""
+    out = {}
+    for tid in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{tid}/stat") as fh:
+            out[int(tid)] = int(fh.read().rsplit(")", 1)[1].split()[16])
+    return out
+
+
+def threads_made_since(before: dict[int, int]) -> dict[int, int]:
+    """Native threads not in ``before`` and not Python's (others' workers, not the pools)."""
+    python = {thread.native_id for thread in threading.enumerate()}
+    return {tid: nice for tid, nice in native_threads().items() if tid not in before and tid not in python}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux gives a thread its own nice value")
+def test_a_reader_opened_at_low_priority_makes_its_search_threads_at_the_normal_one(
+    tmp_path: Path, small_thresholds: None
+) -> None:
+    """A refresh opens the next version at a low priority (sync/index_sync.py); the threads
+    of its 8-bit search's onnxruntime sessions are the ones every query waits on, so they
+    must not inherit that priority."""
+    import onnxruntime  # noqa: F401  (its import starts a thread of its own: made here, before counting)
+
+    path = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(clustered(2000, DIM, seed=11)))
+    asyncio.run(in_low_priority(lambda: None))  # the low-priority thread, and its normal one, exist
+    before = native_threads()
+
+    def open_ready() -> IndexReader:
+        reader = IndexReader(path)
+        assert reader.wait_ready() and isinstance(reader._vectors, PrincipalScreen)
+        return reader
+
+    reader = asyncio.run(in_low_priority(open_ready))
+    normal = before[threading.get_native_id()]
+    try:
+        deadline = time.monotonic() + 5
+        # (A thread that just ended, such as the reader's low-priority search thread, is
+        # listed until it has exited; the sessions' pool threads stay as long as the reader.)
+        while set((made := threads_made_since(before)).values()) != {normal} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert made  # the sessions' pool threads
+        assert set(made.values()) == {normal}
+    finally:
+        reader.close()
