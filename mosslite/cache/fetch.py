@@ -98,7 +98,7 @@ async def fetch_and_use(
         if not fetched.from_cache:
             raise
         log.warning("%s: cached v%d is damaged (%s); downloading it again", name, manifest.version, exc)
-        await discard(index_dir, version_path(index_dir, manifest.version))
+        await discard(index_dir, version_path(index_dir, manifest))
         return await use(manifest, await fetch_version(transport, name, index_dir, manifest, copy_to=copy_to))
 
 
@@ -139,12 +139,12 @@ async def fetch_version(
 
 
 async def _fetch_locked(transport: Transport, name: str, index_dir: Path, manifest: Manifest) -> Fetched:
-    target = version_path(index_dir, manifest.version)
+    target = version_path(index_dir, manifest)
     part = part_path(target)
     if target.exists():  # another process (or an earlier run) already has it...
         if await asyncio.to_thread(file_is_version, target, manifest):
             return Fetched(target)
-        target.unlink()  # ...or it is of an earlier index of this name
+        target.unlink()  # ...or a damaged copy
     clean_leftovers(index_dir, keep_part=part)
     if not part.exists():  # (a download cut short is resumed instead)
         patched = await _patch(transport, name, index_dir, manifest, target)
@@ -170,20 +170,19 @@ async def _fetch_locked(transport: Transport, name: str, index_dir: Path, manife
 async def _patch(transport: Transport, name: str, index_dir: Path, manifest: Manifest, target: Path) -> Fetched | None:
     """The new version built from the newest cached older one plus the pages that
     changed, or None if there is no such version or no patch (then download it all)."""
-    base = next((v for v in cached_versions(index_dir) if v < manifest.version), None)
+    base = next((cached for cached in cached_versions(index_dir) if cached.version < manifest.version), None)
     if base is None:
         return None
     patch, out = temp_path_for(target), temp_path_for(target)  # temp names: cleaned after a crash
     try:
-        held = version_path(index_dir, base)
-        if not await transport.download_patch(name, manifest.version, base, patch, base_path=held):
+        if not await transport.download_patch(name, manifest.version, base.version, patch, base_path=base.path):
             return None
         async with flushed_behind(out):  # (on the background thread: it gives way to queries)
-            sha256 = await in_low_priority(apply_patch, held, patch, out)
+            sha256 = await in_low_priority(apply_patch, base.path, patch, out)
         await in_low_priority(finish_download, out, target, manifest, sha256)
-        return Fetched(target, downloaded_bytes=patch.stat().st_size, patched_from=int(base))
+        return Fetched(target, downloaded_bytes=patch.stat().st_size, patched_from=int(base.version))
     except (IntegrityError, UnavailableError) as exc:  # a bad patch, or its stream broke
-        log.warning("%s: patch v%d -> v%d failed (%s); downloading it all", name, base, manifest.version, exc)
+        log.warning("%s: patch v%d -> v%d failed (%s); downloading it all", name, base.version, manifest.version, exc)
         return None
     finally:
         patch.unlink(missing_ok=True)

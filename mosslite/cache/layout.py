@@ -1,14 +1,20 @@
 """Where version files live on this device, and which of them may go.
 
-Layout: ``<home>/cache/<source>/<project>/<index>/<version>.sqlite`` (``MossClient.cache_dir``
-is ``<home>/cache/<source>/<project>``), plus while downloading a ``<version>.sqlite.part``
-(kept across crashes so the next attempt resumes it, with an HTTP Range request)
-and ``.lock`` (``lock.py``). Temp files (``_fs.TEMP_MARKER``) are patches being
+Layout: ``<home>/cache/<source>/<project>/<index>/<version>-<build>.sqlite``
+(``MossClient.cache_dir`` is ``<home>/cache/<source>/<project>``; ``<build>``: see
+``build_tag``), plus while downloading a ``<version>-<build>.sqlite.part`` (kept
+across crashes so the next attempt resumes it, with an HTTP Range request) and
+``.lock`` (``lock.py``). Temp files (``_fs.TEMP_MARKER``) are patches being
 applied or files being installed.
 
 Invariants (issue #4):
 - Only complete, verified files carry a version's name (``verify.py``); ``.part``
   and temp files are never read as versions.
+- A name is one build's: an index deleted and made again under its name numbers
+  its versions from 1 again, and its version 1 gets a name of its own. Before,
+  fetching it replaced the old index's file under the shared name while a reader
+  of the old one still served queries, and that reader's next connection opened
+  the new index's file.
 - Cleanups run under the folder's lock (``prune``, ``forget``, ``discard``).
 - A cleanup in this process never removes a version file this process serves:
   ``IndexSync`` marks the file of every reader it installs with ``hold`` and
@@ -20,12 +26,15 @@ Invariants (issue #4):
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from .._fs import TEMP_MARKER
+from ..errors import InvalidArgumentError
 from ..index.format import IndexMeta
-from ..types import Version
+from ..types import Manifest, Version
 from .lock import index_dir_lock
 from .verify import meta_of
 
@@ -41,8 +50,29 @@ def index_dir(cache_dir: Path, name: str) -> Path:
     return cache_dir / name
 
 
-def version_path(index_dir: Path, version: int) -> Path:
-    return index_dir / Version(version).filename()
+#: Hex digits of ``build_tag``.
+BUILD_TAG_CHARS = 12
+
+
+@dataclass(frozen=True)
+class CachedVersion:
+    """A complete version file in the cache: its number, and where it is."""
+
+    version: Version
+    path: Path
+
+
+def build_tag(created_at: str) -> str:
+    """Which build of a version number a cached file holds: a digest of its build time,
+    which ``verify.is_version`` checks with the number (the service's text, so not
+    put in a file name as it is)."""
+    return hashlib.sha256(created_at.encode("utf-8")).hexdigest()[:BUILD_TAG_CHARS]
+
+
+def version_path(index_dir: Path, version: Manifest | IndexMeta) -> Path:
+    """The cached file of that build of that version (a manifest's, or a file's meta)."""
+    number = Version(version.version).filename().removesuffix(Version.SUFFIX)
+    return index_dir / f"{number}-{build_tag(version.created_at)}{Version.SUFFIX}"
 
 
 def part_path(target: Path) -> Path:
@@ -50,17 +80,26 @@ def part_path(target: Path) -> Path:
     return target.with_name(target.name + PART_SUFFIX)
 
 
-def cached_versions(index_dir: Path) -> list[Version]:
-    """Complete version files in the cache, newest first."""
+def cached_versions(index_dir: Path) -> list[CachedVersion]:
+    """Complete version files in the cache, newest number first."""
     if not index_dir.is_dir():
         return []
-    found = []
-    for entry in index_dir.iterdir():
-        try:
-            found.append(Version.parse_filename(entry.name))
-        except Exception:  # .part, .lock, temp files: not versions
-            continue
-    return sorted(found, reverse=True)
+    found = [
+        CachedVersion(version, entry) for entry in index_dir.iterdir() if (version := _version_of(entry.name)) is not None
+    ]
+    return sorted(found, key=lambda cached: (cached.version, cached.path.name), reverse=True)
+
+
+def _version_of(name: str) -> Version | None:
+    """The number in a version file's name; None for other files (.part, .lock, temp files)."""
+    number, dash, rest = name.partition("-")
+    tag = rest.removesuffix(Version.SUFFIX)
+    if not dash or len(tag) != BUILD_TAG_CHARS or rest != tag + Version.SUFFIX or tag.strip("0123456789abcdef"):
+        return None
+    try:
+        return Version.parse_filename(number + Version.SUFFIX)
+    except InvalidArgumentError:
+        return None
 
 
 def clean_leftovers(index_dir: Path, keep_part: Path | None = None) -> list[Path]:
@@ -111,14 +150,15 @@ def _remove_unless_held(path: Path) -> None:
 
 
 def remove_other_versions(index_dir: Path, current: IndexMeta) -> None:
-    """Remove cached versions older than ``current``, and higher-numbered ones built
-    before it: those belong to an index deleted since (numbers restart when an index
-    is made again), and offline they would be served as the newest. A higher number
-    built later is a newer version another process sharing the cache fetched; kept."""
-    for version in cached_versions(index_dir):
-        path = version_path(index_dir, version)
-        if version < current.version or (version > current.version and not _built_after(path, current)):
-            _remove_unless_held(path)
+    """Remove cached versions older than ``current``, and others numbered as high or
+    higher but built before it: those belong to an index deleted since (numbers restart
+    when an index is made again), and offline they would be served as the newest. A
+    number as high built later is a newer version another process sharing the cache
+    fetched; kept."""
+    keep = version_path(index_dir, current)
+    for cached in cached_versions(index_dir):
+        if cached.path != keep and (cached.version < current.version or not _built_after(cached.path, current)):
+            _remove_unless_held(cached.path)
     clean_leftovers(index_dir)
 
 
@@ -129,8 +169,8 @@ def _built_after(path: Path, current: IndexMeta) -> bool:
 
 def remove_cache(index_dir: Path) -> None:
     """Remove every version of the index (the service says it no longer exists)."""
-    for version in cached_versions(index_dir):
-        _remove_unless_held(version_path(index_dir, version))
+    for cached in cached_versions(index_dir):
+        _remove_unless_held(cached.path)
     clean_leftovers(index_dir)
 
 

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from .._background import in_low_priority
 from ..cache.fetch import Fetched, fetch_and_use
-from ..cache.layout import cached_versions, forget, hold, prune, release, version_path
+from ..cache.layout import cached_versions, forget, hold, prune, release
 from ..cache.verify import is_version
 from ..errors import IndexNotFoundError, UnavailableError
 from ..index.reader import IndexReader
@@ -120,13 +120,13 @@ class IndexSync:
             return True
 
     async def _serve_cached(self) -> bool:
-        for version in cached_versions(self.index_dir):
+        for cached in cached_versions(self.index_dir):
             try:
-                await self._install(Fetched(version_path(self.index_dir, version)), time.perf_counter())
-                log.warning("%s: service unreachable, serving cached version %d", self.name, version)
+                await self._install(Fetched(cached.path), time.perf_counter())
+                log.warning("%s: service unreachable, serving cached version %d", self.name, cached.version)
                 return True
             except Exception as exc:  # a damaged cache file: try the next older one
-                log.warning("%s: cached version %d unusable: %s", self.name, version, exc)
+                log.warning("%s: cached version %d unusable: %s", self.name, cached.version, exc)
         return False
 
     async def _install(self, fetched: Fetched, started: float) -> None:

@@ -37,14 +37,20 @@ def fetch(transport: CopyingTransport, index_dir: Path, **kwargs) -> Fetched:
     return run(fetch_version(transport, "faq", index_dir, manifest, **kwargs))
 
 
+def cached_path(transport: CopyingTransport, index_dir: Path) -> Path:
+    """Where the cache keeps the newest published version."""
+    return version_path(index_dir, run(transport.manifest("faq")))
+
+
 def test_a_first_fetch_downloads_verifies_and_installs_read_only(service, transport, index_dir: Path) -> None:
     publish(service, 0, 50)
     fetched = fetch(transport, index_dir)
-    assert fetched.path == version_path(index_dir, 1) and not fetched.from_cache
+    assert fetched.path == cached_path(transport, index_dir) and not fetched.from_cache
     assert fetched.downloaded_bytes == stored(service, 1).stat().st_size
     assert fetched.path.read_bytes() == stored(service, 1).read_bytes()
     assert not fetched.path.stat().st_mode & 0o222  # installed files never change
-    assert sorted(p.name for p in index_dir.iterdir()) == [LOCK_NAME, "0000000001.sqlite"]
+    assert sorted(p.name for p in index_dir.iterdir()) == [LOCK_NAME, fetched.path.name]
+    assert fetched.path.name.startswith("0000000001-") and fetched.path.suffix == ".sqlite"
 
 
 def test_a_cached_version_is_used_as_it_is(service, transport, index_dir: Path) -> None:
@@ -71,7 +77,7 @@ def test_a_cut_download_resumes_where_it_stopped(service, transport, index_dir: 
     transport.cut_after = 10_000
     with pytest.raises(UnavailableError):
         fetch(transport, index_dir)
-    part = part_path(version_path(index_dir, 1))
+    part = part_path(cached_path(transport, index_dir))
     assert part.stat().st_size == 10_000 and cached_versions(index_dir) == []  # kept, not installed
     fetched = fetch(transport, index_dir)
     size = stored(service, 1).stat().st_size
@@ -83,7 +89,7 @@ def test_a_cut_download_resumes_where_it_stopped(service, transport, index_dir: 
 def test_a_corrupt_resumed_download_is_downloaded_again_from_the_start(service, transport, index_dir: Path) -> None:
     publish(service, 0, 50)
     index_dir.mkdir(parents=True)
-    part_path(version_path(index_dir, 1)).write_bytes(b"\x00" * 10_000)  # not the file's first bytes
+    part_path(cached_path(transport, index_dir)).write_bytes(b"\x00" * 10_000)  # not the file's first bytes
     fetched = fetch(transport, index_dir)
     assert transport.downloads == [(1, 10_000), (1, 0)]
     assert fetched.path.read_bytes() == stored(service, 1).read_bytes()
@@ -117,7 +123,7 @@ def test_copy_to_links_the_cached_file_for_a_caller_that_keeps_its_own(service, 
     publish(service, 0, 50)
     copy = tmp_path / "faq.base.sqlite"
     first = fetch(transport, index_dir, copy_to=copy)
-    assert first.path == copy and os.path.samefile(copy, version_path(index_dir, 1))
+    assert first.path == copy and os.path.samefile(copy, cached_path(transport, index_dir))
     copy.unlink()
     second = fetch(transport, index_dir, copy_to=copy)
     assert second.from_cache and copy.read_bytes() == stored(service, 1).read_bytes()

@@ -98,7 +98,7 @@ def test_a_wrong_patch_falls_back_to_the_whole_version(server: Server, tmp_path:
         info = client.load_index("faq")
         assert [(s.new_version, s.patched_from, s.downloaded_bytes) for s in swaps] == [(2, None, len(stored(server, 2)))]
         assert Path(info.path).read_bytes() == stored(server, 2)
-        assert sorted(p.name for p in Path(info.path).parent.iterdir()) == [".lock", "0000000002.sqlite"]
+        assert sorted(p.name for p in Path(info.path).parent.iterdir()) == [".lock", Path(info.path).name]
 
 
 def test_embedded_refresh_links_the_whole_file(tmp_path: Path) -> None:

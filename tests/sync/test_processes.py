@@ -20,7 +20,9 @@ import pytest
 from mosslite import DocumentInfo, SyncMossClient
 from mosslite._fs import sha256_file
 from mosslite.client.embedded import close_embedded_services
-from mosslite.cache.layout import cached_versions
+from mosslite.cache.layout import cached_versions, part_path, version_path
+from mosslite.types import Manifest
+from mosslite.wire import from_answer
 from mosslite.transport.http import source_folder
 
 from ..client.conftest import Server, free_port
@@ -71,9 +73,9 @@ def test_two_processes_share_one_cache(server: Server, tmp_path: Path) -> None:
         assert report["errors"] == []
         assert report["final"] == 11 and report["queries"] > 100
     index_dir = home / "cache" / source_folder(server.url) / "p" / "faq"
-    assert cached_versions(index_dir) == [11]
+    assert [cached.version for cached in cached_versions(index_dir)] == [11]
     manifest = json.loads((server.data / "storage" / "p" / "faq" / "manifest.json").read_text())
-    assert sha256_file(index_dir / "0000000011.sqlite") == manifest["sha256"]
+    assert sha256_file(cached_versions(index_dir)[0].path) == manifest["sha256"]
     assert [p.name for p in index_dir.iterdir() if p.name.endswith(".part") or ".tmp-" in p.name] == []
 
 
@@ -137,7 +139,8 @@ def test_client_killed_mid_download_keeps_previous_version(slow_server: Server, 
             publish_docs(writer, "slow-idx", bulk(2, 1500), create=False)
             child.stdin.write(b"go\n")
             child.stdin.flush()
-            part = index_dir / "0000000002.sqlite.part"
+            manifest = from_answer(Manifest, json.loads(slow_server.storage().read_bytes("p/slow-idx/manifest.json")))
+            part = part_path(version_path(index_dir, manifest))
             deadline = time.monotonic() + 30
             while not (part.exists() and part.stat().st_size > 300_000):
                 assert time.monotonic() < deadline and child.poll() is None
@@ -147,7 +150,7 @@ def test_client_killed_mid_download_keeps_previous_version(slow_server: Server, 
         finally:
             if child.poll() is None:
                 child.kill()
-        assert cached_versions(index_dir) == [1]  # the torn download has no final name
+        assert [cached.version for cached in cached_versions(index_dir)] == [1]  # the torn download has no final name
         partial = part.stat().st_size
         assert 0 < partial < writer.get_index("slow-idx").doc_count * 10_000
 
@@ -156,13 +159,12 @@ def test_client_killed_mid_download_keeps_previous_version(slow_server: Server, 
             info = restarted.load_index("slow-idx")
             assert info.version == 2 and restarted.query("slow-idx", "marker").docs[0].metadata["v"] == "2"
         leftovers = [p.name for p in index_dir.iterdir() if p.name.endswith(".part") or ".tmp-" in p.name]
-        assert leftovers == [] and cached_versions(index_dir) == [2]
+        assert leftovers == [] and [cached.version for cached in cached_versions(index_dir)] == [2]
         store = getattr(slow_server, "store_proxy", None)
         if store is not None:  # the restart resumed from the store, by link, with a Range request
             resumed = [(seen, status) for seen, status, _ in store.answered if "/slow-idx/0000000002.sqlite?" in seen.path]
             assert [status for _, status in resumed] == [200, 206]
-        manifest = json.loads(slow_server.storage().read_bytes("p/slow-idx/manifest.json"))
-        assert sha256_file(index_dir / "0000000002.sqlite") == manifest["sha256"]
+        assert sha256_file(version_path(index_dir, manifest)) == manifest.sha256
 
 
 def test_one_slow_index_never_delays_another(slow_server: Server, tmp_path: Path) -> None:
@@ -226,11 +228,12 @@ def test_a_load_killed_after_linking_the_version_file_recovers(tmp_path: Path) -
     stored = next((home / "service" / "storage").rglob("0000000001.sqlite"))
     cache = home / "cache" / "embedded" / "p" / "faq"
     cache.mkdir(parents=True)
-    os.link(stored, cache / "0000000001.sqlite.part")  # the state such a kill leaves
+    manifest = from_answer(Manifest, json.loads(stored.with_name("manifest.json").read_text()))
+    os.link(stored, part_path(version_path(cache, manifest)))  # the state such a kill leaves
     argv = as_an_ordinary_user([sys.executable, "-c", LOAD, str(home)])
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "1" and cached_versions(cache) == [1]
+    assert done.stdout.strip() == "1" and [cached.version for cached in cached_versions(cache)] == [1]
 
 
 def test_making_another_users_file_read_only_is_only_attempted(tmp_path: Path) -> None:

@@ -30,6 +30,11 @@ from ..client.conftest import Server
 from .conftest import BOTH_STORAGES, MODEL, publish, stored, wait_for
 
 
+def versions_in(index_dir: Path) -> list[int]:
+    """The numbers of the versions the cache folder holds, newest first."""
+    return [cached.version for cached in cached_versions(index_dir)]
+
+
 def http_client(server: Server, home: Path, clock: ManualClock | None = None, key: str | None = None) -> SyncMossClient:
     return SyncMossClient("p", key or server.new_key("p"), url=server.url, cache_path=home, clock=clock)
 
@@ -62,7 +67,7 @@ def test_load_again_is_a_blocking_refresh_without_redownload(server: Server, tmp
         publish(client, "faq", 2)
         assert client.load_index("faq").version == 2
         assert client.loaded_index("faq").auto_refresh is False  # options replaced
-        assert cached_versions(Path(first.path).parent) == [2]  # the old file is gone
+        assert versions_in(Path(first.path).parent) == [2]  # the old file is gone
 
 
 def test_cached_version_files_have_no_write_bits(server: Server, tmp_path: Path) -> None:
@@ -192,7 +197,7 @@ def test_deleted_index_is_not_served_from_cache(server: Server, tmp_path: Path) 
     with http_client(server, home, key=key) as later:
         with pytest.raises(IndexNotFoundError):
             later.load_index("faq")
-    assert cached_versions(home / "cache" / source_folder(server.url) / "p" / "faq") == []
+    assert versions_in(home / "cache" / source_folder(server.url) / "p" / "faq") == []
 
 
 @BOTH_STORAGES
@@ -218,7 +223,7 @@ def test_bad_download_is_rejected_and_old_version_keeps_serving(server: Server, 
         assert client.get_loaded_version("faq") == 1
         assert client.query("faq", "marker").docs[0].metadata["v"] == "1"
         index_dir = client.cache_dir / "faq"
-        assert sorted(p.name for p in index_dir.iterdir()) == [".lock", "0000000001.sqlite"]
+        assert sorted(p.name for p in index_dir.iterdir()) == [".lock", Path(client.loaded_index("faq").path).name]
 
 
 def test_load_indexes_reports_each_outcome(server: Server, tmp_path: Path) -> None:
@@ -275,6 +280,30 @@ def test_an_index_deleted_and_made_again_is_never_served_from_the_old_files(serv
         assert {d.metadata["v"] for d in restarted.query("faq", "shared words").docs} == {"fourth"}
 
 
+def test_a_reader_of_the_old_index_reads_its_own_file_while_the_new_one_arrives(server: Server, tmp_path: Path) -> None:
+    """The old index's v1 and the new index's v1 are two files. A query still running on
+    the old reader when the new one is installed, and needing one more connection,
+    once opened the new index's file, put under the same name."""
+    key, home = server.new_key("p"), tmp_path / "home"
+
+    def make(client, marker: str) -> None:
+        docs = [DocumentInfo(id=f"d{i}", text=f"shared words {marker}", metadata={"v": marker}) for i in range(5)]
+        client.wait_for_job(client.create_index("faq", docs, model_id=MODEL).job_id, timeout_seconds=30)
+
+    with http_client(server, home, key=key) as client:
+        make(client, "first")
+        old_path = Path(client.load_index("faq").path)
+        with client._client._loaded["faq"].live.lease() as old:  # a query on the old reader ...
+            client.delete_index("faq")
+            make(client, "second")
+            new_path = Path(client.load_index("faq").path)
+            with old._conn():  # ... holds a connection: the next one is opened now
+                assert {d.metadata["v"] for d in old.query("shared words").docs} == {"first"}
+        assert client.get_loaded_version("faq") == 1 and new_path != old_path
+        assert {d.metadata["v"] for d in client.query("faq", "shared words").docs} == {"second"}
+    assert versions_in(new_path.parent) == [1] and not old_path.exists()  # the old file went with its reader
+
+
 def test_offline_load_never_serves_an_earlier_index_of_the_same_name(server: Server, tmp_path: Path) -> None:
     """A cache can hold the old index's v2 beside the new index's v1: the newest file
     by number is not the one to serve offline."""
@@ -288,7 +317,7 @@ def test_offline_load_never_serves_an_earlier_index_of_the_same_name(server: Ser
         publish(other, "faq", 1)
     with http_client(server, home, key=key) as restarted:
         assert restarted.load_index("faq").version == 1
-    assert cached_versions(home / "cache" / source_folder(server.url) / "p" / "faq") == [1]  # the old index's v2 is gone
+    assert versions_in(home / "cache" / source_folder(server.url) / "p" / "faq") == [1]  # the old index's v2 is gone
     server.stop()
     with http_client(server, home, key=key) as offline:
         assert offline.load_index("faq").version == 1 and offline.was_served_stale("faq")
