@@ -22,11 +22,14 @@ drifting background load (a shared machine) hits every phase alike.
 
 - no refresh: ``load_index(name)`` without auto_refresh; nothing else runs.
 - swaps: ``load_index(name, auto_refresh=True, polling_interval_in_seconds=--poll)``
-  while a publisher thread (its own client) calls ``add_docs`` of ``--batch``
+  while a publisher (its own client) calls ``add_docs`` of ``--batch``
   documents, waits for the job, and starts the next one ``--period`` s after the
-  previous start (or at once if the build took longer). In embedded mode a
-  watchfiles watch on the service's manifest wakes IndexSync at once; over
-  HTTP IndexSync polls. Swaps are counted with ``client.on_swap``.
+  previous start (or at once if the build took longer). In embedded mode the
+  publisher is a thread of this process and a watchfiles watch on the
+  service's manifest wakes IndexSync at once; over HTTP the publisher is a
+  process of its own (another device: its requests, a job poll every 10 ms,
+  cost ~7% of a core that would have been charged to the refresh) and
+  IndexSync polls. Swaps are counted with ``client.on_swap``.
 
 Modes
 -----
@@ -56,6 +59,12 @@ process (queries and refreshes) on the other, as if the service ran on another
 machine: on 2 cores its builds otherwise take CPU time from the queries, which
 a remote service would not. The client then has one core for 4 query threads
 and its refreshes; the ratio is against its own no-refresh phase, pinned alike.
+numpy's BLAS is held to as many threads as this process has CPUs, and the
+publisher process runs on the server's CPUs.
+
+"host steal" is the share of this process's CPUs' time the hypervisor took
+(/proc/stat's steal), per phase: on a VM, a busy second vCPU can slow the first
+one down, which no work of the queries or the refresh explains.
 
 Targets (informational; exit status 0 either way): 0 errors; p99 during swaps
 <= 1.5x p99 without refresh (same mode, same process).
@@ -66,8 +75,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -199,6 +210,7 @@ class PhaseResult:
     swap_ms: list[float] = field(default_factory=list)
     gc: str = ""
     disposals: str = ""
+    stolen: float = float("nan")  # share of this process's CPUs' time the hypervisor took
 
     @property
     def qps(self) -> float:
@@ -289,12 +301,71 @@ def publisher(client: SyncMossClient, name: str, batch: int, tag: str) -> Callab
     return publish
 
 
+class PublisherProcess:
+    """A Periodic publisher in a process of its own (``--publisher URL``), driven over
+    its stdin: over HTTP the writer is another device, and in this process its
+    requests (add_docs, then a job poll every 10 ms: ~0.4 s of CPU in 6 s at 100k)
+    took a client core's time from the queries that no refresh had spent."""
+
+    def __init__(self, url: str, name: str, args: argparse.Namespace, tag: str) -> None:
+        self.count = 0
+        self.failures: list[str] = []
+        cmd = [sys.executable, __file__, "--publisher", url, "--docs", str(args.docs), "--batch", str(args.batch),
+               "--period", str(args.period), "--tag", tag]
+        pin = (lambda: os.sched_setaffinity(0, args.server_cpus)) if args.server_cpus else None
+        self._process = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, preexec_fn=pin)
+        self._ask("ready")
+
+    def _ask(self, command: str) -> str:
+        assert self._process.stdin and self._process.stdout
+        self._process.stdin.write(command + "\n")
+        self._process.stdin.flush()
+        answer = self._process.stdout.readline()
+        if not answer:
+            raise RuntimeError(f"the publisher process exited ({self._process.wait()})")
+        return answer.strip()
+
+    def start(self) -> None:
+        self._ask("start")
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            state = json.loads(self._ask("stop"))
+            self.count, self.failures = state["count"], state["failures"]
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.communicate("quit\n", timeout=60)
+
+
+def serve_publisher(url: str, args: argparse.Namespace) -> None:
+    """The child of PublisherProcess: one line in (ready, start, stop, quit), one line out."""
+    home = tempfile.TemporaryDirectory(prefix="mosslite-bench-writer-")
+    client = SyncMossClient(PROJECT, PROJECT_KEY, url=url, cache_path=home.name)
+    periodic = Periodic(publisher(client, index_name(args.docs), args.batch, args.tag), args.period)
+    try:
+        for line in sys.stdin:
+            command = line.strip()
+            if command == "quit":
+                break
+            if command == "start":
+                periodic.start()
+            elif command == "stop":
+                periodic.stop()
+            answer = json.dumps({"count": periodic.count, "failures": periodic.failures}) if command == "stop" else "ok"
+            print(answer, flush=True)
+    finally:
+        periodic.stop()
+        client.close()
+        home.cleanup()
+
+
 @dataclass
 class Condition:
     """One phase: what runs beside the queries, and how to switch it on and off."""
 
     label: str
-    interferer: Periodic | None = None
+    interferer: Periodic | PublisherProcess | None = None
     auto_refresh: bool = False
     seconds: float = 0.0
     latencies: list[np.ndarray] = field(default_factory=list)
@@ -303,6 +374,7 @@ class Condition:
     swap_ms: list[float] = field(default_factory=list)
     gc_pauses: list[tuple[int, float]] = field(default_factory=list)
     disposals: list[tuple[bool, float]] = field(default_factory=list)
+    stolen_s: float = 0.0
 
 
 # -- where it runs --------------------------------------------------------------------------
@@ -312,10 +384,32 @@ def cpu_list(text: str) -> set[int]:
     return {int(c) for c in text.split(",") if c.strip()}
 
 
+def stolen_s() -> float:
+    """Seconds of "steal" (/proc/stat: time a VM's CPU waited for the host) summed over
+    the CPUs this process may run on; 0 where the kernel does not say. On this 2-vCPU VM
+    it rose from 0 to ~10% of CPU 0 whenever a build kept CPU 1 busy: a slowdown of the
+    queries that no work of theirs or the refresh's explains."""
+    try:
+        mine = {f"cpu{c}" for c in os.sched_getaffinity(0)}
+        with open("/proc/stat") as fh:
+            return sum(int(f[8]) for f in map(str.split, fh) if f[0] in mine and len(f) > 8) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return 0.0
+
+
+_blas_limit: list[Any] = []
+
+
 def pin_this_process(cpus: set[int]) -> None:
-    """Every thread of this process onto ``cpus``; threads started later inherit it."""
+    """Every thread of this process onto ``cpus``; threads started later inherit it. And
+    numpy's BLAS held to that many threads, as a process started on those CPUs would
+    have it: OpenBLAS's threads were made at import, one per CPU, and two of them
+    spinning on one CPU turned the 10k exact scan's ~1 ms into p99s of ~2 s."""
+    from threadpoolctl import threadpool_limits
+
     for thread in os.listdir("/proc/self/task"):
         os.sched_setaffinity(int(thread), cpus)
+    _blas_limit.append(threadpool_limits(limits=len(cpus), user_api="blas"))
 
 
 # -- one mode ------------------------------------------------------------------------------
@@ -339,10 +433,14 @@ def measure_mode(mode: str, data: Path, args: argparse.Namespace, work: Path,
     client.on_swap(lambda event: swaps.append(event.duration_ms))
     disposals = DisposeProbe()
 
+    def publishing(tag: str) -> Periodic | PublisherProcess:
+        if mode == "http":
+            return PublisherProcess(kwargs["url"], name, args, tag)
+        return Periodic(publisher(writer, name, args.batch, tag), args.period)
+
     conditions = [
         Condition("no refresh"),
-        Condition(f"swaps (publish every {args.period:g}s)", Periodic(publisher(writer, name, args.batch, "swap"), args.period),
-                  auto_refresh=True),
+        Condition(f"swaps (publish every {args.period:g}s)", publishing("swap"), auto_refresh=True),
     ]
     if args.diagnose and mode == "embedded":
         copy_target = work / "copy-interferer.sqlite"
@@ -352,7 +450,7 @@ def measure_mode(mode: str, data: Path, args: argparse.Namespace, work: Path,
             fsync_file(copy_target)
 
         conditions += [
-            Condition("builds only, no swap", Periodic(publisher(writer, name, args.batch, "build"), args.period)),
+            Condition("builds only, no swap", publishing("build")),
             Condition("IndexReader(file) only", Periodic(lambda _: open_ready(stored_file).close(), args.period)),
             Condition("sha256(file) only", Periodic(lambda _: sha256_file(stored_file), args.period)),
             Condition("copy + fsync(file) only", Periodic(copy_fsync, args.period)),
@@ -361,7 +459,7 @@ def measure_mode(mode: str, data: Path, args: argparse.Namespace, work: Path,
         conditions += [
             # The server shares this machine's cores: its builds load the client's
             # queries without any refresh. A real service runs elsewhere.
-            Condition("server builds only, no swap", Periodic(publisher(writer, name, args.batch, "build"), args.period)),
+            Condition("server builds only, no swap", publishing("build")),
             Condition("HTTP download only, no swap", Periodic(downloader(kwargs["url"], name, work), args.period)),
         ]
 
@@ -384,8 +482,10 @@ def measure_mode(mode: str, data: Path, args: argparse.Namespace, work: Path,
                 gc.collect()  # each slice starts with no garbage left by the previous one
                 if cond.interferer:
                     cond.interferer.start()
+                stolen_before = stolen_s()
                 with GcPauses() as pauses:
                     seconds, lat, errors, kinds = run_queries(client, name, queries, args.threads, slice_s)
+                cond.stolen_s += stolen_s() - stolen_before
                 if cond.interferer:
                     cond.interferer.stop()
                 if cond.auto_refresh:
@@ -407,6 +507,8 @@ def measure_mode(mode: str, data: Path, args: argparse.Namespace, work: Path,
         for cond in conditions:
             if cond.interferer:
                 cond.interferer.stop()
+            if isinstance(cond.interferer, PublisherProcess):
+                cond.interferer.close()
         disposals.remove()
         writer.close()
         client.close()
@@ -428,6 +530,7 @@ def measure_mode(mode: str, data: Path, args: argparse.Namespace, work: Path,
             gc=f"{len(cond.gc_pauses)} ({len(gen2)} gen2), max {longest_gc:.1f}, sum {sum(ms for _, ms in cond.gc_pauses):.0f}",
             disposals=(f"{len(in_queries)}/{len(cond.disposals)}, max {max(ms for _, ms in cond.disposals):.1f}"
                        if cond.disposals else "-"),
+            stolen=cond.stolen_s / (cond.seconds * len(os.sched_getaffinity(0))),
         ))
     return results
 
@@ -466,7 +569,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="4 s per phase in 2 rounds")
     parser.add_argument("--server-cpus", type=cpu_list, help="http: the CPUs the server runs on, e.g. 1")
     parser.add_argument("--client-cpus", type=cpu_list, help="the CPUs this process (queries, refreshes) runs on, e.g. 0")
+    parser.add_argument("--publisher", metavar="URL", help=argparse.SUPPRESS)  # PublisherProcess's child
+    parser.add_argument("--tag", default="swap", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.publisher:
+        serve_publisher(args.publisher, args)
+        return
     if args.quick:
         args.duration, args.rounds = 4.0, 2
     if args.client_cpus:
@@ -505,12 +613,12 @@ def main() -> None:
         errors = f"{r.errors}: {verdict(r.errors == 0)}"
         rows.append([r.mode, r.phase, f"{r.qps:.0f}", fmt_ms(r.pct(50), 2), fmt_ms(r.pct(99), 2),
                      fmt_ms(float(r.latencies_ms.max()), 1), errors, str(r.published) if r.published else "",
-                     swap_cell, f"{ratio:.2f}x", target, r.gc, r.disposals])
+                     swap_cell, f"{ratio:.2f}x", target, f"{100 * r.stolen:.1f}%", r.gc, r.disposals])
     print_table(
         f"hot swap: {args.threads} threads of SyncMossClient.query on a {args.docs:,}-doc index "
         f"(ms; ratio = p99 / p99 of the same mode's no-refresh phase)",
         ["mode", "phase", "q/s", "p50", "p99", "max", "errors", "runs", "swaps (p50 swap)", "p99 ratio", "target",
-         "gc runs (ms)", "old reader disposed in a query thread (ms)"],
+         "host steal", "gc runs (ms)", "old reader disposed in a query thread (ms)"],
         rows,
     )
     kinds = {k: v for r in results for k, v in r.error_kinds.items()}
