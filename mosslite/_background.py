@@ -6,9 +6,10 @@ At normal priority that is one more thread beside the queries: on two cores
 kept busy by four query threads, the queries' p99 rose 1.6x while versions
 arrived every ~2 s. On the low-priority thread (nice 10 on Linux, where nice is
 a thread's own) the scheduler runs it when the queries leave a core free, and
-in the ~10% of a core it grants such a thread when they do not. The builder's
-hashing and flushing threads (``_fs.in_background(..., low_priority=True)``)
-lower themselves the same way.
+in the ~10% of a core it grants such a thread when they do not. Opening that
+version (~0.1-0.25 s) runs there too; the service's job threads and the
+builder's hashing and flushing threads (``_fs.in_background(...,
+low_priority=True)``) lower themselves the same way.
 
 A thread inherits its creator's priority, and a query must never wait for a
 thread that waits for the queries: work on a low-priority thread that starts
