@@ -307,7 +307,7 @@ class PublisherProcess:
     requests (add_docs, then a job poll every 10 ms: ~0.4 s of CPU in 6 s at 100k)
     took a client core's time from the queries that no refresh had spent."""
 
-    def __init__(self, url: str, name: str, args: argparse.Namespace, tag: str) -> None:
+    def __init__(self, url: str, args: argparse.Namespace, tag: str) -> None:
         self.count = 0
         self.failures: list[str] = []
         cmd = [sys.executable, __file__, "--publisher", url, "--docs", str(args.docs), "--batch", str(args.batch),
@@ -435,7 +435,7 @@ def measure_mode(mode: str, data: Path, args: argparse.Namespace, work: Path,
 
     def publishing(tag: str) -> Periodic | PublisherProcess:
         if mode == "http":
-            return PublisherProcess(kwargs["url"], name, args, tag)
+            return PublisherProcess(kwargs["url"], args, tag)
         return Periodic(publisher(writer, name, args.batch, tag), args.period)
 
     conditions = [
