@@ -12,10 +12,13 @@ Invariants (issue #3):
   (recovery.py).
 - A base whose bytes are not the published ones (its sha256 differs) fails the job
   and publishes nothing. It is hashed beside the build, unless this process wrote
-  or hashed that very file (same inode, size, mtime and ctime) within
-  VERIFIED_FOR_S: rehashing the version a build just wrote read the page cache's
-  copy of the bytes it had hashed while writing them (~0.2 s of CPU per build at
-  100k documents, issue #7). Older ones are hashed again.
+  or hashed that very file (same inode, size and mtime) within VERIFIED_FOR_S:
+  rehashing the version a build just wrote read the page cache's copy of the
+  bytes it had hashed while writing them (~0.2 s of CPU per build at 100k
+  documents, issue #7). Older ones are hashed again. Not the ctime: an embedded
+  client's cache hard-links every new version, which changes it, and so every
+  build of a loaded index hashed its base again; writing to the file changes
+  the mtime.
 - A job that changes no document (a delete of ids the index does not hold)
   publishes nothing either: it completes with ``version`` = the newest version,
   which stays (issue #12). Clients see no new version, so none downloads one.
@@ -153,7 +156,7 @@ _verified_lock = threading.Lock()
 
 def _identity(path: Path) -> tuple[int, ...]:
     st = path.stat()
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)  # (no ctime: see the module's docstring)
 
 
 def _remember(path: Path | None, sha256: str, identity: tuple[int, ...] | None = None) -> None:

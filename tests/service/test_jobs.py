@@ -111,10 +111,15 @@ def test_a_base_this_process_just_wrote_is_not_hashed_again_unless_it_changed(
             assert service.wait_idle(30)
         assert hashed == [] and service.get_index("p", "faq").version == 3  # each base was the build before's
         stored = service.storage.local_path(service.version_record("p", "faq", 3).storage_key)
+        os.link(stored, tmp_path / "cached.sqlite")  # an embedded client's cache links it: its ctime changes
+        service.add_docs("p", "faq", [DocumentInfo(id="d8", text="linked")], None)
+        assert service.wait_idle(30)
+        assert hashed == [] and service.get_index("p", "faq").version == 4  # still known: its bytes are as written
+        stored = service.storage.local_path(service.version_record("p", "faq", 4).storage_key)
         os.utime(stored, ns=(time.time_ns(), time.time_ns()))  # touched: no longer known to be what was written
         service.add_docs("p", "faq", [DocumentInfo(id="d9", text="fourth")], None)
         assert service.wait_idle(30)
-        assert hashed == [stored] and service.get_index("p", "faq").version == 4  # hashed, and it was right
+        assert hashed == [stored] and service.get_index("p", "faq").version == 5  # hashed, and it was right
     finally:
         service.close()
 
