@@ -14,6 +14,7 @@ import apsw
 import pytest
 
 from mosslite import DocumentInfo
+from mosslite.cache.layout import cached_versions
 from mosslite.errors import PatchUnavailableError, UnavailableError
 from mosslite.service import Service
 from mosslite.transport.base import ByteProgress
@@ -21,6 +22,11 @@ from mosslite.transport.local import LocalTransport
 
 MODEL = "hashed-ngrams-256"
 PROJECT = "p"
+
+
+def versions_in(index_dir: Path) -> list[int]:
+    """The numbers of the versions a cache folder holds, newest first."""
+    return [cached.version for cached in cached_versions(index_dir)]
 
 
 def docs(start: int, count: int) -> list[DocumentInfo]:

@@ -18,6 +18,8 @@ from mosslite._fs import sha256_file
 from mosslite.service import Service, build
 from mosslite.service.storage.memory import MemoryStorage
 
+from ..test_fs import nice_of_this_thread
+
 
 def test_full_status_and_phase_sequence(tmp_path: Path) -> None:
     service = Service(tmp_path)
@@ -185,10 +187,6 @@ def test_many_indexes_at_once_share_a_bounded_pool_of_workers(tmp_path: Path) ->
         service.close()
     assert max(seen) <= 2  # 12 indexes, 2 threads (each index had one of its own before)
     assert job_threads() == 0  # and none linger once the queue is empty
-
-
-def nice_of_this_thread() -> int:
-    return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux gives a thread its own nice value")

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from mosslite import MossClient, QueryOptions
-from mosslite.cache.layout import cached_versions
 from mosslite.service import Service
 
-from ..cache.conftest import MODEL, PROJECT, CopyingTransport, docs
+from ..cache.conftest import MODEL, PROJECT, CopyingTransport, docs, versions_in
 
 pytestmark = pytest.mark.anyio
 
@@ -79,7 +78,7 @@ async def test_a_session_load_patches_from_the_cached_version(client: MossClient
     await publish(client, 400, 3)  # another agent's change: version 2
     assert await session.load() == 2 and session.doc_count == 403
     assert counted(client).downloads == [(1, 0)] and counted(client).patches == [(2, 1)]
-    assert [cached.version for cached in cached_versions(client.cache_dir / "faq")] == [2]  # the cache keeps the newest, as a load does
+    assert versions_in(client.cache_dir / "faq") == [2]  # the cache keeps the newest, as a load does
     await session.close()
 
 
@@ -89,7 +88,7 @@ async def test_the_file_a_loaded_index_serves_stays_when_a_session_fetches_a_new
     await publish(client, 50, 5)
     session = await client.session("faq")
     assert session.base_version == 2
-    assert loaded.exists() and [cached.version for cached in cached_versions(client.cache_dir / "faq")] == [2, 1]  # v1 still serves
+    assert loaded.exists() and versions_in(client.cache_dir / "faq") == [2, 1]  # v1 still serves
     assert client.get_loaded_version("faq") == 1 and (await client.query("faq", "note 3")).docs[0].id == "d3"
     downloads = list(counted(client).downloads)
     assert (await client.load_index("faq")).version == 2  # the session's version, from the cache

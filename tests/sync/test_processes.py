@@ -25,6 +25,7 @@ from mosslite.types import Manifest
 from mosslite.wire import from_answer
 from mosslite.transport.http import source_folder
 
+from ..cache.conftest import versions_in
 from ..client.conftest import Server, free_port
 from ..s3_proxy import FaultProxy
 from .test_refresh import publish
@@ -73,7 +74,7 @@ def test_two_processes_share_one_cache(server: Server, tmp_path: Path) -> None:
         assert report["errors"] == []
         assert report["final"] == 11 and report["queries"] > 100
     index_dir = home / "cache" / source_folder(server.url) / "p" / "faq"
-    assert [cached.version for cached in cached_versions(index_dir)] == [11]
+    assert versions_in(index_dir) == [11]
     manifest = json.loads((server.data / "storage" / "p" / "faq" / "manifest.json").read_text())
     assert sha256_file(cached_versions(index_dir)[0].path) == manifest["sha256"]
     assert [p.name for p in index_dir.iterdir() if p.name.endswith(".part") or ".tmp-" in p.name] == []
@@ -150,7 +151,7 @@ def test_client_killed_mid_download_keeps_previous_version(slow_server: Server, 
         finally:
             if child.poll() is None:
                 child.kill()
-        assert [cached.version for cached in cached_versions(index_dir)] == [1]  # the torn download has no final name
+        assert versions_in(index_dir) == [1]  # the torn download has no final name
         partial = part.stat().st_size
         assert 0 < partial < writer.get_index("slow-idx").doc_count * 10_000
 
@@ -159,7 +160,7 @@ def test_client_killed_mid_download_keeps_previous_version(slow_server: Server, 
             info = restarted.load_index("slow-idx")
             assert info.version == 2 and restarted.query("slow-idx", "marker").docs[0].metadata["v"] == "2"
         leftovers = [p.name for p in index_dir.iterdir() if p.name.endswith(".part") or ".tmp-" in p.name]
-        assert leftovers == [] and [cached.version for cached in cached_versions(index_dir)] == [2]
+        assert leftovers == [] and versions_in(index_dir) == [2]
         store = getattr(slow_server, "store_proxy", None)
         if store is not None:  # the restart resumed from the store, by link, with a Range request
             resumed = [(seen, status) for seen, status, _ in store.answered if "/slow-idx/0000000002.sqlite?" in seen.path]
@@ -233,7 +234,7 @@ def test_a_load_killed_after_linking_the_version_file_recovers(tmp_path: Path) -
     argv = as_an_ordinary_user([sys.executable, "-c", LOAD, str(home)])
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "1" and [cached.version for cached in cached_versions(cache)] == [1]
+    assert done.stdout.strip() == "1" and versions_in(cache) == [1]
 
 
 def test_making_another_users_file_read_only_is_only_attempted(tmp_path: Path) -> None:

@@ -14,7 +14,6 @@ import pytest
 
 from mosslite import DocumentInfo, QueryOptions, SwapEvent, SyncMossClient
 from mosslite.client.embedded import close_embedded_services
-from mosslite.cache.layout import cached_versions
 from mosslite.transport.http import source_folder
 from mosslite.errors import (
     IndexNotFoundError,
@@ -25,14 +24,10 @@ from mosslite.errors import (
 from mosslite.index.page_patch import PageMap
 from mosslite.sync.clock import ManualClock
 
-from ..cache.conftest import damage_docs_page
+from ..cache.conftest import damage_docs_page, versions_in
 from ..client.conftest import Server
 from .conftest import BOTH_STORAGES, MODEL, publish, stored, wait_for
 
-
-def versions_in(index_dir: Path) -> list[int]:
-    """The numbers of the versions the cache folder holds, newest first."""
-    return [cached.version for cached in cached_versions(index_dir)]
 
 
 def http_client(server: Server, home: Path, clock: ManualClock | None = None, key: str | None = None) -> SyncMossClient:
