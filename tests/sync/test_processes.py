@@ -140,10 +140,9 @@ def test_client_killed_mid_download_keeps_previous_version(slow_server: Server, 
             publish_docs(writer, "slow-idx", bulk(2, 1500), create=False)
             child.stdin.write(b"go\n")
             child.stdin.flush()
-            manifest = from_answer(Manifest, json.loads(slow_server.storage().read_bytes("p/slow-idx/manifest.json")))
-            part = part_path(version_path(index_dir, manifest))
+            # (Found by its number: the job completes before manifest.json is written.)
             deadline = time.monotonic() + 30
-            while not (part.exists() and part.stat().st_size > 300_000):
+            while not ((part := next(index_dir.glob("0000000002-*.sqlite.part"), None)) and part.stat().st_size > 300_000):
                 assert time.monotonic() < deadline and child.poll() is None
                 time.sleep(0.02)
             child.send_signal(signal.SIGKILL)
@@ -165,6 +164,8 @@ def test_client_killed_mid_download_keeps_previous_version(slow_server: Server, 
         if store is not None:  # the restart resumed from the store, by link, with a Range request
             resumed = [(seen, status) for seen, status, _ in store.answered if "/slow-idx/0000000002.sqlite?" in seen.path]
             assert [status for _, status in resumed] == [200, 206]
+        manifest = from_answer(Manifest, json.loads(slow_server.storage().read_bytes("p/slow-idx/manifest.json")))
+        assert part == part_path(version_path(index_dir, manifest))  # the part resumed had v2's name
         assert sha256_file(version_path(index_dir, manifest)) == manifest.sha256
 
 
