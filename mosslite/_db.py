@@ -8,8 +8,7 @@ one boundary, ``translating_sqlite_errors``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import apsw
@@ -129,19 +128,32 @@ def with_parameters(sql: str, count: int) -> str:
     return sql.format(parameters=", ".join("?" * count))
 
 
-@contextmanager
-def translating_sqlite_errors(path: Path | str, what: str = "index file") -> Iterator[None]:
-    """Turn apsw's exceptions about a damaged or foreign file into CorruptIndexError."""
-    try:
-        yield
-    except MossliteError:
-        raise
-    except (apsw.NotADBError, apsw.CorruptError) as exc:
-        raise CorruptIndexError(f"{path} is not a valid {what}: {exc}", path=str(path)) from exc
-    except apsw.SQLError as exc:
-        raise CorruptIndexError(f"{path} is not a mosslite {what}: {exc}", path=str(path)) from exc
-    except apsw.CantOpenError as exc:
-        raise CorruptIndexError(f"cannot open {path}: {exc}", path=str(path)) from exc
+class translating_sqlite_errors:  # (lower case: used as a function, ``with translating_sqlite_errors(path):``)
+    """Turn apsw's exceptions about a damaged or foreign file into CorruptIndexError.
+
+    A class, not a ``@contextmanager`` generator: entering and leaving costs ~0.4 us
+    instead of ~1.8, and a query's row fetch passes through it (index/reader.py)."""
+
+    __slots__ = ("path", "what")
+
+    def __init__(self, path: Path | str, what: str = "index file") -> None:
+        self.path = path
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None or isinstance(exc, MossliteError):
+            return False
+        path, what = self.path, self.what
+        if isinstance(exc, (apsw.NotADBError, apsw.CorruptError)):
+            raise CorruptIndexError(f"{path} is not a valid {what}: {exc}", path=str(path)) from exc
+        if isinstance(exc, apsw.SQLError):
+            raise CorruptIndexError(f"{path} is not a mosslite {what}: {exc}", path=str(path)) from exc
+        if isinstance(exc, apsw.CantOpenError):
+            raise CorruptIndexError(f"cannot open {path}: {exc}", path=str(path)) from exc
+        return False
 
 
 __all__ = [

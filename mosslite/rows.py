@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .filters import metadata_object
+from .filters import metadata_object, metadata_objects
 from .types import DocumentInfo, QueryResultDocumentInfo
 
 if TYPE_CHECKING:
@@ -94,14 +94,11 @@ def result_docs(rows: Sequence[DocRow], scores: np.ndarray, index_name: str) -> 
     """Ranked results: ``rows`` in rank order, ``scores`` alike."""
     return [
         QueryResultDocumentInfo(
-            id=doc_id,
-            text=text,
-            metadata=metadata_object(metadata),
-            score=score,
-            payload=payload,
-            index_name=index_name,
+            id=doc_id, text=text, metadata=metadata, score=score, payload=payload, index_name=index_name
         )
-        for (doc_id, text, metadata, payload), score in zip(rows, scores.tolist())
+        for (doc_id, text, _, payload), metadata, score in zip(
+            rows, metadata_objects([row[2] for row in rows]), scores.tolist()
+        )
     ]
 
 

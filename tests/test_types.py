@@ -115,6 +115,9 @@ def test_query_embedding_is_a_tuple_with_a_float32_copy() -> None:
         [1e308, float("inf")],
         [0.5, 1e39],  # float32 holds at most ~3.4e38: this was stored as infinity
         bytearray(b"\x01\x02"),
+        np.array([0.5, np.nan], dtype=np.float32),  # (float32 arrays are checked apart)
+        np.array([-np.inf, 0.5], dtype=np.float32),
+        np.array([[0.5, 0.5]], dtype=np.float32),
     ],
     ids=repr,
 )
@@ -136,6 +139,8 @@ def test_an_embedding_holds_only_numbers(embedding: object) -> None:
         ([np.float32(0.5), np.int64(2)], (0.5, 2.0)),
         (np.array([1, 2], dtype=np.uint8), (1.0, 2.0)),
         (np.array([0.5, 1.5], dtype=np.float16), (0.5, 1.5)),
+        (np.array([0.5, -2.0], dtype=np.float32), (0.5, -2.0)),
+        (np.array([3e38, -3e38], dtype=np.float32), (float(np.float32(3e38)), float(np.float32(-3e38)))),
         (np.array([0.5, 2], dtype=object), (0.5, 2.0)),
     ],
     ids=repr,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
@@ -86,7 +87,7 @@ class Embedder(ABC):
                 got=int(arr.shape[0]),
             )
         # One vector: a dot product is ~15 us cheaper than normalise_rows' np.linalg.norm.
-        return arr / max(float(np.sqrt(arr @ arr)), 1e-12)
+        return arr / max(math.sqrt(arr @ arr), 1e-12)
 
 
 def normalise_rows(matrix: np.ndarray) -> np.ndarray:

@@ -48,18 +48,21 @@ def rank(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Final (positions, scores), best first, at most ``top_k``: the vector and keyword
     candidates (``keyword(n)`` gives the best n keyword hits), fused."""
-    none = (np.empty(0, dtype=np.intp), np.empty(0))
-    keyword_want = max(top_k, CANDIDATES) if 0.0 < alpha < 1.0 else top_k
     # A zero vector (a query the model found no signal in) is similar to nothing: it
     # offers no candidates, rather than every document at cosine 0 in arbitrary order.
     has_vector = vector is not None and bool(vector.any())
+    none = (np.empty(0, dtype=np.intp), np.empty(0))
+    if alpha >= 1.0 and vector is not None:  # vector only (a given embedding, usually): nothing to fuse
+        if not has_vector:
+            return none
+        positions, cosines = vectors.top(vector, top_k, mask)
+        return positions, cosines.clip(0.0, 1.0)
+    keyword_want = max(top_k, CANDIDATES) if 0.0 < alpha < 1.0 else top_k
     vec_positions, vec_scores = vectors.top(vector, top_k, mask) if has_vector else none
     kw_positions, kw_scores = keyword(keyword_want) if alpha < 1.0 else none
     kw_norm = kw_scores / kw_scores[0] if len(kw_scores) and kw_scores[0] > 0 else np.zeros(len(kw_scores))
     if alpha <= 0.0 or vector is None:
         return kw_positions[:top_k], kw_norm[:top_k].clip(0.0, 1.0)
-    if alpha >= 1.0:
-        return vec_positions[:top_k], vec_scores[:top_k].clip(0.0, 1.0)
     # At most top_k + CANDIDATES positions: a set is cheaper than np.union1d (whose first
     # call also pays a lazy numpy import of ~90 ms, a cold-start cost users would see).
     union = np.fromiter(sorted(set(vec_positions.tolist()) | set(kw_positions.tolist())), dtype=np.intp)
