@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mosslite import DocumentInfo, Version, build_version
+from mosslite import DocumentInfo, Version, _fs, build_version
 from mosslite.embeddings.hashed import HashedNgramEmbedder
 
 from .client.conftest import Server, free_port
@@ -47,6 +47,22 @@ class CountingEmbedder(HashedNgramEmbedder):
 
 def faq_docs() -> list[DocumentInfo]:
     return [DocumentInfo(id=i, text=t, metadata=m, payload=f"payload:{i}") for i, t, m in FAQ]
+
+
+@pytest.fixture
+def written_back(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """The (start, length) of every sync_file_range call (_fs.WriteBehind), each made for real."""
+    real = _fs._sync_file_range()
+    if real is None:
+        pytest.skip("sync_file_range is Linux's")
+    calls: list[tuple[int, int]] = []
+
+    def recording(fd: int, start: int, length: int, flags: int) -> int:
+        calls.append((start, length))
+        return real(fd, start, length, flags)
+
+    monkeypatch.setattr(_fs, "_sync_file_range", lambda: recording)
+    return calls
 
 
 @pytest.fixture

@@ -92,6 +92,15 @@ def test_next_version_reembeds_only_new_or_changed_texts(tmp_path: Path, embedde
     assert IndexReader(v1).get_docs(ids=["ship-1"])[0].text == docs[2].text
 
 
+def test_the_next_version_starts_as_a_copy_of_its_base_written_back_as_it_goes(
+    tmp_path: Path, embedder: CountingEmbedder, written_back: list[tuple[int, int]]
+) -> None:
+    v1 = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs()).path
+    written_back.clear()
+    build(tmp_path / "v2.sqlite", embedder, 2, base=v1, upserts=[DocumentInfo(id="new-1", text="Gift cards never expire.")])
+    assert written_back == [(0, v1.stat().st_size)]  # (the base is smaller than one piece)
+
+
 def test_insert_without_upsert_on_existing_id_is_a_conflict(tmp_path: Path, embedder: CountingEmbedder) -> None:
     v1 = build(tmp_path / "v1.sqlite", embedder, upserts=faq_docs()).path
     with pytest.raises(ConflictError, match="upsert=True"):
