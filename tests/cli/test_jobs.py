@@ -7,6 +7,7 @@ embeds only once the test creates its gate file: no sleeping, no timing.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from mosslite.cli.config import Credentials
 from mosslite_cli_helpers import CLI, MODEL, WITH_TEST_MODELS, read_line
 
 GATED = "gated-hashed"
@@ -174,3 +176,18 @@ def test_a_second_mosslite_on_the_same_home_leaves_a_running_build_alone(
     out, err = building.communicate(timeout=120)
     assert building.returncode == 0, err
     assert json.loads(out)["status"] == "completed"
+
+
+def test_a_cancelled_main_task_reads_as_ctrl_c() -> None:
+    """Python 3.11's asyncio.run can let a Ctrl-C out as a CancelledError (the signal
+    between its handler's installation and its count's reset): the wait then still
+    ends as a Ctrl-C does. Here the task cancels itself, as that handler would."""
+
+    async def cancelled(client: object) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        await asyncio.sleep(1)
+
+    with pytest.raises(KeyboardInterrupt):
+        Credentials("p", "k", url="http://127.0.0.1:9").run(cancelled)
