@@ -42,15 +42,16 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-#: WriteBehind writes back (and copy_written_back copies) this many bytes at a time.
+#: copy_written_back copies and writes back this many bytes at a time.
 WRITE_BACK_BYTES = 8 << 20
 _WAIT_BEFORE, _WRITE, _WAIT_AFTER = 1, 2, 4  # sync_file_range(2)'s flags
 
 
-class WriteBehind:
-    """Writes a file that is being written out to disk a piece at a time, waiting for
-    each piece: call ``wrote(end)`` once the bytes before ``end`` reached the OS.
-    Where sync_file_range is missing (not Linux) it does nothing (``active`` is False).
+def copy_written_back(source: Path, dest: Path, *, piece_bytes: int = WRITE_BACK_BYTES) -> bool:
+    """Copy ``source`` to a new file ``dest`` a piece at a time, each piece on disk
+    before the next is copied (Linux), and return True; elsewhere copy it whole and
+    return False (the caller flushes it). A filesystem with reflinks may share the
+    bytes instead (copy_file_range), leaving nothing to write.
 
     Why: a version of 100k documents (228 MB) copied in one go moves its bytes
     through memory in ~65 ms and leaves them all to one flush. Queries in the same
@@ -59,43 +60,17 @@ class WriteBehind:
     (~0.6 s; benchmarks/hot_swap.py's interferers). Writing back after the whole copy
     did not help (1.46x): the burst of the copy is what the queries feel, and waiting
     for each piece's write paces it."""
-
-    def __init__(self, fd: int, piece_bytes: int = WRITE_BACK_BYTES) -> None:
-        self.fd, self.piece_bytes = fd, piece_bytes
-        self.written_back = 0
-        self._sync = _sync_file_range()
-
-    @property
-    def active(self) -> bool:
-        return self._sync is not None
-
-    def wrote(self, end: int, *, last: bool = False) -> None:
-        """Write back every whole piece before ``end`` not written back yet; with
-        ``last``, the rest too."""
-        if self._sync is None:
-            return
-        while end - self.written_back >= self.piece_bytes or (last and end > self.written_back):
-            length = min(self.piece_bytes, end - self.written_back)
-            if self._sync(self.fd, self.written_back, length, _WAIT_BEFORE | _WRITE | _WAIT_AFTER) != 0:
-                raise OSError(_errno(), "sync_file_range failed")
-            self.written_back += length
-
-
-def copy_written_back(source: Path, dest: Path, *, piece_bytes: int = WRITE_BACK_BYTES) -> bool:
-    """Copy ``source`` to a new file ``dest`` a piece at a time, each piece on disk
-    before the next is copied (``WriteBehind``), and return True; where that cannot
-    be done, copy it whole and return False (the caller flushes it). A filesystem with
-    reflinks may share the bytes instead (copy_file_range), leaving nothing to write."""
-    if _sync_file_range() is None:
+    sync_range = _sync_file_range()
+    if sync_range is None:
         shutil.copyfile(source, dest)
         return False
     with open(source, "rb") as src, open(dest, "wb") as dst:
-        behind = WriteBehind(dst.fileno(), piece_bytes)
         size = os.fstat(src.fileno()).st_size
         for start in range(0, size, piece_bytes):
-            end = min(start + piece_bytes, size)
-            _copy_range(src.fileno(), dst.fileno(), start, end - start)
-            behind.wrote(end, last=True)
+            length = min(piece_bytes, size - start)
+            _copy_range(src.fileno(), dst.fileno(), start, length)
+            if sync_range(dst.fileno(), start, length, _WAIT_BEFORE | _WRITE | _WAIT_AFTER) != 0:
+                raise OSError(_errno(), f"sync_file_range of {dest} failed")
     return True
 
 

@@ -51,7 +51,7 @@ def faq_docs() -> list[DocumentInfo]:
 
 @pytest.fixture
 def written_back(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """The (start, length) of every sync_file_range call (_fs.WriteBehind), each made for real."""
+    """The (start, length) of every sync_file_range call (_fs.copy_written_back), each made for real."""
     real = _fs._sync_file_range()
     if real is None:
         pytest.skip("sync_file_range is Linux's")

@@ -37,7 +37,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .._fs import CHUNK_BYTES, WriteBehind, in_background
+from .._fs import CHUNK_BYTES, in_background
 from ..errors import ChecksumMismatchError, CorruptIndexError
 
 MAP_MAGIC = b"MLPAGES1"
@@ -264,7 +264,6 @@ def apply_patch(base: Path, patch: Path, out: Path) -> str:
     ``base`` is only read."""
     digest = hashlib.sha256()
     with open(patch, "rb") as source, open(base, "rb") as old, open(out, "wb") as new:
-        behind = WriteBehind(new.fileno())  # (a whole file written in a burst stalls queries)
         page_size, count, size = _read_patch_header(source, patch)
         pages = _records(source, count, page_size, size, patch)
         upcoming = next(pages, None)
@@ -280,9 +279,6 @@ def apply_patch(base: Path, patch: Path, out: Path) -> str:
                     upcoming = next(pages, None)
             new.write(chunk)
             digest.update(chunk)
-            if behind.active:
-                new.flush()
-                behind.wrote(end, last=end == size)
         if upcoming is not None or source.read(1):
             raise _bad_patch(patch, "carries bytes after its last page")
     return digest.hexdigest()
