@@ -31,8 +31,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -207,17 +206,12 @@ class IndexReader:
 
     # -- connections ---------------------------------------------------------
 
-    @contextmanager
-    def _conn(self) -> Iterator[apsw.Connection]:
-        conn = self._borrow()
-        try:
-            yield conn
-        finally:
-            self._give_back(conn)
+    def _conn(self) -> _Lease:
+        """``with self._conn() as conn``: a pooled connection for the block."""
+        return _Lease(self)
 
     def _borrow(self) -> apsw.Connection:
-        """An idle connection of the pool, or a new one; ClosedError once closed. Each
-        borrow is given back (``_give_back``), as ``_conn`` does."""
+        """An idle connection of the pool, or a new one; ClosedError once closed."""
         with self._lock:
             self._check_open()
             if self._idle:
@@ -309,12 +303,8 @@ class IndexReader:
         """The rows of ``rowids``, in that order, fetched from the file."""
         if not rowids:
             return []
-        conn = self._borrow()  # (not ``_conn()``: each query passes here, and a generator costs ~3 us)
-        try:
-            with translating_sqlite_errors(self.path):
-                found = {r[0]: r[1:] for r in conn.execute(with_parameters(ROWS_BY_ROWID_SQL, len(rowids)), rowids)}
-        finally:
-            self._give_back(conn)
+        with self._conn() as conn, translating_sqlite_errors(self.path):
+            found = {r[0]: r[1:] for r in conn.execute(with_parameters(ROWS_BY_ROWID_SQL, len(rowids)), rowids)}
         try:
             return [found[rowid] for rowid in rowids]
         except KeyError as exc:
@@ -395,3 +385,20 @@ class IndexReader:
                     return out, (cursor_after if cursor_after < end else None)
         return out, None
 
+
+class _Lease:
+    """A connection of ``reader``'s pool, borrowed for a ``with`` block and given back
+    after it. A class, not a ``@contextmanager`` generator: each query takes one or
+    two (its rows, its keyword hits), and a generator cost ~3 us of them."""
+
+    __slots__ = ("reader", "conn")
+
+    def __init__(self, reader: IndexReader) -> None:
+        self.reader = reader
+
+    def __enter__(self) -> apsw.Connection:
+        self.conn = self.reader._borrow()
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        self.reader._give_back(self.conn)
