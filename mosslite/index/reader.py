@@ -12,11 +12,13 @@ Invariants (issue #2, issue #7):
   hits' rows by rowid (tens of microseconds); filters read the metadata on
   first use.
 - Vector search is exact over the in-memory matrix (measured faster than a
-  vec0 KNN scan; see benchmarks/query_latency.py): one matrix-vector product,
+  vec0 KNN scan; see benchmarks/query_latency.py): one matrix-vector product
+  (on mid-sized indexes over a transposed copy, which numpy's BLAS runs faster),
   or on large indexes (and mid-sized ones whose model embeds every query text)
   the 8-bit codes pick the rows to rescore (vectors/int8.py, rotated.py). Those
-  are made ready on a thread of their own while the first queries are served
-  by the exact scan (``wait_ready``); either way the answer is the same. Keyword
+  searches are made ready on a thread of their own while the first queries are
+  served by the plain scan (``wait_ready``); the transposed copy only once the
+  reader has answered a few queries. Either way the answer is the same. Keyword
   search scores FTS5's BM25 in numpy from the posting lists of the query's
   terms (keyword.py), and keeps recently asked terms' lists scored.
 - Thread-safe: queries share only read-only arrays; each SQLite access borrows
@@ -52,7 +54,8 @@ from .format import IndexMeta, read_meta
 from .keyword import Bm25, has_words
 from .postings import read_lengths
 from .ranking import rank
-from .vectors.choice import searches_in_8_bits, vector_search
+from .vectors import choice
+from .vectors.choice import scans_columns, searches_in_8_bits, vector_search
 from .vectors.exact import ExactScan, VectorSearch
 from .vectors.stored_codes import read_codebook, read_codes
 
@@ -88,7 +91,7 @@ class IndexReader:
         self, path: Path | str, *, embedder: Embedder | None = None, tracer: Tracer | None = None, search: bool = True
     ) -> None:
         """``search=False``: a reader for documents and filters only (the service's own),
-        which never makes the 8-bit search ready; its vector queries scan.
+        which never makes a faster search ready; its vector queries scan.
 
         ``path`` that is no path (5, None, a NUL in it) and an ``embedder`` that is not
         an Embedder are InvalidArgumentErrors, before anything is opened (issue #8)."""
@@ -127,25 +130,42 @@ class IndexReader:
         texts = weakref.WeakMethod(self._metadata_texts)
         self._columns = JsonColumns(len(self._rowids), lambda: texts()())  # type: ignore[misc]
         self._bm25 = Bm25(self._positions, lengths)
-        # Exact at once; the 8-bit search of a large index (its codes, onnxruntime's
-        # packed copies: ~0.15 s at 100k) is made ready beside the first queries.
+        # Exact at once. The 8-bit search of a large index (its codes, onnxruntime's packed
+        # copies: ~0.15 s at 100k) is made ready beside the first queries; the transposed
+        # copy of a mid-sized one once COLUMNS_AFTER_QUERIES queries were answered.
         self._vectors: VectorSearch = ExactScan(self._matrix)
         self._search_ready = threading.Event()
         self._search_error: BaseException | None = None
+        self._preparing = False
+        self._queries_to_prepare = 0  # > 0: the faster search waits for that many more queries
         _OPEN_READERS.add(self)
-        if search and searches_in_8_bits(matrix.nbytes, quiet=self.embedder.needs_the_cores):
-            # Not a daemon (which a thread made by a daemon, such as the blocking client's
-            # workers, would be by default): an interpreter that exited while this thread
-            # was in onnxruntime aborted the process (1M documents: ~1.5 s of building).
-            threading.Thread(target=self._prepare_search, args=(layout,), name="mosslite-search", daemon=False).start()
+        quiet = self.embedder.needs_the_cores
+        if search and searches_in_8_bits(matrix.nbytes, quiet=quiet):
+            self._start_preparing(layout)
+        elif search and scans_columns(matrix.nbytes, quiet=quiet):
+            self._queries_to_prepare = choice.COLUMNS_AFTER_QUERIES
         else:
             self._search_ready.set()
 
-    def _prepare_search(self, layout: vec0.Layout) -> None:
+    def _start_preparing(self, layout: vec0.Layout | None) -> None:
+        """Make the faster search on a thread of its own (once)."""
+        with self._lock:
+            if self._preparing or self._search_ready.is_set():
+                return
+            self._preparing = True
+            self._queries_to_prepare = 0
+        # Not a daemon (which a thread made by a daemon, such as the blocking client's
+        # workers, would be by default): an interpreter that exited while this thread
+        # was in onnxruntime aborted the process (1M documents: ~1.5 s of building).
+        threading.Thread(target=self._prepare_search, args=(layout,), name="mosslite-search", daemon=False).start()
+
+    def _prepare_search(self, layout: vec0.Layout | None) -> None:
         try:
-            with self._conn() as conn, translating_sqlite_errors(self.path):
-                codebook = read_codebook(conn)
-                codes = read_codes(conn, codebook, layout, self._bulk_connection) if codebook else None
+            codes = None
+            if layout is not None:  # (the transposed copy needs no codes)
+                with self._conn() as conn, translating_sqlite_errors(self.path):
+                    codebook = read_codebook(conn)
+                    codes = read_codes(conn, codebook, layout, self._bulk_connection) if codebook else None
             self._check_open()  # (closed meanwhile: nothing more to make)
             search = vector_search(self._matrix, codes=codes, quiet=self.embedder.needs_the_cores)
             if not self._closed:
@@ -153,7 +173,7 @@ class IndexReader:
         except ClosedError:
             pass
         except BaseException as exc:  # handed to wait_ready; queries keep the exact scan
-            log.error("%s: the 8-bit search could not be made ready: %s", self.path, exc)
+            log.error("%s: the faster vector search could not be made ready: %s", self.path, exc)
             self._search_error = exc
         finally:
             release_free_memory()  # what building it left in this thread's malloc arena (~20 MB at 100k)
@@ -166,7 +186,11 @@ class IndexReader:
     def wait_ready(self, timeout_s: float | None = None) -> bool:
         """Wait until queries use the fastest search for this index (a large index opens
         with an exact float32 scan and switches to its 8-bit codes ~0.15 s later, at
-        100k documents). Returns False on timeout; a damaged file raises its error."""
+        100k documents; a mid-sized one to a transposed copy, which this call makes
+        now if the reader has not answered enough queries yet: ~7 ms at 10k).
+        Returns False on timeout; a damaged file raises its error."""
+        if self._queries_to_prepare:
+            self._start_preparing(None)
         if not self._search_ready.wait(timeout_s):
             return False
         if self._search_error is not None:
@@ -285,6 +309,10 @@ class IndexReader:
             options.alpha, options.top_k, vector, self._vectors, lambda want: self._keyword(text, want, mask), mask
         )
         docs = self._result_docs(positions, scores)
+        if self._queries_to_prepare:
+            self._queries_to_prepare -= 1  # (threads racing here at worst start it a query late)
+            if self._queries_to_prepare <= 0:
+                self._start_preparing(None)
         return SearchResult(
             docs=docs,
             query=text,

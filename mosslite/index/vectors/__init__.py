@@ -6,7 +6,8 @@ those above it in this list, and ``index.topk``):
 
 - ``codes``: the rows rotated onto their principal directions, in 8 bits
   (``Codebook``, ``Codes``); ``stored_codes``: them in the index file.
-- ``exact``: ``VectorSearch`` (what every search offers) and ``ExactScan``.
+- ``exact``: ``VectorSearch`` (what every search offers), ``ExactScan`` and
+  ``ColumnScan`` (the same product over a transposed copy).
 - ``integer_product``: q @ M in int32 by onnxruntime, checked exact.
 - ``int8``: ``Int8Prefilter``, an 8-bit copy bounds every score, float32 rescores.
 - ``rotated``: ``PrincipalScreen``, the int8 search on rotated rows, head first.

@@ -1,10 +1,12 @@
 """Which exact vector search serves a matrix, chosen by its size: the float32 scan
-(exact.py), the int8 prefilter (int8.py) or the screen on rotated rows (rotated.py).
+(exact.py; over a transposed copy on mid-sized matrices), the int8 prefilter
+(int8.py) or the screen on rotated rows (rotated.py).
 
 It sits above them all, so that choosing needs none of them to import another
-(issue #9). The size thresholds are here, read at call time, with the two
-questions others ask of them: the reader (``searches_in_8_bits``: make the
-8-bit search ready?) and the builder (``wants_codes``: store the codes?).
+(issue #9). The size thresholds are here, read at call time, with the questions
+others ask of them: the reader (``searches_in_8_bits``: make the 8-bit search
+ready after opening? ``scans_columns``: make a transposed copy once it has answered
+COLUMNS_AFTER_QUERIES queries?) and the builder (``wants_codes``: store the codes?).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .codes import Codes
-from .exact import ExactScan, VectorSearch
+from .exact import ColumnScan, ExactScan, VectorSearch
 from .int8 import Int8Prefilter
 from .integer_product import product_is_exact
 from .rotated import PrincipalScreen
@@ -23,6 +25,17 @@ from .rotated import PrincipalScreen
 #: against 0.20 / 0.35 int8; 20k 0.56 / 0.60 against 0.33 / 0.54; 50k 2.9 against
 #: 0.7 / 1.2; 100k 7.5 against 1.7 (benchmarks/query_latency.py has the 10k/100k rows).
 PREFILTER_MIN_BYTES = 30 << 20
+#: From this size up to PREFILTER_MIN_BYTES the float32 scan runs over a transposed
+#: copy (exact.py's ColumnScan), for a second copy of the vectors. Below it numpy's
+#: two threads give the plain product as fast (6k x 384, 8.8 MB: 121 against 126 us;
+#: 8k: 164 against 150; 10k: 218 against 168; with one BLAS thread the copy wins from
+#: 2k rows, 77 against 60 us).
+COLUMNS_MIN_BYTES = 8 << 20
+#: A reader makes its transposed copy once it has answered this many queries: a process
+#: that asks one question (``mosslite query``) does not pay for it. Made beside the first
+#: query, at 10k x 384 (~7-12 ms of CPU), it slowed a fresh process' open + first query
+#: from ~23 to ~30 ms on 2 cores; each later vector query saves ~0.05-0.2 ms.
+COLUMNS_AFTER_QUERIES = 16
 #: When the reader's embedder runs a model for every query text, the int8 search
 #: takes over from this size: numpy's product over more than ~1.5k rows runs on
 #: OpenBLAS's threads, which keep spinning for tens of ms afterwards and took a
@@ -47,7 +60,8 @@ def vector_search(matrix: np.ndarray, *, codes: Codes | None = None, quiet: bool
     """The fastest exact search for this matrix: the int8 prefilter on large ones (from
     QUIET_MIN_BYTES when ``quiet``: a model shares the cores with every query), and
     the screen on rotated rows on larger ones, or whenever the index file holds the
-    rows' ``codes`` (then nothing is computed here)."""
+    rows' ``codes`` (then nothing is computed here); the float32 scan on the others,
+    over a transposed copy from COLUMNS_MIN_BYTES."""
     if searches_in_8_bits(matrix.nbytes, quiet=quiet) and product_is_exact():
         if codes is not None:
             return PrincipalScreen(matrix, codes)
@@ -55,6 +69,8 @@ def vector_search(matrix: np.ndarray, *, codes: Codes | None = None, quiet: bool
         if matrix.nbytes >= SCREEN_MIN_BYTES and splits:
             return PrincipalScreen.build(matrix)
         return Int8Prefilter(matrix)
+    if _mid_sized(matrix.nbytes):
+        return ColumnScan(matrix)
     return ExactScan(matrix)
 
 
@@ -62,6 +78,15 @@ def searches_in_8_bits(nbytes: int, *, quiet: bool = False) -> bool:
     """Whether float32 vectors of ``nbytes`` are searched through 8-bit codes (``quiet``:
     the reader's model embeds every query text)."""
     return nbytes >= (QUIET_MIN_BYTES if quiet else PREFILTER_MIN_BYTES)
+
+
+def scans_columns(nbytes: int, *, quiet: bool = False) -> bool:
+    """Whether float32 vectors of ``nbytes`` are scanned over a transposed copy."""
+    return not searches_in_8_bits(nbytes, quiet=quiet) and _mid_sized(nbytes)
+
+
+def _mid_sized(nbytes: int) -> bool:
+    return COLUMNS_MIN_BYTES <= nbytes < PREFILTER_MIN_BYTES
 
 
 def wants_codes(rows: int, dimension: int, *, quiet: bool = False) -> bool:
