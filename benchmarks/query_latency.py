@@ -32,8 +32,10 @@ What each row measures (milliseconds per call, >= 300 calls, after warm-up)
 Series are measured round-robin (query i of every mode, then query i + 1), so
 load from other processes hits them alike and the "vs numpy" ratios stay
 meaningful on a shared machine; the load average is printed before and after.
-There are five such groups: numpy + vector (the matrix stays in the CPU cache,
-as in a tight query loop: 15 MB at 10k fits a 32 MB L3), the same with the
+There are five such groups: numpy + vector (the vectors stay in the CPU cache,
+as in a tight query loop: 15 MB at 10k fits a 32 MB L3; in turns of 25 calls,
+because from 8 MB the reader scans its own transposed copy, and single calls in
+turn had each evict the other's 15 MB), the same with the
 caches flushed before each call (below), vec0 alone, the reader's modes with
 the keyword parts (there, FTS pages and the matrix compete for the cache), and
 the whole-matrix products (kept apart: OpenBLAS threads spin after a large
@@ -41,7 +43,10 @@ product and slow onnxruntime's int8 product next to them).
 
 - numpy brute force: ``M @ q`` over the reader's own hydrated matrix, then
   ``argpartition`` + sort of the top 5. No Python objects, no texts fetched:
-  the floor for exact vector search in this process.
+  the floor for exact vector search in this process over the (n, d) matrix
+  numpy users hold (``np.load``). From ``vectors.choice.COLUMNS_MIN_BYTES``
+  (8 MB) up to 30 MB the reader scans a transposed copy instead (``q @ Mt``,
+  which OpenBLAS runs faster; "where hybrid time goes" times both products).
 - sqlite-vec vec0 KNN: ``SELECT rowid, distance FROM docs_vec WHERE embedding
   MATCH ? AND k = 5`` on the same file (what the reader would cost if it
   searched in SQL instead of in memory).
@@ -63,9 +68,10 @@ product and slow onnxruntime's int8 product next to them).
   each query follows the FTS5 baselines and finds the caches cold.
 - end-to-end hybrid: ``reader.query(text, QueryOptions(top_k=5))`` with the
   reader's embedder set to moss-minilm, cache cold: embedding + retrieval.
-- where hybrid time goes: ``M @ q`` alone; the reader's three exact vector
+- where hybrid time goes: ``M @ q`` and ``q @ Mt`` alone; the reader's exact vector
   searches forced at this size, top 5 (a hybrid query's vector candidates are
-  its top_k; see index/ranking.py): the float32 scan, the int8 prefilter with
+  its top_k; see index/ranking.py): the float32 scan, over the (n, d) matrix and
+  over its transposed copy, the int8 prefilter with
   float32 rescoring that the reader uses from ``vectors.choice.PREFILTER_MIN_BYTES`` of
   vectors (30 MB), and the rotated int8 copy whose first half decides most
   queries (index/vectors/rotated.py), used from ``vectors.choice.SCREEN_MIN_BYTES`` (64 MB);
@@ -138,7 +144,7 @@ from mosslite import FORMAT_VERSION, DocumentInfo, IndexReader, QueryOptions, Ve
 from mosslite._db import connect  # noqa: E402
 from mosslite.index.keyword import KEYWORD_SQL, match_expression  # noqa: E402
 from mosslite.index.ranking import CANDIDATES  # noqa: E402
-from mosslite.index.vectors.exact import ExactScan  # noqa: E402
+from mosslite.index.vectors.exact import ColumnScan, ExactScan  # noqa: E402
 from mosslite.index.vectors.int8 import Int8Prefilter  # noqa: E402
 from mosslite.index.vectors.rotated import PrincipalScreen  # noqa: E402
 
@@ -157,6 +163,8 @@ TOP_K = 5
 HYBRID_ALPHA = 0.8
 #: Other memory read (untimed) before each call of the "caches flushed" rows: twice a 32 MB L3.
 FLUSH_BYTES = 64 << 20
+#: The tight-loop group (numpy vs the vector query) runs in blocks of this many calls per series.
+TIGHT_LOOP_BLOCK = 25
 CATEGORIES = ("books", "music", "garden", "toys", "tools", "sports", "health", "kitchen", "office", "travel")
 EQ_FILTER = {"field": "category", "condition": {"$eq": "garden"}}
 GT_FILTER = {"field": "price", "condition": {"$gt": 60}}
@@ -325,8 +333,9 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
     long_vecs = unit_rows(np.random.default_rng(seed + 7).standard_normal((len(long_texts), DIM)))
     long_queries = [Query(t, v) for t, v in zip(long_texts, long_vecs)]
 
-    # The reader's three exact vector searches, each forced (it picks by size).
-    scan, prefilter, screen = ExactScan(matrix), Int8Prefilter(matrix), PrincipalScreen.build(matrix)
+    # The reader's exact vector searches, each forced (it picks by size).
+    scan, columns = ExactScan(matrix), ColumnScan(matrix)
+    prefilter, screen = Int8Prefilter(matrix), PrincipalScreen.build(matrix)
 
     # Baseline 1: numpy over the reader's own matrix.
     def numpy_top(q: np.ndarray) -> np.ndarray:
@@ -379,7 +388,9 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
     # keeps its threads spinning for a while after a large product, and they take
     # the cores that onnxruntime's int8 product (the reader's, at 100k) needs:
     # measured, hybrid at 100k went from ~2.9 to ~4.2 ms p50 beside them.
-    ms = time_interleaved({"numpy": (numpy_top, vectors), "vector": (run(1.0), queries)})
+    # In blocks of 25 calls: from 8 MB the reader scans its transposed copy, not the matrix
+    # numpy reads, and one call of each in turn had each evict the other from the cache.
+    ms = time_interleaved({"numpy": (numpy_top, vectors), "vector": (run(1.0), queries)}, block=TIGHT_LOOP_BLOCK)
     other_work = np.ones(FLUSH_BYTES // 4, dtype=np.float32)
     int8_reader = IndexReader(path)
     int8_reader.wait_ready()
@@ -421,7 +432,9 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
     ms |= time_interleaved(
         {
             "matvec": (lambda v: matrix @ v, vectors),
+            "matvec_turned": (lambda v: v @ columns.columns, vectors),
             "scan": (lambda v: scan.top(v, TOP_K, None), vectors),
+            "columns": (lambda v: columns.top(v, TOP_K, None), vectors),
             "prefilter": (lambda v: prefilter.top(v, TOP_K, None), vectors),
             "screen": (lambda v: screen.top(v, TOP_K, None), vectors),
         }
@@ -477,7 +490,9 @@ def measure_size(n: int, args: argparse.Namespace, minilm: Any) -> dict[str, Any
     ]
     components = [
         Row("M @ q alone", Percentiles.of(ms["matvec"])),
+        Row("q @ Mt alone (Mt: the transposed copy)", Percentiles.of(ms["matvec_turned"])),
         Row(f"vector top-{TOP_K}, float32 scan", Percentiles.of(ms["scan"])),
+        Row(f"vector top-{TOP_K}, float32 scan, transposed copy", Percentiles.of(ms["columns"])),
         Row(f"vector top-{TOP_K}, int8 prefilter + rescore", Percentiles.of(ms["prefilter"])),
         Row(f"vector top-{TOP_K}, rotated int8, head first", Percentiles.of(ms["screen"])),
         Row("keyword top-100 from postings, short", Percentiles.of(ms["postings_short"])),
