@@ -27,170 +27,28 @@ Invariants (issue #8: hostile input never crashes):
   is not a number and matches no numeric comparison.
 - Values compare exactly as Python strings: a NUL is a character like any other,
   so ``"returns\x00"`` never equals ``"returns"`` (numpy's fixed-width ``str_``
-  pads with NULs and would drop a trailing one; see ``FieldColumn``). A field or
+  pads with NULs and would drop a trailing one; see metadata_columns.py). A field or
   value holding a lone surrogate, which no stored document can, is refused.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import math
 import sys
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from .errors import CorruptIndexError, InvalidFilterError
+from .errors import InvalidFilterError
+from .metadata_columns import Columns, FieldColumn, as_latlng, as_number, holds_nul
 
 EARTH_RADIUS_M = 6_371_008.8
 COMPARISONS = ("$gt", "$gte", "$lt", "$lte")
 OPERATORS = ("$eq", "$ne", "$in", "$nin", *COMPARISONS, "$near")
 #: Levels of $and/$or a filter may nest: far more than a person writes, far less than the stack holds.
 MAX_DEPTH = 32
-
-
-@dataclass(frozen=True)
-class FieldColumn:
-    """One metadata field across all documents of an index, in row order.
-
-    ``strings`` is numpy's fixed-width ``str_`` (fast to compare) unless a value
-    holds a NUL: ``str_`` pads with NULs, so "a\x00" would read back, and compare,
-    as "a". Such a column keeps Python strings (``object``), compared exactly
-    (issue #8); finding out costs one join of the values (~0.5 ms at 100k)."""
-
-    present: np.ndarray  # bool
-    strings: np.ndarray  # str_ (object if a value holds a NUL), "" where absent
-
-    @classmethod
-    def from_values(cls, values: Sequence[str | None]) -> FieldColumn:
-        present = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
-        texts = [v if v is not None else "" for v in values]
-        strings = np.array(texts, dtype=object if _holds_nul(texts) else np.str_)
-        return cls(present=present, strings=strings)
-
-    @functools.cached_property
-    def exact_strings(self) -> np.ndarray:
-        """``strings`` as Python strings: what a value holding a NUL is compared with."""
-        return self.strings if self.strings.dtype == object else self.strings.astype(object)
-
-    @functools.cached_property
-    def numbers(self) -> np.ndarray:
-        """float64, NaN where absent or not a number. Only comparisons with a number
-        need it, and a field of words costs an exception per document to find out
-        (~150 ms at 100k documents): worked out on the first such comparison."""
-        return np.fromiter(
-            (_number(v) if p else math.nan for v, p in zip(self.strings.tolist(), self.present.tolist())),
-            dtype=np.float64,
-            count=len(self.strings),
-        )
-
-    def latlng(self) -> tuple[np.ndarray, np.ndarray]:
-        pairs = [_latlng(s) if p else None for s, p in zip(self.strings.tolist(), self.present.tolist())]
-        lat = np.array([p[0] if p else np.nan for p in pairs], dtype=np.float64)
-        lng = np.array([p[1] if p else np.nan for p in pairs], dtype=np.float64)
-        return lat, lng
-
-
-class Columns(Protocol):
-    """What a filter reads: the row count and one column per metadata field."""
-
-    def __len__(self) -> int: ...
-
-    def column(self, field: str) -> FieldColumn: ...
-
-
-class DictColumns:
-    """Columns over a list of metadata dicts (a session's rows, a test's documents)."""
-
-    def __init__(self, metadata: Sequence[Mapping[str, str]]) -> None:
-        self._metadata = metadata
-        self._cache: dict[str, FieldColumn] = {}
-
-    def __len__(self) -> int:
-        return len(self._metadata)
-
-    def column(self, field: str) -> FieldColumn:
-        col = self._cache.get(field)
-        if col is None:
-            col = self._cache[field] = FieldColumn.from_values([m.get(field) for m in self._metadata])
-        return col
-
-
-class JsonColumns:
-    """Columns over metadata held as JSON texts (an index file's ``docs.metadata``).
-
-    The texts are read (``load``, in row order) and parsed on the first filter, in one
-    ``json.loads`` of all of them joined (at 100k documents 135 ms, against 406 for
-    one call per document), into one list of values per field; each field's list
-    becomes its column when a filter first asks for it. Neither the texts nor the
-    parsed dicts are kept: with the dicts, the first filter added 54 MB of resident
-    memory at 100k benchmark documents; without, 27. An index that is never
-    filtered never reads them (issue #7: opening reads no per-document objects).
-    """
-
-    def __init__(self, count: int, load: Callable[[], Sequence[str]]) -> None:
-        self._count = count
-        self._load = load
-        self._values: dict[str, list[str | None]] | None = None
-        self._cache: dict[str, FieldColumn] = {}
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return self._count
-
-    def column(self, field: str) -> FieldColumn:
-        col = self._cache.get(field)
-        if col is None:
-            with self._lock:
-                col = self._cache.get(field)
-                if col is None:
-                    if self._values is None:
-                        self._values = values_by_field(self._load())
-                    values = self._values.pop(field, None) or [None] * self._count
-                    col = self._cache[field] = FieldColumn.from_values(values)
-        return col
-
-
-def values_by_field(texts: Sequence[str]) -> dict[str, list[str | None]]:
-    """For each metadata field, its value in every document (None where absent)."""
-    values: dict[str, list[str | None]] = {}
-    for row, metadata in enumerate(metadata_objects(texts)):
-        for field, value in metadata.items():
-            column = values.get(field)
-            if column is None:
-                column = values[field] = [None] * len(texts)
-            column[row] = value
-    return values
-
-
-def metadata_objects(texts: Sequence[str]) -> list[dict[str, str]]:
-    """Documents' stored metadata texts as dicts, parsed as one JSON array: one
-    ``json.loads`` is faster than one per text (a query's 5 results: ~13 -> ~6 us).
-    Should the joined text not give one object per text, each is parsed alone, and
-    the first that is not an object raises as in ``metadata_object``."""
-    try:
-        parsed = json.loads("[" + ",".join(texts) + "]")
-    except (TypeError, ValueError):
-        parsed = None
-    if parsed is None or len(parsed) != len(texts) or not all(type(m) is dict for m in parsed):
-        return [metadata_object(text) for text in texts]
-    return parsed
-
-
-def metadata_object(text: str) -> dict[str, str]:
-    """A document's stored metadata as a dict. Anything else is a damaged file (the
-    schema's CHECK refuses it), reported as such rather than as a JSON error."""
-    try:
-        value = json.loads(text)
-    except (TypeError, ValueError):
-        value = None
-    if not isinstance(value, dict):
-        raise CorruptIndexError(f"a document's metadata is not a JSON object: {str(text)[:80]!r}")
-    return value
 
 
 class Filter:
@@ -306,7 +164,7 @@ def _compile_condition(field: Any, condition: Any, where: str) -> Filter:
         if op not in OPERATORS:
             raise InvalidFilterError(f"{where}: unknown operator {op!r}; use one of {' '.join(OPERATORS)}")
         operand = _operand(op, value, f"{where}.condition.{op}")
-        if _holds_nul(operand):
+        if holds_nul(operand):
             parts.append(_Condition(field, op, _exact_operand(operand), exact=True))
         else:
             parts.append(_Condition(field, op, operand))
@@ -331,25 +189,12 @@ def _object_scalar(text: str) -> np.ndarray:
     return out
 
 
-def _holds_nul(value: Any) -> bool:
-    """Whether a value (an operand, or a column's texts) holds a NUL anywhere."""
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, tuple):  # (text, number) of a comparison; $near's floats
-        return any(_holds_nul(v) for v in value)
-    if isinstance(value, np.ndarray):
-        return value.dtype == object
-    if isinstance(value, list):
-        return "\x00" in "".join(value)
-    return False
-
-
 def _operand(op: str, value: Any, where: str) -> Any:
     if op in ("$in", "$nin"):
         if not isinstance(value, (list, tuple)):
             raise InvalidFilterError(f"{where} takes a list of values")
         texts = [_scalar(v, where) for v in value]
-        return np.array(texts, dtype=object if _holds_nul(texts) else np.str_)
+        return np.array(texts, dtype=object if holds_nul(texts) else np.str_)
     if op == "$near":
         parsed = _near(value)
         if parsed is None:
@@ -357,7 +202,7 @@ def _operand(op: str, value: Any, where: str) -> Any:
         return parsed
     text = _scalar(value, where)
     if op in COMPARISONS:
-        number = _number(text)
+        number = as_number(text)
         return text, None if math.isnan(number) else number
     return text
 
@@ -392,32 +237,12 @@ def _fits_float64(value: int) -> bool:
     return True
 
 
-def _number(value: str | None) -> float:
-    if value is None:
-        return math.nan
-    try:
-        number = float(value)
-    except ValueError:
-        return math.nan
-    return number if math.isfinite(number) else math.nan
-
-
-def _latlng(value: str) -> tuple[float, float] | None:
-    parts = value.split(",")
-    if len(parts) != 2:
-        return None
-    lat, lng = (_number(p.strip()) for p in parts)
-    if math.isnan(lat) or math.isnan(lng) or not (-90 <= lat <= 90 and -180 <= lng <= 180):
-        return None
-    return lat, lng
-
-
 def _near(value: Any) -> tuple[float, float, float] | None:
     if not isinstance(value, str):
         return None
     lat_lng, _, radius = value.rpartition(",")
-    point = _latlng(lat_lng)
-    radius_m = _number(radius.strip())
+    point = as_latlng(lat_lng)
+    radius_m = as_number(radius.strip())
     if point is None or math.isnan(radius_m) or radius_m < 0:
         return None
     return point[0], point[1], radius_m

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .filters import metadata_object, metadata_objects
+from .metadata_columns import metadata_object, metadata_objects
 from .types import DocumentInfo, QueryResultDocumentInfo
 
 if TYPE_CHECKING:

@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from mosslite.errors import CorruptIndexError, InvalidFilterError
-from mosslite.filters import MAX_DEPTH, Columns, DictColumns, JsonColumns, compile_filter
+from mosslite.filters import MAX_DEPTH, compile_filter
+from mosslite.metadata_columns import Columns, DictColumns, JsonColumns
 
 ROWS = [
     {"category": "audio", "price": "129.99", "loc": "52.5200,13.4050", "name": "b"},  # Berlin

@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 from mosslite import DocumentInfo, MutationOptions, QueryOptions
 from mosslite._db import read_schema
 from mosslite.errors import InvalidArgumentError, InvalidFilterError, InvalidNameError, MossliteError
-from mosslite.filters import EARTH_RADIUS_M, OPERATORS, DictColumns, JsonColumns, compile_filter
+from mosslite.filters import EARTH_RADIUS_M, OPERATORS, compile_filter
+from mosslite.metadata_columns import DictColumns, JsonColumns
 from mosslite.changeset import decode, record, row_of, with_full_rows
 from mosslite.validation import MAX_NAME_CHARS, validate_name
 from mosslite.wire import docs_from_json

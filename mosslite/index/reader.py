@@ -45,7 +45,8 @@ from .._fs import check_path
 from .._memory import release_free_memory
 from ..embeddings import Embedder, get_embedder
 from ..errors import ClosedError, CorruptIndexError, InvalidArgumentError, NotFoundError
-from ..filters import Filter, JsonColumns, compile_filter
+from ..filters import Filter, compile_filter
+from ..metadata_columns import JsonColumns
 from ..rows import LAST_ROWID_SQL, METADATA_SQL, ROWS_BY_ROWID_SQL, DocRow, doc_bytes, result_docs, rows_from, stored_doc
 from ..types import DEFAULT_PAGE_DOCS, PAGE_BYTES, DocumentInfo, QueryOptions, QueryResultDocumentInfo, SearchResult, options_or_default
 from ..validation import check_ids

@@ -27,7 +27,8 @@ import numpy as np
 
 from ..embeddings import Embedder
 from ..errors import CorruptIndexError, InvalidArgumentError
-from ..filters import DictColumns, Filter, compile_filter
+from ..filters import Filter, compile_filter
+from ..metadata_columns import DictColumns
 from ..index.keyword import has_words, keyword_hits
 from ..index.ranking import rank
 from ..index.vectors.exact import ExactScan

@@ -8,7 +8,8 @@ import math
 import pytest
 
 from mosslite.errors import InvalidDocumentError
-from mosslite.filters import DictColumns, compile_filter
+from mosslite.filters import compile_filter
+from mosslite.metadata_columns import DictColumns
 from mosslite.integrations.metadata import condition, from_payload, metadata_strings, payload_json
 
 
