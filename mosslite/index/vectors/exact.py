@@ -34,9 +34,13 @@ class ExactScan:
         self.matrix = matrix
 
     def top(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        sims = self.matrix @ q
+        sims = self.all_similarities(q)
         positions = top_positions(sims, mask, k)
         return positions, sims[positions]
+
+    def all_similarities(self, q: np.ndarray) -> np.ndarray:
+        """Float32 cosines of ``q`` with every row, in row order."""
+        return self.matrix @ q
 
     def similarities(self, q: np.ndarray, positions: np.ndarray) -> np.ndarray:
         return self.matrix[positions] @ q
@@ -71,10 +75,8 @@ class ColumnScan(ExactScan):
         super().__init__(matrix)
         self.columns = transposed(matrix)
 
-    def top(self, q: np.ndarray, k: int, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        sims = q @ self.columns
-        positions = top_positions(sims, mask, k)
-        return positions, sims[positions]
+    def all_similarities(self, q: np.ndarray) -> np.ndarray:
+        return q @ self.columns
 
 
 def transposed(matrix: np.ndarray) -> np.ndarray:
