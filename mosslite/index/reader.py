@@ -114,7 +114,7 @@ class IndexReader:
             self.meta: IndexMeta = read_meta(conn, self.path)
             self.embedder = embedder or get_embedder(self.meta.model_id, dimension=self.meta.dimension)
             layout = vec0.read_layout(conn)
-            matrix = vec0.read_matrix(conn, layout, self.meta.dimension)
+            matrix = self._read_matrix(conn, layout)
             lengths = read_lengths(conn)
         if len(layout) != self.meta.doc_count:
             raise CorruptIndexError(
@@ -147,6 +147,14 @@ class IndexReader:
             self._queries_to_prepare = choice.COLUMNS_AFTER_QUERIES
         else:
             self._search_ready.set()
+
+    def _read_matrix(self, conn: apsw.Connection, layout: vec0.Layout) -> np.ndarray:
+        """The vectors, read by two threads if there are many (vec0.read_matrix) through a
+        second connection of the pool, which concurrent queries use later."""
+        if not vec0.reads_in_two(4 * len(layout) * self.meta.dimension):
+            return vec0.read_matrix(conn, layout, self.meta.dimension)
+        with self._conn() as helper:
+            return vec0.read_matrix(conn, layout, self.meta.dimension, helper=helper)
 
     def _start_preparing(self, layout: vec0.Layout | None) -> None:
         """Make the faster search on a thread of its own (once)."""
