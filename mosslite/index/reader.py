@@ -208,13 +208,15 @@ class IndexReader:
 
     def warm_from(self, other: IndexReader) -> None:
         """Learn from ``other`` (the version this one replaces) before taking its place: the
-        posting lists its queries asked for most recently are read and scored here, and
+        posting lists its queries asked for most recently are read and scored here, what
+        its vector search made for its queries is made here (rotated.py's tail), and
         one vector query runs, so the first queries after a swap do not pay for a cold
         reader (~10 ms, not ~3.5, for the first hybrid query at 100k documents)."""
         terms = other._bm25.hot_terms()
         if terms:
             with self._conn() as conn, translating_sqlite_errors(self.path):
                 self._bm25.warm(conn, terms)
+        self._vectors.warm_like(other._vectors)
         if len(self._matrix):
             self.query(self._matrix[0], QueryOptions(top_k=1))
 

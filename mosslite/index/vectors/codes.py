@@ -138,8 +138,9 @@ class Codes:
 
     def release(self) -> bool:
         """Give the pages of ``codes`` back to the system (the array reads as zeros
-        until ``restore``). For when onnxruntime has packed copies of its own."""
-        if self.pages is None or not len(self):
+        until ``restore``). For when onnxruntime has packed copies of its own; only
+        codes that can be read again are given back."""
+        if self.pages is None or self.reread is None or not len(self):
             return False
         self.pages.madvise(mmap.MADV_DONTNEED)
         return True

@@ -26,6 +26,11 @@ class VectorSearch(Protocol):
         """Float32 cosines of ``q`` with the given rows (hybrid fusion needs them for keyword hits)."""
         ...
 
+    def warm_like(self, other: VectorSearch) -> None:
+        """Make ready now what ``other`` (the search of the version this one replaces)
+        had to make for its queries, so that the first of them here does not wait for it."""
+        ...
+
 
 class ExactScan:
     """One float32 matrix-vector product over every row."""
@@ -50,6 +55,9 @@ class ExactScan:
         sims = self.matrix[rows] @ q
         best = top_positions(sims, None, k)
         return rows[best], sims[best]
+
+    def warm_like(self, other: VectorSearch) -> None:
+        """Nothing: this search makes nothing as it goes."""
 
 
 #: Rows moved per step when transposing: a block is read and written while it is in

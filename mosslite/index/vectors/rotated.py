@@ -26,7 +26,9 @@ For the benchmark's 100k vectors, ~500 (the query's cluster).
 When many rows pass (vectors spread evenly over all directions, or a query far
 from every row) the tail is read too: head + tail is the whole rotated int8
 product, bounded and rescored exactly as Int8Prefilter does. Either way the
-answer is the float32 answer.
+answer is the float32 answer. The tail's onnxruntime session (its packed copy:
+half of the codes' memory) is made once a query first needs it, on a thread of
+its own; until it is ready such queries take the float32 scan.
 
 Rounding in float32 (rotating rows and query, their norms) is covered by
 ROTATION_SLACK, above its worst case for the dimensions used here. The codes
@@ -37,14 +39,19 @@ in memory.
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
+from typing import Any
 
 import numpy as np
 
 from .codes import ROTATION_SLACK, Codes
-from .exact import ExactScan
+from .exact import ExactScan, VectorSearch
 from .int8 import FLOAT_SLACK, leaders, quantised_query, rows_in_reach
 from .integer_product import integer_product_session
+
+log = logging.getLogger("mosslite.index")
 
 #: Past this many rows left by the head, reading the tail costs less than
 #: rescoring them (~0.7 us per row gathered in float32, after other work).
@@ -74,34 +81,78 @@ class PrincipalScreen(ExactScan):
         self.head_l1_max = float(self.head_l1.max()) if rows else 0.0
         self.l1_max = float(self.l1.max()) if rows else 0.0
         # Two row blocks of one d x n array: each is C-contiguous, as onnxruntime needs.
+        self._codes = codes
         self._head, self._tail = codes.codes[: self.head], codes.codes[self.head :]
         self._head_session = integer_product_session(self._head)
-        self._tail_session = integer_product_session(self._tail)
-        self.codes_released = self._release(codes)
+        # The tail's product is made once a query needs it (see _start_tail).
+        self._tail_session: Any = None
+        self._tail_lock = threading.Lock()
+        self._tail_started = False
+        self._tail_ready = threading.Event()
+        self.codes_released = self._release(self._head_session, self._head)
 
-    def _release(self, codes: Codes) -> bool:
+    def _release(self, session: Any, block: np.ndarray) -> bool:
         """Give back the memory of codes read from a file (38 MB at 100k x 384) once
         onnxruntime holds packed copies of its own: its sessions must keep the arrays
         (they were handed over as external initializers), but its integer kernel reads
-        only the packed copies. That is checked, not assumed: probe products before and
-        after; if they differ, onnxruntime still reads ours, and they are read back."""
-        probes = np.arange(3 * self.rotation.shape[0], dtype=np.int64).reshape(3, -1) * 37 % 256
+        only the packed copies. That is checked, not assumed: probe products of
+        ``session`` (over ``block``, rows of the codes) before and after; if they differ,
+        onnxruntime still reads ours, and the codes are read back."""
+        probes = np.arange(3 * len(block), dtype=np.int64).reshape(3, -1) * 37 % 256
         probes = probes.astype(np.uint8)
 
         def products() -> list[np.ndarray]:
-            head, tail = probes[:, : self.head], probes[:, self.head :]
-            return [
-                *(self._head_session.run(None, {"q": row[None, :]})[0] for row in head),
-                *(self._tail_session.run(None, {"q": row[None, :]})[0] for row in tail),
-            ]
+            return [session.run(None, {"q": row[None, :]})[0] for row in probes]
 
         before = products()  # (also whatever packing onnxruntime leaves to its first run)
-        if not codes.release():
+        if not self._codes.release():
             return False
         if all(np.array_equal(a, b) for a, b in zip(before, products())):
             return True
-        codes.restore()
+        self._codes.restore()
         return False
+
+    def _tail_product(self, a: np.ndarray) -> np.ndarray | None:
+        """The tail's int8 product (the quantised query's tail ``a``), or None while its
+        session is being made (see _start_tail)."""
+        session = self._tail_session
+        if session is None:
+            self._start_tail()
+            return None
+        return session.run(None, {"q": a})[0][0]
+
+    def _start_tail(self) -> None:
+        """Make the tail's session on a thread of its own, once. It waits for the first
+        query the head cannot decide: many indexes' queries never are (scifact's 300 over
+        its 5k documents), and onnxruntime's packed copy of the tail is half of the codes'
+        memory (19 MB at 100k x 384). Codes given back are read from the file again for it
+        (~0.1 s at 100k), then given back again; queries scan float32 meanwhile."""
+        with self._tail_lock:
+            if self._tail_started:
+                return
+            self._tail_started = True
+        # Not a daemon: see IndexReader._start_preparing (onnxruntime at interpreter exit).
+        threading.Thread(target=self._make_tail, name="mosslite-tail", daemon=False).start()
+
+    def _make_tail(self) -> None:
+        try:
+            if self.codes_released:
+                self._codes.restore()
+            session = integer_product_session(self._tail)
+            if self.codes_released:
+                self.codes_released = self._release(session, self._tail)
+            self._tail_session = session
+        except Exception as exc:  # (a file deleted since, say): such queries keep the float32 scan
+            log.warning("the 8-bit search of the rows' tails could not be made: %s", exc)
+        finally:
+            self._tail_ready.set()
+
+    def warm_like(self, other: VectorSearch) -> None:
+        """Make the tail now if ``other`` (the version this one replaces) had to: its
+        queries will need it here too."""
+        if isinstance(other, PrincipalScreen) and other._tail_session is not None:
+            self._start_tail()
+            self._tail_ready.wait()
 
     @classmethod
     def build(cls, matrix: np.ndarray) -> PrincipalScreen:
@@ -132,7 +183,9 @@ class PrincipalScreen(ExactScan):
             if rows is not None:
                 return self.rescored(q, rows if allowed is None else allowed[rows], k)
         # The head cannot decide: the whole rotated product, bounded as Int8Prefilter's.
-        tail = self._tail_session.run(None, {"q": a[:, head:]})[0][0]
+        tail = self._tail_product(a[:, head:])
+        if tail is None:
+            return super().top(q, k, mask)
         y = y + (tail if allowed is None else tail[allowed])
         l1 = self.l1 if allowed is None else self.l1[allowed]
         rows = rows_in_reach(y, l1, self.l1_max, float(shares.sum()) + slack, k)

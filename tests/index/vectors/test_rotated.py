@@ -109,6 +109,9 @@ def test_threads_share_one_screen() -> None:
     matrix = low_rank(4000, 32, rank=6, seed=14)
     screen = PrincipalScreen.build(matrix)
     qs = queries(matrix, 64, seed=15)
+    for q in qs:  # the random ones start the tail's session, made on a thread of its own
+        screen.top(q, 5, None)
+    assert screen._tail_ready.wait(30)
     alone = [screen.top(q, 5, None) for q in qs]
     with ThreadPoolExecutor(8) as pool:
         together = list(pool.map(lambda q: screen.top(q, 5, None), qs))

@@ -189,6 +189,47 @@ def test_codes_read_from_a_file_are_given_back_once_packed(tmp_path: Path, small
             assert_same(screen.top(q, 10, None), exact.top(q, 10, None))
 
 
+def test_the_tail_is_made_by_the_first_query_that_needs_it_from_codes_read_back(
+    tmp_path: Path, small_thresholds: None
+) -> None:
+    # onnxruntime's packed tail is half of the codes' memory, and the head decides most
+    # queries near the rows: the tail's session waits for a query the head cannot decide,
+    # is made on a thread of its own, and queries scan float32 meanwhile.
+    rows = clustered(3000, DIM, seed=21)
+    path = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(rows))
+    exact = ExactScan(rows)
+    near, far = np.split(queries(rows, 20, seed=22), 2)
+    with IndexReader(path) as reader:
+        reader.wait_ready()
+        screen = reader._vectors
+        for q in near:
+            assert_same(screen.top(q, 5, None), exact.top(q, 5, None))
+        assert screen._tail_session is None and not screen._tail_ready.is_set() and screen.codes_released
+        for q in far:  # random: most of each is in the tail
+            assert_same(screen.top(q, 5, None), exact.top(q, 5, None))
+        assert screen._tail_ready.wait(30) and screen._tail_session is not None
+        assert screen.codes_released and not screen._tail.any()  # read back for it, given back again
+        for q in far:
+            assert_same(screen.top(q, 5, None), exact.top(q, 5, None))
+
+
+def test_a_version_replacing_one_that_reads_its_tail_makes_its_own_before_the_swap(
+    tmp_path: Path, small_thresholds: None
+) -> None:
+    rows = clustered(3000, DIM, seed=23)
+    v1 = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(rows))
+    v2 = build(tmp_path / "v2.sqlite", 2, base=v1, upserts=docs_of(clustered(5, DIM, seed=24), start=9000))
+    with IndexReader(v1) as old, IndexReader(v2) as quiet_successor, IndexReader(v2) as successor:
+        for reader in (old, quiet_successor, successor):
+            reader.wait_ready()
+        quiet_successor.warm_from(old)
+        assert quiet_successor._vectors._tail_session is None  # old's queries never needed it
+        old.query(queries(rows, 2, seed=25)[1], QueryOptions(top_k=5))  # a random vector
+        assert old._vectors._tail_ready.wait(30) and old._vectors._tail_session is not None
+        successor.warm_from(old)
+        assert successor._vectors._tail_session is not None
+
+
 def test_codes_are_read_back_if_the_products_still_read_them(
     tmp_path: Path, small_thresholds: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
