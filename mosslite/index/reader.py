@@ -89,10 +89,18 @@ def _check_page_args(after: Any, limit: Any) -> None:
 
 class IndexReader:
     def __init__(
-        self, path: Path | str, *, embedder: Embedder | None = None, tracer: Tracer | None = None, search: bool = True
+        self,
+        path: Path | str,
+        *,
+        embedder: Embedder | None = None,
+        tracer: Tracer | None = None,
+        search: bool = True,
+        like: IndexReader | None = None,
     ) -> None:
         """``search=False``: a reader for documents and filters only (the service's own),
-        which never makes a faster search ready; its vector queries scan.
+        which never makes a faster search ready; its vector queries scan. ``like``: the
+        reader of the version this one will replace; what its vector search had to make
+        for its queries (rotated.py's tail) is made here at once.
 
         ``path`` that is no path (5, None, a NUL in it) and an ``embedder`` that is not
         an Embedder are InvalidArgumentErrors, before anything is opened (issue #8)."""
@@ -139,6 +147,7 @@ class IndexReader:
         self._search_error: BaseException | None = None
         self._preparing = False
         self._queries_to_prepare = 0  # > 0: the faster search waits for that many more queries
+        self._tails = like is not None and like._vectors.reads_tails
         _OPEN_READERS.add(self)
         quiet = self.embedder.needs_the_cores
         if search and searches_in_8_bits(matrix.nbytes, quiet=quiet):
@@ -176,7 +185,7 @@ class IndexReader:
                     codebook = read_codebook(conn)
                     codes = read_codes(conn, codebook, layout, self._bulk_connection) if codebook else None
             self._check_open()  # (closed meanwhile: nothing more to make)
-            search = vector_search(self._matrix, codes=codes, quiet=self.embedder.needs_the_cores)
+            search = vector_search(self._matrix, codes=codes, quiet=self.embedder.needs_the_cores, tails=self._tails)
             if not self._closed:
                 self._vectors = search
         except ClosedError:
@@ -208,15 +217,13 @@ class IndexReader:
 
     def warm_from(self, other: IndexReader) -> None:
         """Learn from ``other`` (the version this one replaces) before taking its place: the
-        posting lists its queries asked for most recently are read and scored here, what
-        its vector search made for its queries is made here (rotated.py's tail), and
+        posting lists its queries asked for most recently are read and scored here, and
         one vector query runs, so the first queries after a swap do not pay for a cold
         reader (~10 ms, not ~3.5, for the first hybrid query at 100k documents)."""
         terms = other._bm25.hot_terms()
         if terms:
             with self._conn() as conn, translating_sqlite_errors(self.path):
                 self._bm25.warm(conn, terms)
-        self._vectors.warm_like(other._vectors)
         if len(self._matrix):
             self.query(self._matrix[0], QueryOptions(top_k=1))
 

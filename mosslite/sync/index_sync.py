@@ -27,6 +27,7 @@ Invariants (issue #4):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -140,7 +141,7 @@ class IndexSync:
             # fast search meanwhile, so a swap never makes queries slower for a while.
             # Warm: what the serving version's queries asked for lately is read now, not
             # by the first queries after the swap.
-            reader = await in_low_priority(IndexReader, fetched.path)
+            reader = await in_low_priority(functools.partial(IndexReader, fetched.path, like=self.live.reader))
             try:
                 await asyncio.to_thread(reader.wait_ready)
                 await in_low_priority(reader.warm_from, self.live.reader)

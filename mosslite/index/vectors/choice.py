@@ -56,15 +56,18 @@ SCREEN_MAX_DIMENSION = 1024
 SCREEN_MIN_DIMENSION = 8
 
 
-def vector_search(matrix: np.ndarray, *, codes: Codes | None = None, quiet: bool = False) -> VectorSearch:
+def vector_search(
+    matrix: np.ndarray, *, codes: Codes | None = None, quiet: bool = False, tails: bool = False
+) -> VectorSearch:
     """The fastest exact search for this matrix: the int8 prefilter on large ones (from
     QUIET_MIN_BYTES when ``quiet``: a model shares the cores with every query), and
     the screen on rotated rows on larger ones, or whenever the index file holds the
-    rows' ``codes`` (then nothing is computed here); the float32 scan on the others,
-    over a transposed copy from COLUMNS_MIN_BYTES."""
+    rows' ``codes`` (then nothing is computed here; ``tails``: the screen makes its
+    tail's search at once); the float32 scan on the others, over a transposed copy
+    from COLUMNS_MIN_BYTES."""
     if searches_in_8_bits(matrix.nbytes, quiet=quiet) and product_is_exact():
         if codes is not None:
-            return PrincipalScreen(matrix, codes)
+            return PrincipalScreen(matrix, codes, tails=tails)
         splits = SCREEN_MIN_DIMENSION <= matrix.shape[1] <= SCREEN_MAX_DIMENSION
         if matrix.nbytes >= SCREEN_MIN_BYTES and splits:
             return PrincipalScreen.build(matrix)

@@ -26,9 +26,10 @@ class VectorSearch(Protocol):
         """Float32 cosines of ``q`` with the given rows (hybrid fusion needs them for keyword hits)."""
         ...
 
-    def warm_like(self, other: VectorSearch) -> None:
-        """Make ready now what ``other`` (the search of the version this one replaces)
-        had to make for its queries, so that the first of them here does not wait for it."""
+    @property
+    def reads_tails(self) -> bool:
+        """Whether its queries needed the rows' tails (rotated.py), so that the next
+        version's reader makes that part of its search at once."""
         ...
 
 
@@ -56,8 +57,9 @@ class ExactScan:
         best = top_positions(sims, None, k)
         return rows[best], sims[best]
 
-    def warm_like(self, other: VectorSearch) -> None:
-        """Nothing: this search makes nothing as it goes."""
+    @property
+    def reads_tails(self) -> bool:
+        return False
 
 
 #: Rows moved per step when transposing: a block is read and written while it is in

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 
 from .codes import ROTATION_SLACK, Codes
-from .exact import ExactScan, VectorSearch
+from .exact import ExactScan
 from .int8 import FLOAT_SLACK, leaders, quantised_query, rows_in_reach
 from .integer_product import integer_product_session
 
@@ -67,10 +67,11 @@ MAX_TAIL_SHARE = 0.4
 class PrincipalScreen(ExactScan):
     """Int8 over the rotated matrix: the head for every query, the tail when needed."""
 
-    def __init__(self, matrix: np.ndarray, codes: Codes) -> None:
+    def __init__(self, matrix: np.ndarray, codes: Codes, *, tails: bool = False) -> None:
         """``codes``: the rows' codes (codes.py), stored in the index file or computed in
         memory; a value past 127 steps was clipped and its row's bound widened to match,
-        so steps from a sample of the rows do."""
+        so steps from a sample of the rows do. ``tails``: make the tail's session now
+        (the version this one replaces needed it), not once a query needs it."""
         super().__init__(matrix)
         codebook = codes.codebook
         self.rotation, self.scales, self.head = codebook.rotation, codebook.steps, codebook.head
@@ -84,25 +85,30 @@ class PrincipalScreen(ExactScan):
         self._codes = codes
         self._head, self._tail = codes.codes[: self.head], codes.codes[self.head :]
         self._head_session = integer_product_session(self._head)
-        # The tail's product is made once a query needs it (see _start_tail).
-        self._tail_session: Any = None
+        # The tail's product is made once a query needs it (see _start_tail), unless asked now.
+        self._tail_session: Any = integer_product_session(self._tail) if tails else None
         self._tail_lock = threading.Lock()
-        self._tail_started = False
+        self._tail_started = tails
         self._tail_ready = threading.Event()
-        self.codes_released = self._release(self._head_session, self._head)
+        if tails:
+            self._tail_ready.set()
+        made = [(self._head_session, self._head)] + [(self._tail_session, self._tail)] * tails
+        self.codes_released = self._release(made)
 
-    def _release(self, session: Any, block: np.ndarray) -> bool:
+    def _release(self, made: list[tuple[Any, np.ndarray]]) -> bool:
         """Give back the memory of codes read from a file (38 MB at 100k x 384) once
         onnxruntime holds packed copies of its own: its sessions must keep the arrays
         (they were handed over as external initializers), but its integer kernel reads
-        only the packed copies. That is checked, not assumed: probe products of
-        ``session`` (over ``block``, rows of the codes) before and after; if they differ,
-        onnxruntime still reads ours, and the codes are read back."""
-        probes = np.arange(3 * len(block), dtype=np.int64).reshape(3, -1) * 37 % 256
-        probes = probes.astype(np.uint8)
+        only the packed copies. That is checked, not assumed: probe products of the
+        sessions ``made`` (each over its block of the codes' rows) before and after; if
+        they differ, onnxruntime still reads ours, and the codes are read back."""
 
         def products() -> list[np.ndarray]:
-            return [session.run(None, {"q": row[None, :]})[0] for row in probes]
+            out = []
+            for session, block in made:
+                probes = (np.arange(3 * len(block), dtype=np.int64).reshape(3, -1) * 37 % 256).astype(np.uint8)
+                out.extend(session.run(None, {"q": row[None, :]})[0] for row in probes)
+            return out
 
         before = products()  # (also whatever packing onnxruntime leaves to its first run)
         if not self._codes.release():
@@ -140,19 +146,16 @@ class PrincipalScreen(ExactScan):
                 self._codes.restore()
             session = integer_product_session(self._tail)
             if self.codes_released:
-                self.codes_released = self._release(session, self._tail)
+                self.codes_released = self._release([(session, self._tail)])
             self._tail_session = session
         except Exception as exc:  # (a file deleted since, say): such queries keep the float32 scan
             log.warning("the 8-bit search of the rows' tails could not be made: %s", exc)
         finally:
             self._tail_ready.set()
 
-    def warm_like(self, other: VectorSearch) -> None:
-        """Make the tail now if ``other`` (the version this one replaces) had to: its
-        queries will need it here too."""
-        if isinstance(other, PrincipalScreen) and other._tail_session is not None:
-            self._start_tail()
-            self._tail_ready.wait()
+    @property
+    def reads_tails(self) -> bool:
+        return self._tail_session is not None
 
     @classmethod
     def build(cls, matrix: np.ndarray) -> PrincipalScreen:

@@ -213,21 +213,28 @@ def test_the_tail_is_made_by_the_first_query_that_needs_it_from_codes_read_back(
             assert_same(screen.top(q, 5, None), exact.top(q, 5, None))
 
 
-def test_a_version_replacing_one_that_reads_its_tail_makes_its_own_before_the_swap(
+def test_a_version_opened_like_one_that_reads_its_tail_makes_its_own_at_once(
     tmp_path: Path, small_thresholds: None
 ) -> None:
+    # A refresh opens the next version like the serving one: if that one's queries
+    # needed the tail, the new one makes it with its head, from the same read of the codes.
     rows = clustered(3000, DIM, seed=23)
     v1 = build(tmp_path / "v1.sqlite", 1, upserts=docs_of(rows))
     v2 = build(tmp_path / "v2.sqlite", 2, base=v1, upserts=docs_of(clustered(5, DIM, seed=24), start=9000))
-    with IndexReader(v1) as old, IndexReader(v2) as quiet_successor, IndexReader(v2) as successor:
-        for reader in (old, quiet_successor, successor):
-            reader.wait_ready()
-        quiet_successor.warm_from(old)
-        assert quiet_successor._vectors._tail_session is None  # old's queries never needed it
+    with IndexReader(v1) as old:
+        old.wait_ready()
+        with IndexReader(v2, like=old) as successor:
+            successor.wait_ready()
+            assert not successor._vectors.reads_tails  # old's queries never needed it
         old.query(queries(rows, 2, seed=25)[1], QueryOptions(top_k=5))  # a random vector
-        assert old._vectors._tail_ready.wait(30) and old._vectors._tail_session is not None
-        successor.warm_from(old)
-        assert successor._vectors._tail_session is not None
+        assert old._vectors._tail_ready.wait(30) and old._vectors.reads_tails
+        with IndexReader(v2, like=old) as successor:
+            successor.wait_ready()
+            screen = successor._vectors
+            assert screen.reads_tails and screen.codes_released and not screen._tail.any()
+            exact = ExactScan(successor.matrix)
+            for q in queries(successor.matrix, 10, seed=26):
+                assert_same(screen.top(q, 5, None), exact.top(q, 5, None))
 
 
 def test_codes_are_read_back_if_the_products_still_read_them(
