@@ -92,7 +92,9 @@ class PrincipalScreen(ExactScan):
         self._tail_ready = threading.Event()
         if tails:
             self._tail_ready.set()
-        made = [(self._head_session, self._head)] + [(self._tail_session, self._tail)] * tails
+        made = [(self._head_session, self._head)]
+        if tails:
+            made.append((self._tail_session, self._tail))
         self.codes_released = self._release(made)
 
     def _release(self, made: list[tuple[Any, np.ndarray]]) -> bool:
