@@ -187,6 +187,8 @@ def test_codes_read_from_a_file_are_given_back_once_packed(tmp_path: Path, small
         exact = ExactScan(rows)
         for q in queries(rows, 20, seed=14):
             assert_same(screen.top(q, 10, None), exact.top(q, 10, None))
+    kept = stored_codes(path)  # read with no way to read them again: never given back
+    assert not kept.release() and kept.codes.any()
 
 
 def test_the_tail_is_made_by_the_first_query_that_needs_it_from_codes_read_back(
