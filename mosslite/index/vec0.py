@@ -34,11 +34,11 @@ import numpy as np
 
 from ..errors import CorruptIndexError
 
-#: From this many bytes of vectors ``read_matrix`` reads them with two threads, when it is
-#: given a second connection: most of a fresh process' read is the kernel mapping the
-#: file's pages and the matrix's new ones, and two threads do that on two cores. 100k x 384
-#: (154 MB), fresh processes on a 2-core VM, alternated: the read 31-45 ms against 56-270
-#: with one thread; ``load_index`` 85-169 ms against 125-350.
+#: From this many bytes of vectors they are read with two threads (``reads_in_two``; the
+#: caller gives ``read_matrix`` a second connection): most of a fresh process' read is
+#: the kernel mapping the file's pages and the matrix's new ones, and two threads do
+#: that on two cores. 100k x 384 (154 MB), fresh processes on a 2-core VM, alternated:
+#: the read 31-45 ms against 56-270 with one thread; ``load_index`` 85-169 ms against 125-350.
 SPLIT_READ_MIN_BYTES = 16 << 20
 _CPUS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -123,12 +123,12 @@ def read_matrix(
 ) -> np.ndarray:
     """The vectors of ``layout``'s rows, in its order (n x dimension float32).
 
-    Given ``helper`` (another connection to the same file), a matrix of SPLIT_READ_MIN_BYTES
-    or more is read by two threads, the second half of its chunks on a thread of its own
-    through ``helper`` (see SPLIT_READ_MIN_BYTES)."""
+    Given ``helper`` (another connection to the same file: callers give one when
+    ``reads_in_two``), the second half of the chunks is read on a thread of its own
+    through it."""
     matrix = np.empty((len(layout), dimension), dtype="<f4")
     chunks = list(zip(layout.chunk_ids, layout.starts, layout.slots))
-    if helper is None or not reads_in_two(matrix.nbytes) or len(chunks) < 2:
+    if helper is None or len(chunks) < 2:
         _read_chunks(conn, chunks, matrix)
         return matrix
     half = len(chunks) // 2
@@ -152,7 +152,7 @@ def read_matrix(
 
 
 def reads_in_two(nbytes: int) -> bool:
-    """Whether ``read_matrix`` reads float32 vectors of ``nbytes`` with a ``helper`` connection."""
+    """Whether float32 vectors of ``nbytes`` are worth reading with a ``helper`` connection."""
     return nbytes >= SPLIT_READ_MIN_BYTES and _CPUS >= 2
 
 
