@@ -311,8 +311,11 @@ def native_threads() -> dict[int, int]:
     """This process's threads: native id -> nice value (Linux's /proc)."""
     out = {}
     for tid in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{tid}/stat") as fh:
-            out[int(tid)] = int(fh.read().rsplit(")", 1)[1].split()[16])
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as fh:
+                out[int(tid)] = int(fh.read().rsplit(")", 1)[1].split()[16])
+        except (FileNotFoundError, ProcessLookupError):  # it exited after the listing
+            continue
     return out
 
 
