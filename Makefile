@@ -20,9 +20,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 demo: $(VENV)/.installed
 	$(PY) -m mosslite.demo
 
+# The package is compiled first: many tests start `mosslite` processes, and where
+# PYTHONDONTWRITEBYTECODE is set each of them would compile every module it imports
+# (~0.1 s a process). Then one pytest worker per CPU (pytest-xdist), at most 4.
 test: $(VENV)/.installed
 	$(VENV)/bin/lint-imports
-	$(PY) -m pytest -q
+	$(PY) -m compileall -q mosslite
+	$(PY) -m pytest -q -n auto --maxprocesses 4
 
 # The schemathesis run of `make test` (tests/service/test_fuzz.py) with far more examples
 # per operation; prints how many requests it made and what it found.
