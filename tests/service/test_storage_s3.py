@@ -87,9 +87,10 @@ def test_a_store_that_stays_down_is_unavailable(seaweedfs: SeaweedFS, proxy: Fau
 
 
 def test_a_request_that_times_out_is_retried(seaweedfs: SeaweedFS, proxy: FaultProxy) -> None:
-    storage = s3_storage(seaweedfs, proxy.url, retry=FAST, request_timeout_s=0.5)
+    # (1.5 s: the retry's own request must fit in it on a machine busy with other tests)
+    storage = s3_storage(seaweedfs, proxy.url, retry=FAST, request_timeout_s=1.5)
     storage.put_bytes("k", b"value")
-    proxy.stall_s = 2.0
+    proxy.stall_s = 4.0
     proxy.fail = lambda seen: "stall" if seen.number == 1 else None
     assert storage.read_bytes("k") == b"value"
     assert [s.number for s in proxy.failed] == [1] and proxy.seen[2].path == proxy.seen[1].path
