@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..client.embedded import HOME_ENV, default_home
-from ..transport.http import source_folder
 from ..transport.local import LocalTransport
 
 if TYPE_CHECKING:  # (imported when used: most commands never open a service here)
@@ -52,7 +51,12 @@ def cache_dir(project_id: str, url: str | None = None) -> Path:
     """Where ``MossClient(project_id, ..., url=url)`` keeps downloaded versions
     (``MossClient.cache_dir``), worked out without making a client: an embedded
     client would open the service and adopt its key, and ``info`` changes nothing."""
-    source = source_folder(url) if url else LocalTransport.source
+    if url:
+        from ..transport.http import source_folder  # (httpx: ~90 ms an embedded command need not pay)
+
+        source = source_folder(url)
+    else:
+        source = LocalTransport.source
     return default_home() / CACHE_DIR / source / project_id
 
 
