@@ -90,10 +90,9 @@ class PrincipalScreen(ExactScan):
         self._tail_lock = threading.Lock()
         self._tail_started = tails
         self._tail_ready = threading.Event()
-        if tails:
-            self._tail_ready.set()
         made = [(self._head_session, self._head)]
         if tails:
+            self._tail_ready.set()
             made.append((self._tail_session, self._tail))
         self.codes_released = self._release(made)
 
@@ -105,12 +104,13 @@ class PrincipalScreen(ExactScan):
         sessions ``made`` (each over its block of the codes' rows) before and after; if
         they differ, onnxruntime still reads ours, and the codes are read back."""
 
+        probed = [
+            (session, (np.arange(3 * len(block), dtype=np.int64).reshape(3, -1) * 37 % 256).astype(np.uint8))
+            for session, block in made
+        ]
+
         def products() -> list[np.ndarray]:
-            out = []
-            for session, block in made:
-                probes = (np.arange(3 * len(block), dtype=np.int64).reshape(3, -1) * 37 % 256).astype(np.uint8)
-                out.extend(session.run(None, {"q": row[None, :]})[0] for row in probes)
-            return out
+            return [session.run(None, {"q": row[None, :]})[0] for session, probes in probed for row in probes]
 
         before = products()  # (also whatever packing onnxruntime leaves to its first run)
         if not self._codes.release():
